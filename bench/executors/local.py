@@ -1,0 +1,143 @@
+"""The embedded local executor: each cell in a fresh process group, with a timeout.
+
+A crash, hang or OOM costs that cell only. The child's peak RSS comes from the
+kernel (``wait4``'s rusage for that child alone), so native allocations count.
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable
+
+from bench.records import CellSpec, Result, atomic_write_text, to_json
+from bench.store import ResultStore
+
+STDERR_TAIL = 2000
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def _tail(path: Path, n: int = STDERR_TAIL) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return ""
+    return data[-n:].decode("utf-8", "replace")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _skeleton(spec: CellSpec, verdict: str, reason: str, **extra) -> Result:
+    return Result(
+        cell_id=spec.cell_id,
+        model=spec.model,
+        variant_id=spec.variant_id,
+        runtime=spec.runtime,
+        profile=spec.profile_name,
+        measured_on=spec.measured_on,
+        scenario=spec.scenario,
+        items_per_inference=spec.items_per_inference,
+        gating=spec.timing.gating,
+        verdict=verdict,
+        reason=reason,
+        **extra,
+    )
+
+
+def run_cell(spec: CellSpec, python: str = sys.executable) -> Result:
+    """Run one cell in a fresh process and return its Result (never raises for cell faults)."""
+    started = _now()
+    with tempfile.TemporaryDirectory(prefix="odbench-cell-") as tmp:
+        tmpdir = Path(tmp)
+        spec_path, out_path = tmpdir / "spec.json", tmpdir / "result.json"
+        stdout_path, stderr_path = tmpdir / "stdout.txt", tmpdir / "stderr.txt"
+        atomic_write_text(spec_path, to_json(spec))
+        env = dict(os.environ, PYTHONFAULTHANDLER="1", HF_HUB_OFFLINE="1")
+        with open(stdout_path, "wb") as so, open(stderr_path, "wb") as se:
+            proc = subprocess.Popen(
+                [python, "-m", "bench.cell", str(spec_path), str(out_path)],
+                stdout=so, stderr=se, stdin=subprocess.DEVNULL, env=env,
+                start_new_session=True, preexec_fn=_die_with_parent,
+                cwd=str(Path(__file__).resolve().parents[2]),
+            )
+            deadline = time.monotonic() + spec.timeout_s
+            timed_out, status, rusage = False, None, None
+            while True:
+                pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    break
+                if time.monotonic() > deadline:
+                    timed_out = True
+                    try:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                    _, status, rusage = os.wait4(proc.pid, 0)
+                    break
+                time.sleep(0.02)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+
+        peak_rss_mb = round(rusage.ru_maxrss / 1024, 1) if rusage else None
+        rc = proc.returncode
+        exit_info = {"returncode": rc, "stderr_tail": _tail(stderr_path)}
+        if rc < 0:
+            exit_info["signal"] = signal.Signals(-rc).name
+        if timed_out:
+            return _skeleton(
+                spec, "TIMEOUT", f"cell exceeded its {spec.timeout_s:g}s timeout; process group killed",
+                exit=exit_info, peak_rss_mb=peak_rss_mb, started_at=started, finished_at=_now(),
+            )
+        if out_path.exists():
+            try:
+                data = json.loads(out_path.read_text())
+                child_exit = data.pop("exit", {}) or {}
+                result = Result.from_dict(data)
+                return result.replace(peak_rss_mb=peak_rss_mb, exit={**child_exit, **exit_info})
+            except (ValueError, TypeError) as exc:
+                reason = f"cell wrote an unreadable result: {exc}"
+        elif rc < 0:
+            reason = f"cell process died of {signal.Signals(-rc).name}"
+        else:
+            reason = f"cell process exited with code {rc} without a result"
+        return _skeleton(spec, "ERROR", reason, exit=exit_info, peak_rss_mb=peak_rss_mb,
+                         started_at=started, finished_at=_now())
+
+
+class LocalExecutor:
+    name = "local"
+
+    def run(
+        self,
+        cells: Iterable[CellSpec],
+        store: ResultStore,
+        on_start: Callable[[CellSpec], None] | None = None,
+        on_result: Callable[[Result], None] | None = None,
+    ) -> list[Result]:
+        results = []
+        for spec in cells:
+            if store.done(spec.cell_id):
+                continue
+            if on_start:
+                on_start(spec)
+            result = run_cell(spec)
+            store.put(result)  # one cell at a time, atomically: a crash loses one cell at most
+            results.append(result)
+            if on_result:
+                on_result(result)
+        return results

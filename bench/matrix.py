@@ -1,0 +1,61 @@
+"""The matrix plan: variants x runtimes x device profiles x scenarios -> CellSpecs."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from bench.records import CellSpec, Feeds, Timing, Variant
+from devices.profile import DeviceProfile
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A variant and, per scenario, where its feeds come from."""
+
+    variant: Variant
+    feeds: dict[str, tuple[Feeds, int]]  # scenario -> (feeds, items per inference)
+
+
+def measured_on(profile: DeviceProfile) -> str:
+    """'device' when the profile is the machine itself; any named profile run here is emulated."""
+    return "device" if profile.name == "host" else "emulated"
+
+
+def default_timeout(timing: Timing) -> float:
+    # warm-up + measurement, plus generous room for imports, session creation and a slow first run.
+    return timing.warmup_s + timing.max_time_s * 1.5 + 120.0
+
+
+def plan(
+    workloads: Sequence[Workload],
+    runtimes: Sequence[tuple[str, dict[str, Any]]],
+    profiles: Sequence[DeviceProfile],
+    timing: Timing,
+    scenarios: Sequence[str] | None = None,
+    timeout_s: float | None = None,
+) -> list[CellSpec]:
+    cells = []
+    for w in workloads:
+        for scenario, (feeds, items) in w.feeds.items():
+            if scenarios and scenario not in scenarios:
+                continue
+            for runtime, options in runtimes:
+                for profile in profiles:
+                    cells.append(
+                        CellSpec(
+                            model=w.variant.model,
+                            variant_id=w.variant.id,
+                            variant_path=w.variant.path,
+                            variant_sha256=w.variant.sha256,
+                            runtime=runtime,
+                            runtime_options=dict(options),
+                            profile=profile.model_dump(mode="json"),
+                            measured_on=measured_on(profile),
+                            scenario=scenario,
+                            items_per_inference=items,
+                            feeds=feeds,
+                            timing=timing,
+                            timeout_s=timeout_s or default_timeout(timing),
+                        )
+                    )
+    return cells

@@ -1,0 +1,56 @@
+"""What was true of the machine while a cell ran: CPU, ISA, versions, load, clocks, temperature."""
+from __future__ import annotations
+
+import os
+import platform
+import socket
+from typing import Any
+
+import psutil
+
+
+def _cpu_mhz() -> float | None:
+    try:
+        freq = psutil.cpu_freq()
+        if freq and freq.current:
+            return round(float(freq.current), 1)
+    except Exception:
+        pass
+    try:
+        with open("/proc/cpuinfo") as fh:
+            vals = [float(l.split(":")[1]) for l in fh if l.startswith("cpu MHz")]
+        return round(sum(vals) / len(vals), 1) if vals else None
+    except OSError:
+        return None
+
+
+def _temperature_c() -> float | None:
+    try:
+        temps = psutil.sensors_temperatures()
+    except (AttributeError, OSError):
+        return None
+    values = [t.current for entries in (temps or {}).values() for t in entries if t.current]
+    return round(max(values), 1) if values else None
+
+
+def machine() -> dict[str, Any]:
+    from devices.host import cpu_model, detect_host
+
+    host = detect_host()
+    return {
+        "hostname": socket.gethostname(),
+        "cpu_model": cpu_model(),
+        "arch": host.arch,
+        "isa": list(host.isa),
+        "physical_cores": host.cores,
+        "logical_cpus": psutil.cpu_count(logical=True),
+        "memory_mb": host.memory_mb,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+    }
+
+
+def snapshot() -> dict[str, Any]:
+    """Cheap, read at the start and end of a cell."""
+    load1, load5, _ = os.getloadavg()
+    return {"load1": round(load1, 2), "load5": round(load5, 2), "cpu_mhz": _cpu_mhz(), "temp_c": _temperature_c()}

@@ -1,0 +1,228 @@
+"""Immutable, typed records: Variant, Timing, Feeds, CellSpec and Result.
+
+Results carry ``schema_version``. Bump RESULT_SCHEMA_VERSION on any change to the
+Result fields and say why here:
+
+  1 (2026-11-29): first version.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+RESULT_SCHEMA_VERSION = 1
+VARIANT_SCHEMA_VERSION = 1
+
+Verdict = Literal["OK", "ERROR", "TIMEOUT", "UNSTABLE", "SKIPPED"]
+VERDICTS: tuple[str, ...] = ("OK", "ERROR", "TIMEOUT", "UNSTABLE", "SKIPPED")
+
+
+def _to_jsonable(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [_to_jsonable(x) for x in obj]
+    if isinstance(obj, dict):
+        return {str(k): _to_jsonable(v) for k, v in obj.items()}
+    return obj
+
+
+def to_json(record: Any) -> str:
+    return json.dumps(_to_jsonable(record), indent=1, sort_keys=False)
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One ONNX model file and where it came from (its lineage).
+
+    ``parent`` is the id of the variant it was made from (None for a baseline);
+    ``compressor``/``config`` say how. ``accuracy`` holds task metrics measured on
+    this file's own outputs; ``parity`` compares the export to its source framework.
+    """
+
+    id: str  # "<model>/<name>", e.g. "ctr-ml100k/fp32"
+    model: str
+    path: str
+    sha256: str
+    size_bytes: int
+    params: int | None = None
+    parent: str | None = None
+    compressor: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    accuracy: dict[str, float] = field(default_factory=dict)
+    parity: dict[str, float] = field(default_factory=dict)
+    scenarios: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    schema_version: int = VARIANT_SCHEMA_VERSION
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Variant":
+        d = dict(d)
+        d["scenarios"] = tuple(d.get("scenarios", ()))
+        d["notes"] = tuple(d.get("notes", ()))
+        return cls(**d)
+
+    def save(self, path: str | Path) -> None:
+        atomic_write_text(Path(path), to_json(self))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Variant":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How long a cell measures. One inference per sample, never averaged."""
+
+    warmup_s: float = 3.0
+    warmup_runs: int = 10
+    min_time_s: float = 10.0
+    min_samples: int = 300
+    max_time_s: float = 40.0
+    gating: bool = False  # smoke/default runs are marked non-gating
+
+
+TIMING_PRESETS: dict[str, Timing] = {
+    # tests: seconds, never gating
+    "smoke": Timing(warmup_s=0.2, warmup_runs=3, min_time_s=0.5, min_samples=30, max_time_s=2.0),
+    # the README's default matrix: about 15-45 s a cell
+    "default": Timing(),
+    # release gates: MEASUREMENT.md's 60 s and the p99 minimum of 662 samples
+    "gate": Timing(warmup_s=3.0, warmup_runs=10, min_time_s=60.0, min_samples=662, max_time_s=300.0, gating=True),
+}
+
+
+@dataclass(frozen=True)
+class Feeds:
+    """Where a cell's inputs come from.
+
+    Either ``path``: an ``.npz`` written by ``bench.feeds.save_feeds`` from real task samples,
+    or synthetic feeds derived from the model's input signature (``dims`` overrides
+    symbolic dimensions; see bench/feeds.py for the defaults).
+    """
+
+    path: str | None = None
+    dims: tuple[tuple[str, int], ...] = ()
+    int_low: int = 0
+    int_high: int = 100
+    count: int = 16
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    model: str
+    variant_id: str
+    variant_path: str
+    variant_sha256: str | None
+    runtime: str
+    runtime_options: dict[str, Any]
+    profile: dict[str, Any]  # DeviceProfile.model_dump()
+    measured_on: Literal["device", "emulated"]
+    scenario: str
+    items_per_inference: int
+    feeds: Feeds
+    timing: Timing
+    timeout_s: float
+
+    @property
+    def profile_name(self) -> str:
+        return self.profile["name"]
+
+    @property
+    def cell_id(self) -> str:
+        rt = self.runtime
+        if self.runtime_options:
+            digest = hashlib.sha1(json.dumps(self.runtime_options, sort_keys=True).encode()).hexdigest()[:6]
+            rt = f"{rt}-{digest}"
+        return "__".join([self.variant_id.replace("/", "."), rt, self.profile_name, self.scenario])
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "CellSpec":
+        d = dict(d)
+        f = dict(d["feeds"])
+        f["dims"] = tuple((str(k), int(v)) for k, v in f.get("dims", ()))
+        d["feeds"] = Feeds(**f)
+        d["timing"] = Timing(**d["timing"])
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class Result:
+    """One cell's outcome. Latencies in milliseconds; raw samples are kept."""
+
+    cell_id: str
+    model: str
+    variant_id: str
+    runtime: str
+    profile: str
+    measured_on: str
+    scenario: str
+    verdict: Verdict
+    reason: str = ""
+    warnings: tuple[str, ...] = ()
+    items_per_inference: int = 1
+    n_samples: int = 0
+    measure_s: float = 0.0
+    warmup_runs: int = 0
+    gating: bool = False
+    session_create_ms: float | None = None
+    first_inference_ms: float | None = None
+    stats: dict[str, float] = field(default_factory=dict)  # p50/p90/p95/p99/mean/stdev/cv/min/max/...
+    throughput_items_s: float | None = None
+    peak_rss_mb: float | None = None
+    rss_before_load_mb: float | None = None
+    applied: dict[str, Any] = field(default_factory=dict)  # the profile as it took effect in the cell
+    runtime_info: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    exit: dict[str, Any] = field(default_factory=dict)  # returncode / signal / stderr tail
+    samples_ms: tuple[float, ...] = ()
+    started_at: str = ""
+    finished_at: str = ""
+    schema_version: int = RESULT_SCHEMA_VERSION
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Result":
+        version = d.get("schema_version")
+        if version != RESULT_SCHEMA_VERSION:
+            raise ValueError(f"result schema version {version} is not supported (expected {RESULT_SCHEMA_VERSION})")
+        d = dict(d)
+        d["warnings"] = tuple(d.get("warnings", ()))
+        d["samples_ms"] = tuple(d.get("samples_ms", ()))
+        return cls(**d)
+
+    def replace(self, **changes: Any) -> "Result":
+        return dataclasses.replace(self, **changes)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write-then-rename in the same folder: readers see the old file or the new one, never half."""
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise

@@ -1,0 +1,128 @@
+"""Comparison tables (Markdown and CSV), one row per cell, regenerated from a run folder."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from bench.records import Result, Variant, atomic_write_text
+from bench.store import ResultStore
+
+COLUMNS = [
+    "model", "variant", "runtime", "profile", "measured_on", "scenario", "verdict",
+    "n", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "mean_ms", "cv", "items_per_s",
+    "session_ms", "first_ms", "peak_rss_mb", "size_mb", "params", "accuracy", "gating", "reason",
+]
+
+
+def _fmt(v, digits=3):
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        if v != v:  # NaN
+            return ""
+        return f"{v:.{digits}g}" if abs(v) < 1000 else f"{v:.0f}"
+    return str(v)
+
+
+def load_variants(run_dir: Path) -> dict[str, Variant]:
+    path = run_dir / "variants.json"
+    if not path.exists():
+        return {}
+    return {d["id"]: Variant.from_dict(d) for d in json.loads(path.read_text())}
+
+
+def row(r: Result, variants: dict[str, Variant]) -> dict[str, str]:
+    v = variants.get(r.variant_id)
+    s = r.stats or {}
+    reason = r.reason
+    if r.warnings and r.verdict in ("OK", "UNSTABLE"):
+        reason = "; ".join(filter(None, [reason, *r.warnings]))
+    return {
+        "model": r.model,
+        "variant": r.variant_id.split("/", 1)[-1],
+        "runtime": r.runtime,
+        "profile": r.profile,
+        "measured_on": r.measured_on,
+        "scenario": r.scenario,
+        "verdict": r.verdict,
+        "n": str(r.n_samples) if r.n_samples else "",
+        "p50_ms": _fmt(s.get("p50")),
+        "p90_ms": _fmt(s.get("p90")),
+        "p95_ms": _fmt(s.get("p95")),
+        "p99_ms": _fmt(s.get("p99")),
+        "mean_ms": _fmt(s.get("mean")),
+        "cv": _fmt(s.get("cv"), 2),
+        "items_per_s": _fmt(r.throughput_items_s),
+        "session_ms": _fmt(r.session_create_ms),
+        "first_ms": _fmt(r.first_inference_ms),
+        "peak_rss_mb": _fmt(r.peak_rss_mb),
+        "size_mb": _fmt(v.size_bytes / 2**20) if v else "",
+        "params": str(v.params) if v and v.params else "",
+        "accuracy": " ".join(f"{k}={val:.4f}" for k, val in v.accuracy.items()) if v else "",
+        "gating": "yes" if r.gating else "no",
+        "reason": reason.replace("\n", " ").replace("|", "/")[:300],
+    }
+
+
+def sorted_results(results: list[Result]) -> list[Result]:
+    return sorted(results, key=lambda r: (r.runtime in ("null", "faulty"), r.model, r.scenario, r.profile, r.runtime, r.variant_id))
+
+
+def render_markdown(rows: list[dict[str, str]], columns=COLUMNS) -> str:
+    out = io.StringIO()
+    out.write("| " + " | ".join(columns) + " |\n")
+    out.write("|" + "---|" * len(columns) + "\n")
+    for r in rows:
+        out.write("| " + " | ".join(r[c] for c in columns) + " |\n")
+    return out.getvalue()
+
+
+def overhead_line(results: list[Result]) -> str:
+    nulls = [r for r in results if r.runtime == "null" and r.verdict in ("OK", "UNSTABLE") and r.stats]
+    if not nulls:
+        return "Harness overhead: not measured in this run."
+    parts = [
+        f"{r.profile}/{r.scenario}: p50 {r.stats['p50'] * 1000:.1f} µs, p99 {r.stats['p99'] * 1000:.1f} µs "
+        f"({r.stats['p50'] / 1.0:.2%} of a 1 ms inference)"
+        for r in nulls
+    ]
+    return "Harness overhead (null session, per timed sample): " + "; ".join(parts)
+
+
+def write_tables(run_dir: str | Path) -> tuple[Path, Path]:
+    run_dir = Path(run_dir)
+    results = sorted_results(ResultStore(run_dir).all())
+    variants = load_variants(run_dir)
+    rows = [row(r, variants) for r in results]
+    machine = {}
+    if (run_dir / "machine.json").exists():
+        machine = json.loads((run_dir / "machine.json").read_text())
+    md = [f"# Benchmark results: {run_dir.name}", ""]
+    if machine:
+        md.append(
+            f"Machine: {machine.get('cpu_model')} ({machine.get('arch')}), {machine.get('physical_cores')} physical cores, "
+            f"{machine.get('memory_mb')} MB, ISA {', '.join(machine.get('isa', []))}; Python {machine.get('python')}, "
+            f"kernel {machine.get('kernel')}."
+        )
+        md.append("")
+    counts = {}
+    for r in results:
+        counts[r.verdict] = counts.get(r.verdict, 0) + 1
+    md.append(f"{len(results)} cells: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ".")
+    md.append("Latencies in ms, one inference per sample. `measured_on` says whether the profile is this machine "
+              "(`device`) or emulated on it (`emulated`). `gating: no` marks smoke/default runs that a release gate must not trust.")
+    md.append("")
+    md.append(overhead_line(results))
+    md.append("")
+    md.append(render_markdown(rows))
+    md_path = run_dir / "table.md"
+    atomic_write_text(md_path, "\n".join(md))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    csv_path = run_dir / "table.csv"
+    atomic_write_text(csv_path, buf.getvalue())
+    return md_path, csv_path

@@ -1,0 +1,115 @@
+"""DeviceProfile: a validated, immutable description of a target device.
+
+Profiles live in ``devices/profiles/*.yaml``. ``host`` is not a file: it is detected
+from the machine the cell runs on (``devices.host.detect_host``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PROFILE_DIR = Path(__file__).parent / "profiles"
+
+
+class ProfileError(ValueError):
+    """A profile file is missing, unreadable or invalid; the message names the field."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Cluster(_Frozen):
+    name: str
+    cores: int = Field(ge=1)
+    max_mhz: float | None = Field(default=None, gt=0)
+
+
+class Datasheet(_Frozen):
+    """Vendor figures. ``source`` must say where they come from."""
+
+    peak_gflops: float | None = Field(default=None, gt=0)
+    mem_bandwidth_gbs: float | None = Field(default=None, gt=0)
+    unit_price_usd: float | None = Field(default=None, ge=0)
+    hourly_price_usd: float | None = Field(default=None, ge=0)
+    power_w: float | None = Field(default=None, gt=0)
+    source: str = Field(min_length=1)
+
+
+class DeviceProfile(_Frozen):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    description: str = ""
+    arch: Literal["x86_64", "aarch64", "armv7l"]
+    cpu_model: str = ""
+    isa: tuple[str, ...] = ()
+    cores: int = Field(ge=1, description="physical cores")
+    clusters: tuple[Cluster, ...] = ()
+    threads: int = Field(ge=1, description="inference threads a cell uses")
+    cpus: tuple[int, ...] | None = Field(default=None, description="CPU affinity for the cell; None = all")
+    memory_mb: int = Field(ge=1)
+    memory_cap_mb: int | None = Field(default=None, ge=64, description="address-space cap applied to the cell")
+    runtimes: tuple[str, ...] = ("onnxruntime",)
+    execution_providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    datasheet: Datasheet | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "DeviceProfile":
+        if self.cpus is not None and len(self.cpus) < 1:
+            raise ValueError("cpus: must list at least one CPU or be omitted")
+        if self.clusters and sum(c.cores for c in self.clusters) != self.cores:
+            raise ValueError("clusters: core counts must add up to 'cores'")
+        return self
+
+
+def _format(err: ValidationError, source: str) -> str:
+    lines = [f"invalid device profile {source}:"]
+    for e in err.errors():
+        field = ".".join(str(p) for p in e["loc"]) or "(profile)"
+        lines.append(f"  field '{field}': {e['msg']}")
+    return "\n".join(lines)
+
+
+def parse_profile(data: object, source: str = "<mapping>") -> DeviceProfile:
+    if not isinstance(data, dict):
+        raise ProfileError(f"invalid device profile {source}: expected a mapping, got {type(data).__name__}")
+    try:
+        return DeviceProfile.model_validate(data)
+    except ValidationError as err:
+        raise ProfileError(_format(err, source)) from None
+
+
+def load_profile_file(path: str | Path) -> DeviceProfile:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ProfileError(f"cannot read device profile {path}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"device profile {path} is not valid YAML: {exc}") from None
+    profile = parse_profile(data, str(path))
+    if profile.name != path.stem:
+        raise ProfileError(f"invalid device profile {path}:\n  field 'name': '{profile.name}' must match the file name '{path.stem}'")
+    return profile
+
+
+def list_profile_files() -> list[Path]:
+    return sorted(PROFILE_DIR.glob("*.yaml"))
+
+
+def get_profile(name_or_path: str) -> DeviceProfile:
+    """'host' (detected), a profile name from devices/profiles, or a path to a YAML file."""
+    if name_or_path == "host":
+        from devices.host import detect_host
+
+        return detect_host()
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
+        return load_profile_file(candidate)
+    path = PROFILE_DIR / f"{name_or_path}.yaml"
+    if not path.exists():
+        known = ["host"] + [p.stem for p in list_profile_files()]
+        raise ProfileError(f"unknown device profile {name_or_path!r}; known: {', '.join(known)}")
+    return load_profile_file(path)

@@ -1,0 +1,17 @@
+"""The model zoo registry: name -> "module:Class". Grep here to find every zoo model."""
+from __future__ import annotations
+
+import importlib
+
+ZOO: dict[str, str] = {
+    "ctr-ml100k": "models.ctr:CtrModel",
+    "minilm-l6-query": "models.encoder:EncoderModel",
+}
+
+
+def get_model(name: str):
+    try:
+        module, cls = ZOO[name].split(":")
+    except KeyError:
+        raise KeyError(f"unknown zoo model {name!r}; known: {', '.join(ZOO)}") from None
+    return getattr(importlib.import_module(module), cls)()

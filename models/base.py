@@ -1,0 +1,110 @@
+"""The zoo's seam: a ZooModel builds its fp32 ONNX baseline, writes real-sample feeds
+for each scenario it supports, and evaluates any variant from that variant's own outputs."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Protocol, Sequence
+
+import numpy as np
+
+from bench.records import Variant, sha256_file
+
+# A variant's run function: feed -> outputs (list of arrays), e.g. an ORT session's run.
+RunFn = Callable[[Mapping[str, np.ndarray]], Sequence[np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "query": Scenario("query", "one real search query (a review title) at batch 1, each at its own token length"),
+    "rank-50": Scenario("rank-50", "one user x 50 candidate items (on-device re-rank)"),
+    "rank-200": Scenario("rank-200", "one user x 200 candidate items (on-device re-rank)"),
+    "rank-500": Scenario("rank-500", "one user x 500 candidate items (on-device re-rank)"),
+    "offline": Scenario("offline", "a large batch: indexing product texts or scoring a candidate pool"),
+    "synthetic": Scenario("synthetic", "feeds generated from a user model's input signature"),
+}
+
+
+@dataclass(frozen=True)
+class FeedSet:
+    path: Path
+    items_per_inference: int
+
+
+class ZooModel(Protocol):
+    name: str
+    description: str
+    scenarios: tuple[str, ...]
+
+    def build(self, cache_dir: Path) -> Variant:
+        """Train/load, export the fp32 ONNX baseline, check parity, measure accuracy. Cached."""
+        ...
+
+    def feeds(self, scenario: str, cache_dir: Path) -> FeedSet: ...
+
+    def evaluate(self, run: RunFn, cache_dir: Path) -> dict[str, float]:
+        """Task accuracy computed from ``run``'s outputs on held-out data."""
+        ...
+
+
+def cache_dir(default: str | Path = "artifacts") -> Path:
+    return Path(os.environ.get("ODBENCH_CACHE", default)).resolve()
+
+
+def config_hash(config: Any, code_version: int) -> str:
+    payload = json.dumps({"config": asdict(config), "code": code_version}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def onnx_param_count(path: str | Path) -> int:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return int(sum(int(np.prod(init.dims)) for init in model.graph.initializer))
+
+
+def make_variant(model: str, name: str, onnx_path: Path, scenarios: Sequence[str], **fields: Any) -> Variant:
+    return Variant(
+        id=f"{model}/{name}",
+        model=model,
+        path=str(onnx_path.resolve()),
+        sha256=sha256_file(onnx_path),
+        size_bytes=onnx_path.stat().st_size,
+        params=onnx_param_count(onnx_path),
+        scenarios=tuple(scenarios),
+        **fields,
+    )
+
+
+def ort_run_fn(path: str | Path, threads: int | None = None) -> RunFn:
+    """A plain ONNX Runtime session for accuracy evaluation (not for timing)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    if threads:
+        so.intra_op_num_threads = threads
+    sess = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
+    return lambda feed: sess.run(None, dict(feed))
+
+
+def auc_logloss(labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
+    from scipy.stats import rankdata
+
+    y = np.asarray(labels).astype(bool)
+    p = np.clip(np.asarray(probs, dtype=np.float64), 1e-7, 1 - 1e-7)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("AUC needs both classes")
+    ranks = rankdata(p)
+    auc = (ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    logloss = -np.mean(np.where(y, np.log(p), np.log1p(-p)))
+    return {"auc": float(auc), "logloss": float(logloss)}

@@ -1,0 +1,286 @@
+"""CTR ranking model for on-device re-ranking, trained on MovieLens-100k.
+
+DLRM-style: hashed user/item ID embedding tables sized like a real catalog, small
+categorical tables (gender, occupation, age bucket), a bottom MLP over dense features,
+pairwise dot-product interactions, and a top MLP. Label: rating >= 4. Split by time:
+the first 80% of ratings (by timestamp) train, the last 20% test.
+
+ONNX inputs (batch axis dynamic):
+    user_id int64 [B], item_id int64 [B]   raw MovieLens IDs; hashed inside the graph
+    cat     int64 [B, 3]                   gender, occupation, age bucket
+    dense   float32 [B, 23]                19 genres, release year, age, item and user popularity
+Output: score float32 [B], the click (like) probability.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from bench.feeds import save_feeds
+from bench.records import Variant
+from models.base import FeedSet, auc_logloss, config_hash, make_variant, ort_run_fn
+
+CODE_VERSION = 1
+AGE_BINS = (18, 25, 35, 45, 50, 56)
+HASH_MULT = 2654435761  # Knuth's multiplicative hash; ids * mult stays inside int64
+
+
+@dataclass(frozen=True)
+class CtrConfig:
+    hash_rows: int = 250_000  # rows per ID table: 2 tables x 250k x 32 x 4 B = 64 MB
+    emb_dim: int = 32
+    bottom: tuple[int, ...] = (64,)
+    top: tuple[int, ...] = (256, 128)
+    epochs: int = 4
+    batch_size: int = 512
+    lr_dense: float = 2e-3
+    lr_sparse: float = 1e-2
+    seed: int = 0
+    train_frac: float = 0.8
+
+
+class CtrData:
+    """MovieLens-100k joined and featurised, with the time split."""
+
+    def __init__(self, cfg: CtrConfig):
+        from models.data import movielens_100k
+        import pandas as pd
+
+        ratings, users, items = movielens_100k()
+        self.genres = [c for c in items.columns if c not in ("movie_id", "movie_title", "release_date", "video_release_date", "IMDb_URL")]
+        ratings = ratings.sort_values("timestamp", kind="stable").reset_index(drop=True)
+        n_train = int(len(ratings) * cfg.train_frac)
+        train, test = ratings.iloc[:n_train], ratings.iloc[n_train:]
+
+        occupations = sorted(users["occupation"].unique())
+        u = users.set_index("user_id")
+        self.user_cat = {
+            uid: (int(row.gender == "F"), occupations.index(row.occupation), int(np.digitize(row.age, AGE_BINS)))
+            for uid, row in u.iterrows()
+        }
+        self.user_age = (u["age"] / 50.0).to_dict()
+        year = pd.to_datetime(items["release_date"], format="%d-%b-%Y", errors="coerce").dt.year
+        year = year.fillna(year.median())
+        it = items.assign(year=(year - 1990.0) / 10.0).set_index("movie_id")
+        self.item_dense = {mid: np.concatenate([row[self.genres].to_numpy(np.float32), [np.float32(row.year)]]) for mid, row in it.iterrows()}
+        # Popularity from the training period only: no peeking at the test period.
+        self.item_pop = np.log1p(train["movie_id"].value_counts()).div(5.0).to_dict()
+        self.user_pop = np.log1p(train["user_id"].value_counts()).div(5.0).to_dict()
+        self.item_ids = np.array(sorted(it.index), dtype=np.int64)
+        self.train = self.featurise(train["user_id"].to_numpy(), train["movie_id"].to_numpy())
+        self.train_y = (train["rating"].to_numpy() >= 4).astype(np.float32)
+        self.test = self.featurise(test["user_id"].to_numpy(), test["movie_id"].to_numpy())
+        self.test_y = (test["rating"].to_numpy() >= 4).astype(np.float32)
+        self.test_users = np.unique(test["user_id"].to_numpy())
+
+    @property
+    def n_dense(self) -> int:
+        return len(self.genres) + 4
+
+    def featurise(self, user_ids: np.ndarray, item_ids: np.ndarray) -> dict[str, np.ndarray]:
+        user_ids = np.asarray(user_ids, dtype=np.int64)
+        item_ids = np.asarray(item_ids, dtype=np.int64)
+        cat = np.array([self.user_cat[int(u)] for u in user_ids], dtype=np.int64).reshape(-1, 3)
+        dense = np.stack(
+            [
+                np.concatenate(
+                    [self.item_dense[int(i)], [self.user_age[int(u)], self.item_pop.get(int(i), 0.0), self.user_pop.get(int(u), 0.0)]]
+                )
+                for u, i in zip(user_ids, item_ids)
+            ]
+        ).astype(np.float32).reshape(-1, self.n_dense)
+        return {"user_id": user_ids, "item_id": item_ids, "cat": cat, "dense": dense}
+
+
+def build_net(cfg: CtrConfig, n_dense: int, cat_sizes=(2, 21, 7)):
+    import torch
+    from torch import nn
+
+    class CtrNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            d = cfg.emb_dim
+            self.hash_rows = cfg.hash_rows
+            self.user = nn.Embedding(cfg.hash_rows, d, sparse=True)
+            self.item = nn.Embedding(cfg.hash_rows, d, sparse=True)
+            for table in (self.user, self.item):
+                nn.init.normal_(table.weight, std=0.01)
+            self.cats = nn.ModuleList(nn.Embedding(n, d) for n in cat_sizes)
+            layers, width = [], n_dense
+            for h in cfg.bottom:
+                layers += [nn.Linear(width, h), nn.ReLU()]
+                width = h
+            self.bottom = nn.Sequential(*layers, nn.Linear(width, d), nn.ReLU())
+            n_vec = 3 + len(cat_sizes)
+            iu = torch.triu_indices(n_vec, n_vec, offset=1)
+            self.register_buffer("pairs", iu[0] * n_vec + iu[1], persistent=False)
+            layers, width = [], d + iu.shape[1]
+            for h in cfg.top:
+                layers += [nn.Linear(width, h), nn.ReLU()]
+                width = h
+            self.top = nn.Sequential(*layers, nn.Linear(width, 1))
+
+        def logits(self, user_id, item_id, cat, dense):
+            x = self.bottom(dense)
+            vecs = [self.user((user_id * HASH_MULT) % self.hash_rows), self.item((item_id * HASH_MULT) % self.hash_rows)]
+            vecs += [emb(cat[:, k]) for k, emb in enumerate(self.cats)] + [x]
+            v = torch.stack(vecs, dim=1)
+            z = torch.bmm(v, v.transpose(1, 2)).flatten(1)[:, self.pairs]
+            return self.top(torch.cat([x, z], dim=1)).squeeze(1)
+
+        def forward(self, user_id, item_id, cat, dense):
+            return torch.sigmoid(self.logits(user_id, item_id, cat, dense))
+
+    return CtrNet()
+
+
+def _as_torch(batch: dict[str, np.ndarray]):
+    import torch
+
+    return [torch.from_numpy(batch[k]) for k in ("user_id", "item_id", "cat", "dense")]
+
+
+def _predict(fn, data: dict[str, np.ndarray], chunk: int = 8192) -> np.ndarray:
+    n = len(data["user_id"])
+    return np.concatenate([np.asarray(fn({k: v[s : s + chunk] for k, v in data.items()})[0]).reshape(-1) for s in range(0, n, chunk)])
+
+
+def train(cfg: CtrConfig, data: CtrData, log=print):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(cfg.seed)
+    net = build_net(cfg, data.n_dense)
+    sparse = [net.user.weight, net.item.weight]
+    dense = [p for p in net.parameters() if all(p is not s for s in sparse)]
+    opt_sparse = torch.optim.SparseAdam(sparse, lr=cfg.lr_sparse)
+    opt_dense = torch.optim.Adam(dense, lr=cfg.lr_dense)
+    loss_fn = nn.BCEWithLogitsLoss()
+    # Hold out the last 10% of the training period for early stopping.
+    n = len(data.train_y)
+    n_fit = int(n * 0.9)
+    fit = {k: v[:n_fit] for k, v in data.train.items()}
+    fit_y = data.train_y[:n_fit]
+    val = {k: v[n_fit:] for k, v in data.train.items()}
+    val_y = data.train_y[n_fit:]
+    rng = np.random.default_rng(cfg.seed)
+    best, best_state, history = -1.0, None, []
+    t0 = time.perf_counter()
+    for epoch in range(cfg.epochs):
+        net.train()
+        order = rng.permutation(n_fit)
+        for s in range(0, n_fit, cfg.batch_size):
+            idx = order[s : s + cfg.batch_size]
+            u, i, c, d = _as_torch({k: v[idx] for k, v in fit.items()})
+            loss = loss_fn(net.logits(u, i, c, d), torch.from_numpy(fit_y[idx]))
+            opt_sparse.zero_grad()
+            opt_dense.zero_grad()
+            loss.backward()
+            opt_sparse.step()
+            opt_dense.step()
+        net.eval()
+        with torch.no_grad():
+            val_auc = auc_logloss(val_y, _predict(lambda b: [net(*_as_torch(b)).numpy()], val))["auc"]
+        history.append(round(val_auc, 4))
+        log(f"  ctr epoch {epoch + 1}/{cfg.epochs}: val AUC {val_auc:.4f} ({time.perf_counter() - t0:.1f}s)")
+        if val_auc > best:
+            best, best_state = val_auc, {k: v.clone() for k, v in net.state_dict().items()}
+    net.load_state_dict(best_state)
+    net.eval()
+    return net, {"train_s": round(time.perf_counter() - t0, 1), "val_auc_history": history}
+
+
+def export_onnx(net, path: Path, sample: dict[str, np.ndarray]) -> None:
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = ["user_id", "item_id", "cat", "dense"]
+    with torch.no_grad():
+        torch.onnx.export(
+            net,
+            tuple(_as_torch(sample)),
+            str(path),
+            input_names=names,
+            output_names=["score"],
+            dynamic_axes={**{n: {0: "batch"} for n in names}, "score": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+
+
+class CtrModel:
+    name = "ctr-ml100k"
+    description = "DLRM-style CTR ranker (hashed ID tables + MLP), MovieLens-100k, label rating>=4, time split"
+    scenarios = ("rank-50", "rank-200", "rank-500", "offline")
+    OFFLINE_BATCH = 4096
+
+    def __init__(self, config: CtrConfig | None = None):
+        self.config = config or CtrConfig()
+
+    @cached_property
+    def data(self) -> CtrData:
+        return CtrData(self.config)
+
+    def _dir(self, cache: Path) -> Path:
+        return cache / "models" / self.name / config_hash(self.config, CODE_VERSION)
+
+    def build(self, cache: Path, log=print) -> Variant:
+        root = self._dir(cache)
+        meta = root / "fp32" / "variant.json"
+        if meta.exists():
+            return Variant.load(meta)
+        import torch
+
+        log(f"training {self.name} (hash_rows={self.config.hash_rows}, dim={self.config.emb_dim}) ...")
+        net, info = train(self.config, self.data, log=log)
+        root.mkdir(parents=True, exist_ok=True)
+        torch.save(net.state_dict(), root / "weights.pt")
+        onnx_path = root / "fp32" / "model.onnx"
+        export_onnx(net, onnx_path, {k: v[:8] for k, v in self.data.test.items()})
+        with torch.no_grad():
+            torch_probs = _predict(lambda b: [net(*_as_torch(b)).numpy()], self.data.test)
+        onnx_probs = _predict(ort_run_fn(onnx_path), self.data.test)
+        accuracy = self.evaluate(ort_run_fn(onnx_path), cache)
+        torch_acc = auc_logloss(self.data.test_y, torch_probs)
+        variant = make_variant(
+            self.name, "fp32", onnx_path, self.scenarios,
+            config={"model": asdict(self.config), **info},
+            accuracy=accuracy,
+            parity={"max_abs_diff_vs_torch": float(np.max(np.abs(onnx_probs - torch_probs))), "torch_auc": torch_acc["auc"]},
+            notes=(f"embedding tables: {2 * self.config.hash_rows * self.config.emb_dim * 4 / 2**20:.1f} MB of fp32",),
+        )
+        variant.save(meta)
+        return variant
+
+    def evaluate(self, run, cache: Path | None = None) -> dict[str, float]:
+        probs = _predict(run, self.data.test)
+        return auc_logloss(self.data.test_y, probs)
+
+    def feeds(self, scenario: str, cache: Path) -> FeedSet:
+        if scenario not in self.scenarios:
+            raise ValueError(f"{self.name} has no scenario {scenario!r}; it has {self.scenarios}")
+        path = self._dir(cache) / "feeds" / f"{scenario}.npz"
+        items = self.OFFLINE_BATCH if scenario == "offline" else int(scenario.split("-")[1])
+        if not path.exists():
+            rng = np.random.default_rng(1234)
+            data = self.data
+            feeds = []
+            if scenario == "offline":  # score a pool of real (user, item) pairs from the test period
+                n = len(data.test_y)
+                for _ in range(8):
+                    idx = rng.choice(n, size=items, replace=False)
+                    feeds.append({k: v[idx] for k, v in data.test.items()})
+            else:  # one real test-period user x N candidate items from the catalog
+                for user in rng.choice(data.test_users, size=32, replace=False):
+                    cands = rng.choice(data.item_ids, size=items, replace=False)
+                    feeds.append(data.featurise(np.full(items, user), cands))
+            save_feeds(feeds, path)
+        return FeedSet(path, items)
+
+    def info(self) -> dict:
+        return {"config": asdict(self.config)}

@@ -1,0 +1,49 @@
+"""Runtime registry: name -> "module:Class". Grep here to find every runtime.
+
+Entries are imported lazily, so a runtime whose library is missing still lists,
+and reports why it is unavailable instead of breaking the import.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from typing import Any
+
+from runtimes.base import (  # noqa: F401  (re-exported seam)
+    ProviderFallbackError,
+    Runtime,
+    RuntimeUnavailable,
+    Session,
+    TensorSpec,
+)
+
+RUNTIMES: dict[str, str] = {
+    "onnxruntime": "runtimes.ort:OnnxRuntime",
+    # Harness doubles: "null" measures the harness's own overhead, "faulty" injects faults.
+    "null": "runtimes.null:NullRuntime",
+    "faulty": "runtimes.faulty:FaultyRuntime",
+}
+
+# Runtimes that benchmark real inference (the doubles above are excluded from default matrices).
+INFERENCE_RUNTIMES = ("onnxruntime",)
+
+
+def get_runtime(name: str) -> Runtime:
+    try:
+        target = RUNTIMES[name]
+    except KeyError:
+        raise KeyError(f"unknown runtime {name!r}; known: {', '.join(sorted(RUNTIMES))}") from None
+    module, cls = target.split(":")
+    return getattr(importlib.import_module(module), cls)()
+
+
+def parse_options(runtime: Runtime, raw: dict[str, Any] | None) -> Any:
+    """Build the runtime's typed Options from a plain mapping; unknown keys are an error."""
+    raw = dict(raw or {})
+    fields = {f.name for f in dataclasses.fields(runtime.Options)}
+    unknown = sorted(set(raw) - fields)
+    if unknown:
+        raise ValueError(
+            f"runtime {runtime.name!r}: unknown option(s) {unknown}; valid: {sorted(fields)}"
+        )
+    return runtime.Options(**raw)

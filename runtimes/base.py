@@ -1,0 +1,63 @@
+"""The Runtime/Session seam.
+
+A ``Runtime`` opens a model file for a device profile and returns a ``Session``.
+A ``Session`` describes its inputs and runs one feed. The harness owns timing;
+the runtime owns inference (the LoadGen ``SystemUnderTest`` split).
+
+Heavy libraries are imported inside ``open``/``version``/``available`` only, so a
+missing runtime is a reasoned skip, never an import error.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+class RuntimeUnavailable(RuntimeError):
+    """The runtime is not installed, or cannot serve the requested profile."""
+
+
+class ProviderFallbackError(RuntimeError):
+    """An execution provider was requested but the session is not using it."""
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One model input or output as the runtime reports it.
+
+    ``shape`` holds ints for fixed dims and strings (or None) for symbolic ones.
+    ``dtype`` is a numpy dtype name, e.g. ``"float32"`` or ``"int64"``.
+    """
+
+    name: str
+    dtype: str
+    shape: tuple[int | str | None, ...]
+
+
+class Session(Protocol):
+    inputs: Sequence[TensorSpec]
+    outputs: Sequence[TensorSpec]
+
+    def run(self, feed: Mapping[str, "np.ndarray"]) -> list["np.ndarray"]: ...
+
+    def info(self) -> dict[str, Any]:
+        """What the runtime actually did: providers in use, thread counts, etc."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Runtime(Protocol):
+    name: str
+    Options: type  # a frozen dataclass with defaults; the runtime's typed config
+
+    def available(self) -> tuple[bool, str]:
+        """(True, "") when usable here, else (False, reason)."""
+        ...
+
+    def version(self) -> str: ...
+
+    def open(self, model_path: str, threads: int, options: Any) -> Session: ...

@@ -1,0 +1,109 @@
+"""ONNX Runtime on the CPU execution provider."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Mapping
+
+from runtimes.base import ProviderFallbackError, RuntimeUnavailable, TensorSpec
+
+_ORT_TYPES = {
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(double)": "float64",
+    "tensor(int64)": "int64",
+    "tensor(int32)": "int32",
+    "tensor(int8)": "int8",
+    "tensor(uint8)": "uint8",
+    "tensor(bool)": "bool",
+}
+
+GraphOpt = Literal["disable", "basic", "extended", "all"]
+
+
+@dataclass(frozen=True)
+class OrtOptions:
+    graph_optimization: GraphOpt = "all"
+    providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    inter_op_threads: int = 1
+    # False keeps idle worker threads from spinning: they would otherwise steal the
+    # cores the harness and other processes need. Recorded with every result.
+    allow_spinning: bool = True
+
+
+def _spec(arg) -> TensorSpec:
+    return TensorSpec(arg.name, _ORT_TYPES.get(arg.type, arg.type), tuple(arg.shape))
+
+
+class OrtSession:
+    def __init__(self, sess, options: OrtOptions, threads: int):
+        self._sess = sess
+        self._options = options
+        self._threads = threads
+        self.inputs = [_spec(a) for a in sess.get_inputs()]
+        self.outputs = [_spec(a) for a in sess.get_outputs()]
+        self._out_names = [o.name for o in self.outputs]
+
+    def run(self, feed: Mapping[str, Any]):
+        return self._sess.run(self._out_names, feed)
+
+    def info(self) -> dict[str, Any]:
+        so = self._sess.get_session_options()
+        return {
+            "providers": list(self._sess.get_providers()),
+            "intra_op_threads": so.intra_op_num_threads,
+            "inter_op_threads": so.inter_op_num_threads,
+            "graph_optimization": self._options.graph_optimization,
+        }
+
+    def close(self) -> None:
+        self._sess = None
+
+
+class OnnxRuntime:
+    name = "onnxruntime"
+    Options = OrtOptions
+
+    def available(self) -> tuple[bool, str]:
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError as exc:
+            return False, f"onnxruntime is not installed ({exc})"
+        return True, ""
+
+    def version(self) -> str:
+        import onnxruntime
+
+        return onnxruntime.__version__
+
+    def open(self, model_path: str, threads: int, options: OrtOptions) -> OrtSession:
+        ok, why = self.available()
+        if not ok:
+            raise RuntimeUnavailable(why)
+        import onnxruntime as ort
+
+        missing = [p for p in options.providers if p not in ort.get_available_providers()]
+        if missing:
+            raise ProviderFallbackError(
+                f"execution provider(s) {missing} requested but not available in onnxruntime "
+                f"{ort.__version__} (available: {ort.get_available_providers()})"
+            )
+        so = ort.SessionOptions()
+        so.graph_optimization_level = {
+            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }[options.graph_optimization]
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = options.inter_op_threads
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.add_session_config_entry("session.intra_op.allow_spinning", "1" if options.allow_spinning else "0")
+        so.log_severity_level = 3
+        sess = ort.InferenceSession(model_path, sess_options=so, providers=list(options.providers))
+        actual = sess.get_providers()
+        if list(actual[: len(options.providers)]) != list(options.providers):
+            raise ProviderFallbackError(
+                f"requested providers {list(options.providers)} but the session uses {actual}: "
+                "refusing a silent fallback"
+            )
+        return OrtSession(sess, options, threads)
