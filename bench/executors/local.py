@@ -20,7 +20,7 @@ from typing import Callable, Iterable
 from bench.records import CellSpec, Result, atomic_write_text, to_json
 from bench.store import ResultStore
 
-STDERR_TAIL = 2000
+STDERR_TAIL = 8000
 PR_SET_PDEATHSIG = 1
 
 

@@ -1,0 +1,125 @@
+"""End-to-end: a small matrix of tiny models through the real cell processes, with faults injected.
+
+Every fault must come out as a clear ERROR or TIMEOUT row while the other cells complete.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.executors.local import LocalExecutor, run_cell
+from bench.feeds import save_feeds
+from bench.records import Feeds
+from bench.store import ResultStore
+from devices.host import detect_host
+from tests.conftest import make_tiny_onnx
+from tests.helpers import FAST, cell
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    d = tmp_path_factory.mktemp("models")
+    good = make_tiny_onnx(d / "good.onnx")
+    other = make_tiny_onnx(d / "other.onnx", width=8, seed=1)
+    truncated = d / "truncated.onnx"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    lfs = d / "lfs.onnx"
+    lfs.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:" + "0" * 64 + "\nsize 90402916\n")
+    wrong = save_feeds([{"x": np.zeros((2, 5), np.float32)}], d / "wrong.npz")
+    return {"good": good, "other": other, "truncated": truncated, "lfs": lfs, "wrong_feeds": wrong}
+
+
+def test_matrix_with_faults_completes_every_cell(models, tmp_path):
+    capped = detect_host().model_copy(update={"name": "capped", "memory_cap_mb": 768})
+    cells = [
+        cell(models["good"], "good"),
+        cell(models["truncated"], "truncated"),
+        cell(models["lfs"], "lfs"),
+        cell(models["good"], "wrongshape", feeds=Feeds(path=str(models["wrong_feeds"]))),
+        cell(models["good"], "segv", runtime="faulty", options={"fault": "segv", "at": "open"}),
+        cell(models["good"], "hang", runtime="faulty", options={"fault": "hang", "at": "run", "after_runs": 5}, timeout_s=6),
+        cell(models["good"], "oom", runtime="faulty", options={"fault": "oom", "at": "open"}, profile=capped),
+        cell(models["good"], "noprovider", options={"providers": ["CUDAExecutionProvider"]}),
+        cell(models["other"], "other"),
+    ]
+    store = ResultStore(tmp_path / "run")
+    results = {r.model: r for r in LocalExecutor().run(cells, store)}
+    assert len(store.all()) == len(cells)
+
+    for name in ("good", "other"):
+        r = results[name]
+        assert r.verdict in ("OK", "UNSTABLE"), r.reason
+        assert r.n_samples >= FAST.min_samples and len(r.samples_ms) == r.n_samples
+        assert r.stats["p50"] <= r.stats["p95"] <= r.stats["p99"]
+        assert r.peak_rss_mb and r.peak_rss_mb > 10
+        assert r.session_create_ms > 0 and r.first_inference_ms > 0
+        assert r.provenance["model_sha256"] and r.runtime_info["providers"] == ["CPUExecutionProvider"]
+        assert r.applied["threads"] == detect_host().threads
+        assert r.throughput_items_s == pytest.approx(2 / (r.stats["mean"] / 1e3))
+
+    assert results["truncated"].verdict == "ERROR"
+    assert "Protobuf" in results["truncated"].reason or "parsing" in results["truncated"].reason.lower()
+    assert results["lfs"].verdict == "ERROR" and "git LFS pointer" in results["lfs"].reason
+    assert results["wrongshape"].verdict == "ERROR" and "input 'x': axis 1 has size 5" in results["wrongshape"].reason
+    assert results["segv"].verdict == "ERROR" and "SIGSEGV" in results["segv"].reason
+    assert results["segv"].exit["signal"] == "SIGSEGV" and "Fatal Python error" in results["segv"].exit["stderr_tail"]
+    assert results["hang"].verdict == "TIMEOUT" and "timeout" in results["hang"].reason
+    assert results["oom"].verdict == "ERROR" and "MemoryError" in results["oom"].reason and "768" in results["oom"].reason
+    assert results["noprovider"].verdict == "ERROR" and "CUDAExecutionProvider" in results["noprovider"].reason
+
+
+def test_memory_cap_and_affinity_are_applied_in_the_cell(models):
+    host = detect_host()
+    one = host.model_copy(update={"name": "one-cpu", "threads": 1, "cpus": (0,), "memory_cap_mb": 2048})
+    r = run_cell(cell(models["good"], "pinned", profile=one))
+    assert r.verdict in ("OK", "UNSTABLE"), r.reason
+    assert r.applied["cpus"] == [0] and r.applied["memory_cap_mb"] == 2048 and r.applied["threads"] == 1
+    assert r.runtime_info["intra_op_threads"] == 1
+    assert r.measured_on == "emulated"
+
+
+def test_null_session_measures_harness_overhead(models):
+    r = run_cell(cell(models["good"], "null", runtime="null"))
+    assert r.verdict in ("OK", "UNSTABLE"), r.reason
+    assert r.stats["p50"] < 1.0  # well under a millisecond: no inference happens
+
+
+def test_killed_run_resumes_only_missing_cells(models, tmp_path):
+    """Kill the harness mid-matrix; finished cells are kept and the rerun completes only the rest."""
+    out = tmp_path / "run"
+    script = tmp_path / "matrix.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(REPO)!r})\n"
+        "from pathlib import Path\n"
+        "from bench.executors.local import LocalExecutor\n"
+        "from bench.store import ResultStore\n"
+        "from tests.helpers import cell\n"
+        f"cells = [cell(Path({str(models['good'])!r}), f'm{{i}}') for i in range(5)]\n"
+        f"LocalExecutor().run(cells, ResultStore({str(out)!r}))\n"
+    )
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=REPO, start_new_session=True)
+    cells_dir = out / "cells"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(cells_dir.glob("*.json"))) < 2:
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = {p.name: p.read_bytes() for p in cells_dir.glob("*.json")}
+    assert 2 <= len(done_before) < 5
+    time.sleep(0.5)  # the orphaned cell child (if any) dies with its parent
+    subprocess.run([sys.executable, str(script)], cwd=REPO, check=True)
+    after = {p.name: p.read_bytes() for p in cells_dir.glob("*.json")}
+    assert len(after) == 5
+    for name, data in done_before.items():
+        assert after[name] == data  # untouched: not rerun
+    assert not list(cells_dir.glob(".*.tmp"))

@@ -1,0 +1,52 @@
+"""The real all-MiniLM-L6-v2 encoder on real review text, with a small evaluation set."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+from bench.feeds import load_feeds
+from models.base import ort_run_fn
+from models.encoder import EncoderConfig, EncoderModel, encode_batch, tokenizer
+
+
+def test_tokenizer_does_not_pad_to_128():
+    tok = tokenizer(128)
+    feed = encode_batch(tok, ["red summer dress"])
+    assert feed["input_ids"].shape[1] < 10 and feed["attention_mask"].all()
+    batch = encode_batch(tok, ["a", "a much longer product title for a knit sweater"])
+    assert batch["attention_mask"][0].sum() < batch["attention_mask"][1].sum() == batch["input_ids"].shape[1]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    model = EncoderModel(EncoderConfig(n_queries=12, n_corpus=40, offline_batch=8))
+    return model, model.build(cache, log=lambda *_: None), cache
+
+
+def test_export_has_dynamic_batch_and_sequence(built):
+    _, variant, _ = built
+    dims = [[d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in onnx.load(variant.path).graph.input]
+    assert dims == [["batch", "seq"], ["batch", "seq"]]
+    assert variant.parity["max_abs_diff_vs_torch"] < 1e-4
+
+
+def test_fidelity_is_measured_not_assumed(built):
+    model, variant, cache = built
+    assert variant.accuracy["cosine"] > 0.9999 and variant.accuracy["top10_overlap"] == 1.0
+    run = ort_run_fn(variant.path)
+    rng = np.random.default_rng(0)
+    noisy = model.evaluate(lambda f: [run(f)[0] + 0.05 * rng.standard_normal(run(f)[0].shape).astype(np.float32)], cache)
+    assert noisy["cosine"] < variant.accuracy["cosine"]
+    embeddings = run(encode_batch(model.tok, ["linen shirt"]))[0]
+    assert embeddings.shape == (1, 384) and np.linalg.norm(embeddings) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_query_feeds_keep_real_lengths(built):
+    model, _, cache = built
+    fs = model.feeds("query", cache)
+    feeds = load_feeds(fs.path)
+    lengths = {f["input_ids"].shape[1] for f in feeds}
+    assert fs.items_per_inference == 1 and all(f["input_ids"].shape[0] == 1 for f in feeds)
+    assert len(feeds) == 12 and len(lengths) > 1 and max(lengths) < 128

@@ -1,0 +1,60 @@
+"""Each registered runtime, parametrized from the registry, against a tiny model."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from runtimes import INFERENCE_RUNTIMES, RUNTIMES, ProviderFallbackError, get_runtime, parse_options
+
+
+@pytest.mark.parametrize("name", sorted(RUNTIMES))
+def test_registry_entry_describes_itself(name):
+    rt = get_runtime(name)
+    assert rt.name == name
+    ok, why = rt.available()
+    assert isinstance(ok, bool) and (ok or why)
+    assert dataclasses.is_dataclass(rt.Options) and rt.Options.__dataclass_params__.frozen
+
+
+@pytest.mark.parametrize("name", INFERENCE_RUNTIMES)
+def test_inference_runtime_runs_tiny_model(name, tiny_onnx):
+    rt = get_runtime(name)
+    ok, why = rt.available()
+    if not ok:
+        pytest.skip(why)
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(tiny_onnx))
+    w, b = (numpy_helper.to_array(t) for t in model.graph.initializer)
+    sess = rt.open(str(tiny_onnx), 1, rt.Options())
+    assert [(s.name, s.dtype) for s in sess.inputs] == [("x", "float32")]
+    assert sess.inputs[0].shape[0] == "batch"
+    x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    (y,) = sess.run({"x": x})
+    np.testing.assert_allclose(y, np.maximum(x @ w + b, 0), rtol=1e-5, atol=1e-6)
+    assert sess.info()["intra_op_threads"] == 1
+    sess.close()
+
+
+def test_unknown_runtime_and_options_are_rejected():
+    with pytest.raises(KeyError, match="unknown runtime 'tflite'"):
+        get_runtime("tflite")
+    with pytest.raises(ValueError, match="unknown option"):
+        parse_options(get_runtime("onnxruntime"), {"threads_per_core": 2})
+
+
+def test_missing_execution_provider_is_an_error_not_a_fallback(tiny_onnx):
+    rt = get_runtime("onnxruntime")
+    with pytest.raises(ProviderFallbackError, match="XnnpackExecutionProvider"):
+        rt.open(str(tiny_onnx), 1, rt.Options(providers=("XnnpackExecutionProvider",)))
+
+
+@pytest.mark.parametrize("level", ["disable", "basic", "extended", "all"])
+def test_ort_graph_optimization_levels(level, tiny_onnx):
+    rt = get_runtime("onnxruntime")
+    sess = rt.open(str(tiny_onnx), 2, rt.Options(graph_optimization=level))
+    assert sess.info()["graph_optimization"] == level and sess.info()["intra_op_threads"] == 2
+    assert sess.run({"x": np.ones((1, 4), np.float32)})[0].shape == (1, 4)

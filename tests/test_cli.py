@@ -1,0 +1,57 @@
+"""The CLI as a user meets it: bring-your-own ONNX, device validation, the table."""
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import make_tiny_onnx
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def odbench(*args, cwd=REPO):
+    return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def test_run_on_an_unseen_onnx_file_produces_a_row(tmp_path):
+    model = make_tiny_onnx(tmp_path / "mine.onnx", width=6)
+    out = tmp_path / "run"
+    p = odbench("run", "--onnx", str(model), "--dim", "batch=3", "--preset", "smoke", "--out", str(out), "-q")
+    assert p.returncode == 0, p.stderr
+    rows = list(csv.DictReader((out / "table.csv").open()))
+    mine = [r for r in rows if r["runtime"] == "onnxruntime"]
+    assert len(mine) == 1 and mine[0]["verdict"] in ("OK", "UNSTABLE") and mine[0]["scenario"] == "synthetic"
+    assert float(mine[0]["p50_ms"]) > 0
+    assert any(r["runtime"] == "null" for r in rows)  # harness overhead measured alongside
+    assert "Harness overhead (null session" in (out / "table.md").read_text()
+    # a rerun resumes: nothing left to do
+    again = odbench("run", "--onnx", str(model), "--dim", "batch=3", "--preset", "smoke", "--out", str(out), "-q")
+    assert "0 to run" in again.stderr
+
+
+def test_run_with_a_corrupt_onnx_records_an_error_row_and_exits_nonzero(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08\x07garbage")
+    out = tmp_path / "run"
+    p = odbench("run", "--onnx", str(bad), "--preset", "smoke", "--out", str(out), "-q", "--no-overhead")
+    assert p.returncode == 1
+    rows = list(csv.DictReader((out / "table.csv").open()))
+    assert rows[0]["verdict"] == "ERROR" and rows[0]["reason"]
+
+
+def test_devices_validate_names_the_bad_field(tmp_path):
+    path = tmp_path / "board.yaml"
+    path.write_text(yaml.safe_dump({"name": "board", "arch": "aarch64", "cores": 4, "threads": -1, "memory_mb": 4096}))
+    p = odbench("devices", "validate", str(path))
+    assert p.returncode == 1 and "field 'threads'" in p.stderr
+    listed = odbench("devices")
+    assert listed.returncode == 0 and listed.stdout.startswith("host\tdevice")
+
+
+def test_unknown_profile_is_a_clear_error(tmp_path):
+    p = odbench("run", "--onnx", str(make_tiny_onnx(tmp_path / "m.onnx")), "--profile", "rpi9", "--out", str(tmp_path / "r"))
+    assert p.returncode == 2 and "unknown device profile 'rpi9'" in p.stderr
