@@ -124,7 +124,7 @@ def measure(spec: CellSpec, benchmark) -> dict:
     # Mean of the warm-up's second half (+10%), so the measured run reaches min_time.
     per_run_s = max(float(np.mean(warm[len(warm) // 2 :])) / 1e9 * 1.1, 1e-7)
     wanted = max(tm.min_samples, math.ceil(tm.min_time_s / per_run_s))
-    ceiling = max(1, int(tm.max_time_s / per_run_s))
+    ceiling = max(1, min(int(tm.max_time_s / per_run_s), tm.max_samples))
     rounds = max(1, min(wanted, ceiling))
     warnings = []
     if rounds < tm.min_samples:
@@ -141,7 +141,7 @@ def measure(spec: CellSpec, benchmark) -> dict:
     samples_ms = [v / 1e6 for v in benchmark.stats.stats.data]
     if not samples_ms:
         raise RuntimeError("zero samples were recorded")
-    if out["measure_s"] < tm.min_time_s and rounds >= wanted:
+    if out["measure_s"] < tm.min_time_s and rounds >= wanted and rounds < tm.max_samples:
         warnings.append(f"measured {out['measure_s']:.1f}s, under min_time {tm.min_time_s:g}s (warm-up estimate was off)")
 
     # Spot-check outputs: finite, and deterministic on the same feed.

@@ -5,6 +5,8 @@
     odbench models    list the zoo models, their scenarios and built variants
     odbench devices   list device profiles, show one, or validate profile files
     odbench table     regenerate results tables from a run folder
+    odbench gate      judge a run against a budgets file (and a baseline run): PASS/FAIL/INCONCLUSIVE/...
+    odbench report    the hardware-selection report (HTML with plots + Markdown)
 """
 from __future__ import annotations
 
@@ -228,6 +230,82 @@ def cmd_table(args) -> int:
     return 0
 
 
+def _load_run(run_dir: Path):
+    from bench.store import ResultStore
+    from bench.tables import load_variants
+
+    if not (run_dir / "cells").is_dir():
+        raise SystemExit(f"odbench: {run_dir} is not a run folder (no cells/); run `odbench run --out {run_dir}` first")
+    machine = json.loads((run_dir / "machine.json").read_text()) if (run_dir / "machine.json").exists() else {}
+    return ResultStore(run_dir), load_variants(run_dir), machine
+
+
+def cmd_gate(args) -> int:
+    from bench import gate
+    from bench.budgets import BudgetError, load_budgets
+
+    try:
+        budgets = load_budgets(args.budgets)
+        rule = gate.RegressionRule.parse(args.regression)
+    except (BudgetError, ValueError) as exc:
+        _log(f"odbench: {exc}")
+        return gate.EXIT_USAGE
+    run_dir = Path(args.run_dir)
+    store, variants, machine = _load_run(run_dir)
+    verdicts = gate.evaluate(store.all(), variants, budgets)
+    rounds = 0
+    while args.decide and rounds < args.max_rounds and any(v.verdict == "INCONCLUSIVE" for v in verdicts):
+        from bench.decide import resample
+
+        rounds += 1
+        n = resample(store, verdicts, args.max_samples, args.max_time,
+                     on_result=lambda r: _log(f"  [decide {rounds}] {r.verdict} {r.cell_id} n={r.n_samples}"))
+        if not n:
+            break
+        verdicts = gate.evaluate(store.all(), variants, budgets)
+    regressions = []
+    if args.baseline:
+        base_store, _, base_machine = _load_run(Path(args.baseline))
+        try:
+            gate.check_same_machine(machine, base_machine)
+            regressions = gate.compare(store.all(), base_store.all(), rule)
+        except gate.BaselineRefused as exc:
+            _log(f"odbench: {exc}")
+            return gate.EXIT_USAGE
+    code = gate.exit_code(verdicts, regressions)
+    paths = gate.write_outputs(Path(args.out or run_dir), verdicts, regressions, code)
+    print(paths["markdown"].read_text())
+    _log(f"[gate] exit {code}; {', '.join(str(p) for p in paths.values())}")
+    return code
+
+
+def cmd_report(args) -> int:
+    from bench import gate, report
+    from bench.budgets import BudgetError, load_budgets
+    from devices.profile import ProfileError, get_profile
+
+    run_dir = Path(args.run_dir)
+    store, variants, machine = _load_run(run_dir)
+    results = store.all()
+    verdicts = None
+    if args.budgets:
+        try:
+            verdicts = gate.evaluate(results, variants, load_budgets(args.budgets))
+        except BudgetError as exc:
+            _log(f"odbench: {exc}")
+            return 2
+    profiles = {}
+    for name in sorted({r.profile for r in results}):
+        try:
+            profiles[name] = get_profile(name).model_dump(mode="json")
+        except ProfileError:
+            profiles[name] = {}
+    html_path, md_path = report.render(run_dir, results, variants, machine, verdicts, profiles,
+                                       Path(args.out) if args.out else None)
+    print(f"{html_path}\n{md_path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="odbench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cache", default="artifacts", help="where built models and feeds are cached (env ODBENCH_CACHE)")
@@ -266,6 +344,24 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("table", help="regenerate the tables of a run folder")
     t.add_argument("run_dir")
     t.set_defaults(func=cmd_table)
+
+    g = sub.add_parser("gate", help="judge a run against budgets; exit 0 PASS, 1 FAIL/ERROR/UNSTABLE, 3 INCONCLUSIVE, 2 usage")
+    g.add_argument("run_dir")
+    g.add_argument("--budgets", required=True, help="budgets YAML (see budgets/example.yaml)")
+    g.add_argument("--baseline", help="a baseline run folder from the same machine and runtime version")
+    g.add_argument("--regression", default="10%:0.002", help="EFFECT%%[:ALPHA]: median slowdown and Mann-Whitney p (default 10%%:0.002)")
+    g.add_argument("--decide", action="store_true", help="resample INCONCLUSIVE cells until they can be decided")
+    g.add_argument("--max-rounds", type=int, default=3, help="--decide: resampling rounds (default 3)")
+    g.add_argument("--max-samples", type=int, default=50_000, help="--decide: most samples a cell may reach (default 50000)")
+    g.add_argument("--max-time", type=float, default=180.0, help="--decide: most seconds per process (default 180)")
+    g.add_argument("--out", help="where gate.json, gate.junit.xml and gate.md go (default: the run folder)")
+    g.set_defaults(func=cmd_gate)
+
+    rp = sub.add_parser("report", help="hardware-selection report: HTML with plots + Markdown")
+    rp.add_argument("run_dir")
+    rp.add_argument("--budgets", help="budgets YAML: the report then says which device and variant meet them")
+    rp.add_argument("--out", help="output folder (default RUN_DIR/report)")
+    rp.set_defaults(func=cmd_report)
     return p
 
 

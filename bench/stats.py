@@ -56,7 +56,19 @@ def stability_warnings(stats: dict[str, float]) -> list[str]:
     return warnings
 
 
+def process_median_cv(medians: Sequence[float]) -> float:
+    m = np.asarray(medians, dtype=np.float64)
+    if m.size < 2 or m.mean() <= 0:
+        return float("nan")
+    return float(m.std(ddof=1) / m.mean())
+
+
 def is_unstable(stats: dict[str, float]) -> tuple[bool, str]:
+    cv = stats.get("process_median_cv", float("nan"))
+    if np.isfinite(cv):  # several processes: MEASUREMENT.md's rule
+        if cv > UNSTABLE_BLOCK_CV:
+            return True, f"CV of per-process medians is {cv:.1%} (> {UNSTABLE_BLOCK_CV:.0%})"
+        return False, ""
     cv = stats.get("block_median_cv", float("nan"))
     if np.isfinite(cv) and cv > UNSTABLE_BLOCK_CV:
         return True, f"median drifts across the run: CV of {N_BLOCKS} block medians is {cv:.1%} (> {UNSTABLE_BLOCK_CV:.0%})"

@@ -3,6 +3,7 @@
 Layout of a run folder::
 
     <run>/cells/<cell_id>.json   one Result each (schema-versioned)
+    <run>/specs/<cell_id>.json   the CellSpec that produced it (lets the gate resample a cell)
     <run>/machine.json           the host the run was made on
     <run>/table.md, table.csv    comparison tables (regenerated from cells/)
 """
@@ -12,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from bench.records import Result, atomic_write_text, to_json
+from bench.records import CellSpec, Result, atomic_write_text, to_json
 
 
 class ResultStore:
@@ -43,6 +44,15 @@ class ResultStore:
             except (ValueError, TypeError, json.JSONDecodeError) as exc:
                 print(f"warning: skipping unreadable result {path}: {exc}", file=sys.stderr)
         return results
+
+    def put_spec(self, spec: CellSpec) -> None:
+        atomic_write_text(self.root / "specs" / f"{spec.cell_id}.json", to_json(spec))
+
+    def get_spec(self, cell_id: str) -> CellSpec:
+        path = self.root / "specs" / f"{cell_id}.json"
+        if not path.exists():
+            raise FileNotFoundError(f"no cell spec stored for {cell_id} in {self.root}")
+        return CellSpec.from_dict(json.loads(path.read_text()))
 
     def write_json(self, name: str, data: object) -> None:
         atomic_write_text(self.root / name, json.dumps(data, indent=1, default=str))

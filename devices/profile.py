@@ -8,8 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from bench.validation import format_validation_error, load_yaml_model
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 
@@ -64,32 +65,18 @@ class DeviceProfile(_Frozen):
         return self
 
 
-def _format(err: ValidationError, source: str) -> str:
-    lines = [f"invalid device profile {source}:"]
-    for e in err.errors():
-        field = ".".join(str(p) for p in e["loc"]) or "(profile)"
-        lines.append(f"  field '{field}': {e['msg']}")
-    return "\n".join(lines)
-
-
 def parse_profile(data: object, source: str = "<mapping>") -> DeviceProfile:
     if not isinstance(data, dict):
         raise ProfileError(f"invalid device profile {source}: expected a mapping, got {type(data).__name__}")
     try:
         return DeviceProfile.model_validate(data)
     except ValidationError as err:
-        raise ProfileError(_format(err, source)) from None
+        raise ProfileError(format_validation_error(err, "device profile", source)) from None
 
 
 def load_profile_file(path: str | Path) -> DeviceProfile:
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ProfileError(f"cannot read device profile {path}: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise ProfileError(f"device profile {path} is not valid YAML: {exc}") from None
-    profile = parse_profile(data, str(path))
+    profile = load_yaml_model(DeviceProfile, path, "device profile", ProfileError)
     if profile.name != path.stem:
         raise ProfileError(f"invalid device profile {path}:\n  field 'name': '{profile.name}' must match the file name '{path.stem}'")
     return profile

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable
 
+from bench import stats
 from bench.records import CellSpec, Result, atomic_write_text, to_json
 from bench.store import ResultStore
 
@@ -61,7 +62,54 @@ def _skeleton(spec: CellSpec, verdict: str, reason: str, **extra) -> Result:
 
 
 def run_cell(spec: CellSpec, python: str = sys.executable) -> Result:
-    """Run one cell in a fresh process and return its Result (never raises for cell faults)."""
+    """Run one cell in ``spec.timing.processes`` fresh processes, one after another, and merge.
+
+    Never raises for cell faults: the first failing process decides the cell's verdict.
+    """
+    parts = []
+    for k in range(max(1, spec.timing.processes)):
+        part = run_process(spec, python)
+        if part.verdict in ("ERROR", "TIMEOUT", "SKIPPED"):
+            if spec.timing.processes > 1:
+                part = part.replace(reason=f"process {k + 1}/{spec.timing.processes}: {part.reason}")
+            return part
+        parts.append(part)
+    return merge_processes(parts)
+
+
+def merge_processes(parts: list[Result]) -> Result:
+    """One Result from several processes' Results: samples pooled, one median per process."""
+    if len(parts) == 1:
+        return parts[0].replace(process_medians_ms=(parts[0].stats["p50"],))
+    first = parts[0]
+    samples = tuple(x for p in parts for x in p.samples_ms)
+    s = stats.summarize(samples)
+    medians = tuple(p.stats["p50"] for p in parts)
+    s["process_median_cv"] = stats.process_median_cv(medians)
+    warnings = list(dict.fromkeys(w for p in parts for w in p.warnings))
+    warnings += [f"process {i + 1}: {p.reason}" for i, p in enumerate(parts) if p.verdict == "UNSTABLE"]
+    unstable, why = stats.is_unstable(s)
+    return first.replace(
+        verdict="UNSTABLE" if unstable else "OK",
+        reason=why,
+        warnings=tuple(warnings),
+        samples_ms=samples,
+        n_samples=len(samples),
+        stats=s,
+        process_medians_ms=medians,
+        measure_s=sum(p.measure_s for p in parts),
+        warmup_runs=sum(p.warmup_runs for p in parts),
+        throughput_items_s=first.items_per_inference / (s["mean"] / 1e3),
+        peak_rss_mb=max((p.peak_rss_mb or 0.0) for p in parts) or None,
+        provenance={**first.provenance, "end": parts[-1].provenance.get("end"),
+                    "session_create_ms_per_process": [p.session_create_ms for p in parts],
+                    "first_inference_ms_per_process": [p.first_inference_ms for p in parts]},
+        finished_at=parts[-1].finished_at,
+    )
+
+
+def run_process(spec: CellSpec, python: str = sys.executable) -> Result:
+    """Run one process of a cell and return its Result."""
     started = _now()
     with tempfile.TemporaryDirectory(prefix="odbench-cell-") as tmp:
         tmpdir = Path(tmp)
@@ -133,6 +181,7 @@ class LocalExecutor:
         for spec in cells:
             if store.done(spec.cell_id):
                 continue
+            store.put_spec(spec)
             if on_start:
                 on_start(spec)
             result = run_cell(spec)

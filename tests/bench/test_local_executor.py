@@ -123,3 +123,22 @@ def test_killed_run_resumes_only_missing_cells(models, tmp_path):
     for name, data in done_before.items():
         assert after[name] == data  # untouched: not rerun
     assert not list(cells_dir.glob(".*.tmp"))
+
+
+def test_a_cell_runs_in_several_fresh_processes_and_pools_them(models):
+    from dataclasses import replace
+
+    spec = cell(models["good"], "multi", timing=replace(FAST, processes=3))
+    r = run_cell(spec)
+    assert r.verdict in ("OK", "UNSTABLE"), r.reason
+    assert len(r.process_medians_ms) == 3
+    assert r.n_samples == len(r.samples_ms) >= 3 * FAST.min_samples
+    assert "process_median_cv" in r.stats
+    assert len(r.provenance["session_create_ms_per_process"]) == 3
+
+
+def test_a_failing_process_fails_the_cell(models):
+    from dataclasses import replace
+
+    r = run_cell(cell(models["good"], "segv3", runtime="faulty", options={"fault": "segv"}, timing=replace(FAST, processes=3)))
+    assert r.verdict == "ERROR" and r.reason.startswith("process 1/3")

@@ -34,3 +34,12 @@ def test_pyperf_style_warnings():
     w = stats.stability_warnings(stats.summarize(x))
     assert any("max is" in m for m in w)
     assert stats.stability_warnings(stats.summarize(np.ones(100))) == []
+
+
+def test_process_median_cv_decides_when_there_are_several_processes():
+    s = stats.summarize(np.ones(100))
+    s["process_median_cv"] = stats.process_median_cv([1.0, 1.0, 1.3])
+    unstable, why = stats.is_unstable(s)
+    assert unstable and "per-process medians" in why
+    s["process_median_cv"] = stats.process_median_cv([1.0, 1.01, 0.99])
+    assert not stats.is_unstable(s)[0]

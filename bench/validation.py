@@ -1,0 +1,34 @@
+"""Shared helpers for validated YAML inputs: errors name the field."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def format_validation_error(err: ValidationError, what: str, source: str) -> str:
+    lines = [f"invalid {what} {source}:"]
+    for e in err.errors():
+        field = ".".join(str(p) for p in e["loc"]) or f"({what})"
+        lines.append(f"  field '{field}': {e['msg']}")
+    return "\n".join(lines)
+
+
+def load_yaml_model(model: type[M], path: str | Path, what: str, error: type[Exception]) -> M:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise error(f"cannot read {what} {path}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise error(f"{what} {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise error(f"invalid {what} {path}: expected a mapping, got {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise error(format_validation_error(err, what, str(path))) from None
