@@ -23,6 +23,7 @@ run: setup
 	$(VENV)/bin/odbench run
 
 test: setup
+	./scripts/ensure-chromium
 	$(PY) -m pytest
 
 clean:

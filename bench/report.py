@@ -59,10 +59,6 @@ def _fig_png(fig) -> bytes:
     return buf.getvalue()
 
 
-def _marker(measured_on: str) -> dict:
-    return {"facecolors": "none"} if measured_on == "emulated" else {}
-
-
 def model_plots(model: str, results: list[Result], variants: dict[str, Variant]) -> list[Plot]:
     import matplotlib
 
@@ -73,19 +69,22 @@ def model_plots(model: str, results: list[Result], variants: dict[str, Variant])
     mvars = [v for v in variants.values() if v.model == model]
     metric = primary_metric(mvars)
     plots = []
-    scenarios = sorted({r.scenario for r in rs}, key=lambda s: (not s.startswith("rank"), s))
+    items = {r.scenario: r.items_per_inference for r in rs}
+    scenarios = sorted(items, key=lambda s: (not s.startswith("rank"), items[s], s))
     focus = "rank-200" if "rank-200" in scenarios else ("query" if "query" in scenarios else (scenarios[0] if scenarios else None))
 
     # 1. latency vs accuracy with the Pareto frontier, per profile
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    for (profile, on), group in _group(rs, lambda r: (r.profile, r.measured_on)).items():
+    for i, ((profile, on), group) in enumerate(_group(rs, lambda r: (r.profile, r.measured_on)).items()):
         pts = [(r.stats["p95"], variants[r.variant_id].accuracy.get(metric)) for r in group
                if r.scenario == focus and r.variant_id in variants and metric in variants[r.variant_id].accuracy]
         if not pts:
             continue
-        sc = ax.scatter(*zip(*pts), label=f"{profile} ({on})", s=50, **_marker(on))
+        color = f"C{i % 10}"
+        ax.scatter(*zip(*pts), label=f"{profile} ({on})", s=50, edgecolors=color,
+                   facecolors="none" if on == "emulated" else color)
         front = pareto(pts)
-        ax.plot(*zip(*front), "--", color=sc.get_edgecolor()[0] if on == "emulated" else sc.get_facecolor()[0], alpha=0.7)
+        ax.plot(*zip(*front), "--", color=color, alpha=0.7)
         for r in group:
             if r.scenario == focus and r.variant_id in variants and metric in variants[r.variant_id].accuracy:
                 ax.annotate(r.variant_id.split("/", 1)[1], (r.stats["p95"], variants[r.variant_id].accuracy[metric]), fontsize=7, xytext=(3, 3), textcoords="offset points")
@@ -148,30 +147,33 @@ def _group(items, key):
 
 
 def selection(model: str, results: list[Result], variants: dict[str, Variant], verdicts, profiles: dict) -> list[str]:
-    """Which (profile, variant) meets all its budgets at the lowest price / power / p95."""
+    """Which (profile, variant) meets all its budgets at the lowest price, then power, then p95."""
     rs = [r for r in results if r.model == model and r.runtime not in ("null", "faulty")]
     if verdicts is None:
-        return ["No budgets given (`--budgets`): every candidate is listed by p95 instead."]
-    by_cell: dict[str, list] = {}
+        return ["No budgets given (`--budgets`): no selection made; see the plots."]
+    by_cell: dict[str, list[str]] = {}
     for v in verdicts:
         by_cell.setdefault(v.cell_id, []).append(v.verdict)
-    cand: dict[tuple[str, str, str], list[str]] = {}
+    cand: dict[tuple[str, str, str], list[Result]] = {}
     for r in rs:
-        cand.setdefault((r.profile, r.variant_id, r.measured_on), []).extend(by_cell.get(r.cell_id, []))
-    passing = [(k, vs) for k, vs in cand.items() if vs and all(x == "PASS" for x in vs)]
+        if r.cell_id in by_cell:
+            cand.setdefault((r.profile, r.variant_id, r.measured_on), []).append(r)
+    passing = {k: group for k, group in cand.items() if all(x == "PASS" for r in group for x in by_cell[r.cell_id])}
     if not passing:
         return ["No device profile and variant meets all of this model's budgets."]
 
-    def cost(k):
+    def key(k):
         ds = (profiles.get(k[0]) or {}).get("datasheet") or {}
-        return (ds.get("hourly_price_usd") or ds.get("unit_price_usd") or float("inf"), ds.get("power_w") or float("inf"))
+        price = ds.get("hourly_price_usd") or ds.get("unit_price_usd") or float("inf")
+        worst_p95 = max(r.stats.get("p95", float("inf")) for r in passing[k])
+        return (price, ds.get("power_w") or float("inf"), worst_p95)
 
-    passing.sort(key=lambda kv: cost(kv[0]))
     lines = []
-    for (profile, vid, on), vs in passing:
-        c = cost((profile,))
-        price = "no price data" if c[0] == float("inf") else f"${c[0]:g}"
-        lines.append(f"{profile} ({on}) + {vid}: meets {len(vs)} budget(s); {price}")
+    for k in sorted(passing, key=key):
+        price, power, p95 = key(k)
+        cost = "no price data" if price == float("inf") else f"${price:g}"
+        power_s = "" if power == float("inf") else f", {power:g} W"
+        lines.append(f"{k[0]} ({k[2]}) + {k[1]}: meets all {len(passing[k])} budgeted cell(s); {cost}{power_s}; worst p95 {p95:.3f} ms")
     lines[0] = "**Best:** " + lines[0]
     return lines
 

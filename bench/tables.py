@@ -34,11 +34,12 @@ def load_variants(run_dir: Path) -> dict[str, Variant]:
 
 
 def row(r: Result, variants: dict[str, Variant]) -> dict[str, str]:
-    v = variants.get(r.variant_id)
+    v = variants.get(r.variant_id) if r.runtime not in ("null", "faulty") else None
     s = r.stats or {}
     reason = r.reason
     if r.warnings and r.verdict in ("OK", "UNSTABLE"):
-        reason = "; ".join(filter(None, [reason, *r.warnings]))
+        more = f" (+{len(r.warnings) - 1} more warnings in the cell JSON)" if len(r.warnings) > 1 else ""
+        reason = "; ".join(filter(None, [reason, r.warnings[0] + more]))
     return {
         "model": r.model,
         "variant": r.variant_id.split("/", 1)[-1],
@@ -62,7 +63,7 @@ def row(r: Result, variants: dict[str, Variant]) -> dict[str, str]:
         "params": str(v.params) if v and v.params else "",
         "accuracy": " ".join(f"{k}={val:.4f}" for k, val in v.accuracy.items()) if v else "",
         "gating": "yes" if r.gating else "no",
-        "reason": reason.replace("\n", " ").replace("|", "/")[:300],
+        "reason": reason.replace("\n", " ").replace("|", "/")[:240],
     }
 
 
@@ -112,7 +113,7 @@ def write_tables(run_dir: str | Path) -> tuple[Path, Path]:
         counts[r.verdict] = counts.get(r.verdict, 0) + 1
     md.append(f"{len(results)} cells: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ".")
     md.append("Latencies in ms, one inference per sample. `measured_on` says whether the profile is this machine "
-              "(`device`) or emulated on it (`emulated`). `gating: no` marks smoke/default runs that a release gate must not trust.")
+              "(`device`) or emulated on it (`emulated`). `gating: no` marks smoke runs that a release gate must not trust. Verdicts: UNSTABLE = the CV of per-process medians is above 5%.")
     md.append("")
     md.append(overhead_line(results))
     md.append("")

@@ -12,9 +12,12 @@ M = TypeVar("M", bound=BaseModel)
 
 def format_validation_error(err: ValidationError, what: str, source: str) -> str:
     lines = [f"invalid {what} {source}:"]
-    for e in err.errors():
-        field = ".".join(str(p) for p in e["loc"]) or f"({what})"
-        lines.append(f"  field '{field}': {e['msg']}")
+    errors = [(tuple(str(p) for p in e["loc"] if p != "[key]"), e["msg"]) for e in err.errors()]
+    for loc, msg in errors:
+        # a container error echoed above a more precise error inside it adds nothing
+        if any(other[: len(loc)] == loc and len(other) > len(loc) for other, _ in errors):
+            continue
+        lines.append(f"  field '{'.'.join(loc) or f'({what})'}': {msg}")
     return "\n".join(lines)
 
 

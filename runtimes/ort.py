@@ -1,6 +1,8 @@
 """ONNX Runtime on the CPU execution provider."""
 from __future__ import annotations
 
+import os
+import threading
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping
 
@@ -28,6 +30,9 @@ class OrtOptions:
     # False keeps idle worker threads from spinning: they would otherwise steal the
     # cores the harness and other processes need. Recorded with every result.
     allow_spinning: bool = True
+    # Pin the calling thread to the first CPU of the cell and each intra-op worker to its own
+    # next CPU ("session.intra_op_thread_affinities"), so threads never share a core by chance.
+    pin_threads: bool = False
 
 
 def _spec(arg) -> TensorSpec:
@@ -53,6 +58,8 @@ class OrtSession:
             "intra_op_threads": so.intra_op_num_threads,
             "inter_op_threads": so.inter_op_num_threads,
             "graph_optimization": self._options.graph_optimization,
+            "pin_threads": self._options.pin_threads,
+            "caller_cpus": sorted(os.sched_getaffinity(threading.get_native_id())),
         }
 
     def close(self) -> None:
@@ -99,6 +106,11 @@ class OnnxRuntime:
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.add_session_config_entry("session.intra_op.allow_spinning", "1" if options.allow_spinning else "0")
         so.log_severity_level = 3
+        cpus = sorted(os.sched_getaffinity(0))
+        pinned = options.pin_threads and 1 < threads <= len(cpus)
+        if pinned:
+            # ORT counts logical processors from 1; one entry per worker thread (threads - 1).
+            so.add_session_config_entry("session.intra_op_thread_affinities", ";".join(str(c + 1) for c in cpus[1:threads]))
         sess = ort.InferenceSession(model_path, sess_options=so, providers=list(options.providers))
         actual = sess.get_providers()
         if list(actual[: len(options.providers)]) != list(options.providers):
@@ -106,4 +118,6 @@ class OnnxRuntime:
                 f"requested providers {list(options.providers)} but the session uses {actual}: "
                 "refusing a silent fallback"
             )
+        if pinned:
+            os.sched_setaffinity(threading.get_native_id(), {cpus[0]})  # this (calling) thread only
         return OrtSession(sess, options, threads)

@@ -1,0 +1,170 @@
+"""Gate verdicts, budgets-file validation, regression checks and outputs, on fabricated runs."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from bench import gate
+from bench.budgets import BudgetError, BudgetFile, load_budgets
+from bench.records import Result, Variant, to_json
+from bench.store import ResultStore
+
+REPO = Path(__file__).resolve().parents[2]
+MACHINE = {"cpu_model": "AMD EPYC", "arch": "x86_64", "physical_cores": 2, "memory_mb": 24105}
+
+
+def result(scenario, samples, variant="fp32", model="ctr", verdict="OK", gating=True, runtime_version="1.32.0", items=200, **kw):
+    x = np.asarray(samples, dtype=float)
+    stats = {"p50": float(np.median(x)), "mean": float(x.mean())} if len(x) else {}
+    return Result(cell_id=f"{model}.{variant}__onnxruntime__host__{scenario}", model=model, variant_id=f"{model}/{variant}",
+                  runtime="onnxruntime", profile="host", measured_on="device", scenario=scenario, verdict=verdict,
+                  samples_ms=tuple(x), n_samples=len(x), stats=stats, gating=gating, items_per_inference=items,
+                  throughput_items_s=items / (x.mean() / 1e3) if len(x) else None, peak_rss_mb=300.0,
+                  provenance={"runtime_version": runtime_version}, **kw)
+
+
+VARIANTS = {
+    "ctr/fp32": Variant(id="ctr/fp32", model="ctr", path="x", sha256="a", size_bytes=64 * 2**20, accuracy={"auc": 0.80, "logloss": 0.50}),
+    "ctr/int8": Variant(id="ctr/int8", model="ctr", path="y", sha256="b", size_bytes=16 * 2**20, accuracy={"auc": 0.79, "logloss": 0.52}, parent="ctr/fp32"),
+}
+
+
+def budgets(**budget):
+    return BudgetFile.model_validate({"budgets": [{"model": "ctr", **budget}]})
+
+
+rng = np.random.default_rng(0)
+FAST = 1.0 + 0.05 * rng.random(1000)  # all under 1.1 ms
+
+
+def test_pass_fail_inconclusive_error_unstable():
+    results = [
+        result("rank-50", FAST),
+        result("rank-200", np.concatenate([FAST[:900], np.full(100, 5.0)])),  # 10% over a 5% tail
+        result("rank-500", FAST[:100]),  # too few samples for p95
+        result("offline", [], verdict="ERROR", reason="SIGSEGV"),
+        result("query", FAST, verdict="UNSTABLE", reason="CV of per-process medians is 9%"),
+    ]
+    verdicts = {v.cell_id.split("__")[-1]: v for v in gate.evaluate(results, VARIANTS, budgets(latency_ms={"p95": 2.0}))}
+    assert verdicts["rank-50"].verdict == "PASS"
+    assert verdicts["rank-200"].verdict == "FAIL" and "100/1000 samples over budget" in verdicts["rank-200"].reason
+    assert verdicts["rank-500"].verdict == "INCONCLUSIVE" and "30 more samples" in verdicts["rank-500"].reason
+    assert verdicts["offline"].verdict == "ERROR" and "SIGSEGV" in verdicts["offline"].reason
+    assert verdicts["query"].verdict == "UNSTABLE"
+    assert gate.exit_code(list(verdicts.values()), []) == gate.EXIT_FAIL
+    assert gate.exit_code([verdicts["rank-50"], verdicts["rank-500"]], []) == gate.EXIT_INCONCLUSIVE
+    assert gate.exit_code([verdicts["rank-50"]], []) == gate.EXIT_PASS
+
+
+def test_smoke_results_never_pass():
+    (v,) = gate.evaluate([result("rank-50", FAST, gating=False)], VARIANTS, budgets(latency_ms={"p95": 2.0}))
+    assert v.verdict == "INCONCLUSIVE" and "non-gating" in v.reason
+
+
+def test_size_memory_throughput_and_accuracy_caps():
+    r = result("rank-200", FAST, variant="int8")
+    (v,) = gate.evaluate([r], VARIANTS, budgets(size_mb_max=20, peak_rss_mb_max=250, throughput_min=150_000, accuracy_drop_max=0.01))
+    checks = {c.name.split("<")[0].split(">")[0]: c for c in v.checks}
+    assert checks["size"].verdict == "PASS"
+    assert checks["peak_rss"].verdict == "FAIL"
+    assert checks["throughput"].verdict == "PASS"  # ~194k items/s, tight interval
+    assert checks["accuracy_drop"].verdict == "FAIL" and "logloss" in checks["accuracy_drop"].reason  # 4% worse logloss
+    assert v.verdict == "FAIL"
+    (v2,) = gate.evaluate([r], VARIANTS, budgets(throughput_min=250_000))
+    assert v2.verdict == "FAIL"
+
+
+def test_budget_matching_nothing_is_an_error():
+    (v,) = gate.evaluate([result("rank-50", FAST)], VARIANTS, budgets(scenario="rank-5000", latency_ms={"p95": 2}))
+    assert v.verdict == "ERROR" and "matched no result" in v.reason
+
+
+@pytest.mark.parametrize(
+    "doc, field",
+    [
+        ({"budgets": [{"model": "ctr", "latency_ms": {"p97": 3}}]}, "budgets.0.latency_ms.p97"),
+        ({"budgets": [{"model": "ctr", "latency_ms": {"p95": -1}}]}, "budgets.0"),
+        ({"budgets": [{"model": "ctr"}]}, "budgets.0"),
+        ({"budgets": [{"model": "ctr", "size_mb_max": 5, "colour": "red"}]}, "budgets.0.colour"),
+        ({"budgets": []}, "budgets"),
+        ({"version": 2, "budgets": [{"size_mb_max": 5}]}, "version"),
+    ],
+)
+def test_bad_budget_file_is_refused_naming_the_field(tmp_path, doc, field):
+    path = tmp_path / "b.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(BudgetError) as err:
+        load_budgets(path)
+    assert f"field '{field}'" in str(err.value)
+
+
+def test_regression_needs_effect_and_significance():
+    rule = gate.RegressionRule.parse("10%:0.002")
+    assert rule == gate.RegressionRule(0.10, 0.002)
+    base = [result("rank-50", FAST)]
+    slower = [result("rank-50", FAST * 1.2)]
+    slightly = [result("rank-50", FAST * 1.03)]
+    (g,) = gate.compare(slower, base, rule)
+    assert g.verdict == "REGRESSION" and g.effect == pytest.approx(0.2, abs=0.01) and g.p_value < 0.002
+    assert gate.compare(slightly, base, rule)[0].verdict == "SAME"  # significant but small
+    noisy_few = [result("rank-50", FAST[:5] * 1.2)]
+    assert gate.compare(noisy_few, [result("rank-50", FAST[:5])], rule)[0].verdict == "SAME"  # big but not significant
+    with pytest.raises(ValueError):
+        gate.RegressionRule.parse("ten percent")
+
+
+def test_baseline_from_another_machine_or_runtime_version_is_refused():
+    with pytest.raises(gate.BaselineRefused, match="another machine.*cpu_model"):
+        gate.check_same_machine(MACHINE, {**MACHINE, "cpu_model": "Cortex-A76"})
+    with pytest.raises(gate.BaselineRefused, match="runtime version 1.32.0 vs baseline 1.20.0"):
+        gate.compare([result("rank-50", FAST)], [result("rank-50", FAST, runtime_version="1.20.0")], gate.RegressionRule())
+
+
+def test_junit_and_markdown_outputs(tmp_path):
+    results = [result("rank-50", FAST), result("rank-500", FAST[:100]), result("offline", [], verdict="ERROR", reason="boom")]
+    verdicts = gate.evaluate(results, VARIANTS, budgets(latency_ms={"p95": 2.0}))
+    paths = gate.write_outputs(tmp_path, verdicts, [], gate.exit_code(verdicts, []))
+    suite = ET.parse(paths["junit"]).getroot().find("testsuite")
+    assert suite.get("tests") == "3" and suite.get("errors") == "1" and suite.get("skipped") == "1"
+    md = paths["markdown"].read_text()
+    assert "PASS 1" in md and "INCONCLUSIVE 1" in md and "(exit 1)" in md
+    assert json.loads(paths["json"].read_text())["exit_code"] == 1
+
+
+def _write_run(root: Path, results, machine=MACHINE):
+    store = ResultStore(root)
+    for r in results:
+        store.put(r)
+    store.write_json("machine.json", machine)
+    store.write_json("variants.json", [json.loads(to_json(v)) for v in VARIANTS.values()])
+
+
+def test_gate_cli_exit_codes(tmp_path):
+    _write_run(tmp_path / "run", [result("rank-50", FAST), result("rank-500", FAST[:100])])
+    _write_run(tmp_path / "other", [result("rank-50", FAST)], machine={**MACHINE, "physical_cores": 64})
+    b = tmp_path / "b.yaml"
+
+    def gate_cli(*extra):
+        return subprocess.run([sys.executable, "-m", "bench", "gate", str(tmp_path / "run"), "--budgets", str(b), *extra],
+                              capture_output=True, text=True, cwd=REPO)
+
+    b.write_text(yaml.safe_dump({"budgets": [{"scenario": "rank-50", "latency_ms": {"p95": 2}}]}))
+    assert gate_cli().returncode == 0
+    b.write_text(yaml.safe_dump({"budgets": [{"latency_ms": {"p95": 2}}]}))
+    p = gate_cli()
+    assert p.returncode == 3 and "INCONCLUSIVE" in p.stdout
+    b.write_text(yaml.safe_dump({"budgets": [{"latency_ms": {"p95": 0.5}}]}))
+    assert gate_cli().returncode == 1
+    b.write_text(yaml.safe_dump({"budgets": [{"latency_ms": {"p42": 2}}]}))
+    p = gate_cli()
+    assert p.returncode == 2 and "field 'budgets.0.latency_ms.p42'" in p.stderr
+    b.write_text(yaml.safe_dump({"budgets": [{"scenario": "rank-50", "latency_ms": {"p95": 2}}]}))
+    p = gate_cli("--baseline", str(tmp_path / "other"))
+    assert p.returncode == 2 and "another machine" in p.stderr

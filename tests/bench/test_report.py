@@ -1,0 +1,78 @@
+"""The HTML report renders with every plot, checked in headless Chromium with a screenshot."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from bench import gate, report
+from bench.budgets import BudgetFile
+from bench.records import Result, Variant
+
+
+def _result(variant, scenario, profile, on, scale, items):
+    x = scale * (1 + 0.1 * np.random.default_rng(len(scenario)).random(300))
+    return Result(cell_id=f"ctr.{variant}__onnxruntime__{profile}__{scenario}", model="ctr", variant_id=f"ctr/{variant}",
+                  runtime="onnxruntime", profile=profile, measured_on=on, scenario=scenario, verdict="OK",
+                  samples_ms=tuple(x), n_samples=300, stats={"p50": float(np.median(x)), "p95": float(np.percentile(x, 95)), "mean": float(x.mean())},
+                  items_per_inference=items, throughput_items_s=items / (x.mean() / 1e3), gating=True)
+
+
+@pytest.fixture
+def run(tmp_path):
+    variants = {
+        "ctr/fp32": Variant(id="ctr/fp32", model="ctr", path="a", sha256="a", size_bytes=64 << 20, accuracy={"auc": 0.70}),
+        "ctr/int8": Variant(id="ctr/int8", model="ctr", path="b", sha256="b", size_bytes=16 << 20, accuracy={"auc": 0.69}, parent="ctr/fp32"),
+        "ctr/slow": Variant(id="ctr/slow", model="ctr", path="c", sha256="c", size_bytes=70 << 20, accuracy={"auc": 0.68}),
+    }
+    results = [
+        _result(v, s, p, on, base * n / 200 * f, n)
+        for v, f in (("fp32", 1.0), ("int8", 0.5), ("slow", 2.0))
+        for s, n in (("rank-50", 50), ("rank-200", 200), ("rank-500", 500))
+        for p, on, base in (("host", "device", 0.3), ("rpi5", "emulated", 1.2))
+    ]
+    return tmp_path, results, variants
+
+
+def test_pareto_frontier():
+    assert report.pareto([(1, 0.5), (2, 0.7), (3, 0.6), (0.5, 0.4), (4, 0.9)]) == [(0.5, 0.4), (1, 0.5), (2, 0.7), (4, 0.9)]
+
+
+def test_report_has_every_plot_and_the_selection(run):
+    tmp_path, results, variants = run
+    budgets = BudgetFile.model_validate({"budgets": [{"scenario": "rank-200", "latency_ms": {"p95": 0.5}}]})
+    verdicts = gate.evaluate(results, variants, budgets)
+    html_path, md_path = report.render(tmp_path, results, variants, {"cpu_model": "test"}, verdicts, {})
+    html = html_path.read_text()
+    for kind in ("pareto", "distributions", "throughput", "size"):
+        assert f"id='ctr-{kind}'" in html and (tmp_path / "report" / "plots" / f"ctr-{kind}.png").stat().st_size > 5000
+    assert html.count("data:image/png;base64,") == 4
+    assert "Emulated on this host" in html and "rpi5" in html
+    assert "<b>Best:</b> host (device) + ctr/int8" in html  # only int8 on the host meets p95 <= 0.5 ms at rank-200
+    assert "![Latency vs accuracy" in md_path.read_text()
+
+
+def test_report_renders_in_headless_chromium(run):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is required in CI (scripts/ensure-chromium installs it)")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    tmp_path, results, variants = run
+    html_path, _ = report.render(tmp_path, results, variants, {"cpu_model": "test"})
+    shot = tmp_path / "screenshot.png"
+    subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,2400", f"--screenshot={shot}", html_path.as_uri()],
+        check=True, capture_output=True, timeout=120,
+    )
+    from PIL import Image
+
+    img = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert img.shape == (2400, 1200)
+    assert img.std() > 10  # plots drawn, not a blank page
+    assert (img < 100).mean() > 0.002  # dark ink: axes, text and markers
