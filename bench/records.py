@@ -65,6 +65,10 @@ class Variant:
     parity: dict[str, float] = field(default_factory=dict)
     scenarios: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    gzip_bytes: int | None = None  # unstructured sparsity only shrinks a file once compressed
+    sparsity: float | None = None  # fraction of zero float weights
+    embedding_mb: float | None = None  # embedding tables (Gather data)
+    dense_mb: float | None = None  # everything else
     schema_version: int = VARIANT_SCHEMA_VERSION
 
     @classmethod

@@ -1,25 +1,140 @@
 """The Compressor seam: a compressor turns a Variant into a new Variant.
 
-Every output variant records its parent, the compressor's name and its typed, frozen
-config (its lineage), and its accuracy measured from its own outputs on the task's
-held-out data. Calibration and fine-tuning data come from the task, not the compressor.
+    compress(variant, task, config, out_dir) -> Variant
+
+Every output variant records its lineage (parent id, compressor name, typed frozen config),
+its size on disk and gzipped, parameter count and sparsity, embedding vs dense MB, and
+its task accuracy measured from its own outputs. Calibration and fine-tuning data come
+from the task, never from the compressor.
 """
 from __future__ import annotations
 
+import dataclasses
+import gzip
+import hashlib
+import json
+import shutil
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
-from bench.records import Variant
+import numpy as np
+
+from bench.records import Variant, sha256_file
+
+RunFn = Callable[[Mapping[str, np.ndarray]], Sequence[np.ndarray]]
+
+
+class CompressionError(RuntimeError):
+    """A compressor cannot apply to this model (the reason says why)."""
 
 
 class Task(Protocol):
-    """What a compressor may use of a model: its data and its metric (models.base.ZooModel fits)."""
+    """What a compressor may use of a model: its held-out metric and real calibration samples.
 
-    def evaluate(self, run: Any, cache_dir: Path) -> dict[str, float]: ...
+    Zoo models give one through ``models.base.ZooTask``; a user's ONNX file through
+    ``compressors.fidelity.OnnxFidelityTask`` (fidelity to its fp32 outputs).
+    """
+
+    name: str
+
+    def evaluate(self, run: RunFn) -> dict[str, float]: ...
+
+    def calibration_feeds(self, n: int) -> list[dict[str, np.ndarray]]: ...
+
+    def tuning_metric(self, run: RunFn) -> float:
+        """One fast, higher-is-better number for accuracy-aware tuning loops."""
+        ...
 
 
 class Compressor(Protocol):
     name: str
-    Config: type  # a frozen dataclass
+    Config: type  # a frozen dataclass with defaults
 
     def compress(self, variant: Variant, task: Task, config: Any, out_dir: Path) -> Variant: ...
+
+
+# ------------------------------------------------------------------ shared helpers
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    return json.loads(json.dumps(dataclasses.asdict(config), default=str))
+
+
+def cache_key(parent: Variant, compressor: str, config: Any, code_version: int) -> str:
+    payload = json.dumps({"parent": parent.sha256, "compressor": compressor, "config": config_dict(config), "code": code_version}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def gzip_size(path: Path) -> int:
+    with open(path, "rb") as fh:
+        return len(gzip.compress(fh.read(), compresslevel=6))
+
+
+def weight_stats(path: Path) -> dict[str, float]:
+    """Parameter count, sparsity, and MB held by embedding tables (Gather data) vs the rest."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    gathered = {n.input[0] for n in model.graph.node if n.op_type in ("Gather", "GatherBlockQuantized")}
+    params = zeros = 0
+    emb_bytes = dense_bytes = 0
+    for init in model.graph.initializer:
+        arr = numpy_helper.to_array(init)
+        params += arr.size
+        if arr.dtype.kind == "f":
+            zeros += int((arr == 0).sum())
+        if init.name in gathered and arr.ndim == 2 and arr.shape[0] >= 64:
+            emb_bytes += arr.nbytes
+        else:
+            dense_bytes += arr.nbytes
+    return {
+        "params": int(params),
+        "sparsity": zeros / params if params else 0.0,
+        "embedding_mb": emb_bytes / 2**20,
+        "dense_mb": dense_bytes / 2**20,
+    }
+
+
+def finalize(parent: Variant, onnx_path: Path, name: str, compressor: str, config: Any, task: Task,
+             notes: Sequence[str] = (), extra: Mapping[str, Any] | None = None) -> Variant:
+    """Check the file, measure everything a variant records, save variant.json next to it."""
+    import onnx
+
+    onnx.checker.check_model(str(onnx_path))
+    from models.base import ort_run_fn
+
+    accuracy = task.evaluate(ort_run_fn(onnx_path))
+    ws = weight_stats(onnx_path)
+    variant = Variant(
+        id=f"{parent.model}/{name}",
+        model=parent.model,
+        path=str(onnx_path.resolve()),
+        sha256=sha256_file(onnx_path),
+        size_bytes=onnx_path.stat().st_size,
+        params=ws["params"],
+        parent=parent.id,
+        compressor=compressor,
+        config={**config_dict(config), **dict(extra or {})},
+        accuracy=accuracy,
+        scenarios=parent.scenarios,
+        notes=tuple(notes),
+        gzip_bytes=gzip_size(onnx_path),
+        sparsity=ws["sparsity"],
+        embedding_mb=ws["embedding_mb"],
+        dense_mb=ws["dense_mb"],
+    )
+    variant.save(onnx_path.parent / "variant.json")
+    return variant
+
+
+def cached(out_dir: Path) -> Variant | None:
+    meta = out_dir / "variant.json"
+    return Variant.load(meta) if meta.exists() else None
+
+
+def fresh_dir(out_dir: Path) -> Path:
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    return out_dir

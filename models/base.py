@@ -55,6 +55,27 @@ class ZooModel(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class ZooTask:
+    """A zoo model bound to its cache folder: the compressors' view of it (compressors.base.Task)."""
+
+    model: Any
+    cache: Path
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    def evaluate(self, run: RunFn) -> dict[str, float]:
+        return self.model.evaluate(run, self.cache)
+
+    def calibration_feeds(self, n: int) -> list[dict[str, np.ndarray]]:
+        return self.model.calibration_feeds(n, self.cache)
+
+    def tuning_metric(self, run: RunFn) -> float:
+        return self.model.tuning_metric(run, self.cache)
+
+
 def cache_dir(default: str | Path = "artifacts") -> Path:
     return Path(os.environ.get("ODBENCH_CACHE", default)).resolve()
 

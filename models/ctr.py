@@ -282,5 +282,16 @@ class CtrModel:
             save_feeds(feeds, path)
         return FeedSet(path, items)
 
+    def calibration_feeds(self, n: int, cache: Path | None = None) -> list[dict[str, np.ndarray]]:
+        """``n`` real training-period batches of 128 (user, item) rows, for static quantization."""
+        rng = np.random.default_rng(99)
+        idx = rng.choice(len(self.data.train_y), size=(n, 128), replace=False if n * 128 <= len(self.data.train_y) else True)
+        return [{k: v[i] for k, v in self.data.train.items()} for i in idx]
+
+    def tuning_metric(self, run, cache: Path | None = None) -> float:
+        """Held-out AUC on the first 5,000 test rows: fast enough for a tuning loop."""
+        sub = {k: v[:5000] for k, v in self.data.test.items()}
+        return auc_logloss(self.data.test_y[:5000], _predict(run, sub))["auc"]
+
     def info(self) -> dict:
         return {"config": asdict(self.config)}

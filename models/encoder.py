@@ -78,6 +78,10 @@ class EncoderData:
         texts = texts[texts.str.len() > 20].drop_duplicates().to_numpy()
         self.queries = list(rng.choice(titles, size=cfg.n_queries, replace=False))
         self.corpus = list(rng.choice(texts, size=cfg.n_corpus, replace=False))
+        # Disjoint from the evaluation set: calibration and fine-tuning text.
+        held = set(self.queries) | set(self.corpus)
+        self.train_titles = [t for t in rng.permutation(titles)[:3000] if t not in held]
+        self.train_texts = [t for t in rng.permutation(texts)[:6000] if t not in held]
 
 
 def build_module():
@@ -214,6 +218,21 @@ class EncoderModel:
                 docs = self.data.corpus
                 save_feeds([encode_batch(self.tok, docs[s : s + items]) for s in range(0, items * 8, items)], path)
         return FeedSet(path, items)
+
+    def calibration_feeds(self, n: int, cache: Path | None = None) -> list[dict[str, np.ndarray]]:
+        """``n`` real review titles that are not evaluation queries, each at its own length."""
+        return [encode_batch(self.tok, [t]) for t in self.data.train_titles[:n]]
+
+    def tuning_metric(self, run, cache: Path) -> float:
+        """Top-10 overlap with the fp32 reference for 100 queries over 400 documents."""
+        ref = self._reference(cache)
+        rq, rc = ref["queries"][:100], ref["corpus"][:400]
+        q = self._embed(run, self.data.queries[:100], 1)
+        c = self._embed(run, self.data.corpus[:400], 32)
+        k = self.config.top_k
+        a = np.argsort(-(rq @ rc.T), axis=1)[:, :k]
+        b = np.argsort(-(q @ c.T), axis=1)[:, :k]
+        return float(np.mean([len(set(x) & set(y)) / k for x, y in zip(a, b)]))
 
     def info(self) -> dict:
         return {"config": asdict(self.config)}

@@ -1,0 +1,53 @@
+"""The hook that lets training compressors (structured pruning with fine-tune, distillation)
+work on a torch model: the zoo's, or yours.
+
+Give a ``TorchTask``::
+
+    TorchTask(
+        module=my_trained_model,                      # the fp32 teacher, eval mode
+        batches=lambda steps, batch, seed: ...,       # yields (inputs tuple, labels or None), real data
+        loss=lambda student, teacher, inputs, labels: ...,  # the training objective (a scalar tensor)
+        export=lambda module, path: ...,              # write ONNX with the same inputs/outputs as the baseline
+        prunable=lambda module: [(producer, consumer), ...],  # nn.Linear pairs around a hidden layer
+        make_student=lambda teacher, width, depth: ...,       # a smaller model, ideally initialised from the teacher
+    )
+
+and pass it with the baseline Variant and a ``Task`` (the metric) to
+``StructuredPrune`` or ``Distill``. Zoo models build theirs in ``torch_task(cache)``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+
+@dataclass(frozen=True)
+class TorchTask:
+    module: Any
+    batches: Callable[[int, int, int], Iterator[tuple[tuple, Any]]]
+    loss: Callable[[Any, Any, tuple, Any], Any]
+    export: Callable[[Any, Any], None]
+    prunable: Callable[[Any], list[tuple[Any, Any]]]
+    make_student: Callable[[Any, float, float], Any]
+    lr: float = 1e-3
+
+
+def train(student, task: TorchTask, steps: int, batch: int, seed: int = 0, lr: float | None = None) -> list[float]:
+    """A short training loop: ``steps`` batches of the task's objective. Returns the loss curve."""
+    import torch
+
+    torch.manual_seed(seed)
+    teacher = task.module.eval()
+    params = [p for p in student.parameters() if p.requires_grad]
+    dense = [p for p in params if not getattr(p, "_sparse_grad", False)]
+    opt = torch.optim.Adam(dense, lr=lr or task.lr)
+    student.train()
+    losses = []
+    for inputs, labels in task.batches(steps, batch, seed):
+        loss = task.loss(student, teacher, inputs, labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    student.eval()
+    return losses
