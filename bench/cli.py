@@ -2,6 +2,7 @@
 
     odbench run       build what is missing, then run the benchmark matrix (default: zoo x onnxruntime x host)
     odbench build     build/cached-load the zoo's fp32 baselines
+    odbench compress  build compressed variants (pruned, int8 via INC, low-rank, distilled, int8/int4 embeddings)
     odbench models    list the zoo models, their scenarios and built variants
     odbench devices   list device profiles, show one, or validate profile files
     odbench table     regenerate results tables from a run folder
@@ -94,6 +95,7 @@ def cmd_run(args) -> int:
     t_build = time.perf_counter()
     workloads: list[Workload] = []
     model_names = args.model or ([] if args.onnx else list(ZOO))
+    compress_s = 0.0
     for name in model_names:
         model = get_model(name)
         _log(f"[build] {name}: fp32 baseline (cached after the first run) ...")
@@ -104,6 +106,12 @@ def cmd_run(args) -> int:
             feeds[scenario] = (Feeds(path=str(fs.path)), fs.items_per_inference)
         workloads.append(Workload(variant, feeds))
         _log(f"[build] {variant.id}: {variant.size_bytes / 2**20:.1f} MB, accuracy {variant.accuracy}, parity {variant.parity}")
+        if args.recipe != "none":
+            t0 = time.perf_counter()
+            built = _compress_zoo(model, variant, cache, args.recipe)
+            compress_s += time.perf_counter() - t0
+            scen = feeds if args.all_scenarios else {model.headline: feeds[model.headline]}
+            workloads += [Workload(b.variant, scen) for b in built if b.variant is not None]
     dims = _dims(args.dim or [])
     lo, _, hi = (args.int_range or "0:100").partition(":")
     for path in args.onnx or []:
@@ -156,12 +164,64 @@ def cmd_run(args) -> int:
     run_s = time.perf_counter() - t_run
     md, csv_path = write_tables(out)
     store.write_json("run.json", {"preset": args.preset, "timing": dataclasses.asdict(timing), "build_s": round(build_s, 1),
+                                  "compress_s": round(compress_s, 1), "recipe": args.recipe,
                                   "matrix_s": round(run_s, 1), "cells": len(cells), "argv": sys.argv[1:]})
     _log(f"[done] build {build_s:.0f}s, matrix {run_s:.0f}s; tables: {md} {csv_path}")
     if not args.quiet:
         print(md.read_text())
     results = [store.get(c.cell_id) for c in cells]
     return 1 if any(r.verdict in BAD_VERDICTS for r in results) else 0
+
+
+def _compress_zoo(model, baseline, cache: Path, recipe: str):
+    from compressors.build import build_recipe
+    from compressors.recipes import RECIPES
+    from models.base import ZooTask
+
+    steps = RECIPES.get((model.name, recipe))
+    if steps is None:
+        raise SystemExit(f"odbench: no recipe {recipe!r} for {model.name}")
+    _log(f"[compress] {model.name}: {len(steps)} variants (recipe {recipe!r}; cached by content hash) ...")
+    return build_recipe(baseline, steps, ZooTask(model, cache), cache / "variants" / model.name,
+                        torch_task_factory=lambda: model.torch_task(cache), log=_log)
+
+
+def cmd_compress(args) -> int:
+    from compressors.build import build_recipe
+    from compressors.fidelity import OnnxFidelityTask
+    from compressors.recipes import RECIPES
+    from bench.records import Feeds
+    from models import ZOO, get_model
+    from models.base import cache_dir
+    from models.onnx_file import user_variant
+
+    cache = cache_dir(args.cache)
+    rows = []
+    t_all = time.perf_counter()
+    for name in args.model or ([] if args.onnx else list(ZOO)):
+        model = get_model(name)
+        baseline = model.build(cache, log=_log)
+        rows += [(baseline, b) for b in _compress_zoo(model, baseline, cache, args.recipe)]
+    for path in args.onnx or []:
+        baseline = user_variant(path)
+        feeds = Feeds(path=str(Path(args.feeds).resolve())) if args.feeds else Feeds(dims=_dims(args.dim or []))
+        task = OnnxFidelityTask(baseline.path, feeds)
+        baseline = dataclasses.replace(baseline, accuracy=task.evaluate(__import__("models.base", fromlist=["ort_run_fn"]).ort_run_fn(baseline.path)))
+        rows += [(baseline, b) for b in build_recipe(baseline, RECIPES[("onnx", args.recipe)], task,
+                                                      cache / "variants" / baseline.model, log=_log)]
+    total = time.perf_counter() - t_all
+    print("| variant | parent | compressor | size MB | gzip MB | emb MB | dense MB | sparsity | accuracy | build s | note |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for base, b in rows:
+        v = b.variant
+        if v is None:
+            print(f"| {base.model}/{b.step.key} | | {b.step.compressor} | | | | | | FAILED | {b.seconds:.1f} | {b.error[:120]} |")
+            continue
+        acc = " ".join(f"{k}={x:.4f} ({x - base.accuracy.get(k, x):+.4f})" for k, x in v.accuracy.items())
+        print(f"| {v.id} | {v.parent} | {v.compressor} | {v.size_bytes / 2**20:.1f} | {(v.gzip_bytes or 0) / 2**20:.1f} | "
+              f"{v.embedding_mb or 0:.1f} | {v.dense_mb or 0:.1f} | {v.sparsity or 0:.2f} | {acc} | {b.seconds:.1f} | {(v.notes or ('',))[0][:120]} |")
+    print(f"\nbuilt {sum(b.variant is not None for _, b in rows)}/{len(rows)} variants in {total:.0f}s (cached steps are instant)")
+    return 0 if all(b.variant is not None for _, b in rows) else 1
 
 
 def cmd_build(args) -> int:
@@ -326,12 +386,24 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="results/latest", help="run folder (default results/latest); reruns resume")
     r.add_argument("--force", action="store_true", help="rerun cells that already have results")
     r.add_argument("--no-overhead", action="store_true", help="skip the null-session harness-overhead cell")
+    r.add_argument("--recipe", choices=["default", "full", "none"], default="default",
+                   help="compressed variants to build and benchmark for zoo models (default: default; none = fp32 only)")
+    r.add_argument("--all-scenarios", action="store_true",
+                   help="benchmark compressed variants on every scenario (default: the model's headline one)")
     r.add_argument("-q", "--quiet", action="store_true")
     r.set_defaults(func=cmd_run)
 
     b = sub.add_parser("build", help="build the zoo's fp32 baselines")
     b.add_argument("--model", action="append")
     b.set_defaults(func=cmd_build)
+
+    c = sub.add_parser("compress", help="build compressed variants (zoo models, or --onnx files: graph-only compressors)")
+    c.add_argument("--model", action="append")
+    c.add_argument("--onnx", action="append", help="your own ONNX file; accuracy = fidelity to its fp32 outputs")
+    c.add_argument("--recipe", choices=["default", "full"], default="default")
+    c.add_argument("--dim", action="append", help="--onnx feeds: NAME=SIZE")
+    c.add_argument("--feeds", help="--onnx feeds: .npz file")
+    c.set_defaults(func=cmd_compress)
 
     m = sub.add_parser("models", help="list zoo models and built variants")
     m.set_defaults(func=cmd_models)

@@ -22,7 +22,7 @@ from bench.records import Result, Variant, atomic_write_text
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INCONCLUSIVE = 0, 1, 2, 3
 ORDER = ("ERROR", "FAIL", "UNSTABLE", "INCONCLUSIVE", "PASS")
-LOWER_IS_BETTER = {"logloss"}
+LOWER_IS_BETTER = {"logloss", "max_abs_diff"}
 
 
 class BaselineRefused(ValueError):

@@ -10,9 +10,16 @@ from bench.records import Result, Variant, atomic_write_text
 from bench.store import ResultStore
 
 COLUMNS = [
-    "model", "variant", "runtime", "profile", "measured_on", "scenario", "verdict",
-    "n", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "mean_ms", "cv", "items_per_s",
-    "session_ms", "first_ms", "peak_rss_mb", "size_mb", "params", "accuracy", "gating", "reason",
+    "model", "variant", "parent", "compressor", "runtime", "profile", "measured_on", "scenario", "verdict",
+    "n", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "mean_ms", "cv", "speedup_vs_fp32", "items_per_s",
+    "session_ms", "first_ms", "peak_rss_mb", "size_mb", "gzip_mb", "emb_mb", "dense_mb", "sparsity", "params",
+    "accuracy", "acc_delta_vs_fp32", "gating", "reason",
+]
+# The Markdown table keeps the columns a reader compares; the CSV has them all.
+MD_COLUMNS = [
+    "model", "variant", "parent", "scenario", "profile", "measured_on", "verdict", "n", "p50_ms", "p95_ms", "p99_ms",
+    "speedup_vs_fp32", "items_per_s", "first_ms", "peak_rss_mb", "size_mb", "gzip_mb", "emb_mb", "dense_mb",
+    "accuracy", "acc_delta_vs_fp32", "reason",
 ]
 
 
@@ -33,8 +40,20 @@ def load_variants(run_dir: Path) -> dict[str, Variant]:
     return {d["id"]: Variant.from_dict(d) for d in json.loads(path.read_text())}
 
 
-def row(r: Result, variants: dict[str, Variant]) -> dict[str, str]:
+def _fp32_of(r: Result, results_by_key: dict) -> Result | None:
+    return results_by_key.get((f"{r.model}/fp32", r.runtime, r.profile, r.scenario))
+
+
+def row(r: Result, variants: dict[str, Variant], results_by_key: dict | None = None) -> dict[str, str]:
     v = variants.get(r.variant_id) if r.runtime not in ("null", "faulty") else None
+    base_v = variants.get(f"{r.model}/fp32")
+    base_r = _fp32_of(r, results_by_key or {})
+    speedup = None
+    if base_r is not None and base_r.stats and r.stats and r.stats.get("p50"):
+        speedup = base_r.stats["p50"] / r.stats["p50"]
+    delta = ""
+    if v and base_v:
+        delta = " ".join(f"{k}={v.accuracy[k] - base_v.accuracy[k]:+.4f}" for k in v.accuracy if k in base_v.accuracy)
     s = r.stats or {}
     reason = r.reason
     if r.warnings and r.verdict in ("OK", "UNSTABLE"):
@@ -43,6 +62,14 @@ def row(r: Result, variants: dict[str, Variant]) -> dict[str, str]:
     return {
         "model": r.model,
         "variant": r.variant_id.split("/", 1)[-1],
+        "parent": (v.parent or "").split("/", 1)[-1] if v else "",
+        "compressor": (v.compressor or "") if v else "",
+        "speedup_vs_fp32": _fmt(speedup),
+        "gzip_mb": _fmt(v.gzip_bytes / 2**20) if v and v.gzip_bytes else "",
+        "emb_mb": _fmt(v.embedding_mb) if v and v.embedding_mb is not None else "",
+        "dense_mb": _fmt(v.dense_mb) if v and v.dense_mb is not None else "",
+        "sparsity": _fmt(v.sparsity, 2) if v and v.sparsity is not None else "",
+        "acc_delta_vs_fp32": delta,
         "runtime": r.runtime,
         "profile": r.profile,
         "measured_on": r.measured_on,
@@ -68,7 +95,8 @@ def row(r: Result, variants: dict[str, Variant]) -> dict[str, str]:
 
 
 def sorted_results(results: list[Result]) -> list[Result]:
-    return sorted(results, key=lambda r: (r.runtime in ("null", "faulty"), r.model, r.scenario, r.profile, r.runtime, r.variant_id))
+    return sorted(results, key=lambda r: (r.runtime in ("null", "faulty"), r.model, r.scenario, r.profile, r.runtime,
+                                          not r.variant_id.endswith("/fp32"), r.variant_id))
 
 
 def render_markdown(rows: list[dict[str, str]], columns=COLUMNS) -> str:
@@ -96,7 +124,8 @@ def write_tables(run_dir: str | Path) -> tuple[Path, Path]:
     run_dir = Path(run_dir)
     results = sorted_results(ResultStore(run_dir).all())
     variants = load_variants(run_dir)
-    rows = [row(r, variants) for r in results]
+    by_key = {(r.variant_id, r.runtime, r.profile, r.scenario): r for r in results}
+    rows = [row(r, variants, by_key) for r in results]
     machine = {}
     if (run_dir / "machine.json").exists():
         machine = json.loads((run_dir / "machine.json").read_text())
@@ -117,7 +146,9 @@ def write_tables(run_dir: str | Path) -> tuple[Path, Path]:
     md.append("")
     md.append(overhead_line(results))
     md.append("")
-    md.append(render_markdown(rows))
+    md.append(render_markdown(rows, MD_COLUMNS))
+    md.append("")
+    md.append("All columns (lineage, compressor, runtime, sparsity, params, ...) are in `table.csv`; raw samples in `cells/`.")
     md_path = run_dir / "table.md"
     atomic_write_text(md_path, "\n".join(md))
     buf = io.StringIO()

@@ -1,2 +1,29 @@
-"""Compressor registry: name -> "module:Class". Empty until the compressors land."""
-COMPRESSORS: dict[str, str] = {}
+"""Compressor registry: name -> "module:Class". Grep here to find every compressor.
+
+Graph-level compressors (work on any ONNX file, zoo or yours):
+  prune-magnitude, lowrank-svd, embedding-quant, inc-int8
+Training compressors (need a TorchTask: the zoo's torch models, or yours via compressors/torch_hook.py):
+  prune-structured, distill
+"""
+from __future__ import annotations
+
+import importlib
+
+COMPRESSORS: dict[str, str] = {
+    "prune-magnitude": "compressors.prune:MagnitudePrune",
+    "prune-structured": "compressors.structured:StructuredPrune",
+    "inc-int8": "compressors.inc:IncQuant",
+    "lowrank-svd": "compressors.lowrank:LowRank",
+    "embedding-quant": "compressors.embedding:EmbeddingQuant",
+    "distill": "compressors.distill:Distill",
+}
+
+NEEDS_TORCH = ("prune-structured", "distill")
+
+
+def get_compressor(name: str):
+    try:
+        module, cls = COMPRESSORS[name].split(":")
+    except KeyError:
+        raise KeyError(f"unknown compressor {name!r}; known: {', '.join(COMPRESSORS)}") from None
+    return getattr(importlib.import_module(module), cls)()

@@ -71,26 +71,36 @@ def gzip_size(path: Path) -> int:
 
 
 def weight_stats(path: Path) -> dict[str, float]:
-    """Parameter count, sparsity, and MB held by embedding tables (Gather data) vs the rest."""
+    """Parameter count; sparsity of the dense float weights (embedding tables excluded, since
+    magnitude pruning leaves them alone); MB held by embedding tables (what Gather reads,
+    through a DequantizeLinear too, with their per-row scales) vs everything else."""
     import onnx
     from onnx import numpy_helper
 
     model = onnx.load(str(path))
-    gathered = {n.input[0] for n in model.graph.node if n.op_type in ("Gather", "GatherBlockQuantized")}
-    params = zeros = 0
+    producer = {o: n for n in model.graph.node for o in n.output}
+    gathered: set[str] = set()
+    for n in model.graph.node:
+        if n.op_type in ("Gather", "GatherBlockQuantized"):
+            sources = [n.input[0]] + (list(n.input[2:]) if n.op_type == "GatherBlockQuantized" else [])
+            for src in sources:
+                dq = producer.get(src)
+                gathered.update(dq.input if dq is not None and dq.op_type == "DequantizeLinear" else [src])
+    params = zeros = dense_floats = 0
     emb_bytes = dense_bytes = 0
     for init in model.graph.initializer:
         arr = numpy_helper.to_array(init)
         params += arr.size
-        if arr.dtype.kind == "f":
-            zeros += int((arr == 0).sum())
-        if init.name in gathered and arr.ndim == 2 and arr.shape[0] >= 64:
+        if init.name in gathered and arr.ndim >= 1 and arr.shape[0] >= 64:
             emb_bytes += arr.nbytes
-        else:
-            dense_bytes += arr.nbytes
+            continue
+        dense_bytes += arr.nbytes
+        if arr.dtype.kind == "f":
+            dense_floats += arr.size
+            zeros += int((arr == 0).sum())
     return {
         "params": int(params),
-        "sparsity": zeros / params if params else 0.0,
+        "sparsity": zeros / dense_floats if dense_floats else 0.0,
         "embedding_mb": emb_bytes / 2**20,
         "dense_mb": dense_bytes / 2**20,
     }

@@ -45,7 +45,8 @@ class Distill:
         student = torch_task.make_student(torch_task.module, config.width, config.depth)
         teacher_n = sum(p.numel() for p in torch_task.module.parameters())
         student_n = sum(p.numel() for p in student.parameters())
-        losses = train(student, torch_task, config.steps, config.batch_size, config.seed)
+        losses = train(student, torch_task, config.steps, config.batch_size, config.seed,
+                       temperature=config.temperature, alpha=config.alpha)
         path = fresh_dir(out_dir) / "model.onnx"
         torch_task.export(student, path)
         return finalize(variant, path, name, self.name, config, task,

@@ -1,9 +1,10 @@
 """Embedding-table quantization on the ONNX graph: row-wise int8, or int4 where ONNX Runtime
 supports it. For recommendation models this is where the bytes are.
 
-* int8: each row r of a Gather table gets a scale max|T[r]|/127 and is stored as int8;
-  the graph does Gather(q) -> Cast(float) -> Mul(Gather(scale)). Dequantized rows are within
-  half a step (scale/2) of the original (tested).
+* int8: each row r of a Gather table gets a scale max|T[r]|/127 (stored as fp16, as FBGEMM's
+  half-precision row-wise formats do) and is stored as int8; the graph does
+  Gather(q) -> Cast -> Mul(Cast(Gather(scale))). Dequantized rows are within half a step
+  (scale/2) of the original (tested).
 * int4: ONNX Runtime's contrib ``GatherBlockQuantized`` (com.microsoft) with 4-bit blocks
   along each row (``block_size`` values share a scale), packed two per byte.
 """
@@ -20,7 +21,7 @@ from compressors.base import CompressionError, Task, cache_key, cached, finalize
 from compressors.graph import add_initializer, ensure_opset, gather_tables, initializers, remove_initializer
 from compressors.prune import _stem
 
-CODE_VERSION = 1
+CODE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -31,9 +32,10 @@ class EmbeddingQuantConfig:
 
 
 def quantize_rows_int8(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise symmetric int8 with fp16 scales; the scale is rounded to fp16 *before* quantizing."""
     scale = np.abs(t).max(axis=1) / 127.0
-    scale = np.where(scale == 0, 1.0, scale).astype(np.float32)
-    q = np.clip(np.round(t / scale[:, None]), -127, 127).astype(np.int8)
+    scale = np.where(scale == 0, 1.0, scale).astype(np.float16)
+    q = np.clip(np.round(t / scale.astype(np.float32)[:, None]), -127, 127).astype(np.int8)
     return q, scale
 
 
@@ -79,14 +81,15 @@ class EmbeddingQuant:
                 q, scale = quantize_rows_int8(t)
                 add_initializer(model, qn, q)
                 add_initializer(model, sn, scale)
-                rows, rows_f, s_rows, s_col = (f"{u.init_name}__{x}" for x in ("rows", "rows_f", "srows", "scol"))
+                rows, rows_f, s_rows, s_rows_f, s_col = (f"{u.init_name}__{x}" for x in ("rows", "rows_f", "srows", "srows_f", "scol"))
                 axes = f"{u.init_name}__axes"
                 add_initializer(model, axes, np.array([-1], dtype=np.int64))
                 new_nodes[u.node_index] = [
                     helper.make_node("Gather", [qn, idx], [rows], axis=0),
                     helper.make_node("Cast", [rows], [rows_f], to=TensorProto.FLOAT),
                     helper.make_node("Gather", [sn, idx], [s_rows], axis=0),
-                    helper.make_node("Unsqueeze", [s_rows, axes], [s_col]),
+                    helper.make_node("Cast", [s_rows], [s_rows_f], to=TensorProto.FLOAT),
+                    helper.make_node("Unsqueeze", [s_rows_f, axes], [s_col]),
                     helper.make_node("Mul", [rows_f, s_col], [out]),
                 ]
             else:

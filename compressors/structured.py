@@ -56,11 +56,13 @@ def _replace(root, old, new) -> None:
     raise CompressionError("could not find a prunable layer in the module tree")
 
 
-def prune_pairs(module, pairs, ratio: float) -> list[str]:
+def prune_pairs(module, prunable, ratio: float) -> list[str]:
+    """Prune every pair ``prunable(module)`` lists; pairs may share a layer, so re-list after each."""
     import torch
 
     notes = []
-    for producer, consumer in pairs:
+    for i in range(len(prunable(module))):
+        producer, consumer = prunable(module)[i]
         hidden = producer.out_features
         keep_n = max(1, int(round(hidden * (1 - ratio))))
         importance = producer.weight.detach().abs().sum(dim=1)
@@ -90,7 +92,7 @@ class StructuredPrune:
         pairs = torch_task.prunable(student)
         if not pairs:
             raise CompressionError("the model has no prunable Linear pairs")
-        notes = prune_pairs(student, pairs, config.ratio)
+        notes = prune_pairs(student, torch_task.prunable, config.ratio)
         after = sum(p.numel() for p in student.parameters())
         losses = train(student, torch_task, config.finetune_steps, config.batch_size, config.seed) if config.finetune_steps else []
         path = fresh_dir(out_dir) / "model.onnx"

@@ -6,7 +6,7 @@ Give a ``TorchTask``::
     TorchTask(
         module=my_trained_model,                      # the fp32 teacher, eval mode
         batches=lambda steps, batch, seed: ...,       # yields (inputs tuple, labels or None), real data
-        loss=lambda student, teacher, inputs, labels: ...,  # the training objective (a scalar tensor)
+        loss=lambda student, teacher, inputs, labels, temperature, alpha: ...,  # objective (scalar tensor)
         export=lambda module, path: ...,              # write ONNX with the same inputs/outputs as the baseline
         prunable=lambda module: [(producer, consumer), ...],  # nn.Linear pairs around a hidden layer
         make_student=lambda teacher, width, depth: ...,       # a smaller model, ideally initialised from the teacher
@@ -32,22 +32,31 @@ class TorchTask:
     lr: float = 1e-3
 
 
-def train(student, task: TorchTask, steps: int, batch: int, seed: int = 0, lr: float | None = None) -> list[float]:
-    """A short training loop: ``steps`` batches of the task's objective. Returns the loss curve."""
+def train(student, task: TorchTask, steps: int, batch: int, seed: int = 0, lr: float | None = None,
+          temperature: float = 2.0, alpha: float = 0.5) -> list[float]:
+    """A short training loop: ``steps`` batches of the task's objective. Returns the loss curve.
+
+    Embedding tables with sparse gradients get SparseAdam; everything else Adam.
+    """
     import torch
+    from torch import nn
 
     torch.manual_seed(seed)
     teacher = task.module.eval()
-    params = [p for p in student.parameters() if p.requires_grad]
-    dense = [p for p in params if not getattr(p, "_sparse_grad", False)]
-    opt = torch.optim.Adam(dense, lr=lr or task.lr)
+    sparse = [m.weight for m in student.modules() if isinstance(m, nn.Embedding) and m.sparse]
+    dense = [p for p in student.parameters() if p.requires_grad and all(p is not s for s in sparse)]
+    opts = [torch.optim.Adam(dense, lr=lr or task.lr)]
+    if sparse:
+        opts.append(torch.optim.SparseAdam(sparse, lr=lr or task.lr))
     student.train()
     losses = []
     for inputs, labels in task.batches(steps, batch, seed):
-        loss = task.loss(student, teacher, inputs, labels)
-        opt.zero_grad()
+        loss = task.loss(student, teacher, inputs, labels, temperature, alpha)
+        for o in opts:
+            o.zero_grad()
         loss.backward()
-        opt.step()
+        for o in opts:
+            o.step()
         losses.append(float(loss.detach()))
     student.eval()
     return losses

@@ -93,14 +93,21 @@ def onnx_param_count(path: str | Path) -> int:
 
 
 def make_variant(model: str, name: str, onnx_path: Path, scenarios: Sequence[str], **fields: Any) -> Variant:
+    from compressors.base import gzip_size, weight_stats
+
+    ws = weight_stats(onnx_path)
     return Variant(
         id=f"{model}/{name}",
         model=model,
         path=str(onnx_path.resolve()),
         sha256=sha256_file(onnx_path),
         size_bytes=onnx_path.stat().st_size,
-        params=onnx_param_count(onnx_path),
+        params=ws["params"],
         scenarios=tuple(scenarios),
+        gzip_bytes=gzip_size(onnx_path),
+        sparsity=ws["sparsity"],
+        embedding_mb=ws["embedding_mb"],
+        dense_mb=ws["dense_mb"],
         **fields,
     )
 

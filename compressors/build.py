@@ -1,0 +1,57 @@
+"""Build a recipe's variants for one model, with the time each took. Cached by content hash:
+a rerun with the same parent file, compressor and config is instant."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from bench.records import Variant
+from compressors import NEEDS_TORCH, get_compressor
+from compressors.base import CompressionError, Task
+from compressors.recipes import Step
+
+
+@dataclass(frozen=True)
+class Built:
+    step: Step
+    variant: Variant | None
+    seconds: float
+    error: str = ""
+
+
+def build_recipe(baseline: Variant, steps: tuple[Step, ...], task: Task, out_dir: Path,
+                 torch_task_factory: Callable[[], object] | None = None,
+                 log: Callable[[str], None] = print) -> list[Built]:
+    done: dict[str, Variant] = {}
+    built: list[Built] = []
+    torch_task = None
+    for step in steps:
+        parent = baseline if step.parent is None else done.get(step.parent)
+        if parent is None:
+            built.append(Built(step, None, 0.0, f"parent step {step.parent!r} did not build"))
+            continue
+        compressor = get_compressor(step.compressor)
+        kwargs = {}
+        if step.compressor in NEEDS_TORCH:
+            if torch_task_factory is None:
+                built.append(Built(step, None, 0.0, f"{step.compressor} needs a torch model (TorchTask); skipped for a plain ONNX file"))
+                continue
+            if torch_task is None:
+                torch_task = torch_task_factory()
+            kwargs["torch_task"] = torch_task
+        t0 = time.perf_counter()
+        try:
+            variant = compressor.compress(parent, task, step.config, out_dir, **kwargs)
+        except (CompressionError, Exception) as exc:  # one failing step must not stop the set
+            seconds = time.perf_counter() - t0
+            built.append(Built(step, None, seconds, f"{type(exc).__name__}: {exc}"))
+            log(f"  [compress] {step.key}: FAILED after {seconds:.0f}s: {exc}")
+            continue
+        seconds = time.perf_counter() - t0
+        done[step.key] = variant
+        built.append(Built(step, variant, seconds))
+        acc = ", ".join(f"{k}={v:.4f}" for k, v in variant.accuracy.items())
+        log(f"  [compress] {variant.id}: {variant.size_bytes / 2**20:.1f} MB, {acc} ({seconds:.1f}s)")
+    return built

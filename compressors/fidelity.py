@@ -1,0 +1,47 @@
+"""The task for a user's own ONNX file: accuracy is fidelity to its fp32 outputs on the
+generated (or user-given) feeds, since we know nothing else about the model."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bench.feeds import load_feeds, synthetic_feeds
+from bench.records import Feeds
+
+
+class OnnxFidelityTask:
+    def __init__(self, fp32_path: str | Path, feeds: Feeds, n_eval: int = 32):
+        from models.base import ort_run_fn
+        from runtimes.ort import OnnxRuntime
+
+        self.name = Path(fp32_path).stem
+        if feeds.path:
+            self.feeds = load_feeds(feeds.path)
+        else:
+            sess = OnnxRuntime().open(str(fp32_path), 1, OnnxRuntime.Options())
+            self.feeds = synthetic_feeds(sess.inputs, dict(feeds.dims), feeds.int_low, feeds.int_high,
+                                         max(feeds.count, n_eval), feeds.seed + 1)
+        self.eval_feeds = self.feeds[:n_eval]
+        run = ort_run_fn(fp32_path)
+        self.reference = [[np.asarray(o, dtype=np.float64) for o in run(f)] for f in self.eval_feeds]
+
+    def evaluate(self, run) -> dict[str, float]:
+        cos, diff = [], 0.0
+        for feed, ref in zip(self.eval_feeds, self.reference):
+            for out, r in zip(run(feed), ref):
+                out = np.asarray(out, dtype=np.float64)
+                if out.dtype.kind != "f" or out.shape != r.shape:
+                    continue
+                a, b = out.reshape(len(out), -1) if out.ndim > 1 else out[None], r.reshape(len(r), -1) if r.ndim > 1 else r[None]
+                na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+                ok = (na > 0) & (nb > 0)
+                cos.extend((np.sum(a * b, axis=1)[ok] / (na[ok] * nb[ok])).tolist())
+                diff = max(diff, float(np.max(np.abs(out - r))) if out.size else 0.0)
+        return {"fidelity_cosine": float(np.mean(cos)) if cos else float("nan"), "max_abs_diff": diff}
+
+    def calibration_feeds(self, n: int):
+        return [self.feeds[i % len(self.feeds)] for i in range(n)]
+
+    def tuning_metric(self, run) -> float:
+        return self.evaluate(run)["fidelity_cosine"]
