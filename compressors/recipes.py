@@ -42,8 +42,8 @@ CTR_DEFAULT = (
 
 ENCODER_DEFAULT = (
     Step("int8dyn", "inc-int8", IncConfig(approach="dynamic", tune=False)),
-    Step("int8dyn-tuned", "inc-int8", IncConfig(approach="dynamic", tune=True, tolerance=0.05, max_trials=6)),
-    Step("int8static", "inc-int8", IncConfig(approach="static", tune=True, tolerance=0.05, max_trials=4, calibration_samples=64)),
+    Step("int8dyn-tuned", "inc-int8", IncConfig(approach="dynamic", tune=True, tolerance=0.05, max_trials=3)),
+    Step("int8static", "inc-int8", IncConfig(approach="static", tune=True, tolerance=0.05, max_trials=3, calibration_samples=64)),
     Step("prune50", "prune-magnitude", MagnitudePruneConfig(0.5)),
     Step("embint8", "embedding-quant", EmbeddingQuantConfig(bits=8)),
 )
