@@ -20,6 +20,10 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 2:
         print("usage: python -m bench.cell SPEC.json OUT.json", file=sys.stderr)
         return 2
+    if "ODBENCH_PARENT_PID" in os.environ:
+        from bench.executors.local import die_with_parent
+
+        die_with_parent(int(os.environ["ODBENCH_PARENT_PID"]))
     os.environ["ODBENCH_CELL_SPEC"], os.environ["ODBENCH_CELL_OUT"] = argv
     import pytest
 

@@ -8,6 +8,7 @@
     odbench table     regenerate results tables from a run folder
     odbench gate      judge a run against a budgets file (and a baseline run): PASS/FAIL/INCONCLUSIVE/...
     odbench report    the hardware-selection report (HTML with plots + Markdown)
+    odbench worker    start a Dask worker on a target device (for run --executor dask)
 """
 from __future__ import annotations
 
@@ -148,22 +149,40 @@ def cmd_run(args) -> int:
     _log(f"[run] {len(cells)} cells planned, {len(cells) - len(todo)} already done (resume), {len(todo)} to run; "
          f"preset {args.preset!r}, results -> {out}/")
     t_run = time.perf_counter()
-    bar = tqdm(total=len(todo), unit="cell", file=sys.stderr, dynamic_ncols=True, disable=args.quiet)
+    # one progress bar per device profile
+    per_profile: dict[str, int] = {}
+    for c in todo:
+        per_profile[c.profile_name] = per_profile.get(c.profile_name, 0) + 1
+    bars = {p: tqdm(total=n, unit="cell", desc=p, position=i, file=sys.stderr, dynamic_ncols=True, disable=args.quiet)
+            for i, (p, n) in enumerate(per_profile.items())}
 
     def on_start(spec):
-        bar.set_description(f"{spec.variant_id} {spec.runtime} {spec.profile_name} {spec.scenario}")
+        bars[spec.profile_name].set_description(f"{spec.profile_name}: {spec.variant_id} {spec.runtime} {spec.scenario}")
 
     def on_result(r):
         s = r.stats or {}
         detail = f"p50 {s['p50']:.3f} ms  p95 {s['p95']:.3f} ms  n={r.n_samples}" if s else r.reason[:160]
-        bar.write(f"  {r.verdict:8s} {r.cell_id}  {detail}")
+        where = f" @{r.provenance.get('worker')}" if r.provenance.get("worker") else ""
+        bar = bars.get(r.profile) or next(iter(bars.values()))
+        bar.write(f"  {r.verdict:8s} {r.cell_id}{where}  {detail}")
         bar.update(1)
 
-    LocalExecutor().run(cells, store, on_start=on_start, on_result=on_result)
-    bar.close()
+    if args.executor == "dask":
+        from bench.executors.dask import DaskExecutor
+
+        try:
+            executor = DaskExecutor(args.scheduler, shared_root=args.shared_root)
+        except ValueError as exc:
+            _log(f"odbench: {exc}")
+            return 2
+    else:
+        executor = LocalExecutor()
+    executor.run(cells, store, on_start=on_start, on_result=on_result)
+    for bar in bars.values():
+        bar.close()
     run_s = time.perf_counter() - t_run
     md, csv_path = write_tables(out)
-    store.write_json("run.json", {"preset": args.preset, "timing": dataclasses.asdict(timing), "build_s": round(build_s, 1),
+    store.write_json("run.json", {"preset": args.preset, "executor": args.executor, "timing": dataclasses.asdict(timing), "build_s": round(build_s, 1),
                                   "compress_s": round(compress_s, 1), "recipe": args.recipe,
                                   "matrix_s": round(run_s, 1), "cells": len(cells), "argv": sys.argv[1:]})
     _log(f"[done] build {build_s:.0f}s, matrix {run_s:.0f}s; tables: {md} {csv_path}")
@@ -192,7 +211,7 @@ def cmd_compress(args) -> int:
     from compressors.recipes import RECIPES
     from bench.records import Feeds
     from models import ZOO, get_model
-    from models.base import cache_dir
+    from models.base import cache_dir, ort_run_fn
     from models.onnx_file import user_variant
 
     cache = cache_dir(args.cache)
@@ -206,7 +225,7 @@ def cmd_compress(args) -> int:
         baseline = user_variant(path)
         feeds = Feeds(path=str(Path(args.feeds).resolve())) if args.feeds else Feeds(dims=_dims(args.dim or []))
         task = OnnxFidelityTask(baseline.path, feeds)
-        baseline = dataclasses.replace(baseline, accuracy=task.evaluate(__import__("models.base", fromlist=["ort_run_fn"]).ort_run_fn(baseline.path)))
+        baseline = dataclasses.replace(baseline, accuracy=task.evaluate(ort_run_fn(baseline.path)))
         rows += [(baseline, b) for b in build_recipe(baseline, RECIPES[("onnx", args.recipe)], task,
                                                       cache / "variants" / baseline.model, log=_log)]
     total = time.perf_counter() - t_all
@@ -222,6 +241,38 @@ def cmd_compress(args) -> int:
               f"{v.embedding_mb or 0:.1f} | {v.dense_mb or 0:.1f} | {v.sparsity or 0:.2f} | {acc} | {b.seconds:.1f} | {(v.notes or ('',))[0][:120]} |")
     print(f"\nbuilt {sum(b.variant is not None for _, b in rows)}/{len(rows)} variants in {total:.0f}s (cached steps are instant)")
     return 0 if all(b.variant is not None for _, b in rows) else 1
+
+
+def cmd_worker(args) -> int:
+    """Start a Dask worker on this device, advertising its profile (checked against the machine)."""
+    from devices.check import mismatches
+    from devices.profile import ProfileError, get_profile
+    from bench.executors.dask import MEASURED_ON_ENV, SCHEDULER_ENV, resource_for
+
+    address = args.scheduler or os.environ.get(SCHEDULER_ENV)
+    if not address:
+        _log(f"odbench: no scheduler address: pass --scheduler or set {SCHEDULER_ENV}")
+        return 2
+    try:
+        profile = get_profile(args.profile)
+    except ProfileError as exc:
+        _log(f"odbench: {exc}")
+        return 2
+    problems = mismatches(profile)
+    if problems and not args.emulate:
+        _log(f"odbench: profile {profile.name!r} does not describe this machine: " + "; ".join(problems)
+             + "\n(use --emulate to run it emulated here; results will be marked 'emulated')")
+        return 2
+    measured_on = "emulated" if (args.emulate or problems) else "device"
+    import socket
+
+    cmd = [sys.executable, "-m", "distributed.cli.dask_worker", address, "--resources", f"{resource_for(profile.name)}=1",
+           "--nthreads", "1", "--name", f"odbench-{profile.name}-{socket.gethostname()}-{os.getpid()}"]
+    if args.no_nanny:
+        cmd.append("--no-nanny")
+    _log(f"[worker] {profile.name} ({measured_on}) -> {address}: {' '.join(cmd[3:])}")
+    os.execve(sys.executable, cmd, dict(os.environ, **{MEASURED_ON_ENV: measured_on}))
+    return 0  # not reached
 
 
 def cmd_build(args) -> int:
@@ -386,6 +437,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="results/latest", help="run folder (default results/latest); reruns resume")
     r.add_argument("--force", action="store_true", help="rerun cells that already have results")
     r.add_argument("--no-overhead", action="store_true", help="skip the null-session harness-overhead cell")
+    r.add_argument("--executor", choices=["local", "dask"], default="local", help="where cells run (default: local)")
+    r.add_argument("--scheduler", help="Dask scheduler address for --executor dask (env ODBENCH_SCHEDULER)")
+    r.add_argument("--shared-root", help="--executor dask: workers see files under this path as-is (else files are sent)")
     r.add_argument("--recipe", choices=["default", "full", "none"], default="default",
                    help="compressed variants to build and benchmark for zoo models (default: default; none = fp32 only)")
     r.add_argument("--all-scenarios", action="store_true",
@@ -396,6 +450,13 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="build the zoo's fp32 baselines")
     b.add_argument("--model", action="append")
     b.set_defaults(func=cmd_build)
+
+    w = sub.add_parser("worker", help="start a Dask worker for this device, advertising its profile")
+    w.add_argument("--profile", required=True, help="device profile name or YAML path")
+    w.add_argument("--scheduler", help="scheduler address (env ODBENCH_SCHEDULER)")
+    w.add_argument("--emulate", action="store_true", help="allow a profile that is not this machine (results marked emulated)")
+    w.add_argument("--no-nanny", action="store_true", help="no Dask nanny process (a dead worker is not restarted)")
+    w.set_defaults(func=cmd_worker)
 
     c = sub.add_parser("compress", help="build compressed variants (zoo models, or --onnx files: graph-only compressors)")
     c.add_argument("--model", action="append")

@@ -70,10 +70,7 @@ class LowRank:
             w = inits[u.init_name]
             if u.trans_b:
                 w = w.T  # Gemm with transB: the math weight is W^T
-            if config.target == "gather":
-                k, n = w.shape
-            else:
-                k, n = w.shape
+            k, n = w.shape
             s = np.linalg.svd(w.astype(np.float64), compute_uv=False)
             r = choose_rank(s, k, n, config)
             if r * (k + n) >= k * n:

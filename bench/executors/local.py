@@ -25,11 +25,18 @@ STDERR_TAIL = 8000
 PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def die_with_parent(parent_pid: int) -> None:
+    """Called first thing in the cell process: SIGKILL it when its parent dies (Linux).
+
+    Done in the child, not in a ``preexec_fn``, because the Dask executor starts cells from
+    worker threads, where ``preexec_fn`` is unsafe.
+    """
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except OSError:
-        pass
+        return
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def _tail(path: Path, n: int = STDERR_TAIL) -> str:
@@ -116,12 +123,12 @@ def run_process(spec: CellSpec, python: str = sys.executable) -> Result:
         spec_path, out_path = tmpdir / "spec.json", tmpdir / "result.json"
         stdout_path, stderr_path = tmpdir / "stdout.txt", tmpdir / "stderr.txt"
         atomic_write_text(spec_path, to_json(spec))
-        env = dict(os.environ, PYTHONFAULTHANDLER="1", HF_HUB_OFFLINE="1")
+        env = dict(os.environ, PYTHONFAULTHANDLER="1", HF_HUB_OFFLINE="1", ODBENCH_PARENT_PID=str(os.getpid()))
         with open(stdout_path, "wb") as so, open(stderr_path, "wb") as se:
             proc = subprocess.Popen(
                 [python, "-m", "bench.cell", str(spec_path), str(out_path)],
                 stdout=so, stderr=se, stdin=subprocess.DEVNULL, env=env,
-                start_new_session=True, preexec_fn=_die_with_parent,
+                start_new_session=True,
                 cwd=str(Path(__file__).resolve().parents[2]),
             )
             deadline = time.monotonic() + spec.timeout_s

@@ -1,0 +1,24 @@
+"""Does a device profile describe the machine we are on? Used before a worker claims a profile."""
+from __future__ import annotations
+
+from devices.host import cpu_flags, detect_host
+from devices.profile import DeviceProfile
+
+# profile ISA names that the kernel spells differently
+ISA_ALIASES = {"neon": ("neon", "asimd"), "dotprod": ("asimddp",), "i8mm": ("i8mm",), "bf16": ("bf16", "avx512_bf16")}
+
+
+def mismatches(profile: DeviceProfile) -> list[str]:
+    host = detect_host()
+    flags = set(cpu_flags())
+    out = []
+    if profile.arch != host.arch:
+        out.append(f"arch: profile {profile.arch}, machine {host.arch}")
+    if profile.cores > host.cores:
+        out.append(f"cores: profile {profile.cores}, machine {host.cores}")
+    if profile.memory_mb > host.memory_mb * 1.05:
+        out.append(f"memory_mb: profile {profile.memory_mb}, machine {host.memory_mb}")
+    missing = [f for f in profile.isa if not any(a in flags for a in ISA_ALIASES.get(f, (f,)))]
+    if missing:
+        out.append(f"isa: machine lacks {missing}")
+    return out
