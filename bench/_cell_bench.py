@@ -45,6 +45,19 @@ def _rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
+def peak_rss_mb() -> float:
+    """This process's peak RSS since exec (Linux VmHWM). Not ru_maxrss: on Linux that keeps the
+    RSS the process had as a fork of its parent, before exec, so a big parent inflates it."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def check_model_file(path: str, expected_sha: str | None) -> str:
     p = Path(path)
     if not p.exists():
@@ -180,7 +193,7 @@ def measure(spec: CellSpec, benchmark) -> dict:
     unstable, why = stats.is_unstable(s)
     out["verdict"], out["reason"] = ("UNSTABLE", why) if unstable else ("OK", "")
     out["provenance"]["end"] = provenance.snapshot()
-    out["provenance"]["ru_maxrss_mb_self"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["peak_rss_mb"] = round(peak_rss_mb(), 1)
     return out
 
 

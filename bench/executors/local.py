@@ -148,30 +148,32 @@ def run_process(spec: CellSpec, python: str = sys.executable) -> Result:
                 time.sleep(0.02)
             proc.returncode = os.waitstatus_to_exitcode(status)
 
-        peak_rss_mb = round(rusage.ru_maxrss / 1024, 1) if rusage else None
+        # The child reports its own peak RSS since exec (VmHWM). wait4's ru_maxrss is only a
+        # fallback for a child that died first: on Linux it also counts the pre-exec fork of
+        # this (possibly large) parent, so it is an upper bound, and labelled as such.
+        fork_bound_mb = round(rusage.ru_maxrss / 1024, 1) if rusage else None
         rc = proc.returncode
-        exit_info = {"returncode": rc, "stderr_tail": _tail(stderr_path)}
+        exit_info = {"returncode": rc, "stderr_tail": _tail(stderr_path), "ru_maxrss_mb_incl_fork": fork_bound_mb}
         if rc < 0:
             exit_info["signal"] = signal.Signals(-rc).name
         if timed_out:
             return _skeleton(
                 spec, "TIMEOUT", f"cell exceeded its {spec.timeout_s:g}s timeout; process group killed",
-                exit=exit_info, peak_rss_mb=peak_rss_mb, started_at=started, finished_at=_now(),
+                exit=exit_info, started_at=started, finished_at=_now(),
             )
         if out_path.exists():
             try:
                 data = json.loads(out_path.read_text())
                 child_exit = data.pop("exit", {}) or {}
                 result = Result.from_dict(data)
-                return result.replace(peak_rss_mb=peak_rss_mb, exit={**child_exit, **exit_info})
+                return result.replace(exit={**child_exit, **exit_info})
             except (ValueError, TypeError) as exc:
                 reason = f"cell wrote an unreadable result: {exc}"
         elif rc < 0:
             reason = f"cell process died of {signal.Signals(-rc).name}"
         else:
             reason = f"cell process exited with code {rc} without a result"
-        return _skeleton(spec, "ERROR", reason, exit=exit_info, peak_rss_mb=peak_rss_mb,
-                         started_at=started, finished_at=_now())
+        return _skeleton(spec, "ERROR", reason, exit=exit_info, started_at=started, finished_at=_now())
 
 
 class LocalExecutor:
