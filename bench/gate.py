@@ -129,10 +129,14 @@ def judge_cell(r: Result, budget: Budget, variants: dict[str, Variant], confiden
     if budget.accuracy_drop_max is not None:
         checks.append(_accuracy_check(r, budget, variants))
     verdict = worst(c.verdict for c in checks)
-    if r.verdict == "UNSTABLE" and verdict in ("PASS", "INCONCLUSIVE"):
+    # An unstable cell never passes. When it also lacks samples, INCONCLUSIVE (with how many
+    # more are needed) says more than UNSTABLE, so it stays, with the instability noted.
+    if r.verdict == "UNSTABLE" and verdict == "PASS":
         verdict = "UNSTABLE"
     bad = [c for c in checks if c.verdict == verdict and verdict != "PASS"]
     reason = r.reason if verdict == "UNSTABLE" else "; ".join(f"{c.name}: {c.reason}" for c in (bad or checks))
+    if r.verdict == "UNSTABLE" and verdict == "INCONCLUSIVE":
+        reason += f"; the cell is also UNSTABLE ({r.reason})"
     return CellVerdict(r.cell_id, budget.label, verdict, reason, tuple(checks), **meta)
 
 

@@ -96,11 +96,14 @@ def model_plots(model: str, results: list[Result], variants: dict[str, Variant])
     plots.append(Plot(f"{model}-pareto", "Latency vs accuracy, Pareto frontier per device", _fig_png(fig)))
 
     # 2. latency distributions per variant, one panel per scenario
-    fig, axes = plt.subplots(1, max(1, len(scenarios)), figsize=(3.2 * max(1, len(scenarios)), 3.6), squeeze=False)
+    counts = [max(1, sum(r.scenario == sc for r in rs)) for sc in scenarios] or [1]
+    fig, axes = plt.subplots(1, len(counts), figsize=(min(16, 2.0 + 0.55 * sum(counts) + 1.2 * len(counts)), 4.6),
+                             squeeze=False, gridspec_kw={"width_ratios": counts})
     for ax, scenario in zip(axes[0], scenarios):
         group = sorted([r for r in rs if r.scenario == scenario], key=lambda r: r.cell_id)
         ax.boxplot([r.samples_ms for r in group], showfliers=False, whis=(1, 99))
-        ax.set_xticks(range(1, len(group) + 1), [f"{r.variant_id.split('/', 1)[1]}\n{r.profile}" + ("*" if r.measured_on == "emulated" else "") for r in group], fontsize=7)
+        ax.set_xticks(range(1, len(group) + 1), [f"{r.variant_id.split('/', 1)[1]} @{r.profile}" + ("*" if r.measured_on == "emulated" else "") for r in group],
+                      fontsize=7, rotation=60, ha="right")
         ax.set_title(scenario, fontsize=9)
         ax.set_ylabel("ms")
         ax.grid(alpha=0.3, axis="y")

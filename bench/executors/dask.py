@@ -144,8 +144,7 @@ class DaskExecutor:
                                      f"start one on that device with `odbench worker --profile {spec.profile_name} --scheduler {self.address}` "
                                      f"(workers now: {sorted(profiles) or 'none'})"))
                     continue
-                if on_start:
-                    on_start(spec)
+                # on_start is not called: all cells are submitted at once and start when a device is free
                 fut = client.submit(worker_cell, to_json(spec), self._files(client, spec, scattered),
                                     resources={resource_for(spec.profile_name): 1}, pure=False, retries=1,
                                     key=f"cell-{spec.cell_id}-{time.time_ns()}")

@@ -168,3 +168,11 @@ def test_gate_cli_exit_codes(tmp_path):
     b.write_text(yaml.safe_dump({"budgets": [{"scenario": "rank-50", "latency_ms": {"p95": 2}}]}))
     p = gate_cli("--baseline", str(tmp_path / "other"))
     assert p.returncode == 2 and "another machine" in p.stderr
+
+
+def test_unstable_cells_never_pass_and_too_few_samples_stay_inconclusive():
+    unstable_many = result("rank-50", FAST, verdict="UNSTABLE", reason="CV of per-process medians is 9%")
+    unstable_few = result("rank-500", FAST[:50], verdict="UNSTABLE", reason="CV of per-process medians is 9%")
+    v = {x.cell_id.split("__")[-1]: x for x in gate.evaluate([unstable_many, unstable_few], VARIANTS, budgets(latency_ms={"p95": 2.0}))}
+    assert v["rank-50"].verdict == "UNSTABLE"
+    assert v["rank-500"].verdict == "INCONCLUSIVE" and "more samples" in v["rank-500"].reason and "UNSTABLE" in v["rank-500"].reason
