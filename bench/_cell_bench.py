@@ -98,7 +98,10 @@ def measure(spec: CellSpec, benchmark) -> dict:
     out: dict = {"applied": applied, "provenance": {"start": provenance.snapshot()}}
 
     sha = check_model_file(spec.variant_path, spec.variant_sha256) if spec.runtime != "faulty" else None
-    out["provenance"].update(model_sha256=sha, runtime_version=runtime.version(), numpy=np.__version__)
+    from devices.host import cpu_model, detect_host
+
+    out["provenance"].update(model_sha256=sha, runtime_version=runtime.version(), numpy=np.__version__,
+                             cpu_model=cpu_model(), isa=list(detect_host().isa))
 
     out["rss_before_load_mb"] = round(_rss_mb(), 1)
     t0 = time.perf_counter_ns()
@@ -211,18 +214,5 @@ def test_cell(benchmark):
     except Exception as exc:  # every failure becomes this cell's ERROR, with its reason
         tb = traceback.format_exc(limit=6)
         fields = {"verdict": "ERROR", "reason": f"{type(exc).__name__}: {exc}".strip(), "exit": {"traceback": tb[-3000:]}}
-    result = Result(
-        cell_id=spec.cell_id,
-        model=spec.model,
-        variant_id=spec.variant_id,
-        runtime=spec.runtime,
-        profile=spec.profile_name,
-        measured_on=spec.measured_on,
-        scenario=spec.scenario,
-        items_per_inference=spec.items_per_inference,
-        gating=spec.timing.gating,
-        started_at=started,
-        finished_at=_now(),
-        **fields,
-    )
+    result = Result.for_cell(spec, fields.pop("verdict"), fields.pop("reason", ""), started_at=started, finished_at=_now(), **fields)
     atomic_write_text(out_path, to_json(result))

@@ -222,6 +222,16 @@ class Result:
     def replace(self, **changes: Any) -> "Result":
         return dataclasses.replace(self, **changes)
 
+    @classmethod
+    def for_cell(cls, spec: CellSpec, verdict: str, reason: str = "", **fields: Any) -> "Result":
+        """A Result carrying the cell's identity from its spec, plus the given fields."""
+        return cls(
+            cell_id=spec.cell_id, model=spec.model, variant_id=spec.variant_id, runtime=spec.runtime,
+            profile=spec.profile_name, measured_on=spec.measured_on, scenario=spec.scenario,
+            items_per_inference=spec.items_per_inference, gating=spec.timing.gating,
+            verdict=verdict, reason=reason, **fields,
+        )
+
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write-then-rename in the same folder: readers see the old file or the new one, never half."""

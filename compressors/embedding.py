@@ -18,7 +18,7 @@ import numpy as np
 
 from bench.records import Variant
 from compressors.base import CompressionError, Task, cache_key, cached, finalize, fresh_dir
-from compressors.graph import add_initializer, ensure_opset, gather_tables, initializers, remove_initializer
+from compressors.graph import add_initializer, splice, ensure_opset, gather_tables, initializers, remove_initializer
 from compressors.prune import _stem
 
 CODE_VERSION = 2
@@ -102,11 +102,7 @@ class EmbeddingQuant:
                 ]
                 ensure_opset(model, "com.microsoft", 1)
             notes.append(f"{u.init_name}: {t.shape[0]}x{t.shape[1]} fp32 {t.nbytes / 2**20:.1f} MB -> int{config.bits}")
-        nodes = []
-        for i, node in enumerate(model.graph.node):
-            nodes.extend(new_nodes.get(i, [node]))
-        del model.graph.node[:]
-        model.graph.node.extend(nodes)
+        splice(model, new_nodes)
         path = fresh_dir(out_dir) / "model.onnx"
         onnx.save(model, str(path))
         return finalize(variant, path, name, self.name, config, task, notes=tuple(notes))

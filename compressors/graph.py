@@ -94,3 +94,12 @@ def ensure_opset(model, domain: str, version: int) -> None:
     from onnx import helper
 
     model.opset_import.append(helper.make_opsetid(domain, version))
+
+
+def splice(model, replacements: dict[int, list]) -> None:
+    """Replace node i of the graph by the nodes ``replacements[i]``, keeping the order."""
+    nodes = []
+    for i, node in enumerate(model.graph.node):
+        nodes.extend(replacements.get(i, [node]))
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)

@@ -20,7 +20,7 @@ import numpy as np
 
 from bench.records import Variant
 from compressors.base import CompressionError, Task, cache_key, cached, finalize, fresh_dir
-from compressors.graph import add_initializer, gather_tables, initializers, matmul_weights, remove_initializer
+from compressors.graph import add_initializer, splice, gather_tables, initializers, matmul_weights, remove_initializer
 from compressors.prune import _stem
 
 CODE_VERSION = 1
@@ -101,11 +101,7 @@ class LowRank:
             done.append(f"{u.init_name}: {k}x{n} -> rank {r}")
         if not done:
             raise CompressionError(f"no {config.target} weight gets smaller at this rank setting")
-        nodes = []
-        for i, node in enumerate(model.graph.node):
-            nodes.extend(new_nodes.get(i, [node]))
-        del model.graph.node[:]
-        model.graph.node.extend(nodes)
+        splice(model, new_nodes)
         path = fresh_dir(out_dir) / "model.onnx"
         onnx.save(model, str(path))
         return finalize(variant, path, name, self.name, config, task, notes=tuple(done[:20]),

@@ -122,8 +122,6 @@ class DaskExecutor:
     ) -> list[Result]:
         from distributed import Client, wait
 
-        from bench.executors.local import _skeleton
-
         results: list[Result] = []
 
         def record(result: Result) -> None:
@@ -140,7 +138,7 @@ class DaskExecutor:
                     continue
                 store.put_spec(spec)
                 if spec.profile_name not in profiles:
-                    record(_skeleton(spec, "ERROR", f"no Dask worker advertises {resource_for(spec.profile_name)} at {self.address}: "
+                    record(Result.for_cell(spec, "ERROR", f"no Dask worker advertises {resource_for(spec.profile_name)} at {self.address}: "
                                      f"start one on that device with `odbench worker --profile {spec.profile_name} --scheduler {self.address}` "
                                      f"(workers now: {sorted(profiles) or 'none'})"))
                     continue
@@ -160,7 +158,7 @@ class DaskExecutor:
                     try:
                         record(Result.from_dict(json.loads(fut.result())))
                     except Exception as exc:  # a worker died on every try, or the task failed
-                        record(_skeleton(spec, "ERROR", f"cell failed on the Dask workers: {type(exc).__name__}: {exc}"))
+                        record(Result.for_cell(spec, "ERROR", f"cell failed on the Dask workers: {type(exc).__name__}: {exc}"))
                 # a cell whose profile has no worker left would wait forever: give up on it after a grace period
                 live = worker_profiles(client)
                 now = time.monotonic()
@@ -170,6 +168,6 @@ class DaskExecutor:
                     elif now - orphaned_since.setdefault(fut, now) > ORPHAN_GRACE_S:
                         fut.cancel()
                         pending.pop(fut)
-                        record(_skeleton(spec, "ERROR", f"every worker advertising {resource_for(spec.profile_name)} disconnected; "
+                        record(Result.for_cell(spec, "ERROR", f"every worker advertising {resource_for(spec.profile_name)} disconnected; "
                                          "the cell was not completed"))
         return results

@@ -51,22 +51,6 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _skeleton(spec: CellSpec, verdict: str, reason: str, **extra) -> Result:
-    return Result(
-        cell_id=spec.cell_id,
-        model=spec.model,
-        variant_id=spec.variant_id,
-        runtime=spec.runtime,
-        profile=spec.profile_name,
-        measured_on=spec.measured_on,
-        scenario=spec.scenario,
-        items_per_inference=spec.items_per_inference,
-        gating=spec.timing.gating,
-        verdict=verdict,
-        reason=reason,
-        **extra,
-    )
-
 
 def run_cell(spec: CellSpec, python: str = sys.executable) -> Result:
     """Run one cell in ``spec.timing.processes`` fresh processes, one after another, and merge.
@@ -157,7 +141,7 @@ def run_process(spec: CellSpec, python: str = sys.executable) -> Result:
         if rc < 0:
             exit_info["signal"] = signal.Signals(-rc).name
         if timed_out:
-            return _skeleton(
+            return Result.for_cell(
                 spec, "TIMEOUT", f"cell exceeded its {spec.timeout_s:g}s timeout; process group killed",
                 exit=exit_info, started_at=started, finished_at=_now(),
             )
@@ -173,7 +157,7 @@ def run_process(spec: CellSpec, python: str = sys.executable) -> Result:
             reason = f"cell process died of {signal.Signals(-rc).name}"
         else:
             reason = f"cell process exited with code {rc} without a result"
-        return _skeleton(spec, "ERROR", reason, exit=exit_info, started_at=started, finished_at=_now())
+        return Result.for_cell(spec, "ERROR", reason, exit=exit_info, started_at=started, finished_at=_now())
 
 
 class LocalExecutor:

@@ -176,3 +176,25 @@ def test_unstable_cells_never_pass_and_too_few_samples_stay_inconclusive():
     v = {x.cell_id.split("__")[-1]: x for x in gate.evaluate([unstable_many, unstable_few], VARIANTS, budgets(latency_ms={"p95": 2.0}))}
     assert v["rank-50"].verdict == "UNSTABLE"
     assert v["rank-500"].verdict == "INCONCLUSIVE" and "more samples" in v["rank-500"].reason and "UNSTABLE" in v["rank-500"].reason
+
+
+def test_decide_resamples_an_inconclusive_cell_until_it_passes(tmp_path):
+    """Run until decided: too few samples for p95 -> INCONCLUSIVE -> resampled -> PASS."""
+    from bench.decide import resample
+    from bench.executors.local import LocalExecutor
+    from tests.conftest import make_tiny_onnx
+    from tests.helpers import cell
+
+    store = ResultStore(tmp_path / "run")
+    spec = cell(make_tiny_onnx(tmp_path / "m.onnx"), "tiny")  # smoke-sized: ~20-100 samples
+    import dataclasses
+
+    spec = dataclasses.replace(spec, timing=dataclasses.replace(spec.timing, min_samples=20, max_samples=60, gating=True))
+    LocalExecutor().run([spec], store)
+    b = BudgetFile.model_validate({"budgets": [{"model": "tiny", "latency_ms": {"p95": 1000}}]})
+    (before,) = gate.evaluate(store.all(), {}, b)
+    assert before.verdict == "INCONCLUSIVE" and before.checks[0].more_samples > 0
+    assert resample(store, [before], max_samples=5000, max_time_s=30) == 1
+    (after,) = gate.evaluate(store.all(), {}, b)
+    assert after.verdict == "PASS", after.reason
+    assert store.get(spec.cell_id).n_samples >= 130
