@@ -294,10 +294,12 @@ def cmd_models(args) -> int:
     for name in ZOO:
         m = get_model(name)
         print(f"{name}\n  {m.description}\n  scenarios: {', '.join(m.scenarios)}")
-        for meta in sorted((cache / "models" / name).glob("*/*/variant.json")):
+        metas = sorted((cache / "models" / name).glob("*/*/variant.json")) + sorted((cache / "variants" / name).glob("*/variant.json"))
+        for meta in metas:
             v = Variant.load(meta)
             acc = ", ".join(f"{k}={x:.4f}" for k, x in v.accuracy.items())
-            print(f"  built: {v.id}  {v.size_bytes / 2**20:.1f} MB  {acc}  ({meta.parent})")
+            lineage = f" <- {v.parent} [{v.compressor}]" if v.parent else ""
+            print(f"  built: {v.id}{lineage}  {v.size_bytes / 2**20:.1f} MB  {acc}  ({meta.parent})")
     return 0
 
 

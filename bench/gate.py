@@ -18,7 +18,7 @@ from scipy import stats as sps
 
 from bench import earlystop
 from bench.budgets import Budget, BudgetFile
-from bench.records import Result, Variant, atomic_write_text
+from bench.records import Result, Variant, atomic_write_text, lineage_root
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INCONCLUSIVE = 0, 1, 2, 3
 ORDER = ("ERROR", "FAIL", "UNSTABLE", "INCONCLUSIVE", "PASS")
@@ -92,10 +92,10 @@ def _throughput_check(r: Result, floor: float, confidence: float) -> Check:
 def _accuracy_check(r: Result, budget: Budget, variants: dict[str, Variant]) -> Check:
     cap = budget.accuracy_drop_max
     v = variants.get(r.variant_id)
-    base = variants.get(f"{r.model}/fp32")
+    base = variants.get(lineage_root(r.variant_id, variants))
     name = f"accuracy_drop<={cap:.2%}"
     if v is None or base is None or not v.accuracy:
-        return Check(name, "ERROR", f"no accuracy recorded for {r.variant_id} or its fp32 baseline {r.model}/fp32")
+        return Check(name, "ERROR", f"no accuracy recorded for {r.variant_id} or the baseline it descends from")
     drops = {}
     for metric, base_val in base.accuracy.items():
         if metric not in v.accuracy or base_val == 0:

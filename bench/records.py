@@ -233,6 +233,15 @@ class Result:
         )
 
 
+def lineage_root(variant_id: str, variants: dict[str, "Variant"]) -> str:
+    """The id of the baseline a variant descends from (its own id for a baseline)."""
+    seen = set()
+    while variant_id in variants and variants[variant_id].parent and variant_id not in seen:
+        seen.add(variant_id)
+        variant_id = variants[variant_id].parent
+    return variant_id
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write-then-rename in the same folder: readers see the old file or the new one, never half."""
     import os

@@ -6,7 +6,7 @@ import io
 import json
 from pathlib import Path
 
-from bench.records import Result, Variant, atomic_write_text
+from bench.records import Result, Variant, atomic_write_text, lineage_root
 from bench.store import ResultStore
 
 COLUMNS = [
@@ -40,14 +40,11 @@ def load_variants(run_dir: Path) -> dict[str, Variant]:
     return {d["id"]: Variant.from_dict(d) for d in json.loads(path.read_text())}
 
 
-def _fp32_of(r: Result, results_by_key: dict) -> Result | None:
-    return results_by_key.get((f"{r.model}/fp32", r.runtime, r.profile, r.scenario))
-
-
 def row(r: Result, variants: dict[str, Variant], results_by_key: dict | None = None) -> dict[str, str]:
     v = variants.get(r.variant_id) if r.runtime not in ("null", "faulty") else None
-    base_v = variants.get(f"{r.model}/fp32")
-    base_r = _fp32_of(r, results_by_key or {})
+    root = lineage_root(r.variant_id, variants)  # the fp32 (or as-is) baseline of the lineage
+    base_v = variants.get(root)
+    base_r = (results_by_key or {}).get((root, r.runtime, r.profile, r.scenario))
     speedup = None
     if base_r is not None and base_r.stats and r.stats and r.stats.get("p50"):
         speedup = base_r.stats["p50"] / r.stats["p50"]

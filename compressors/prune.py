@@ -65,4 +65,4 @@ class MagnitudePrune:
 
 def _stem(variant: Variant) -> str:
     base = variant.id.split("/", 1)[1]
-    return "" if base == "fp32" else f"{base}+"
+    return "" if base in ("fp32", "as-is") else f"{base}+"
