@@ -100,8 +100,15 @@ class IncQuant:
             accuracy_criterion=AccuracyCriterion(criterion="relative", tolerable_loss=config.tolerance, higher_is_better=True),
             tuning_criterion=TuningCriterion(max_trials=config.max_trials if config.tune else 1, timeout=config.timeout_s),
         )
+        import tempfile
+
+        from neural_compressor.utils.utility import set_workspace
+
         t0 = time.perf_counter()
-        q = quantization.fit(fp32, conf, eval_func=eval_func if config.tune else None, **kwargs)
+        # INC writes its tuning history and intermediate models to ./nc_workspace by default; keep them out of the cwd.
+        with tempfile.TemporaryDirectory(prefix="odbench-inc-") as workspace:
+            set_workspace(workspace)
+            q = quantization.fit(fp32, conf, eval_func=eval_func if config.tune else None, **kwargs)
         tune_s = time.perf_counter() - t0
         notes = []
         baseline = seen[0][0] if seen else None
