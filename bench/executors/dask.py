@@ -105,7 +105,8 @@ class DaskExecutor:
             if self.shared_root and str(Path(path).resolve()).startswith(str(Path(self.shared_root).resolve())):
                 return (str(Path(path).resolve()), sha, Path(path).name)
             if sha not in scattered:
-                scattered[sha] = client.scatter(Path(path).read_bytes(), hash=False)
+                # broadcast: every worker holds a copy, so the file survives the death of any one worker
+                scattered[sha] = client.scatter(Path(path).read_bytes(), hash=False, broadcast=True)
             return (scattered[sha], sha, Path(path).name)
 
         files = {"model": payload(spec.variant_path)}
@@ -120,7 +121,7 @@ class DaskExecutor:
         on_start: Callable[[CellSpec], None] | None = None,
         on_result: Callable[[Result], None] | None = None,
     ) -> list[Result]:
-        from distributed import Client, wait
+        from distributed import Client
 
         results: list[Result] = []
 
@@ -149,10 +150,10 @@ class DaskExecutor:
                 pending[fut] = spec
             orphaned_since: dict = {}
             while pending:
-                try:
-                    done, _ = wait(list(pending), timeout=2.0, return_when="FIRST_COMPLETED")
-                except TimeoutError:  # distributed.wait raises instead of returning on timeout
-                    done = []
+                # poll states rather than distributed.wait, which raises for the whole set when one is cancelled
+                done = [f for f in pending if f.status in ("finished", "error", "cancelled", "lost")]
+                if not done:
+                    time.sleep(0.5)
                 for fut in done:
                     spec = pending.pop(fut)
                     try:
