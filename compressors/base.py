@@ -143,6 +143,16 @@ def cached(out_dir: Path) -> Variant | None:
     return Variant.load(meta) if meta.exists() else None
 
 
+def output(parent: Variant, suffix: str, compressor: str, config: Any, code_version: int,
+           out_dir: Path) -> tuple[str, Path, Variant | None]:
+    """The new variant's name (``parent+suffix``; a baseline's name is dropped), its folder keyed by
+    content hash, and the variant already built there, if any (a cache hit)."""
+    base = parent.id.split("/", 1)[1]
+    name = suffix if base in ("fp32", "as-is") else f"{base}+{suffix}"
+    folder = out_dir / f"{name}-{cache_key(parent, compressor, config, code_version)}"
+    return name, folder, cached(folder)
+
+
 def fresh_dir(out_dir: Path) -> Path:
     if out_dir.exists():
         shutil.rmtree(out_dir)

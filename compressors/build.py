@@ -9,7 +9,7 @@ from typing import Callable
 
 from bench.records import Variant
 from compressors import NEEDS_TORCH, get_compressor
-from compressors.base import CompressionError, Task
+from compressors.base import Task
 from compressors.recipes import Step
 
 
@@ -44,7 +44,7 @@ def build_recipe(baseline: Variant, steps: tuple[Step, ...], task: Task, out_dir
         t0 = time.perf_counter()
         try:
             variant = compressor.compress(parent, task, step.config, out_dir, **kwargs)
-        except (CompressionError, Exception) as exc:  # one failing step must not stop the set
+        except Exception as exc:  # one failing step (CompressionError or a library error) must not stop the set
             seconds = time.perf_counter() - t0
             built.append(Built(step, None, seconds, f"{type(exc).__name__}: {exc}"))
             log(f"  [compress] {step.key}: FAILED after {seconds:.0f}s: {exc}")

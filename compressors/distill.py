@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.records import Variant
-from compressors.base import CompressionError, Task, cache_key, cached, finalize, fresh_dir
-from compressors.prune import _stem
+from compressors.base import CompressionError, Task, finalize, fresh_dir, output
 from compressors.torch_hook import TorchTask, train
 
 CODE_VERSION = 1
@@ -38,9 +37,8 @@ class Distill:
                  torch_task: TorchTask | None = None) -> Variant:
         if torch_task is None:
             raise CompressionError("distillation needs the torch teacher: give a TorchTask (compressors/torch_hook.py)")
-        name = f"{_stem(variant)}distill-w{config.width:g}-d{config.depth:g}"
-        out_dir = out_dir / f"{name}-{cache_key(variant, self.name, config, CODE_VERSION)}"
-        if (hit := cached(out_dir)) is not None:
+        name, out_dir, hit = output(variant, f"distill-w{config.width:g}-d{config.depth:g}", self.name, config, CODE_VERSION, out_dir)
+        if hit is not None:
             return hit
         student = torch_task.make_student(torch_task.module, config.width, config.depth)
         teacher_n = sum(p.numel() for p in torch_task.module.parameters())

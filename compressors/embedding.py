@@ -17,9 +17,8 @@ from typing import Literal
 import numpy as np
 
 from bench.records import Variant
-from compressors.base import CompressionError, Task, cache_key, cached, finalize, fresh_dir
+from compressors.base import CompressionError, Task, finalize, fresh_dir, output
 from compressors.graph import add_initializer, splice, ensure_opset, gather_tables, initializers, remove_initializer
-from compressors.prune import _stem
 
 CODE_VERSION = 2
 
@@ -61,9 +60,8 @@ class EmbeddingQuant:
         import onnx
         from onnx import TensorProto, helper
 
-        name = f"{_stem(variant)}emb-int{config.bits}"
-        out_dir = out_dir / f"{name}-{cache_key(variant, self.name, config, CODE_VERSION)}"
-        if (hit := cached(out_dir)) is not None:
+        name, out_dir, hit = output(variant, f"emb-int{config.bits}", self.name, config, CODE_VERSION, out_dir)
+        if hit is not None:
             return hit
         model = onnx.load(variant.path)
         inits = initializers(model)

@@ -19,11 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 
 from bench.records import Variant
-from compressors.base import CompressionError, Task, cache_key, cached, finalize, fresh_dir
-from compressors.prune import _stem
+from compressors.base import CompressionError, Task, finalize, fresh_dir, output
 
 CODE_VERSION = 1
 
@@ -70,9 +68,8 @@ class IncQuant:
         import onnx
 
         tag = "dyn" if config.approach == "dynamic" else "static"
-        name = f"{_stem(variant)}int8-{tag}" + ("-tuned" if config.tune else "")
-        out_dir = out_dir / f"{name}-{cache_key(variant, self.name, config, CODE_VERSION)}"
-        if (hit := cached(out_dir)) is not None:
+        name, out_dir, hit = output(variant, f"int8-{tag}" + ("-tuned" if config.tune else ""), self.name, config, CODE_VERSION, out_dir)
+        if hit is not None:
             return hit
         try:
             from neural_compressor import PostTrainingQuantConfig, quantization

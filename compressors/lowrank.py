@@ -19,9 +19,8 @@ from typing import Literal
 import numpy as np
 
 from bench.records import Variant
-from compressors.base import CompressionError, Task, cache_key, cached, finalize, fresh_dir
+from compressors.base import CompressionError, Task, finalize, fresh_dir, output
 from compressors.graph import add_initializer, splice, gather_tables, initializers, matmul_weights, remove_initializer
-from compressors.prune import _stem
 
 CODE_VERSION = 1
 
@@ -58,9 +57,8 @@ class LowRank:
         from onnx import helper
 
         knob = f"r{config.rank}" if config.rank else (f"x{config.ratio:g}" if config.ratio else f"e{config.energy:g}")
-        name = f"{_stem(variant)}{'svd' if config.target == 'matmul' else 'embfact'}-{knob}"
-        out_dir = out_dir / f"{name}-{cache_key(variant, self.name, config, CODE_VERSION)}"
-        if (hit := cached(out_dir)) is not None:
+        name, out_dir, hit = output(variant, f"{'svd' if config.target == 'matmul' else 'embfact'}-{knob}", self.name, config, CODE_VERSION, out_dir)
+        if hit is not None:
             return hit
         model = onnx.load(variant.path)
         inits = initializers(model)

@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 
 from bench.records import Variant
-from compressors.base import CompressionError, Task, cache_key, cached, finalize, fresh_dir
+from compressors.base import CompressionError, Task, finalize, fresh_dir, output
 from compressors.graph import initializers, matmul_weights, replace_initializer
 
 CODE_VERSION = 1
@@ -34,9 +34,8 @@ class MagnitudePrune:
 
         if not 0 < config.sparsity < 1:
             raise CompressionError(f"sparsity must be in (0, 1), got {config.sparsity}")
-        name = f"{_stem(variant)}prune{int(round(config.sparsity * 100))}-{config.scope.replace('_', '')}"
-        out_dir = out_dir / f"{name}-{cache_key(variant, self.name, config, CODE_VERSION)}"
-        if (hit := cached(out_dir)) is not None:
+        name, out_dir, hit = output(variant, f"prune{int(round(config.sparsity * 100))}-{config.scope.replace('_', '')}", self.name, config, CODE_VERSION, out_dir)
+        if hit is not None:
             return hit
         model = onnx.load(variant.path)
         uses = matmul_weights(model)
@@ -61,8 +60,3 @@ class MagnitudePrune:
         onnx.save(model, str(path))
         return finalize(variant, path, name, self.name, config, task,
                         notes=(f"{len(weights)} MatMul/Gemm weights pruned; dense kernels do not skip zeros",))
-
-
-def _stem(variant: Variant) -> str:
-    base = variant.id.split("/", 1)[1]
-    return "" if base in ("fp32", "as-is") else f"{base}+"

@@ -8,13 +8,11 @@ MLP width; on MiniLM it is the FFN width of every layer.
 """
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.records import Variant
-from compressors.base import CompressionError, Task, cache_key, cached, finalize, fresh_dir
-from compressors.prune import _stem
+from compressors.base import CompressionError, Task, finalize, fresh_dir, output
 from compressors.torch_hook import TorchTask, train
 
 CODE_VERSION = 1
@@ -83,9 +81,8 @@ class StructuredPrune:
 
         if torch_task is None:
             raise CompressionError("structured pruning needs the torch model: give a TorchTask (compressors/torch_hook.py)")
-        name = f"{_stem(variant)}sprune{int(round(config.ratio * 100))}"
-        out_dir = out_dir / f"{name}-{cache_key(variant, self.name, config, CODE_VERSION)}"
-        if (hit := cached(out_dir)) is not None:
+        name, out_dir, hit = output(variant, f"sprune{int(round(config.ratio * 100))}", self.name, config, CODE_VERSION, out_dir)
+        if hit is not None:
             return hit
         student = copy.deepcopy(torch_task.module)
         before = sum(p.numel() for p in student.parameters())

@@ -13,7 +13,6 @@ Output: score float32 [B], the click (like) probability.
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass
 from functools import cached_property

@@ -159,7 +159,7 @@ class EncoderModel:
         onnx_path.parent.mkdir(parents=True, exist_ok=True)
         self.export(module, onnx_path)
         log(f"computing fp32 torch reference embeddings ({self.config.n_queries} queries, {self.config.n_corpus} docs) ...")
-        ref = self._reference(cache)
+        self._reference(cache)  # computed and cached once; evaluate() reads it back
         run = ort_run_fn(onnx_path)
         parity_batch = encode_batch(self.tok, self.data.corpus[:16])
         with torch.no_grad():

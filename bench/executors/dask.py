@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable
 
-from bench.records import CellSpec, Feeds, Result, sha256_file, to_json
+from bench.records import CellSpec, Result, sha256_file, to_json
 from bench.store import ResultStore
 
 RESOURCE_PREFIX = "device:"
@@ -99,9 +99,9 @@ class DaskExecutor:
         self.shared_root = shared_root
         self.connect_timeout = connect_timeout
 
-    def _files(self, client, spec: CellSpec, scattered: dict) -> dict:
+    def _files(self, client, spec: CellSpec, scattered: dict, hashes: dict) -> dict:
         def payload(path: str):
-            sha = sha256_file(path)
+            sha = hashes.get(path) or hashes.setdefault(path, sha256_file(path))  # hash each file once per run
             if self.shared_root and str(Path(path).resolve()).startswith(str(Path(self.shared_root).resolve())):
                 return (str(Path(path).resolve()), sha, Path(path).name)
             if sha not in scattered:
@@ -133,7 +133,7 @@ class DaskExecutor:
 
         with Client(self.address, timeout=self.connect_timeout) as client:
             profiles = worker_profiles(client)
-            pending, scattered = {}, {}
+            pending, scattered, hashes = {}, {}, {}
             for spec in cells:
                 if store.done(spec.cell_id):
                     continue
@@ -144,7 +144,7 @@ class DaskExecutor:
                                      f"(workers now: {sorted(profiles) or 'none'})"))
                     continue
                 # on_start is not called: all cells are submitted at once and start when a device is free
-                fut = client.submit(worker_cell, to_json(spec), self._files(client, spec, scattered),
+                fut = client.submit(worker_cell, to_json(spec), self._files(client, spec, scattered, hashes),
                                     resources={resource_for(spec.profile_name): 1}, pure=False, retries=1,
                                     key=f"cell-{spec.cell_id}-{time.time_ns()}")
                 pending[fut] = spec

@@ -16,7 +16,6 @@ import pytest
 pytest.importorskip("distributed")
 
 from bench.executors.dask import DaskExecutor, worker_profiles  # noqa: E402
-from bench.records import Timing  # noqa: E402
 from bench.store import ResultStore  # noqa: E402
 from devices.profile import get_profile  # noqa: E402
 from tests.conftest import make_tiny_onnx  # noqa: E402
