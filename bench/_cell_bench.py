@@ -21,10 +21,11 @@ import psutil
 
 from bench import provenance, stats
 from bench.feeds import FeedError, check_feed, load_feeds, synthetic_feeds
+from bench.skips import skip_reason
 from bench.records import CellSpec, Result, atomic_write_text, sha256_file, to_json
 from devices.apply import apply_profile
 from devices.profile import DeviceProfile
-from runtimes import get_runtime, parse_options
+from runtimes import RuntimeUnavailable, get_runtime, parse_options
 
 LFS_MAGIC = b"version https://git-lfs.github.com/spec"
 
@@ -87,13 +88,11 @@ def _finite(outputs) -> bool:
 
 def measure(spec: CellSpec, benchmark) -> dict:
     profile = DeviceProfile.model_validate(spec.profile)
+    why = skip_reason(spec)
+    if why:
+        raise RuntimeSkip(why)
     applied = apply_profile(profile)
     runtime = get_runtime(spec.runtime)
-    ok, why = runtime.available()
-    if not ok:
-        raise RuntimeSkip(why)
-    if spec.runtime not in profile.runtimes and spec.runtime not in ("null", "faulty"):
-        raise RuntimeSkip(f"profile {profile.name!r} does not support runtime {spec.runtime!r}")
     options = parse_options(runtime, spec.runtime_options)
     out: dict = {"applied": applied, "provenance": {"start": provenance.snapshot()}}
 
@@ -108,6 +107,10 @@ def measure(spec: CellSpec, benchmark) -> dict:
     session = runtime.open(spec.variant_path, profile.threads, options)
     out["session_create_ms"] = (time.perf_counter_ns() - t0) / 1e6
     out["runtime_info"] = session.info()
+    cap = out["runtime_info"].get("isa_cap")
+    if applied.get("isa_cap") and (not cap or cap.get("enforced") is not True):
+        detail = (cap or {}).get("detail") or f"{spec.runtime} does not report it"
+        out.setdefault("early_warnings", []).append(f"ISA cap {applied['isa_cap']} not fully enforced by {spec.runtime}: {detail}")
     out["applied"]["os_threads_after_open"] = psutil.Process().num_threads()
 
     f = spec.feeds
@@ -143,7 +146,7 @@ def measure(spec: CellSpec, benchmark) -> dict:
     wanted = max(tm.min_samples, math.ceil(tm.min_time_s / per_run_s))
     ceiling = max(1, min(int(tm.max_time_s / per_run_s), tm.max_samples))
     rounds = max(1, min(wanted, ceiling))
-    warnings = []
+    warnings = out.pop("early_warnings", [])
     if rounds < tm.min_samples:
         warnings.append(f"only {rounds} samples fit in max_time {tm.max_time_s:g}s (min_samples {tm.min_samples})")
 
@@ -182,6 +185,9 @@ def measure(spec: CellSpec, benchmark) -> dict:
     )
     if drift > 1e-4:
         warnings.append(f"outputs differ between two runs of the same feed (max abs diff {drift:.2e})")
+    # Peak RSS before the parity pass, which may load the reference file.
+    out["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    fail_reasons = check_parity(spec, session, feeds, out, warnings)
     session.close()
 
     s = stats.summarize(samples_ms)
@@ -195,9 +201,34 @@ def measure(spec: CellSpec, benchmark) -> dict:
     )
     unstable, why = stats.is_unstable(s)
     out["verdict"], out["reason"] = ("UNSTABLE", why) if unstable else ("OK", "")
+    if fail_reasons:  # wrong answers outrank everything the timing says
+        out["verdict"], out["reason"] = "FAIL", "outputs do not match: " + "; ".join(fail_reasons)
     out["provenance"]["end"] = provenance.snapshot()
-    out["peak_rss_mb"] = round(peak_rss_mb(), 1)
     return out
+
+
+def check_parity(spec: CellSpec, session, feeds, out: dict, warnings: list) -> list[str]:
+    """Run the first feeds once more and compare with the references (bench/parity.py)."""
+    p = spec.parity
+    if p is None:
+        return []
+    if p.error or not p.reference:
+        out["parity"] = {"error": p.error or "no reference outputs"}
+        warnings.append(f"parity not checked: {p.error or 'no reference outputs'}")
+        return []
+    from bench import parity
+
+    if p.reference_sha256 and sha256_file(p.reference) != p.reference_sha256:
+        raise ModelFileError(f"parity reference {p.reference} changed since the run was planned")
+    refs = parity.load_reference(p.reference)
+    n = min(p.n_feeds, len(feeds), len(refs.get("fp32", [])))
+    got = [session.run(feeds[i]) for i in range(n)]
+    result: dict = {"kind": p.kind}
+    result["fp32"] = parity.compare(p.kind, got, refs["fp32"][:n])
+    if p.compare_runtime and "runtime" in refs:
+        result["runtime"] = parity.compare(p.kind, got, refs["runtime"][:n])
+    out["parity"] = result
+    return parity.judge(p.kind, result)
 
 
 def test_cell(benchmark):
@@ -206,7 +237,7 @@ def test_cell(benchmark):
     started = _now()
     try:
         fields = measure(spec, benchmark)
-    except RuntimeSkip as exc:
+    except (RuntimeSkip, RuntimeUnavailable) as exc:
         fields = {"verdict": "SKIPPED", "reason": str(exc)}
     except MemoryError:
         cap = spec.profile.get("memory_cap_mb")

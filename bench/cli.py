@@ -82,6 +82,7 @@ def cmd_run(args) -> int:
     from models import ZOO, get_model
     from models.base import cache_dir
     from models.onnx_file import user_variant
+    from bench.feeds import materialize_feeds
 
     try:
         profiles = [get_profile(p) for p in (args.profile or ["host"])]
@@ -105,14 +106,14 @@ def cmd_run(args) -> int:
         for scenario in model.scenarios:
             fs = model.feeds(scenario, cache)
             feeds[scenario] = (Feeds(path=str(fs.path)), fs.items_per_inference)
-        workloads.append(Workload(variant, feeds))
+        workloads.append(Workload(variant, feeds, model.output_kind))
         _log(f"[build] {variant.id}: {variant.size_bytes / 2**20:.1f} MB, accuracy {variant.accuracy}, parity {variant.parity}")
         if args.recipe != "none":
             t0 = time.perf_counter()
             built = _compress_zoo(model, variant, cache, args.recipe)
             compress_s += time.perf_counter() - t0
             scen = feeds if args.all_scenarios else {model.headline: feeds[model.headline]}
-            workloads += [Workload(b.variant, scen) for b in built if b.variant is not None]
+            workloads += [Workload(b.variant, scen, model.output_kind) for b in built if b.variant is not None]
     dims = _dims(args.dim or [])
     lo, _, hi = (args.int_range or "0:100").partition(":")
     for path in args.onnx or []:
@@ -122,11 +123,22 @@ def cmd_run(args) -> int:
             _log(f"odbench: {exc}")
             return 2
         feeds = Feeds(path=str(Path(args.feeds).resolve())) if args.feeds else Feeds(dims=dims, int_low=int(lo), int_high=int(hi))
+        # Every runtime and the parity references must see the very same feeds: write them once.
+        feeds = materialize_feeds(variant, feeds, Path(args.out) / "feeds", log=_log)
         batch = dict(dims).get("batch", 1)
         workloads.append(Workload(variant, {"synthetic": (feeds, batch)}))
     build_s = time.perf_counter() - t_build
 
-    cells = plan(workloads, runtimes, profiles, timing, scenarios=args.scenario, timeout_s=args.timeout)
+    parity_specs = {}
+    if not args.no_parity:
+        from bench.parity import prepare
+
+        known = {**load_variants(Path(args.out)), **{w.variant.id: w.variant for w in workloads}}
+        t0 = time.perf_counter()
+        parity_specs = prepare(workloads, known, Path(args.out), log=_log)
+        _log(f"[parity] reference outputs for {len(parity_specs)} (variant, scenario) pairs on onnxruntime "
+             f"({time.perf_counter() - t0:.1f}s)")
+    cells = plan(workloads, runtimes, profiles, timing, scenarios=args.scenario, timeout_s=args.timeout, parity=parity_specs)
     if not args.no_overhead and workloads:
         w0 = workloads[0]
         scenario = "rank-200" if "rank-200" in w0.feeds else next(iter(w0.feeds))
@@ -439,6 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="results/latest", help="run folder (default results/latest); reruns resume")
     r.add_argument("--force", action="store_true", help="rerun cells that already have results")
     r.add_argument("--no-overhead", action="store_true", help="skip the null-session harness-overhead cell")
+    r.add_argument("--no-parity", action="store_true", help="skip the output-parity spot check against fp32 on onnxruntime")
     r.add_argument("--executor", choices=["local", "dask"], default="local", help="where cells run (default: local)")
     r.add_argument("--scheduler", help="Dask scheduler address for --executor dask (env ODBENCH_SCHEDULER)")
     r.add_argument("--shared-root", help="--executor dask: workers see files under this path as-is (else files are sent)")

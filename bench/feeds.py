@@ -104,3 +104,27 @@ def check_feed(feed: Mapping[str, np.ndarray], inputs: Sequence[TensorSpec]) -> 
                     f"input {name!r}: axis {axis} has size {got} but the model fixes it at {want} "
                     f"(model shape {list(spec.shape)}, feed shape {list(arr.shape)})"
                 )
+
+
+def materialize_feeds(variant, feeds, out_dir: Path, log=print):
+    """Synthetic feeds written to an .npz once, from the file's ONNX signature, so that every
+    runtime and the parity references see the same arrays. A file that cannot be read keeps
+    its synthetic Feeds: its cells then fail with the reader's own error."""
+    import dataclasses
+
+    if feeds.path:
+        return feeds
+    try:
+        from runtimes.base import onnx_signature
+
+        inputs, _ = onnx_signature(variant.path)
+        arrays = synthetic_feeds(inputs, dict(feeds.dims), feeds.int_low, feeds.int_high, feeds.count, feeds.seed)
+    except Exception as exc:  # noqa: BLE001
+        log(f"[feeds] {variant.id}: cannot derive feeds from its signature ({type(exc).__name__}: {str(exc)[:200]})")
+        return feeds
+    import hashlib
+    import json
+
+    key = hashlib.sha1(json.dumps([variant.sha256, list(feeds.dims), feeds.int_low, feeds.int_high, feeds.count, feeds.seed]).encode()).hexdigest()[:16]
+    path = save_feeds(arrays, Path(out_dir) / f"synthetic-{key}.npz")
+    return dataclasses.replace(feeds, path=str(path.resolve()))

@@ -1,10 +1,11 @@
 """The matrix plan: variants x runtimes x device profiles x scenarios -> CellSpecs."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
-from bench.records import CellSpec, Feeds, Timing, Variant
+from bench.records import CellSpec, Feeds, ParitySpec, Timing, Variant
 from devices.profile import DeviceProfile
 
 
@@ -14,6 +15,7 @@ class Workload:
 
     variant: Variant
     feeds: dict[str, tuple[Feeds, int]]  # scenario -> (feeds, items per inference)
+    output_kind: str = "values"  # what the first output means, for parity: embedding | ranking | values
 
 
 def measured_on(profile: DeviceProfile) -> str:
@@ -33,7 +35,9 @@ def plan(
     timing: Timing,
     scenarios: Sequence[str] | None = None,
     timeout_s: float | None = None,
+    parity: Mapping[tuple[str, str], ParitySpec] | None = None,
 ) -> list[CellSpec]:
+    """Every combination, in a stable order. ``parity``: (variant id, scenario) -> ParitySpec."""
     cells = []
     for w in workloads:
         for scenario, (feeds, items) in w.feeds.items():
@@ -56,6 +60,16 @@ def plan(
                             feeds=feeds,
                             timing=timing,
                             timeout_s=timeout_s or default_timeout(timing),
+                            parity=_parity_for(parity, w.variant.id, scenario, runtime, options),
                         )
                     )
     return cells
+
+
+def _parity_for(parity, variant_id: str, scenario: str, runtime: str, options: dict) -> ParitySpec | None:
+    spec = (parity or {}).get((variant_id, scenario))
+    if spec is None:
+        return None
+    # The reference runtime with its default options has nothing to compare with itself.
+    same_as_reference = runtime == "onnxruntime" and not options
+    return dataclasses.replace(spec, compare_runtime=not same_as_reference)

@@ -4,6 +4,8 @@ Results carry ``schema_version``. Bump RESULT_SCHEMA_VERSION on any change to th
 Result fields and say why here:
 
   1 (2026-11-29): first version.
+  2 (2026-11-29): ``parity`` (outputs vs the fp32 root and vs ONNX Runtime) and the FAIL verdict;
+                  CellSpec gains ``parity``.
 """
 from __future__ import annotations
 
@@ -14,11 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-RESULT_SCHEMA_VERSION = 1
+RESULT_SCHEMA_VERSION = 2
 VARIANT_SCHEMA_VERSION = 1
 
-Verdict = Literal["OK", "ERROR", "TIMEOUT", "UNSTABLE", "SKIPPED"]
-VERDICTS: tuple[str, ...] = ("OK", "ERROR", "TIMEOUT", "UNSTABLE", "SKIPPED")
+# FAIL: measured, but the outputs do not match the references (bench/parity.py): its speed means nothing.
+Verdict = Literal["OK", "ERROR", "TIMEOUT", "UNSTABLE", "SKIPPED", "FAIL"]
+VERDICTS: tuple[str, ...] = ("OK", "ERROR", "TIMEOUT", "UNSTABLE", "SKIPPED", "FAIL")
 
 
 def _to_jsonable(obj: Any) -> Any:
@@ -136,6 +139,20 @@ class Feeds:
 
 
 @dataclass(frozen=True)
+class ParitySpec:
+    """How a cell checks its outputs (bench/parity.py). ``kind``: embedding | ranking | values.
+    ``reference``: an .npz of reference outputs for the first ``n_feeds`` feeds; empty with
+    ``error`` set when the references could not be computed."""
+
+    kind: str
+    reference: str = ""
+    reference_sha256: str | None = None
+    n_feeds: int = 4
+    compare_runtime: bool = True  # also compare with the same variant on ONNX Runtime
+    error: str = ""
+
+
+@dataclass(frozen=True)
 class CellSpec:
     model: str
     variant_id: str
@@ -150,6 +167,7 @@ class CellSpec:
     feeds: Feeds
     timing: Timing
     timeout_s: float
+    parity: ParitySpec | None = None
 
     @property
     def profile_name(self) -> str:
@@ -170,6 +188,8 @@ class CellSpec:
         f["dims"] = tuple((str(k), int(v)) for k, v in f.get("dims", ()))
         d["feeds"] = Feeds(**f)
         d["timing"] = Timing(**d["timing"])
+        if d.get("parity"):
+            d["parity"] = ParitySpec(**d["parity"])
         return cls(**d)
 
 
@@ -199,6 +219,7 @@ class Result:
     throughput_items_s: float | None = None
     peak_rss_mb: float | None = None
     rss_before_load_mb: float | None = None
+    parity: dict[str, Any] = field(default_factory=dict)  # {"fp32": {...}, "runtime": {...}} metrics (bench/parity.py)
     applied: dict[str, Any] = field(default_factory=dict)  # the profile as it took effect in the cell
     runtime_info: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
@@ -211,6 +232,9 @@ class Result:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Result":
         version = d.get("schema_version")
+        if version == 1:  # v2 only added fields (parity, the FAIL verdict): a v1 result reads as a v2 one without parity
+            d = {**d, "schema_version": RESULT_SCHEMA_VERSION}
+            version = RESULT_SCHEMA_VERSION
         if version != RESULT_SCHEMA_VERSION:
             raise ValueError(f"result schema version {version} is not supported (expected {RESULT_SCHEMA_VERSION})")
         d = dict(d)
@@ -244,6 +268,11 @@ def lineage_root(variant_id: str, variants: dict[str, "Variant"]) -> str:
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write-then-rename in the same folder: readers see the old file or the new one, never half."""
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write-then-rename in the same folder: readers see the old file or the new one, never half."""
     import os
     import tempfile
 
@@ -251,8 +280,8 @@ def atomic_write_text(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

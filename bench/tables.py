@@ -11,16 +11,29 @@ from bench.store import ResultStore
 
 COLUMNS = [
     "model", "variant", "parent", "compressor", "runtime", "profile", "measured_on", "scenario", "verdict",
-    "n", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "mean_ms", "cv", "speedup_vs_fp32", "items_per_s",
-    "session_ms", "first_ms", "peak_rss_mb", "size_mb", "gzip_mb", "emb_mb", "dense_mb", "sparsity", "params",
+    "n", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "mean_ms", "cv", "speedup_vs_fp32", "speedup_vs_ort", "items_per_s",
+    "parity_vs_fp32", "parity_vs_ort", "max_abs_diff_vs_fp32", "max_abs_diff_vs_ort", "session_ms", "first_ms", "peak_rss_mb", "size_mb", "gzip_mb", "emb_mb", "dense_mb", "sparsity", "params",
     "accuracy", "acc_delta_vs_fp32", "gating", "reason",
 ]
 # The Markdown table keeps the columns a reader compares; the CSV has them all.
 MD_COLUMNS = [
-    "model", "variant", "parent", "scenario", "profile", "measured_on", "verdict", "n", "p50_ms", "p95_ms", "p99_ms",
-    "speedup_vs_fp32", "items_per_s", "first_ms", "peak_rss_mb", "size_mb", "gzip_mb", "emb_mb", "dense_mb",
-    "accuracy", "acc_delta_vs_fp32", "reason",
+    "model", "variant", "parent", "scenario", "runtime", "profile", "verdict", "n", "p50_ms", "p95_ms", "p99_ms",
+    "speedup_vs_fp32", "speedup_vs_ort", "items_per_s", "parity_vs_fp32", "parity_vs_ort", "first_ms", "peak_rss_mb",
+    "size_mb", "emb_mb", "accuracy", "acc_delta_vs_fp32", "reason",
 ]
+REFERENCE_RUNTIME = "onnxruntime"
+
+
+def parity_text(metrics: dict | None) -> str:
+    """'cos 0.9879' for embeddings, 'top10 0.80 ρ 0.975' for rankings; '' when not compared."""
+    if not metrics:
+        return ""
+    parts = []
+    if "top10_overlap" in metrics:
+        parts.append(f"top10 {metrics['top10_overlap']:.2f} ρ {metrics['spearman']:.3f}")
+    if "cosine" in metrics:
+        parts.append(f"cos {metrics['cosine']:.4f}")
+    return " ".join(parts)
 
 
 def _fmt(v, digits=3):
@@ -48,6 +61,11 @@ def row(r: Result, variants: dict[str, Variant], results_by_key: dict | None = N
     speedup = None
     if base_r is not None and base_r.stats and r.stats and r.stats.get("p50"):
         speedup = base_r.stats["p50"] / r.stats["p50"]
+    ort_r = (results_by_key or {}).get((r.variant_id, REFERENCE_RUNTIME, r.profile, r.scenario))
+    vs_ort = None
+    if ort_r is not None and ort_r.stats and r.stats and r.stats.get("p50") and r.runtime not in ("null", "faulty"):
+        vs_ort = ort_r.stats["p50"] / r.stats["p50"]
+    par = r.parity or {}
     delta = ""
     if v and base_v:
         delta = " ".join(f"{k}={v.accuracy[k] - base_v.accuracy[k]:+.4f}" for k in v.accuracy if k in base_v.accuracy)
@@ -62,6 +80,11 @@ def row(r: Result, variants: dict[str, Variant], results_by_key: dict | None = N
         "parent": (v.parent or "").split("/", 1)[-1] if v else "",
         "compressor": (v.compressor or "") if v else "",
         "speedup_vs_fp32": _fmt(speedup),
+        "speedup_vs_ort": _fmt(vs_ort),
+        "parity_vs_fp32": parity_text(par.get("fp32")) or ("not checked" if par.get("error") else ""),
+        "parity_vs_ort": parity_text(par.get("runtime")),
+        "max_abs_diff_vs_fp32": _fmt((par.get("fp32") or {}).get("max_abs_diff")),
+        "max_abs_diff_vs_ort": _fmt((par.get("runtime") or {}).get("max_abs_diff")),
         "gzip_mb": _fmt(v.gzip_bytes / 2**20) if v and v.gzip_bytes else "",
         "emb_mb": _fmt(v.embedding_mb) if v and v.embedding_mb is not None else "",
         "dense_mb": _fmt(v.dense_mb) if v and v.dense_mb is not None else "",
@@ -143,7 +166,14 @@ def write_tables(run_dir: str | Path) -> tuple[Path, Path]:
     md.append("")
     md.append(overhead_line(results))
     md.append("")
-    md.append(render_markdown(rows, MD_COLUMNS))
+    # Device measurements and host emulations are never mixed in one table.
+    for where, title in (("device", "Measured on the device"), ("emulated", "Emulated on this host (threads, affinity, memory cap, ISA cap where the runtime honours it)")):
+        part = [row_ for row_, r in zip(rows, results) if r.measured_on == where]
+        if part:
+            md += [f"## {title}", "", render_markdown(part, MD_COLUMNS), ""]
+    md.append("Parity: outputs of the first feeds against the fp32 root (`parity_vs_fp32`) and against the same variant "
+              "on onnxruntime (`parity_vs_ort`), both computed on onnxruntime from the same feeds: cosine for "
+              "embeddings, top-10 overlap and Spearman ρ for rankings. A cell below the floors of bench/parity.py is FAIL.")
     md.append("")
     md.append("All columns (lineage, compressor, runtime, sparsity, params, ...) are in `table.csv`; raw samples in `cells/`.")
     md_path = run_dir / "table.md"

@@ -5,7 +5,34 @@ import os
 import resource
 from typing import Any
 
-from devices.profile import DeviceProfile
+from devices.profile import ISA_CAPS, DeviceProfile
+
+ISA_CAP_ENV = "ONEDNN_MAX_CPU_ISA"  # oneDNN: OpenVINO's CPU plugin, PyTorch's mkldnn ops
+ATEN_CAP_ENV = "ATEN_CPU_CAPABILITY"  # PyTorch's own vectorised kernels: default | avx2 | avx512
+
+
+def isa_cap() -> str | None:
+    """The ISA cap in force in this process (set by apply_profile), for runtimes to report on."""
+    return os.environ.get(ISA_CAP_ENV) or None
+
+
+def isa_level(name: str) -> int | None:
+    """Rank of an ISA cap or of a kernel name like 'brgemm_avx512_bf16' / 'jit_avx2_f32'; None if generic."""
+    upper = name.upper()
+    if upper in ISA_CAPS:
+        return ISA_CAPS.index(upper)
+    low = name.lower()
+    if "amx" in low:
+        return ISA_CAPS.index("AVX512_CORE_AMX")
+    if "avx512" in low:
+        return ISA_CAPS.index("AVX512_CORE_BF16" if "bf16" in low else "AVX512_CORE")
+    if "avx2" in low:
+        return ISA_CAPS.index("AVX2")
+    if "avx" in low:
+        return ISA_CAPS.index("AVX")
+    if "sse41" in low or "sse42" in low:
+        return ISA_CAPS.index("SSE41")
+    return None
 
 
 class ProfileNotApplied(RuntimeError):
@@ -31,6 +58,10 @@ def apply_profile(profile: DeviceProfile) -> dict[str, Any]:
     if profile.memory_cap_mb is not None:
         cap = profile.memory_cap_mb * 2**20
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    if profile.isa_cap is not None:  # before any runtime library loads in this process
+        os.environ[ISA_CAP_ENV] = profile.isa_cap
+        level = ISA_CAPS.index(profile.isa_cap)
+        os.environ[ATEN_CAP_ENV] = "default" if level < ISA_CAPS.index("AVX2") else "avx2" if level < ISA_CAPS.index("AVX512_CORE") else "avx512"
 
     actual_cpus = sorted(os.sched_getaffinity(0))
     if actual_cpus != sorted(wanted):
@@ -44,4 +75,5 @@ def apply_profile(profile: DeviceProfile) -> dict[str, Any]:
         "threads": profile.threads,
         "cpus": actual_cpus,
         "memory_cap_mb": actual_cap_mb,
+        "isa_cap": isa_cap(),
     }

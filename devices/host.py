@@ -8,6 +8,7 @@ from functools import lru_cache
 import psutil
 
 from devices.profile import DeviceProfile
+from runtimes import installed_runtimes
 
 # ISA features that matter for inference kernels; the full flag list is in provenance.
 INTERESTING_ISA = (
@@ -60,4 +61,5 @@ def detect_host() -> DeviceProfile:
         threads=min(cores, len(cpus)),
         cpus=None,
         memory_mb=int(psutil.virtual_memory().total // 2**20),
+        runtimes=installed_runtimes(),
     )

@@ -26,18 +26,40 @@ class _Frozen(BaseModel):
 class Cluster(_Frozen):
     name: str
     cores: int = Field(ge=1)
+    core: str = ""  # micro-architecture, e.g. "Cortex-A76"
     max_mhz: float | None = Field(default=None, gt=0)
+    cpus: tuple[int, ...] | None = None  # logical CPU ids of this cluster on the device
+
+
+FIGURES = ("peak_gflops", "mem_bandwidth_gbs", "unit_price_usd", "hourly_price_usd", "power_w")
 
 
 class Datasheet(_Frozen):
-    """Vendor figures. ``source`` must say where they come from."""
+    """Vendor figures. Each figure given must name where it comes from: its own entry in
+    ``sources``, or the general ``source`` when one document gives them all."""
 
-    peak_gflops: float | None = Field(default=None, gt=0)
-    mem_bandwidth_gbs: float | None = Field(default=None, gt=0)
+    peak_gflops: float | None = Field(default=None, gt=0, description="FP32 peak, all cores")
+    mem_bandwidth_gbs: float | None = Field(default=None, gt=0, description="peak DRAM bandwidth")
     unit_price_usd: float | None = Field(default=None, ge=0)
     hourly_price_usd: float | None = Field(default=None, ge=0)
-    power_w: float | None = Field(default=None, gt=0)
-    source: str = Field(min_length=1)
+    power_w: float | None = Field(default=None, gt=0, description="typical board/package power under load")
+    source: str = ""
+    sources: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _sourced(self) -> "Datasheet":
+        unknown = sorted(set(self.sources) - set(FIGURES))
+        if unknown:
+            raise ValueError(f"sources: unknown figure(s) {unknown}; figures are {list(FIGURES)}")
+        unsourced = [f for f in FIGURES if getattr(self, f) is not None and not (self.sources.get(f) or self.source).strip()]
+        if unsourced:
+            raise ValueError(f"figure(s) {unsourced} name no source: add sources.<figure> or source")
+        return self
+
+
+# oneDNN's ISA ceilings (ONEDNN_MAX_CPU_ISA), lowest to highest. OpenVINO's CPU plugin and
+# PyTorch's oneDNN ops honour it; ONNX Runtime's MLAS has no such switch.
+ISA_CAPS = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_CORE", "AVX512_CORE_VNNI", "AVX512_CORE_BF16", "AVX512_CORE_AMX")
 
 
 class DeviceProfile(_Frozen):
@@ -52,6 +74,8 @@ class DeviceProfile(_Frozen):
     cpus: tuple[int, ...] | None = Field(default=None, description="CPU affinity for the cell; None = all")
     memory_mb: int = Field(ge=1)
     memory_cap_mb: int | None = Field(default=None, ge=64, description="address-space cap applied to the cell")
+    memory_type: str = ""  # e.g. "LPDDR4X-4267"
+    isa_cap: Literal[ISA_CAPS] | None = Field(default=None, description="when emulated on an x86 host: the oneDNN ISA ceiling")
     runtimes: tuple[str, ...] = ("onnxruntime",)
     execution_providers: tuple[str, ...] = ("CPUExecutionProvider",)
     datasheet: Datasheet | None = None

@@ -43,6 +43,11 @@ class ZooModel(Protocol):
     name: str
     description: str
     scenarios: tuple[str, ...]
+    output_kind: str  # what the first output means, for parity checks: "embedding" | "ranking"
+
+    def load_torch(self, cache_dir: Path):
+        """The fp32 torch module, taking the ONNX inputs in order, positionally (runtimes/torch_eager.py)."""
+        ...
 
     def build(self, cache_dir: Path) -> Variant:
         """Train/load, export the fp32 ONNX baseline, check parity, measure accuracy. Cached."""
@@ -136,3 +141,16 @@ def auc_logloss(labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
     auc = (ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
     logloss = -np.mean(np.where(y, np.log(p), np.log1p(-p)))
     return {"auc": float(auc), "logloss": float(logloss)}
+
+
+# Next to a zoo fp32 model.onnx: which zoo model (and cache) can rebuild it as a torch module,
+# for the PyTorch eager runtime. Compressed variants have none: they exist only as ONNX.
+TORCH_SIDECAR = "torch_module.json"
+
+
+def write_torch_sidecar(model_name: str, onnx_dir: Path, cache: Path) -> None:
+    onnx_dir.mkdir(parents=True, exist_ok=True)
+    path = onnx_dir / TORCH_SIDECAR
+    data = {"zoo_model": model_name, "cache": os.path.relpath(Path(cache).resolve(), onnx_dir.resolve())}
+    if not path.exists() or json.loads(path.read_text()) != data:
+        path.write_text(json.dumps(data))

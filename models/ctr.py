@@ -22,7 +22,7 @@ import numpy as np
 
 from bench.feeds import save_feeds
 from bench.records import Variant
-from models.base import FeedSet, auc_logloss, config_hash, make_variant, ort_run_fn
+from models.base import FeedSet, auc_logloss, config_hash, make_variant, ort_run_fn, write_torch_sidecar
 
 CODE_VERSION = 2
 AGE_BINS = (18, 25, 35, 45, 50, 56)
@@ -216,6 +216,7 @@ class CtrModel:
     name = "ctr-ml100k"
     description = "DLRM-style CTR ranker (hashed ID tables + MLP), MovieLens-100k, label rating>=4, time split"
     scenarios = ("rank-50", "rank-200", "rank-500", "offline")
+    output_kind = "ranking"  # one score per candidate: parity compares rankings
     headline = "rank-200"  # the scenario compressed variants are benchmarked on by default
     OFFLINE_BATCH = 4096
 
@@ -232,6 +233,7 @@ class CtrModel:
     def build(self, cache: Path, log=print) -> Variant:
         root = self._dir(cache)
         meta = root / "fp32" / "variant.json"
+        write_torch_sidecar(self.name, root / "fp32", cache)
         if meta.exists():
             return Variant.load(meta)
         import torch

@@ -23,7 +23,7 @@ import numpy as np
 
 from bench.feeds import save_feeds
 from bench.records import Variant
-from models.base import FeedSet, config_hash, make_variant, ort_run_fn
+from models.base import FeedSet, config_hash, make_variant, ort_run_fn, write_torch_sidecar
 
 CODE_VERSION = 2
 
@@ -108,6 +108,7 @@ class EncoderModel:
     name = "minilm-l6-query"
     description = "all-MiniLM-L6-v2 query encoder (mean pooling, L2-normalised) on real e-commerce review text"
     scenarios = ("query", "offline")
+    output_kind = "embedding"
     headline = "query"  # the scenario compressed variants are benchmarked on by default
 
     def __init__(self, config: EncoderConfig | None = None):
@@ -149,6 +150,7 @@ class EncoderModel:
     def build(self, cache: Path, log=print) -> Variant:
         root = self._dir(cache)
         meta = root / "fp32" / "variant.json"
+        write_torch_sidecar(self.name, root / "fp32", cache)
         if meta.exists():
             return Variant.load(meta)
         import torch
@@ -173,6 +175,10 @@ class EncoderModel:
         )
         variant.save(meta)
         return variant
+
+    def load_torch(self, cache: Path):
+        """The fp32 torch module (forward(input_ids, attention_mask) -> L2-normalised embedding)."""
+        return build_module()
 
     def export(self, module, onnx_path: Path) -> None:
         import torch

@@ -19,13 +19,15 @@ from runtimes.base import (  # noqa: F401  (re-exported seam)
 
 RUNTIMES: dict[str, str] = {
     "onnxruntime": "runtimes.ort:OnnxRuntime",
+    "openvino": "runtimes.openvino:OpenVinoRuntime",
+    "torch": "runtimes.torch_eager:TorchEagerRuntime",
     # Harness doubles: "null" measures the harness's own overhead, "faulty" injects faults.
     "null": "runtimes.null:NullRuntime",
     "faulty": "runtimes.faulty:FaultyRuntime",
 }
 
 # Runtimes that benchmark real inference (the doubles above are excluded from default matrices).
-INFERENCE_RUNTIMES = ("onnxruntime",)
+INFERENCE_RUNTIMES = ("onnxruntime", "openvino", "torch")
 
 
 def get_runtime(name: str) -> Runtime:
@@ -47,3 +49,10 @@ def parse_options(runtime: Runtime, raw: dict[str, Any] | None) -> Any:
             f"runtime {runtime.name!r}: unknown option(s) {unknown}; valid: {sorted(fields)}"
         )
     return runtime.Options(**raw)
+
+
+def installed_runtimes() -> tuple[str, ...]:
+    """Inference runtimes whose library is importable here (checked without importing it)."""
+    import importlib.util
+
+    return tuple(n for n in INFERENCE_RUNTIMES if importlib.util.find_spec(get_runtime(n).package) is not None)

@@ -52,6 +52,7 @@ class Session(Protocol):
 
 class Runtime(Protocol):
     name: str
+    package: str | None  # import name of its library: lets `devices` list what is installed without importing it
     Options: type  # a frozen dataclass with defaults; the runtime's typed config
 
     def available(self) -> tuple[bool, str]:
@@ -60,4 +61,26 @@ class Runtime(Protocol):
 
     def version(self) -> str: ...
 
+    def accepts(self, model_path: str) -> tuple[bool, str]:
+        """(True, "") when this runtime can run this file at all (cheap: no session is made)."""
+        ...
+
     def open(self, model_path: str, threads: int, options: Any) -> Session: ...
+
+
+_ONNX_TYPES = {1: "float32", 10: "float16", 11: "float64", 7: "int64", 6: "int32", 3: "int8", 2: "uint8", 9: "bool"}
+
+
+def onnx_signature(model_path: str) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    """Inputs and outputs declared by an ONNX file, read without a runtime (weights not loaded)."""
+    import onnx
+
+    graph = onnx.load(model_path, load_external_data=False).graph
+    inits = {i.name for i in graph.initializer}
+
+    def spec(v) -> TensorSpec:
+        t = v.type.tensor_type
+        dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim)
+        return TensorSpec(v.name, _ONNX_TYPES.get(t.elem_type, str(t.elem_type)), dims)
+
+    return [spec(v) for v in graph.input if v.name not in inits], [spec(v) for v in graph.output]

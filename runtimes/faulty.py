@@ -59,7 +59,11 @@ class FaultySession:
 
 class FaultyRuntime:
     name = "faulty"
+    package = None  # a harness double: no library
     Options = FaultyOptions
+
+    def accepts(self, model_path: str) -> tuple[bool, str]:
+        return True, ""
 
     def available(self) -> tuple[bool, str]:
         return True, ""

@@ -30,7 +30,11 @@ class NullSession:
 
 class NullRuntime:
     name = "null"
+    package = None  # a harness double: no library
     Options = NullOptions
+
+    def accepts(self, model_path: str) -> tuple[bool, str]:
+        return True, ""
 
     def available(self) -> tuple[bool, str]:
         return True, ""

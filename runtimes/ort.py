@@ -39,6 +39,16 @@ def _spec(arg) -> TensorSpec:
     return TensorSpec(arg.name, _ORT_TYPES.get(arg.type, arg.type), tuple(arg.shape))
 
 
+def _isa_cap_info() -> dict[str, Any]:
+    from devices.apply import isa_cap
+
+    cap = isa_cap()
+    if not cap:
+        return {}
+    return {"isa_cap": {"requested": cap, "enforced": False,
+                        "detail": "ONNX Runtime's MLAS picks its kernels from CPUID and has no ISA ceiling: this host's full ISA is used"}}
+
+
 class OrtSession:
     def __init__(self, sess, options: OrtOptions, threads: int):
         self._sess = sess
@@ -60,6 +70,7 @@ class OrtSession:
             "graph_optimization": self._options.graph_optimization,
             "pin_threads": self._options.pin_threads,
             "caller_cpus": sorted(os.sched_getaffinity(threading.get_native_id())),
+            **_isa_cap_info(),
         }
 
     def close(self) -> None:
@@ -68,7 +79,11 @@ class OrtSession:
 
 class OnnxRuntime:
     name = "onnxruntime"
+    package = "onnxruntime"
     Options = OrtOptions
+
+    def accepts(self, model_path: str) -> tuple[bool, str]:
+        return True, ""
 
     def available(self) -> tuple[bool, str]:
         try:

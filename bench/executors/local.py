@@ -57,6 +57,14 @@ def run_cell(spec: CellSpec, python: str = sys.executable) -> Result:
 
     Never raises for cell faults: the first failing process decides the cell's verdict.
     """
+    from bench.skips import skip_reason
+
+    try:
+        why = skip_reason(spec)
+    except Exception as exc:  # noqa: BLE001 - e.g. an unknown runtime name: that cell's error
+        return Result.for_cell(spec, "ERROR", f"{type(exc).__name__}: {exc}", started_at=_now(), finished_at=_now())
+    if why:
+        return Result.for_cell(spec, "SKIPPED", why, started_at=_now(), finished_at=_now())
     parts = []
     for k in range(max(1, spec.timing.processes)):
         part = run_process(spec, python)
@@ -80,9 +88,13 @@ def merge_processes(parts: list[Result]) -> Result:
     warnings = list(dict.fromkeys(w for p in parts for w in p.warnings))
     warnings += [f"process {i + 1}: {p.reason}" for i, p in enumerate(parts) if p.verdict == "UNSTABLE"]
     unstable, why = stats.is_unstable(s)
+    verdict, reason = ("UNSTABLE" if unstable else "OK"), why
+    failed = [(i, p) for i, p in enumerate(parts) if p.verdict == "FAIL"]
+    if failed:  # wrong outputs in any process: the cell fails, whatever its timing says
+        verdict, reason = "FAIL", f"process {failed[0][0] + 1}: {failed[0][1].reason}"
     return first.replace(
-        verdict="UNSTABLE" if unstable else "OK",
-        reason=why,
+        verdict=verdict,
+        reason=reason,
         warnings=tuple(warnings),
         samples_ms=samples,
         n_samples=len(samples),
