@@ -59,6 +59,18 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def thread_cpus() -> list[int]:
+    """The CPUs any thread of this process may run on, read per thread from the kernel after the
+    runtime made its pools: what the emulation really got, not what was asked."""
+    cpus: set[int] = set()
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            cpus |= os.sched_getaffinity(int(tid))
+        except OSError:  # the thread ended meanwhile
+            pass
+    return sorted(cpus)
+
+
 def check_model_file(path: str, expected_sha: str | None) -> str:
     p = Path(path)
     if not p.exists():
@@ -112,6 +124,7 @@ def measure(spec: CellSpec, benchmark) -> dict:
         detail = (cap or {}).get("detail") or f"{spec.runtime} does not report it"
         out.setdefault("early_warnings", []).append(f"ISA cap {applied['isa_cap']} not fully enforced by {spec.runtime}: {detail}")
     out["applied"]["os_threads_after_open"] = psutil.Process().num_threads()
+    out["applied"]["thread_cpus"] = thread_cpus()
 
     f = spec.feeds
     if f.path:

@@ -24,10 +24,29 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 BAD_VERDICTS = ("ERROR", "TIMEOUT")
+# The README's main command: every zoo model on these runtimes (a missing one is a reasoned SKIPPED).
+DEFAULT_RUNTIMES = ("onnxruntime", "openvino", "torch")
 
 
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+def parse_runtimes(texts: list[str]) -> list[tuple[str, dict]]:
+    """Each --runtime, with 'a|b|c' values expanded into one runtime config each (a sweep):
+    'onnxruntime:graph_optimization=disable|all' -> two configs."""
+    import itertools
+
+    out = []
+    for text in texts:
+        name, _, rest = text.partition(":")
+        items = [item.partition("=") for item in filter(None, rest.split(","))]
+        choices = [[f"{k}{sep}{v}" for v in value.split("|")] for k, sep, value in items]
+        for combo in itertools.product(*choices) if choices else [()]:
+            config = parse_runtime(name + (":" + ",".join(combo) if combo else ""))
+            if config not in out:
+                out.append(config)
+    return out
 
 
 def parse_runtime(text: str) -> tuple[str, dict]:
@@ -89,13 +108,14 @@ def cmd_run(args) -> int:
     except ProfileError as exc:
         _log(f"odbench: {exc}")
         return 2
-    runtimes = [parse_runtime(r) for r in (args.runtime or ["onnxruntime"])]
+    runtimes = parse_runtimes(args.runtime or list(DEFAULT_RUNTIMES))
     timing = TIMING_PRESETS[args.preset]
     if args.min_time is not None:
         timing = dataclasses.replace(timing, min_time_s=args.min_time, max_time_s=max(timing.max_time_s, args.min_time))
     cache = cache_dir(args.cache)
     t_build = time.perf_counter()
     workloads: list[Workload] = []
+    headlines: dict[str, str] = {}
     model_names = args.model or ([] if args.onnx else list(ZOO))
     compress_s = 0.0
     for name in model_names:
@@ -107,6 +127,7 @@ def cmd_run(args) -> int:
             fs = model.feeds(scenario, cache)
             feeds[scenario] = (Feeds(path=str(fs.path)), fs.items_per_inference)
         workloads.append(Workload(variant, feeds, model.output_kind))
+        headlines[variant.model] = model.headline
         _log(f"[build] {variant.id}: {variant.size_bytes / 2**20:.1f} MB, accuracy {variant.accuracy}, parity {variant.parity}")
         if args.recipe != "none":
             t0 = time.perf_counter()
@@ -138,7 +159,7 @@ def cmd_run(args) -> int:
         parity_specs = prepare(workloads, known, Path(args.out), log=_log)
         _log(f"[parity] reference outputs for {len(parity_specs)} (variant, scenario) pairs on onnxruntime "
              f"({time.perf_counter() - t0:.1f}s)")
-    cells = plan(workloads, runtimes, profiles, timing, scenarios=args.scenario, timeout_s=args.timeout, parity=parity_specs)
+    cells = plan_cells(workloads, runtimes, profiles, timing, args, headlines, parity_specs)
     if not args.no_overhead and workloads:
         w0 = workloads[0]
         scenario = "rank-200" if "rank-200" in w0.feeds else next(iter(w0.feeds))
@@ -202,6 +223,22 @@ def cmd_run(args) -> int:
         print(md.read_text())
     results = [store.get(c.cell_id) for c in cells]
     return 1 if any(r.verdict in BAD_VERDICTS for r in results) else 0
+
+
+def plan_cells(workloads, runtimes, profiles, timing, args, headlines: dict[str, str], parity_specs):
+    """The first runtime (the reference) gets every scenario of each workload; the others get the
+    model's headline scenario, unless --all-scenarios or --scenario asks for more."""
+    from bench.matrix import Workload, plan
+
+    kw = dict(scenarios=args.scenario, timeout_s=args.timeout, parity=parity_specs)
+    if args.all_scenarios or args.scenario or len(runtimes) == 1:
+        return plan(workloads, runtimes, profiles, timing, **kw)
+    cells = []
+    for w in workloads:
+        head = headlines.get(w.variant.model)
+        others = [Workload(w.variant, {head: w.feeds[head]}, w.output_kind)] if head in w.feeds else [w]
+        cells += plan([w], runtimes[:1], profiles, timing, **kw) + plan(others, runtimes[1:], profiles, timing, **kw)
+    return cells
 
 
 def _compress_zoo(model, baseline, cache: Path, recipe: str):
@@ -336,15 +373,61 @@ def cmd_devices(args) -> int:
                 print(str(exc), file=sys.stderr)
                 return 1
         return 0
-    host = get_profile("host")
-    print(f"host\tdevice\t{host.arch}\t{host.cores} cores\t{host.threads} threads\t{host.memory_mb} MB\t{host.cpu_model}\tISA: {' '.join(host.isa)}")
+    print(_here_text())
+    print()
+    rows = [("profile", "arch", "cores/threads", "memory MB", "runtimes", "peak GFLOP/s", "GB/s", "price", "power W", "here")]
     for path in list_profile_files():
         try:
             p = load_profile_file(path)
-            print(f"{p.name}\temulated\t{p.arch}\t{p.cores} cores\t{p.threads} threads\t{p.memory_mb} MB\t{p.description}")
         except ProfileError as exc:
-            print(f"{path.stem}\tINVALID\t{exc}")
+            rows.append((path.stem, "INVALID", str(exc).splitlines()[-1].strip(), "", "", "", "", "", "", ""))
+            continue
+        d = p.datasheet
+        price = "" if d is None else (f"${d.hourly_price_usd:g}/h" if d.hourly_price_usd is not None else f"${d.unit_price_usd:g}" if d.unit_price_usd is not None else "")
+        rows.append((p.name, p.arch, f"{p.cores}/{p.threads}", str(p.memory_mb), ",".join(p.runtimes),
+                     f"{d.peak_gflops:g}" if d and d.peak_gflops else "", f"{d.mem_bandwidth_gbs:g}" if d and d.mem_bandwidth_gbs else "",
+                     price, f"{d.power_w:g}" if d and d.power_w else "", _emulation_note(p)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    print("\n`odbench devices show NAME` prints a profile with its datasheet sources; `odbench run --profile NAME` emulates it here.")
     return 0
+
+
+def _here_text() -> str:
+    """What this machine really has: ISA, and each runtime with its providers/devices."""
+    from devices.host import detect_host
+    from runtimes import INFERENCE_RUNTIMES, get_runtime
+
+    host = detect_host()
+    lines = [f"This machine (profile 'host', measured_on=device): {host.cpu_model}, {host.arch}, {host.cores} physical cores, "
+             f"{host.memory_mb} MB", f"  ISA: {' '.join(host.isa) or 'unknown'}", "  runtimes:"]
+    for name in INFERENCE_RUNTIMES:
+        rt = get_runtime(name)
+        ok, why = rt.available()
+        if not ok:
+            lines.append(f"    {name}: not available: {why}")
+            continue
+        try:
+            caps = rt.capabilities()
+        except Exception as exc:  # noqa: BLE001 - a broken install is worth showing, not crashing on
+            caps = {"error": f"{type(exc).__name__}: {exc}"}
+        detail = "; ".join(f"{k}: {', '.join(map(str, v)) if isinstance(v, (list, tuple)) else v}" for k, v in caps.items())
+        lines.append(f"    {name} {rt.version()}: {detail}")
+    return "\n".join(lines)
+
+
+def _emulation_note(profile) -> str:
+    from devices.host import detect_host
+
+    host = detect_host()
+    if profile.arch != host.arch:
+        return f"device only ({profile.arch})"
+    cpus = len(os.sched_getaffinity(0))
+    need = max(profile.threads, len(profile.cpus or ()))
+    if need > cpus:
+        return f"needs {need} CPUs (host has {cpus})"
+    return "emulate" + (f" (ISA cap {profile.isa_cap})" if profile.isa_cap else "")
 
 
 def cmd_table(args) -> int:
@@ -439,7 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run the benchmark matrix")
     r.add_argument("--model", action="append", help="zoo model (repeatable; default: every zoo model unless --onnx is given)")
     r.add_argument("--onnx", action="append", help="your own ONNX file (repeatable); feeds come from its input signature")
-    r.add_argument("--runtime", action="append", help="NAME[:KEY=VALUE,...] (repeatable; default: onnxruntime)")
+    r.add_argument("--runtime", action="append", help="NAME[:KEY=VALUE,...]; KEY=A|B sweeps the values (repeatable; default: onnxruntime, openvino, torch)")
     r.add_argument("--profile", action="append", help="device profile name or YAML path (repeatable; default: host)")
     r.add_argument("--scenario", action="append", help="only these scenarios (repeatable)")
     r.add_argument("--preset", choices=["smoke", "default", "gate"], default="default", help="timing preset")
@@ -458,7 +541,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--recipe", choices=["default", "full", "none"], default="default",
                    help="compressed variants to build and benchmark for zoo models (default: default; none = fp32 only)")
     r.add_argument("--all-scenarios", action="store_true",
-                   help="benchmark compressed variants on every scenario (default: the model's headline one)")
+                   help="every scenario for every variant and runtime (default: fp32 on every scenario with the first "
+                        "runtime; the headline scenario otherwise)")
     r.add_argument("-q", "--quiet", action="store_true")
     r.set_defaults(func=cmd_run)
 

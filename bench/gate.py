@@ -111,6 +111,8 @@ def judge_cell(r: Result, budget: Budget, variants: dict[str, Variant], confiden
     meta = dict(model=r.model, variant_id=r.variant_id, profile=r.profile, scenario=r.scenario, measured_on=r.measured_on)
     if r.verdict in ("ERROR", "TIMEOUT", "SKIPPED"):
         return CellVerdict(r.cell_id, budget.label, "ERROR", f"cell {r.verdict}: {r.reason}", **meta)
+    if r.verdict == "FAIL":  # measured, but the outputs are wrong: no latency can make up for that
+        return CellVerdict(r.cell_id, budget.label, "FAIL", f"cell FAIL: {r.reason}", **meta)
     if not r.gating:
         return CellVerdict(r.cell_id, budget.label, "INCONCLUSIVE", "a non-gating (smoke) run: rerun with --preset default or gate", **meta)
     checks: list[Check] = []

@@ -4,8 +4,8 @@ Results carry ``schema_version``. Bump RESULT_SCHEMA_VERSION on any change to th
 Result fields and say why here:
 
   1 (2026-11-29): first version.
-  2 (2026-11-29): ``parity`` (outputs vs the fp32 root and vs ONNX Runtime) and the FAIL verdict;
-                  CellSpec gains ``parity``.
+  2 (2026-11-29): ``parity`` (outputs vs the fp32 root and vs ONNX Runtime), the FAIL verdict and
+                  ``runtime_options``; CellSpec gains ``parity``.
 """
 from __future__ import annotations
 
@@ -112,10 +112,10 @@ class Timing:
 TIMING_PRESETS: dict[str, Timing] = {
     # tests: seconds, never gating
     "smoke": Timing(warmup_s=0.2, warmup_runs=3, min_time_s=0.5, min_samples=30, max_time_s=2.0, processes=1, max_samples=5000, gating=False),
-    # the README's default matrix: 3 processes x (1.5 s warm-up + 3-10 s), about 15-40 s a cell, so that
-    # the zoo, its compressed variants and setup fit in 15 minutes on 2 cores. Below MEASUREMENT.md's
-    # 3 s warm-up: use --preset gate for release decisions.
-    "default": Timing(warmup_s=1.5, min_time_s=3.0, max_time_s=10.0),
+    # the README's default matrix: 2 processes x (1.5 s warm-up + 2.5-6 s), about 10-20 s a cell, so that
+    # the zoo, its compressed variants, three runtimes and setup fit in 15 minutes on 2 cores. Below
+    # MEASUREMENT.md's 3 s warm-up: use --preset gate (5 processes, >= 60 s) for release decisions.
+    "default": Timing(warmup_s=1.5, min_time_s=2.5, max_time_s=6.0, processes=2),
     # release gates: MEASUREMENT.md's 60 s in all and more than the p99 minimum of 662 samples
     "gate": Timing(min_time_s=12.0, min_samples=150, max_time_s=60.0, processes=5, max_samples=100_000),
 }
@@ -205,6 +205,7 @@ class Result:
     measured_on: str
     scenario: str
     verdict: Verdict
+    runtime_options: dict[str, Any] = field(default_factory=dict)  # the non-default options of the runtime
     reason: str = ""
     warnings: tuple[str, ...] = ()
     items_per_inference: int = 1
@@ -251,6 +252,7 @@ class Result:
         """A Result carrying the cell's identity from its spec, plus the given fields."""
         return cls(
             cell_id=spec.cell_id, model=spec.model, variant_id=spec.variant_id, runtime=spec.runtime,
+            runtime_options=dict(spec.runtime_options),
             profile=spec.profile_name, measured_on=spec.measured_on, scenario=spec.scenario,
             items_per_inference=spec.items_per_inference, gating=spec.timing.gating,
             verdict=verdict, reason=reason, **fields,

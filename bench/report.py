@@ -75,13 +75,13 @@ def model_plots(model: str, results: list[Result], variants: dict[str, Variant])
 
     # 1. latency vs accuracy with the Pareto frontier, per profile
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    for i, ((profile, on), group) in enumerate(_group(rs, lambda r: (r.profile, r.measured_on)).items()):
+    for i, ((profile, runtime, on), group) in enumerate(_group(rs, lambda r: (r.profile, _rt(r), r.measured_on)).items()):
         pts = [(r.stats["p95"], variants[r.variant_id].accuracy.get(metric)) for r in group
                if r.scenario == focus and r.variant_id in variants and metric in variants[r.variant_id].accuracy]
         if not pts:
             continue
         color = f"C{i % 10}"
-        ax.scatter(*zip(*pts), label=f"{profile} ({on})", s=50, edgecolors=color,
+        ax.scatter(*zip(*pts), label=f"{profile} / {runtime} ({on})", s=50, edgecolors=color,
                    facecolors="none" if on == "emulated" else color)
         front = pareto(pts)
         ax.plot(*zip(*front), "--", color=color, alpha=0.7)
@@ -93,7 +93,7 @@ def model_plots(model: str, results: list[Result], variants: dict[str, Variant])
     ax.set_title(f"{model}: latency vs {metric} (dashed: Pareto frontier; hollow: emulated)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    plots.append(Plot(f"{model}-pareto", "Latency vs accuracy, Pareto frontier per device", _fig_png(fig)))
+    plots.append(Plot(f"{model}-pareto", "Latency vs accuracy, Pareto frontier per device and runtime", _fig_png(fig)))
 
     # 2. latency distributions per variant, one panel per scenario
     counts = [max(1, sum(r.scenario == sc for r in rs)) for sc in scenarios] or [1]
@@ -102,7 +102,7 @@ def model_plots(model: str, results: list[Result], variants: dict[str, Variant])
     for ax, scenario in zip(axes[0], scenarios):
         group = sorted([r for r in rs if r.scenario == scenario], key=lambda r: r.cell_id)
         ax.boxplot([r.samples_ms for r in group], showfliers=False, whis=(1, 99))
-        ax.set_xticks(range(1, len(group) + 1), [f"{r.variant_id.split('/', 1)[1]} @{r.profile}" + ("*" if r.measured_on == "emulated" else "") for r in group],
+        ax.set_xticks(range(1, len(group) + 1), [f"{r.variant_id.split('/', 1)[1]} {_rt(r)} @{r.profile}" + ("*" if r.measured_on == "emulated" else "") for r in group],
                       fontsize=7, rotation=60, ha="right")
         ax.set_title(scenario, fontsize=9)
         ax.set_ylabel("ms")
@@ -112,9 +112,9 @@ def model_plots(model: str, results: list[Result], variants: dict[str, Variant])
 
     # 3. throughput vs batch size / N
     fig, ax = plt.subplots(figsize=(7, 4))
-    for (vid, profile, on), group in _group(rs, lambda r: (r.variant_id, r.profile, r.measured_on)).items():
+    for (vid, runtime, profile, on), group in _group(rs, lambda r: (r.variant_id, _rt(r), r.profile, r.measured_on)).items():
         pts = sorted((r.items_per_inference, r.throughput_items_s) for r in group)
-        ax.plot(*zip(*pts), "o-" if on == "device" else "o--", label=f"{vid.split('/', 1)[1]} @ {profile} ({on})",
+        ax.plot(*zip(*pts), "o-" if on == "device" else "o--", label=f"{vid.split('/', 1)[1]} {runtime} @ {profile} ({on})",
                 mfc="none" if on == "emulated" else None)
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -142,6 +142,18 @@ def model_plots(model: str, results: list[Result], variants: dict[str, Variant])
     return plots
 
 
+def _rt(r: Result) -> str:
+    from bench.tables import runtime_label
+
+    return runtime_label(r.runtime, r.runtime_options)
+
+
+def wrong_outputs(model: str, results: list[Result]) -> list[str]:
+    """Cells left out of every plot and selection because their outputs failed parity."""
+    return [f"{r.variant_id.split('/', 1)[1]} on {_rt(r)} @{r.profile}, {r.scenario}: {r.reason}"
+            for r in results if r.model == model and r.verdict == "FAIL"]
+
+
 def _group(items, key):
     out: dict = {}
     for it in items:
@@ -160,7 +172,7 @@ def selection(model: str, results: list[Result], variants: dict[str, Variant], v
     cand: dict[tuple[str, str, str], list[Result]] = {}
     for r in rs:
         if r.cell_id in by_cell:
-            cand.setdefault((r.profile, r.variant_id, r.measured_on), []).append(r)
+            cand.setdefault((r.profile, r.variant_id, r.measured_on, _rt(r)), []).append(r)
     passing = {k: group for k, group in cand.items() if all(x == "PASS" for r in group for x in by_cell[r.cell_id])}
     if not passing:
         return ["No device profile and variant meets all of this model's budgets."]
@@ -176,7 +188,7 @@ def selection(model: str, results: list[Result], variants: dict[str, Variant], v
         price, power, p95 = key(k)
         cost = "no price data" if price == float("inf") else f"${price:g}"
         power_s = "" if power == float("inf") else f", {power:g} W"
-        lines.append(f"{k[0]} ({k[2]}) + {k[1]}: meets all {len(passing[k])} budgeted cell(s); {cost}{power_s}; worst p95 {p95:.3f} ms")
+        lines.append(f"{k[0]} ({k[2]}) + {k[1]} on {k[3]}: meets all {len(passing[k])} budgeted cell(s); {cost}{power_s}; worst p95 {p95:.3f} ms")
     lines[0] = "**Best:** " + lines[0]
     return lines
 
@@ -209,6 +221,10 @@ def render(run_dir: Path, results: list[Result], variants: dict[str, Variant], m
             md.append(f"- {line}")
         h.append("</ul>")
         md.append("")
+        failed = wrong_outputs(model, results)
+        if failed:
+            h.append("<h3>Left out: wrong outputs (parity FAIL)</h3><ul>" + "".join(f"<li>{html.escape(x[:300])}</li>" for x in failed) + "</ul>")
+            md += ["### Left out: wrong outputs (parity FAIL)", ""] + [f"- {x[:300]}" for x in failed] + [""]
         for plot in model_plots(model, results, variants):
             (out_dir / "plots" / f"{plot.id}.png").write_bytes(plot.png)
             b64 = base64.b64encode(plot.png).decode()

@@ -24,6 +24,13 @@ MD_COLUMNS = [
 REFERENCE_RUNTIME = "onnxruntime"
 
 
+def runtime_label(runtime: str, options: dict) -> str:
+    """'onnxruntime' or 'onnxruntime[graph_optimization=basic]'."""
+    if not options:
+        return runtime
+    return f"{runtime}[{','.join(f'{k}={v}' for k, v in sorted(options.items()))}]"
+
+
 def parity_text(metrics: dict | None) -> str:
     """'cos 0.9879' for embeddings, 'top10 0.80 ρ 0.975' for rankings; '' when not compared."""
     if not metrics:
@@ -90,7 +97,7 @@ def row(r: Result, variants: dict[str, Variant], results_by_key: dict | None = N
         "dense_mb": _fmt(v.dense_mb) if v and v.dense_mb is not None else "",
         "sparsity": _fmt(v.sparsity, 2) if v and v.sparsity is not None else "",
         "acc_delta_vs_fp32": delta,
-        "runtime": r.runtime,
+        "runtime": runtime_label(r.runtime, r.runtime_options),
         "profile": r.profile,
         "measured_on": r.measured_on,
         "scenario": r.scenario,

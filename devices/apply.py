@@ -52,6 +52,13 @@ def apply_profile(profile: DeviceProfile) -> dict[str, Any]:
         raise ProfileNotApplied(
             f"profile {profile.name!r} wants {profile.threads} threads on {len(wanted)} CPU(s) {wanted}"
         )
+    # Every thread already running (e.g. the BLAS pool numpy started at import), not only this one:
+    # sched_setaffinity(0) binds the calling thread alone; threads made later inherit it.
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(tid), wanted)
+        except OSError:  # the thread ended meanwhile
+            pass
     os.sched_setaffinity(0, wanted)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(profile.threads)

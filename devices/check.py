@@ -5,7 +5,8 @@ from devices.host import cpu_flags, detect_host
 from devices.profile import DeviceProfile
 
 # profile ISA names that the kernel spells differently
-ISA_ALIASES = {"neon": ("neon", "asimd"), "dotprod": ("asimddp",), "i8mm": ("i8mm",), "bf16": ("bf16", "avx512_bf16")}
+ISA_ALIASES = {"neon": ("neon", "asimd"), "dotprod": ("asimddp",), "i8mm": ("i8mm",), "bf16": ("bf16", "avx512_bf16"),
+               "fp16": ("fphp", "asimdhp"), "sve": ("sve",)}
 
 
 def mismatches(profile: DeviceProfile) -> list[str]:

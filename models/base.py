@@ -143,14 +143,25 @@ def auc_logloss(labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
     return {"auc": float(auc), "logloss": float(logloss)}
 
 
-# Next to a zoo fp32 model.onnx: which zoo model (and cache) can rebuild it as a torch module,
-# for the PyTorch eager runtime. Compressed variants have none: they exist only as ONNX.
+# Next to a zoo fp32 model.onnx: a factory that rebuilds it as a torch module, for the PyTorch eager
+# runtime (runtimes/torch_eager.py). Compressed variants have none: they exist only as ONNX.
 TORCH_SIDECAR = "torch_module.json"
 
 
-def write_torch_sidecar(model_name: str, onnx_dir: Path, cache: Path) -> None:
+def write_torch_sidecar(model, onnx_dir: Path, cache: Path) -> None:
     onnx_dir.mkdir(parents=True, exist_ok=True)
     path = onnx_dir / TORCH_SIDECAR
-    data = {"zoo_model": model_name, "cache": os.path.relpath(Path(cache).resolve(), onnx_dir.resolve())}
+    data = {"factory": "models.base:zoo_torch_module",
+            "kwargs": {"zoo_model": model.name, "config": asdict(model.config),
+                       "cache": os.path.relpath(Path(cache).resolve(), onnx_dir.resolve())}}
     if not path.exists() or json.loads(path.read_text()) != data:
-        path.write_text(json.dumps(data))
+        path.write_text(json.dumps(data, indent=1))
+
+
+def zoo_torch_module(onnx_dir: Path, zoo_model: str, config: dict, cache: str):
+    """The torch module of a zoo model built with ``config`` in ``cache`` (relative to ``onnx_dir``)."""
+    from models import get_model
+
+    model = get_model(zoo_model)
+    model = type(model)(type(model.config)(**config))
+    return model.load_torch((Path(onnx_dir) / cache).resolve())

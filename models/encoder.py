@@ -150,7 +150,7 @@ class EncoderModel:
     def build(self, cache: Path, log=print) -> Variant:
         root = self._dir(cache)
         meta = root / "fp32" / "variant.json"
-        write_torch_sidecar(self.name, root / "fp32", cache)
+        write_torch_sidecar(self, root / "fp32", cache)
         if meta.exists():
             return Variant.load(meta)
         import torch

@@ -61,6 +61,10 @@ class Runtime(Protocol):
 
     def version(self) -> str: ...
 
+    def capabilities(self) -> dict[str, Any]:
+        """What this machine offers the runtime: execution providers, devices, kernel ISA (for `odbench devices`)."""
+        ...
+
     def accepts(self, model_path: str) -> tuple[bool, str]:
         """(True, "") when this runtime can run this file at all (cheap: no session is made)."""
         ...

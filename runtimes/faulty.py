@@ -62,6 +62,9 @@ class FaultyRuntime:
     package = None  # a harness double: no library
     Options = FaultyOptions
 
+    def capabilities(self) -> dict[str, Any]:
+        return {}
+
     def accepts(self, model_path: str) -> tuple[bool, str]:
         return True, ""
 

@@ -33,6 +33,9 @@ class NullRuntime:
     package = None  # a harness double: no library
     Options = NullOptions
 
+    def capabilities(self) -> dict[str, Any]:
+        return {}
+
     def accepts(self, model_path: str) -> tuple[bool, str]:
         return True, ""
 

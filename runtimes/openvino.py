@@ -126,6 +126,16 @@ class OpenVinoRuntime:
     package = "openvino"
     Options = OpenVinoOptions
 
+    def capabilities(self) -> dict[str, Any]:
+        import openvino as ov
+
+        core = ov.Core()
+        out: dict[str, Any] = {"devices": core.available_devices}
+        if "CPU" in core.available_devices:
+            out["cpu"] = str(core.get_property("CPU", "FULL_DEVICE_NAME"))
+            out["cpu_capabilities"] = list(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+        return out
+
     def accepts(self, model_path: str) -> tuple[bool, str]:
         return True, ""
 

@@ -82,6 +82,11 @@ class OnnxRuntime:
     package = "onnxruntime"
     Options = OrtOptions
 
+    def capabilities(self) -> dict[str, Any]:
+        import onnxruntime as ort
+
+        return {"execution_providers": ort.get_available_providers(), "device": ort.get_device()}
+
     def accepts(self, model_path: str) -> tuple[bool, str]:
         return True, ""
 

@@ -1,8 +1,10 @@
 """PyTorch eager: the zoo's own torch modules, as the reference the ONNX runtimes are compared with.
 
-A zoo fp32 ``model.onnx`` has a ``torch_module.json`` beside it (models/base.py) naming the
-zoo model that rebuilds it in torch; the module takes the ONNX inputs positionally, in order.
-Compressed variants exist only as ONNX, so for them this runtime is a skip with that reason.
+A zoo fp32 ``model.onnx`` has a ``torch_module.json`` beside it (written by models/base.py):
+``{"factory": "module:function", "kwargs": {...}}``; ``function(onnx_dir, **kwargs)`` returns the
+torch module, which takes the ONNX inputs positionally, in order. The factory is imported and
+called, so only run model folders you trust (as with any pickle). Compressed variants exist only
+as ONNX, so for them this runtime is a skip with that reason.
 """
 from __future__ import annotations
 
@@ -81,6 +83,12 @@ class TorchEagerRuntime:
 
         return torch.__version__
 
+    def capabilities(self) -> dict[str, Any]:
+        import torch
+
+        return {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "mkldnn": bool(torch.backends.mkldnn.is_available()),
+                "threads": torch.get_num_threads()}
+
     def accepts(self, model_path: str) -> tuple[bool, str]:
         if not (Path(model_path).parent / SIDECAR).exists():
             return False, ("no PyTorch module for this variant: the torch runtime runs the zoo's fp32 "
@@ -102,10 +110,11 @@ class TorchEagerRuntime:
             torch.set_num_interop_threads(options.inter_op_threads)
         except RuntimeError:  # already set in this process
             pass
-        from models import get_model
+        import importlib
 
-        cache = (sidecar.parent / meta["cache"]).resolve()
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        module = get_model(meta["zoo_model"]).load_torch(cache).eval()
+        module_name, _, func = meta["factory"].partition(":")
+        factory = getattr(importlib.import_module(module_name), func)
+        module = factory(sidecar.parent, **meta.get("kwargs", {})).eval()
         inputs, outputs = onnx_signature(model_path)
         return TorchSession(module, inputs, outputs, threads, options)

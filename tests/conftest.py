@@ -7,14 +7,34 @@ import numpy as np
 import pytest
 
 
+def _tiny_weights(width: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((width, width)).astype(np.float32), rng.standard_normal((width,)).astype(np.float32)
+
+
+def tiny_torch_module(onnx_dir, width: int, seed: int):
+    """The torch twin of make_tiny_onnx, for the PyTorch eager runtime (named in torch_module.json)."""
+    import torch
+
+    w, b = (torch.from_numpy(a) for a in _tiny_weights(width, seed))
+
+    class Tiny(torch.nn.Module):
+        def forward(self, x):
+            return torch.relu(x @ w + b)
+
+    return Tiny()
+
+
 def make_tiny_onnx(path: Path, width: int = 4, seed: int = 0) -> Path:
-    """y = relu(x @ W + b), x float32 [batch, width], batch dynamic."""
+    """y = relu(x @ W + b), x float32 [batch, width], batch dynamic; with its torch twin's sidecar."""
+    import json
+
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    rng = np.random.default_rng(seed)
-    w = numpy_helper.from_array(rng.standard_normal((width, width)).astype(np.float32), "W")
-    b = numpy_helper.from_array(rng.standard_normal((width,)).astype(np.float32), "b")
+    w_np, b_np = _tiny_weights(width, seed)
+    w = numpy_helper.from_array(w_np, "W")
+    b = numpy_helper.from_array(b_np, "b")
     graph = helper.make_graph(
         [
             helper.make_node("MatMul", ["x", "W"], ["h"]),
@@ -31,6 +51,8 @@ def make_tiny_onnx(path: Path, width: int = 4, seed: int = 0) -> Path:
     onnx.checker.check_model(model)
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(path))
+    (path.parent / "torch_module.json").write_text(
+        json.dumps({"factory": "tests.conftest:tiny_torch_module", "kwargs": {"width": width, "seed": seed}}))
     return path
 
 

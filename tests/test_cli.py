@@ -26,6 +26,12 @@ def test_run_on_an_unseen_onnx_file_produces_a_row(tmp_path):
     mine = [r for r in rows if r["runtime"] == "onnxruntime"]
     assert len(mine) == 1 and mine[0]["verdict"] in ("OK", "UNSTABLE") and mine[0]["scenario"] == "synthetic"
     assert float(mine[0]["p50_ms"]) > 0
+    assert mine[0]["parity_vs_fp32"] == "cos 1.0000" and mine[0]["parity_vs_ort"] == ""
+    # the default runtimes: OpenVINO and PyTorch (the tiny model carries its torch twin) are compared with ORT
+    for other in ("openvino", "torch"):
+        (r,) = [r for r in rows if r["runtime"] == other]
+        assert r["verdict"] in ("OK", "UNSTABLE"), r["reason"]
+        assert r["parity_vs_ort"] == "cos 1.0000" and r["speedup_vs_ort"]
     assert any(r["runtime"] == "null" for r in rows)  # harness overhead measured alongside
     assert "Harness overhead (null session" in (out / "table.md").read_text()
     # a rerun resumes: nothing left to do
@@ -49,9 +55,25 @@ def test_devices_validate_names_the_bad_field(tmp_path):
     p = odbench("devices", "validate", str(path))
     assert p.returncode == 1 and "field 'threads'" in p.stderr
     listed = odbench("devices")
-    assert listed.returncode == 0 and listed.stdout.startswith("host\tdevice")
+    assert listed.returncode == 0 and listed.stdout.startswith("This machine (profile 'host'")
+    for line in ("onnxruntime 1.", "execution_providers: ", "openvino", "ISA: ", "rpi5", "device only (aarch64)",
+                 "x86-laptop-avx2", "ISA cap AVX2"):
+        assert line in listed.stdout, line
 
 
 def test_unknown_profile_is_a_clear_error(tmp_path):
     p = odbench("run", "--onnx", str(make_tiny_onnx(tmp_path / "m.onnx")), "--profile", "rpi9", "--out", str(tmp_path / "r"))
     assert p.returncode == 2 and "unknown device profile 'rpi9'" in p.stderr
+
+
+def test_runtime_option_sweep_expands_to_one_config_per_value():
+    from bench.cli import parse_runtimes
+
+    configs = parse_runtimes(["onnxruntime:graph_optimization=disable|basic|all,allow_spinning=false", "openvino:precision=f32|bf16"])
+    assert configs == [
+        ("onnxruntime", {"graph_optimization": "disable", "allow_spinning": False}),
+        ("onnxruntime", {"graph_optimization": "basic", "allow_spinning": False}),
+        ("onnxruntime", {"allow_spinning": False}),  # 'all' is the default: only changed options are kept
+        ("openvino", {}),
+        ("openvino", {"precision": "bf16"}),
+    ]

@@ -37,3 +37,14 @@ def test_unreadable_file_is_skipped_not_fatal(tmp_path, capsys):
     (store.cells / "broken.json").write_text("{ not json")
     assert [r.cell_id for r in store.all()] == ["a__b__host__query"]
     assert "skipping unreadable result" in capsys.readouterr().err
+
+
+def test_a_version_1_result_reads_as_version_2_without_parity(tmp_path):
+    store = ResultStore(tmp_path)
+    store.put(_result())
+    data = json.loads(store.path_for("a__b__host__query").read_text())
+    for key in ("parity", "runtime_options"):
+        data.pop(key)
+    data["schema_version"] = 1
+    r = Result.from_dict(data)
+    assert r.schema_version == RESULT_SCHEMA_VERSION and r.parity == {} and r.verdict == "OK"

@@ -61,3 +61,32 @@ def test_rank_feeds_are_one_user_by_n_candidates(built, scenario):
     if scenario.startswith("rank-"):
         assert fs.items_per_inference == int(scenario.split("-")[1])
         assert all(len(set(f["user_id"])) == 1 and len(set(f["item_id"])) == fs.items_per_inference for f in feeds)
+
+
+def test_torch_eager_runtime_rebuilds_the_trained_module(built):
+    """The sidecar names this very config, so the eager module is the trained one, not a default."""
+    from runtimes import get_runtime
+
+    model, variant, cache = built
+    rt = get_runtime("torch")
+    sess = rt.open(variant.path, 1, rt.Options())
+    feed = {k: v[:16].copy() for k, v in model.data.test.items()}
+    np.testing.assert_allclose(sess.run(feed)[0], ort_run_fn(variant.path)(feed)[0], rtol=1e-4, atol=1e-5)
+
+
+def test_openvino_int64_id_hash_overflow_is_visible(built):
+    """OpenVINO's CPU plugin computes int64 as int32: the in-graph ID hash (id * 2654435761) overflows,
+    so its scores differ from ONNX Runtime's; parity (bench/parity.py) turns such cells to FAIL."""
+    from runtimes import get_runtime
+
+    rt = get_runtime("openvino")
+    ok, why = rt.available()
+    if not ok:
+        pytest.skip(why)
+    model, variant, _ = built
+    sess = rt.open(variant.path, 1, rt.Options())
+    feed = {k: v[:64].copy() for k, v in model.data.test.items()}
+    ref = ort_run_fn(variant.path)(feed)[0]
+    assert np.max(np.abs(sess.run(feed)[0] - ref)) > 1e-3  # different rows were looked up
+    zero = dict(feed, user_id=np.zeros(64, np.int64), item_id=np.zeros(64, np.int64))
+    np.testing.assert_allclose(sess.run(zero)[0], ort_run_fn(variant.path)(zero)[0], atol=1e-5)  # no overflow at id 0

@@ -31,11 +31,17 @@ def test_inference_runtime_runs_tiny_model(name, tiny_onnx):
     w, b = (numpy_helper.to_array(t) for t in model.graph.initializer)
     sess = rt.open(str(tiny_onnx), 1, rt.Options())
     assert [(s.name, s.dtype) for s in sess.inputs] == [("x", "float32")]
-    assert sess.inputs[0].shape[0] == "batch"
+    assert sess.inputs[0].shape[0] in ("batch", None)  # symbolic (OpenVINO keeps no dim names)
     x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
     (y,) = sess.run({"x": x})
     np.testing.assert_allclose(y, np.maximum(x @ w + b, 0), rtol=1e-5, atol=1e-6)
     assert sess.info()["intra_op_threads"] == 1
+    # a different shape on the same session (dynamic batch), and the same feed twice (bound inputs)
+    x5 = np.ones((5, 4), np.float32)
+    feed = {"x": x5}
+    assert sess.run(feed)[0].shape == (5, 4)
+    np.testing.assert_allclose(sess.run(feed)[0], np.maximum(x5 @ w + b, 0), rtol=1e-5, atol=1e-6)
+    assert isinstance(rt.capabilities(), dict) and rt.version()
     sess.close()
 
 
@@ -58,3 +64,24 @@ def test_ort_graph_optimization_levels(level, tiny_onnx):
     sess = rt.open(str(tiny_onnx), 2, rt.Options(graph_optimization=level))
     assert sess.info()["graph_optimization"] == level and sess.info()["intra_op_threads"] == 2
     assert sess.run({"x": np.ones((1, 4), np.float32)})[0].shape == (1, 4)
+
+
+def test_torch_runtime_skips_a_file_without_a_torch_module(tmp_path):
+    from tests.conftest import make_tiny_onnx
+
+    path = make_tiny_onnx(tmp_path / "v" / "model.onnx")
+    (path.parent / "torch_module.json").unlink()
+    ok, why = get_runtime("torch").accepts(str(path))
+    assert not ok and "no PyTorch module" in why
+
+
+def test_openvino_precision_is_set_and_recorded(tiny_onnx):
+    rt = get_runtime("openvino")
+    ok, why = rt.available()
+    if not ok:
+        pytest.skip(why)
+    for precision in ("f32", "bf16"):
+        sess = rt.open(str(tiny_onnx), 1, rt.Options(precision=precision))
+        assert sess.info()["inference_precision"] == precision
+    info = rt.open(str(tiny_onnx), 2, rt.Options(streams=1, hint="LATENCY")).info()
+    assert info["streams"] == 1 and info["intra_op_threads"] == 2 and info["performance_hint"] == "LATENCY"
