@@ -21,13 +21,14 @@ RUNTIMES: dict[str, str] = {
     "onnxruntime": "runtimes.ort:OnnxRuntime",
     "openvino": "runtimes.openvino:OpenVinoRuntime",
     "torch": "runtimes.torch_eager:TorchEagerRuntime",
+    "mnn": "runtimes.mnn:MnnRuntime",  # optional extra (pip install MNN==3.6.1); not in the default matrix
     # Harness doubles: "null" measures the harness's own overhead, "faulty" injects faults.
     "null": "runtimes.null:NullRuntime",
     "faulty": "runtimes.faulty:FaultyRuntime",
 }
 
 # Runtimes that benchmark real inference (the doubles above are excluded from default matrices).
-INFERENCE_RUNTIMES = ("onnxruntime", "openvino", "torch")
+INFERENCE_RUNTIMES = ("onnxruntime", "openvino", "torch", "mnn")
 
 
 def get_runtime(name: str) -> Runtime:

@@ -85,3 +85,38 @@ def test_openvino_precision_is_set_and_recorded(tiny_onnx):
         assert sess.info()["inference_precision"] == precision
     info = rt.open(str(tiny_onnx), 2, rt.Options(streams=1, hint="LATENCY")).info()
     assert info["streams"] == 1 and info["intra_op_threads"] == 2 and info["performance_hint"] == "LATENCY"
+
+
+def test_mnn_never_imports_its_telemetry_package_and_refuses_int32_overflow(tmp_path, monkeypatch):
+    """MNN.tools runs `pip install` and posts usage logs on import: the adapter must never load it."""
+    import sys
+
+    from tests.conftest import make_tiny_onnx
+
+    rt = get_runtime("mnn")
+    ok, why = rt.available()
+    if not ok:
+        pytest.skip(why)
+    from runtimes.mnn import convert
+
+    monkeypatch.setenv("ODBENCH_MNN_CACHE", str(tmp_path / "mnn-cache"))
+    path = make_tiny_onnx(tmp_path / "m" / "model.onnx", width=5, seed=7)
+    mnn_path, seconds = convert(str(path))
+    assert mnn_path.exists() and seconds > 0 and convert(str(path)) == (mnn_path, 0.0)  # cached by sha256
+    sess = rt.open(str(path), 1, rt.Options())
+    assert "MNN.tools" not in sys.modules and "aliyun" not in sys.modules
+    assert sess.info()["conversion_s"] == 0.0
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Cast", ["ids"], ["y"], to=TensorProto.FLOAT)], "ids",
+                              [helper.make_tensor_value_info("ids", TensorProto.INT64, ["n"])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n"])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "ids.onnx"))
+    s = rt.open(str(tmp_path / "ids.onnx"), 1, rt.Options())
+    assert s.run({"ids": np.array([1, 2, 3], np.int64)})[0].tolist() == [1.0, 2.0, 3.0]
+    with pytest.raises(ValueError, match="outside int32"):
+        s.run({"ids": np.array([2**40], np.int64)})
