@@ -222,6 +222,11 @@ def cmd_run(args) -> int:
     if not args.quiet:
         print(md.read_text())
     results = [store.get(c.cell_id) for c in cells]
+    failed = [r for r in results if r.verdict == "FAIL"]
+    if failed:
+        _log(f"[parity] {len(failed)} cell(s) FAIL: timed, but their outputs do not match the fp32 reference "
+             f"(see the reason column; `odbench gate` fails any budget that matches them): "
+             + ", ".join(r.cell_id for r in failed[:6]) + (" ..." if len(failed) > 6 else ""))
     return 1 if any(r.verdict in BAD_VERDICTS for r in results) else 0
 
 

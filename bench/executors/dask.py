@@ -67,7 +67,10 @@ def worker_cell(spec_json: str, files: dict) -> str:
     if "feeds" in files:
         feeds = dataclasses.replace(feeds, path=_fetch(*files["feeds"]))
     measured_on = os.environ.get(MEASURED_ON_ENV, "emulated")
-    spec = dataclasses.replace(spec, variant_path=model_path, feeds=feeds, measured_on=measured_on)
+    parity = spec.parity
+    if "reference" in files:
+        parity = dataclasses.replace(parity, reference=_fetch(*files["reference"]))
+    spec = dataclasses.replace(spec, variant_path=model_path, feeds=feeds, measured_on=measured_on, parity=parity)
     try:
         from distributed import get_worker
 
@@ -112,6 +115,8 @@ class DaskExecutor:
         files = {"model": payload(spec.variant_path)}
         if spec.feeds.path:
             files["feeds"] = payload(spec.feeds.path)
+        if spec.parity is not None and spec.parity.reference:
+            files["reference"] = payload(spec.parity.reference)
         return files
 
     def run(
