@@ -160,6 +160,8 @@ def cmd_run(args) -> int:
         _log(f"[parity] reference outputs for {len(parity_specs)} (variant, scenario) pairs on onnxruntime "
              f"({time.perf_counter() - t0:.1f}s)")
     cells = plan_cells(workloads, runtimes, profiles, timing, args, headlines, parity_specs)
+    if not args.runtime:  # the default runtimes: leave out what a runtime cannot run at all, and say so
+        cells = _drop_unaccepted(cells)
     if not args.no_overhead and workloads:
         w0 = workloads[0]
         scenario = "rank-200" if "rank-200" in w0.feeds else next(iter(w0.feeds))
@@ -228,6 +230,23 @@ def cmd_run(args) -> int:
              f"(see the reason column; `odbench gate` fails any budget that matches them): "
              + ", ".join(r.cell_id for r in failed[:6]) + (" ..." if len(failed) > 6 else ""))
     return 1 if any(r.verdict in BAD_VERDICTS for r in results) else 0
+
+
+def _drop_unaccepted(cells):
+    """Default matrix only: cells a default runtime cannot run at all (the torch runtime on a compressed
+    variant) are left out with one line of log instead of a SKIPPED row each. Asked-for runtimes keep them."""
+    from runtimes import get_runtime
+
+    kept, dropped = [], {}
+    for c in cells:
+        ok, why = get_runtime(c.runtime).accepts(c.variant_path)
+        if ok:
+            kept.append(c)
+        else:
+            dropped.setdefault((c.runtime, why), []).append(c)
+    for (runtime, why), group in dropped.items():
+        _log(f"[plan] {runtime}: {len(group)} cell(s) left out: {why}")
+    return kept
 
 
 def plan_cells(workloads, runtimes, profiles, timing, args, headlines: dict[str, str], parity_specs):
