@@ -13,6 +13,7 @@ outside int32 is an error, not a silent wrap.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import subprocess
@@ -64,6 +65,27 @@ def convert(model_path: str, timeout_s: float = 600.0) -> tuple[Path, float]:
         raise RuntimeError("MNN cannot convert this model: " + ("; ".join(unsupported) or log[-600:]))
     tmp.replace(out)
     return out, seconds
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """MNN's C library prints its CPU feature line to stdout on import: keep stdout for our own output."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _import_mnn():
+    with _stdout_to_stderr():
+        import MNN  # noqa: F401  (not MNN.tools: see the module docstring)
+        import MNN.expr  # noqa: F401
+        import MNN.nn  # noqa: F401
 
 
 class MnnSession:
@@ -123,7 +145,7 @@ class MnnRuntime:
 
     def available(self) -> tuple[bool, str]:
         try:
-            import MNN  # noqa: F401  (not MNN.tools: see the module docstring)
+            _import_mnn()
         except ImportError as exc:
             return False, f"MNN is not installed ({exc}); it is an optional extra: `pip install MNN==3.6.1`"
         return True, ""
