@@ -3,7 +3,8 @@
 Order: apply the device profile -> open the session (timed: session creation) ->
 first inference (timed apart) -> warm-up for at least ``warmup_s`` and ``warmup_runs``
 -> ``benchmark.pedantic`` with one inference per round, feeds rotated by the
-``setup`` hook (outside the timer) -> statistics -> spot-check of the outputs.
+``setup`` hook (outside the timer) -> statistics -> spot-check of the outputs (finite, deterministic)
+-> output parity against the references of bench/parity.py (FAIL when they do not match).
 """
 from __future__ import annotations
 

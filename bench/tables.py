@@ -169,7 +169,7 @@ def write_tables(run_dir: str | Path) -> tuple[Path, Path]:
         counts[r.verdict] = counts.get(r.verdict, 0) + 1
     md.append(f"{len(results)} cells: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ".")
     md.append("Latencies in ms, one inference per sample. `measured_on` says whether the profile is this machine "
-              "(`device`) or emulated on it (`emulated`). `gating: no` marks smoke runs that a release gate must not trust. Verdicts: UNSTABLE = the CV of per-process medians is above 5%.")
+              "(`device`) or emulated on it (`emulated`). `gating: no` marks smoke runs that a release gate must not trust. Verdicts: UNSTABLE = the CV of per-process medians is above 5%; FAIL = timed, but the outputs do not match the references (parity); SKIPPED = could not run here, with the reason.")
     md.append("")
     md.append(overhead_line(results))
     md.append("")
