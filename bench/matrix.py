@@ -19,8 +19,11 @@ class Workload:
 
 
 def measured_on(profile: DeviceProfile) -> str:
-    """'device' when the profile is the machine itself; any named profile run here is emulated."""
-    return "device" if profile.name == "host" else "emulated"
+    """'device' when the profile describes this whole machine (``host``, or e.g. the rpi5 profile run on
+    a Raspberry Pi 5); a profile of other hardware, or a slice of this one (host-1t), is 'emulated'."""
+    from devices.check import is_this_machine
+
+    return "device" if is_this_machine(profile) else "emulated"
 
 
 def default_timeout(timing: Timing) -> float:

@@ -18,6 +18,10 @@ def skip_reason(spec: CellSpec) -> str | None:
     from runtimes import get_runtime
 
     profile = DeviceProfile.model_validate(spec.profile)
+    runtime = get_runtime(spec.runtime)
+    ok, why = runtime.available()
+    if not ok:
+        return why
     if spec.runtime not in profile.runtimes and spec.runtime not in HARNESS_RUNTIMES:
         return f"profile {profile.name!r} does not support runtime {spec.runtime!r} (it lists {list(profile.runtimes)})"
     if spec.measured_on == "emulated":
@@ -30,9 +34,5 @@ def skip_reason(spec: CellSpec) -> str | None:
         if max(wanted, profile.threads) > cpus:
             return (f"profile {profile.name!r} needs {max(wanted, profile.threads)} CPUs and this host offers {cpus}: "
                     "oversubscribed threads would not emulate it")
-    runtime = get_runtime(spec.runtime)
-    ok, why = runtime.available()
-    if not ok:
-        return why
     ok, why = runtime.accepts(spec.variant_path)
     return None if ok else why

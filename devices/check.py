@@ -23,3 +23,13 @@ def mismatches(profile: DeviceProfile) -> list[str]:
     if missing:
         out.append(f"isa: machine lacks {missing}")
     return out
+
+
+def is_this_machine(profile: DeviceProfile) -> bool:
+    """Does the profile describe this whole machine (not a slice of it)? Then cells run with it are
+    measured on the device: same arch, its ISA present, the same core count, memory within 10%."""
+    if profile.name == "host":
+        return True
+    host = detect_host()
+    return (not mismatches(profile) and profile.cores == host.cores
+            and abs(profile.memory_mb - host.memory_mb) <= 0.10 * host.memory_mb)

@@ -56,4 +56,10 @@ def installed_runtimes() -> tuple[str, ...]:
     """Inference runtimes whose library is importable here (checked without importing it)."""
     import importlib.util
 
-    return tuple(n for n in INFERENCE_RUNTIMES if importlib.util.find_spec(get_runtime(n).package) is not None)
+    def present(package: str) -> bool:
+        try:
+            return importlib.util.find_spec(package) is not None
+        except (ImportError, ValueError):  # a broken or blocked install is not an installed runtime
+            return False
+
+    return tuple(n for n in INFERENCE_RUNTIMES if present(get_runtime(n).package))

@@ -77,3 +77,28 @@ def test_runtime_option_sweep_expands_to_one_config_per_value():
         ("openvino", {}),
         ("openvino", {"precision": "bf16"}),
     ]
+
+
+def test_a_runtime_that_is_not_installed_is_a_skipped_row_not_an_import_error(tmp_path):
+    """openvino made unimportable in the CLI process: its cells are SKIPPED with the reason, the rest run."""
+    model = make_tiny_onnx(tmp_path / "m" / "model.onnx")
+    out = tmp_path / "run"
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'openvino' or name.startswith('openvino.'):\n"
+        "            raise ImportError('No module named openvino (blocked by the test)')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from bench.cli import main\n"
+        f"code = main(['run', '--onnx', {str(model)!r}, '--runtime', 'onnxruntime', '--runtime', 'openvino', "
+        f"'--preset', 'smoke', '--out', {str(out)!r}, '-q', '--no-overhead'])\n"
+        "main(['devices'])\n"
+        "sys.exit(code)\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    rows = {r["runtime"]: r for r in csv.DictReader((out / "table.csv").open())}
+    assert rows["onnxruntime"]["verdict"] in ("OK", "UNSTABLE")
+    assert rows["openvino"]["verdict"] == "SKIPPED" and "openvino is not installed" in rows["openvino"]["reason"]
+    assert "openvino: not available: openvino is not installed" in p.stdout

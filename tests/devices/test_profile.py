@@ -144,3 +144,15 @@ def test_isa_cap_is_applied_in_the_child_and_ranked():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["AVX2", "AVX2", "avx2"]
+
+
+def test_a_profile_of_this_whole_machine_is_measured_on_the_device():
+    from bench.matrix import measured_on
+
+    host = detect_host()
+    same = host.model_copy(update={"name": "this-box", "description": "this machine, as a named profile"})
+    assert measured_on(host) == "device" and measured_on(same) == "device"
+    assert measured_on(get_profile("host-1t")) == "emulated"  # a slice of it
+    assert measured_on(host.model_copy(update={"name": "small", "memory_mb": host.memory_mb // 4})) == "emulated"
+    other = "aarch64" if host.arch == "x86_64" else "x86_64"
+    assert measured_on(host.model_copy(update={"name": "other", "arch": other})) == "emulated"
