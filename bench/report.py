@@ -1,7 +1,8 @@
 """The hardware-selection report: a self-contained HTML page with plots, and a Markdown twin.
 
 Per model:
-  * latency (p95) against accuracy, with the Pareto frontier, per device profile;
+  * latency (p95) against accuracy, with the Pareto frontier, per device profile and runtime;
+  * p50 per variant and runtime at the headline scenario, wrong outputs (parity FAIL) hatched;
   * latency distributions per variant and scenario (raw samples);
   * throughput against batch size / number of candidates;
   * size against accuracy;
@@ -94,6 +95,38 @@ def model_plots(model: str, results: list[Result], variants: dict[str, Variant])
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     plots.append(Plot(f"{model}-pareto", "Latency vs accuracy, Pareto frontier per device and runtime", _fig_png(fig)))
+
+    # 1b. which runtime is fastest for each variant (focus scenario); wrong outputs hatched and marked
+    runtimes = sorted({_rt(r) for r in results if r.model == model and r.runtime not in ("null", "faulty")})
+    timed = [r for r in results if r.model == model and r.scenario == focus and r.stats and r.verdict in OK + ("FAIL",)
+             and r.runtime not in ("null", "faulty")]
+    if len(runtimes) > 1 and timed:
+        vids = sorted({r.variant_id for r in timed}, key=lambda v: (not v.endswith("/fp32"), v))
+        profiles_ = sorted({(r.profile, r.measured_on) for r in timed})
+        fig, ax = plt.subplots(figsize=(min(16, 3 + 0.9 * len(vids) * max(1, len(profiles_))), 4.4))
+        width = 0.8 / max(1, len(runtimes) * len(profiles_))
+        for j, ((profile, on), rt) in enumerate((p, rt) for p in profiles_ for rt in runtimes):
+            for i, vid in enumerate(vids):
+                hit = [r for r in timed if r.variant_id == vid and _rt(r) == rt and (r.profile, r.measured_on) == (profile, on)]
+                if not hit:
+                    continue
+                r = hit[0]
+                bad = r.verdict == "FAIL"
+                ax.bar(i + (j - (len(runtimes) * len(profiles_) - 1) / 2) * width, r.stats["p50"], width,
+                       color=f"C{runtimes.index(rt) % 10}", alpha=0.35 if bad or on == "emulated" else 0.9,
+                       hatch="xx" if bad else None, edgecolor="black" if bad else None,
+                       label=f"{rt} @{profile}" + (" (emulated)" if on == "emulated" else ""))  # deduplicated below
+                if bad:
+                    ax.annotate("wrong", (i + (j - (len(runtimes) * len(profiles_) - 1) / 2) * width, r.stats["p50"]),
+                                fontsize=6, ha="center", va="bottom", rotation=90, color="#a00")
+        ax.set_xticks(range(len(vids)), [v.split("/", 1)[1] for v in vids], fontsize=7, rotation=30, ha="right")
+        ax.set_ylabel(f"p50 latency at {focus} (ms)")
+        ax.set_title(f"{model}: p50 per variant and runtime (hatched 'wrong': parity FAIL, not a usable speed)")
+        ax.grid(alpha=0.3, axis="y")
+        handles, labels = ax.get_legend_handles_labels()
+        uniq = dict(zip(labels, handles))
+        ax.legend(uniq.values(), uniq.keys(), fontsize=7)
+        plots.append(Plot(f"{model}-runtimes", "Which runtime is fastest for each variant", _fig_png(fig)))
 
     # 2. latency distributions per variant, one panel per scenario
     counts = [max(1, sum(r.scenario == sc for r in rs)) for sc in scenarios] or [1]

@@ -199,3 +199,11 @@ def test_decide_resamples_an_inconclusive_cell_until_it_passes(tmp_path):
     assert after.checks[0].verdict == "PASS", after.reason  # the percentile check is now decided
     assert after.verdict in ("PASS", "UNSTABLE")  # a noisy host may still mark the cell UNSTABLE
     assert store.get(spec.cell_id).n_samples >= 130
+
+
+def test_a_parity_fail_cell_fails_its_budget_however_fast():
+    wrong = result("rank-200", FAST, variant="int8", verdict="FAIL",
+                   reason="outputs do not match: vs fp32 on onnxruntime: top10_overlap 0.30 < 0.5")
+    (v,) = gate.evaluate([wrong], VARIANTS, budgets(latency_ms={"p95": 2.0}))
+    assert v.verdict == "FAIL" and "outputs do not match" in v.reason
+    assert gate.exit_code([v], []) == 1

@@ -76,3 +76,20 @@ def test_report_renders_in_headless_chromium(run):
     assert img.shape == (2400, 1200)
     assert img.std() > 10  # plots drawn, not a blank page
     assert (img < 100).mean() > 0.002  # dark ink: axes, text and markers
+
+
+def test_runtimes_are_compared_and_a_wrong_fast_cell_is_left_out(run):
+    import dataclasses
+
+    tmp_path, results, variants = run
+    host = [r for r in results if r.profile == "host"]
+    other = [dataclasses.replace(r, cell_id=r.cell_id.replace("onnxruntime", "openvino"), runtime="openvino",
+                                 stats={k: v / 4 for k, v in r.stats.items()}) for r in host]
+    other[0] = dataclasses.replace(other[0], verdict="FAIL", reason="outputs do not match: vs fp32 on onnxruntime: cosine 0.2 < 0.9")
+    budgets = BudgetFile.model_validate({"budgets": [{"scenario": other[0].scenario, "latency_ms": {"p95": 0.5}}]})
+    verdicts = gate.evaluate(host + other, variants, budgets)
+    html = report.render(tmp_path, host + other, variants, {"cpu_model": "test"}, verdicts, {})[0].read_text()
+    assert "id='ctr-runtimes'" in html and (tmp_path / "report" / "plots" / "ctr-runtimes.png").stat().st_size > 5000
+    assert "Left out: wrong outputs (parity FAIL)" in html and "cosine 0.2 &lt; 0.9" in html
+    failed = f"{other[0].variant_id} on openvino"
+    assert failed not in html.split("Left out")[0]  # never the pick, however fast
