@@ -79,7 +79,8 @@ def test_matrix_with_faults_completes_every_cell(models, tmp_path):
 
 def test_memory_cap_and_affinity_are_applied_in_the_cell(models):
     host = detect_host()
-    one = host.model_copy(update={"name": "one-cpu", "threads": 1, "cpus": (0,), "memory_cap_mb": 2048})
+    # a one-core slice of this machine: emulated (a profile of the whole machine would be 'device')
+    one = host.model_copy(update={"name": "one-cpu", "cores": 1, "threads": 1, "cpus": (0,), "memory_cap_mb": 2048})
     r = run_cell(cell(models["good"], "pinned", profile=one))
     assert r.verdict in ("OK", "UNSTABLE"), r.reason
     assert r.applied["cpus"] == [0] and r.applied["memory_cap_mb"] == 2048 and r.applied["threads"] == 1
