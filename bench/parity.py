@@ -20,6 +20,7 @@ A value below its floor turns the cell to FAIL with the reason.
 """
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal, Mapping, Sequence
@@ -136,8 +137,6 @@ def write_reference(path: Path, feeds: Sequence[Mapping[str, np.ndarray]], root_
             arrays[f"fp32/{i}/{j}"] = np.asarray(o)
         for j, o in enumerate(variant_run(dict(feed))):
             arrays[f"runtime/{i}/{j}"] = np.asarray(o)
-    import io
-
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     atomic_write_bytes(path, buf.getvalue())
@@ -190,4 +189,6 @@ def prepare(workloads, variants: Mapping, out_dir: Path, n_feeds: int = 4, log=p
             except Exception as exc:  # noqa: BLE001 - recorded in every affected cell
                 log(f"[parity] {w.variant.id} {scenario}: no reference outputs: {type(exc).__name__}: {exc}")
                 specs[(w.variant.id, scenario)] = ParitySpec(kind=kind, error=f"reference outputs could not be computed: {type(exc).__name__}: {exc}"[:500])
+        if w.variant.path != root.path:  # keep only the roots' sessions open: they serve every variant
+            runs.pop(w.variant.path, None)
     return specs

@@ -10,6 +10,11 @@ timed ``run`` is ``set_input_tensor`` + ``infer`` and not a dict conversion per 
 The ISA cap of an emulated profile (``DeviceProfile.isa_cap``) reaches OpenVINO's CPU plugin
 through oneDNN's ``ONEDNN_MAX_CPU_ISA``, which ``devices.apply`` sets before the plugin loads;
 ``info()`` reports the kernel types the compiled model really uses, so the cap is checked.
+Measured with 2026.4 on an AVX-512 host: capped at AVX2, some of the plugin's own JIT kernels stay
+AVX-512 and the outputs are wrong (MiniLM cosine ~0.2); output parity turns such cells to FAIL.
+
+Known here: the CPU plugin computes int64 as int32, so in-graph int64 arithmetic that overflows
+int32 (the CTR ranker's ID hash) gives other answers than ONNX Runtime; parity catches it too.
 """
 from __future__ import annotations
 
