@@ -24,7 +24,7 @@ from bench import provenance, stats
 from bench.feeds import FeedError, check_feed, load_feeds, synthetic_feeds
 from bench.skips import skip_reason
 from bench.records import CellSpec, Result, atomic_write_text, sha256_file, to_json
-from devices.apply import apply_profile
+from devices.apply import apply_profile, thread_cpus
 from devices.profile import DeviceProfile
 from runtimes import RuntimeUnavailable, get_runtime, parse_options
 
@@ -58,18 +58,6 @@ def peak_rss_mb() -> float:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def thread_cpus() -> list[int]:
-    """The CPUs any thread of this process may run on, read per thread from the kernel after the
-    runtime made its pools: what the emulation really got, not what was asked."""
-    cpus: set[int] = set()
-    for tid in os.listdir("/proc/self/task"):
-        try:
-            cpus |= os.sched_getaffinity(int(tid))
-        except OSError:  # the thread ended meanwhile
-            pass
-    return sorted(cpus)
 
 
 def check_model_file(path: str, expected_sha: str | None) -> str:
@@ -142,7 +130,8 @@ def measure(spec: CellSpec, benchmark) -> dict:
     first_out = session.run(feeds[0])
     out["first_inference_ms"] = (time.perf_counter_ns() - t0) / 1e6
 
-    # Warm-up: also estimates the per-inference time that sizes the measured run.
+    # Warm-up: runs every feed at least once, so per-feed first-use costs (input binding, a new input
+    # shape) stay off the timed path; also estimates the per-inference time that sizes the measured run.
     tm = spec.timing
     warm, n, start = [], 0, time.perf_counter_ns()
     while True:
@@ -151,7 +140,7 @@ def measure(spec: CellSpec, benchmark) -> dict:
         warm.append(time.perf_counter_ns() - t0)
         n += 1
         elapsed = (time.perf_counter_ns() - start) / 1e9
-        if (elapsed >= tm.warmup_s and n >= tm.warmup_runs) or elapsed >= max(tm.max_time_s, tm.warmup_s):
+        if (elapsed >= tm.warmup_s and n >= max(tm.warmup_runs, len(feeds))) or elapsed >= max(tm.max_time_s, tm.warmup_s):
             break
     out["warmup_runs"] = n
     # Mean of the warm-up's second half, +25% for pedantic's untimed per-round work

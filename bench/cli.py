@@ -442,15 +442,10 @@ def _here_text() -> str:
 
 
 def _emulation_note(profile) -> str:
-    from devices.host import detect_host
+    from devices.check import emulation_obstacle
 
-    host = detect_host()
-    if profile.arch != host.arch:
+    if emulation_obstacle(profile):  # the whole reason is in the SKIPPED rows of a run
         return f"device only ({profile.arch})"
-    cpus = len(os.sched_getaffinity(0))
-    need = max(profile.threads, len(profile.cpus or ()))
-    if need > cpus:
-        return f"needs {need} CPUs (host has {cpus})"
     return "emulate" + (f" (ISA cap {profile.isa_cap})" if profile.isa_cap else "")
 
 

@@ -12,12 +12,15 @@ Synthetic feeds (for a user's own ONNX file) follow its input signature:
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 
-from runtimes.base import TensorSpec
+from runtimes.base import TensorSpec, onnx_signature
 
 DEFAULT_SYMBOLIC_DIM = 32
 DEFAULT_BATCH = 1
@@ -110,21 +113,14 @@ def materialize_feeds(variant, feeds, out_dir: Path, log=print):
     """Synthetic feeds written to an .npz once, from the file's ONNX signature, so that every
     runtime and the parity references see the same arrays. A file that cannot be read keeps
     its synthetic Feeds: its cells then fail with the reader's own error."""
-    import dataclasses
-
     if feeds.path:
         return feeds
     try:
-        from runtimes.base import onnx_signature
-
         inputs, _ = onnx_signature(variant.path)
         arrays = synthetic_feeds(inputs, dict(feeds.dims), feeds.int_low, feeds.int_high, feeds.count, feeds.seed)
     except Exception as exc:  # noqa: BLE001
         log(f"[feeds] {variant.id}: cannot derive feeds from its signature ({type(exc).__name__}: {str(exc)[:200]})")
         return feeds
-    import hashlib
-    import json
-
     key = hashlib.sha1(json.dumps([variant.sha256, list(feeds.dims), feeds.int_low, feeds.int_high, feeds.count, feeds.seed]).encode()).hexdigest()[:16]
     path = save_feeds(arrays, Path(out_dir) / f"synthetic-{key}.npz")
     return dataclasses.replace(feeds, path=str(path.resolve()))

@@ -73,6 +73,8 @@ def _parity_for(parity, variant_id: str, scenario: str, runtime: str, options: d
     spec = (parity or {}).get((variant_id, scenario))
     if spec is None:
         return None
+    from bench.parity import REFERENCE_RUNTIME
+
     # The reference runtime with its default options has nothing to compare with itself.
-    same_as_reference = runtime == "onnxruntime" and not options
+    same_as_reference = runtime == REFERENCE_RUNTIME and not options
     return dataclasses.replace(spec, compare_runtime=not same_as_reference)

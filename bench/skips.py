@@ -5,8 +5,6 @@ again in the cell process itself (a Dask worker on a device may lack what the co
 """
 from __future__ import annotations
 
-import os
-
 from bench.records import CellSpec
 from devices.profile import DeviceProfile
 
@@ -14,7 +12,7 @@ HARNESS_RUNTIMES = ("null", "faulty")  # doubles: every profile "supports" them
 
 
 def skip_reason(spec: CellSpec) -> str | None:
-    from devices.host import detect_host
+    from devices.check import emulation_obstacle
     from runtimes import get_runtime
 
     profile = DeviceProfile.model_validate(spec.profile)
@@ -25,14 +23,8 @@ def skip_reason(spec: CellSpec) -> str | None:
     if spec.runtime not in profile.runtimes and spec.runtime not in HARNESS_RUNTIMES:
         return f"profile {profile.name!r} does not support runtime {spec.runtime!r} (it lists {list(profile.runtimes)})"
     if spec.measured_on == "emulated":
-        host = detect_host()
-        if profile.arch != host.arch:
-            return (f"profile {profile.name!r} is {profile.arch} and this host is {host.arch}: emulation would time "
-                    f"{host.arch} kernels, so run it on the device (`odbench worker --profile {profile.name}`)")
-        cpus = len(os.sched_getaffinity(0))
-        wanted = len(profile.cpus) if profile.cpus is not None else profile.threads
-        if max(wanted, profile.threads) > cpus:
-            return (f"profile {profile.name!r} needs {max(wanted, profile.threads)} CPUs and this host offers {cpus}: "
-                    "oversubscribed threads would not emulate it")
+        why = emulation_obstacle(profile)
+        if why:
+            return why
     ok, why = runtime.accepts(spec.variant_path)
     return None if ok else why

@@ -6,6 +6,7 @@ import io
 import json
 from pathlib import Path
 
+from bench.parity import REFERENCE_RUNTIME
 from bench.records import Result, Variant, atomic_write_text, lineage_root
 from bench.store import ResultStore
 
@@ -21,7 +22,6 @@ MD_COLUMNS = [
     "speedup_vs_fp32", "speedup_vs_ort", "items_per_s", "parity_vs_fp32", "parity_vs_ort", "first_ms", "peak_rss_mb",
     "size_mb", "emb_mb", "accuracy", "acc_delta_vs_fp32", "reason",
 ]
-REFERENCE_RUNTIME = "onnxruntime"
 
 
 def runtime_label(runtime: str, options: dict) -> str:

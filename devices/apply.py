@@ -35,6 +35,22 @@ def isa_level(name: str) -> int | None:
     return None
 
 
+def _thread_ids() -> list[int]:
+    return [int(tid) for tid in os.listdir("/proc/self/task")]
+
+
+def thread_cpus() -> list[int]:
+    """The CPUs any thread of this process may run on, read per thread from the kernel (after the
+    runtime made its pools): what the emulation really got, not what was asked."""
+    cpus: set[int] = set()
+    for tid in _thread_ids():
+        try:
+            cpus |= os.sched_getaffinity(tid)
+        except OSError:  # the thread ended meanwhile
+            pass
+    return sorted(cpus)
+
+
 class ProfileNotApplied(RuntimeError):
     pass
 
@@ -54,9 +70,9 @@ def apply_profile(profile: DeviceProfile) -> dict[str, Any]:
         )
     # Every thread already running (e.g. the BLAS pool numpy started at import), not only this one:
     # sched_setaffinity(0) binds the calling thread alone; threads made later inherit it.
-    for tid in os.listdir("/proc/self/task"):
+    for tid in _thread_ids():
         try:
-            os.sched_setaffinity(int(tid), wanted)
+            os.sched_setaffinity(tid, wanted)
         except OSError:  # the thread ended meanwhile
             pass
     os.sched_setaffinity(0, wanted)

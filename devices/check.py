@@ -25,6 +25,21 @@ def mismatches(profile: DeviceProfile) -> list[str]:
     return out
 
 
+def emulation_obstacle(profile: DeviceProfile) -> str | None:
+    """Why this profile cannot be emulated on this host (None when it can)."""
+    import os
+
+    host = detect_host()
+    if profile.arch != host.arch:
+        return (f"profile {profile.name!r} is {profile.arch} and this host is {host.arch}: emulation would time "
+                f"{host.arch} kernels, so run it on the device (`odbench worker --profile {profile.name}`)")
+    cpus = len(os.sched_getaffinity(0))
+    need = max(profile.threads, len(profile.cpus or ()))
+    if need > cpus:
+        return f"profile {profile.name!r} needs {need} CPUs and this host offers {cpus}: oversubscribed threads would not emulate it"
+    return None
+
+
 def is_this_machine(profile: DeviceProfile) -> bool:
     """Does the profile describe this whole machine (not a slice of it)? Then cells run with it are
     measured on the device: same arch, its ISA present, the same core count, memory within 10%."""

@@ -72,12 +72,11 @@ class Runtime(Protocol):
     def open(self, model_path: str, threads: int, options: Any) -> Session: ...
 
 
-_ONNX_TYPES = {1: "float32", 10: "float16", 11: "float64", 7: "int64", 6: "int32", 3: "int8", 2: "uint8", 9: "bool"}
-
-
 def onnx_signature(model_path: str) -> tuple[list[TensorSpec], list[TensorSpec]]:
     """Inputs and outputs declared by an ONNX file, read without a runtime (weights not loaded)."""
+    import numpy as np
     import onnx
+    from onnx.helper import tensor_dtype_to_np_dtype
 
     graph = onnx.load(model_path, load_external_data=False).graph
     inits = {i.name for i in graph.initializer}
@@ -85,6 +84,6 @@ def onnx_signature(model_path: str) -> tuple[list[TensorSpec], list[TensorSpec]]
     def spec(v) -> TensorSpec:
         t = v.type.tensor_type
         dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim)
-        return TensorSpec(v.name, _ONNX_TYPES.get(t.elem_type, str(t.elem_type)), dims)
+        return TensorSpec(v.name, np.dtype(tensor_dtype_to_np_dtype(t.elem_type)).name, dims)
 
     return [spec(v) for v in graph.input if v.name not in inits], [spec(v) for v in graph.output]
