@@ -23,8 +23,9 @@ import psutil
 from bench import provenance, stats
 from bench.feeds import FeedError, check_feed, load_feeds, synthetic_feeds
 from bench.skips import skip_reason
-from bench.records import CellSpec, Result, atomic_write_text, sha256_file, to_json
+from bench.records import CellSpec, ProcessSamples, Result, Timing, Verdict, atomic_write_text, sha256_file, to_json
 from devices.apply import apply_profile, thread_cpus
+from devices.host import cpu_model, detect_host
 from devices.profile import DeviceProfile
 from runtimes import RuntimeUnavailable, get_runtime, parse_options
 
@@ -87,34 +88,34 @@ def _finite(outputs) -> bool:
     return True
 
 
-def measure(spec: CellSpec, benchmark) -> dict:
+def open_session(spec: CellSpec, out: dict):
+    """Apply the profile, check the file, open the session (timed apart: session creation)."""
     profile = DeviceProfile.model_validate(spec.profile)
     why = skip_reason(spec)
     if why:
         raise RuntimeSkip(why)
-    applied = apply_profile(profile)
+    out["applied"] = apply_profile(profile)
     runtime = get_runtime(spec.runtime)
     options = parse_options(runtime, spec.runtime_options)
-    out: dict = {"applied": applied, "provenance": {"start": provenance.snapshot()}}
-
+    out["provenance"] = {"start": provenance.snapshot()}
     sha = check_model_file(spec.variant_path, spec.variant_sha256) if spec.runtime != "faulty" else None
-    from devices.host import cpu_model, detect_host
-
     out["provenance"].update(model_sha256=sha, runtime_version=runtime.version(), numpy=np.__version__,
                              cpu_model=cpu_model(), isa=list(detect_host().isa))
-
     out["rss_before_load_mb"] = round(_rss_mb(), 1)
     t0 = time.perf_counter_ns()
     session = runtime.open(spec.variant_path, profile.threads, options)
     out["session_create_ms"] = (time.perf_counter_ns() - t0) / 1e6
     out["runtime_info"] = session.info()
     cap = out["runtime_info"].get("isa_cap")
-    if applied.get("isa_cap") and (not cap or cap.get("enforced") is not True):
+    if out["applied"].get("isa_cap") and (not cap or cap.get("enforced") is not True):
         detail = (cap or {}).get("detail") or f"{spec.runtime} does not report it"
-        out.setdefault("early_warnings", []).append(f"ISA cap {applied['isa_cap']} not fully enforced by {spec.runtime}: {detail}")
+        out["warnings"].append(f"ISA cap {out['applied']['isa_cap']} not fully enforced by {spec.runtime}: {detail}")
     out["applied"]["os_threads_after_open"] = psutil.Process().num_threads()
     out["applied"]["thread_cpus"] = thread_cpus()
+    return session
 
+
+def cell_feeds(spec: CellSpec, session) -> list:
     f = spec.feeds
     if f.path:
         feeds = load_feeds(f.path)
@@ -125,60 +126,44 @@ def measure(spec: CellSpec, benchmark) -> dict:
             check_feed(feed, session.inputs)
         except FeedError as exc:
             raise FeedError(f"feed {i} of {f.path or 'synthetic feeds'}: {exc}") from None
+    return feeds
 
-    t0 = time.perf_counter_ns()
-    first_out = session.run(feeds[0])
-    out["first_inference_ms"] = (time.perf_counter_ns() - t0) / 1e6
 
-    # Warm-up: runs every feed at least once, so per-feed first-use costs (input binding, a new input
-    # shape) stay off the timed path; also estimates the per-inference time that sizes the measured run.
-    tm = spec.timing
+def warm_up(session, bound: list, tm: Timing) -> tuple[int, float]:
+    """Run every bound feed at least once (per-feed first-use costs stay off the timed path) for at
+    least ``warmup_s`` and ``warmup_runs``; returns (runs, seconds per run from the second half)."""
     warm, n, start = [], 0, time.perf_counter_ns()
     while True:
         t0 = time.perf_counter_ns()
-        session.run(feeds[n % len(feeds)])
+        session.run_bound(bound[n % len(bound)])
         warm.append(time.perf_counter_ns() - t0)
         n += 1
         elapsed = (time.perf_counter_ns() - start) / 1e9
-        if (elapsed >= tm.warmup_s and n >= max(tm.warmup_runs, len(feeds))) or elapsed >= max(tm.max_time_s, tm.warmup_s):
-            break
-    out["warmup_runs"] = n
-    # Mean of the warm-up's second half, +25% for pedantic's untimed per-round work
-    # (feed rotation, gc toggling), so the measured run reaches min_time.
-    per_run_s = max(float(np.mean(warm[len(warm) // 2 :])) / 1e9 * 1.25, 1e-7)
+        if (elapsed >= tm.warmup_s and n >= max(tm.warmup_runs, len(bound))) or elapsed >= max(tm.max_time_s, tm.warmup_s):
+            return n, max(float(np.mean(warm[len(warm) // 2 :])) / 1e9, 1e-7)
+
+
+def rounds_for(tm: Timing, per_run_s: float) -> int:
+    """Samples to take: min_samples and min_time, capped by max_time and max_samples."""
     wanted = max(tm.min_samples, math.ceil(tm.min_time_s / per_run_s))
     ceiling = max(1, min(int(tm.max_time_s / per_run_s), tm.max_samples))
-    rounds = max(1, min(wanted, ceiling))
-    warnings = out.pop("early_warnings", [])
-    if rounds < tm.min_samples:
-        warnings.append(f"only {rounds} samples fit in max_time {tm.max_time_s:g}s (min_samples {tm.min_samples})")
+    return max(1, min(wanted, ceiling))
 
+
+def time_samples(benchmark, session, bound: list, rounds: int) -> list[int]:
+    """The one timed loop: pytest-benchmark's pedantic mode, one inference per round, GC off while
+    timing (--benchmark-disable-gc), the next bound feed handed over by the untimed ``setup``."""
     counter = iter(range(10**12))
 
     def next_feed():
-        return (feeds[next(counter) % len(feeds)],), {}
+        return (bound[next(counter) % len(bound)],), {}
 
-    t_run = time.perf_counter_ns()
-    benchmark.pedantic(session.run, setup=next_feed, rounds=rounds, iterations=1, warmup_rounds=0)
-    samples_ns = list(benchmark.stats.stats.data)
-    # The warm-up estimate can be off: top up with the same timer until min_time is met too.
-    i = len(samples_ns)
-    while ((time.perf_counter_ns() - t_run) / 1e9 < tm.min_time_s and len(samples_ns) < tm.max_samples
-           and (time.perf_counter_ns() - t_run) / 1e9 < tm.max_time_s):
-        feed = feeds[i % len(feeds)]
-        i += 1
-        t0 = time.perf_counter_ns()
-        session.run(feed)
-        samples_ns.append(time.perf_counter_ns() - t0)
-    out["topped_up"] = len(samples_ns) - rounds
-    out["measure_s"] = (time.perf_counter_ns() - t_run) / 1e9
-    samples_ms = [v / 1e6 for v in samples_ns]
-    if not samples_ms:
-        raise RuntimeError("zero samples were recorded")
-    if out.pop("topped_up"):
-        warnings.append(f"{len(samples_ns) - rounds} samples timed after benchmark.pedantic to reach min_time {tm.min_time_s:g}s")
+    benchmark.pedantic(session.run_bound, setup=next_feed, rounds=rounds, iterations=1, warmup_rounds=0)
+    return list(benchmark.stats.stats.data)
 
-    # Spot-check outputs: finite, and deterministic on the same feed.
+
+def spot_check(session, feeds: list, first_out, warnings: list) -> None:
+    """Finite outputs, and deterministic on the same feed."""
     again = session.run(feeds[0])
     if not _finite(first_out) or not _finite(again):
         raise RuntimeError("the model produced non-finite outputs (NaN/Inf)")
@@ -188,24 +173,43 @@ def measure(spec: CellSpec, benchmark) -> dict:
     )
     if drift > 1e-4:
         warnings.append(f"outputs differ between two runs of the same feed (max abs diff {drift:.2e})")
-    # Peak RSS before the parity pass, which may load the reference file.
-    out["peak_rss_mb"] = round(peak_rss_mb(), 1)
-    fail_reasons = check_parity(spec, session, feeds, out, warnings)
-    session.close()
 
-    s = stats.summarize(samples_ms)
-    warnings += stats.stability_warnings(s)
+
+def measure(spec: CellSpec, benchmark) -> dict:
+    """One process of a cell: its samples and what it saw. Statistics are the parent's (bench/stats.py)."""
+    out: dict = {"warnings": []}
+    session = open_session(spec, out)
+    feeds = cell_feeds(spec, session)
+    bound = [session.bind(feed) for feed in feeds]  # outside the timer, for every runtime
+
+    t0 = time.perf_counter_ns()
+    first_out = session.run_bound(bound[0])
+    out["first_inference_ms"] = (time.perf_counter_ns() - t0) / 1e6
+    tm = spec.timing
+    warmup_runs, per_run_s = warm_up(session, bound, tm)
+    rounds = rounds_for(tm, per_run_s)
+    if rounds < tm.min_samples:
+        out["warnings"].append(f"only {rounds} samples fit in max_time {tm.max_time_s:g}s (min_samples {tm.min_samples})")
+    started = _now()
+    t_run = time.perf_counter_ns()
+    samples_ns = time_samples(benchmark, session, bound, rounds)
+    measure_s = (time.perf_counter_ns() - t_run) / 1e9
+    if not samples_ns:
+        raise RuntimeError("zero samples were recorded")
+    samples_ms = tuple(round(v / 1e6, 6) for v in samples_ns)
+
+    spot_check(session, feeds, first_out, out["warnings"])
+    peak = round(peak_rss_mb(), 1)  # before the parity pass, which may load the reference file
+    fail_reasons = check_parity(spec, session, feeds, out, out["warnings"])
+    session.close()
+    out["warnings"] = tuple(out["warnings"] + stats.stability_warnings(samples_ms))
     out.update(
-        samples_ms=tuple(round(v, 6) for v in samples_ms),
-        n_samples=len(samples_ms),
-        stats=s,
-        throughput_items_s=spec.items_per_inference / (s["mean"] / 1e3),
-        warnings=tuple(warnings),
+        processes=(ProcessSamples(samples_ms, warmup_runs, started, measure_s, out["session_create_ms"], out["first_inference_ms"], peak),),
+        n_samples=len(samples_ms), measure_s=measure_s, warmup_runs=warmup_runs, peak_rss_mb=peak,
+        verdict=Verdict.OK, reason="",
     )
-    unstable, why = stats.is_unstable(s)
-    out["verdict"], out["reason"] = ("UNSTABLE", why) if unstable else ("OK", "")
     if fail_reasons:  # wrong answers outrank everything the timing says
-        out["verdict"], out["reason"] = "FAIL", "outputs do not match: " + "; ".join(fail_reasons)
+        out["verdict"], out["reason"] = Verdict.FAIL, "outputs do not match: " + "; ".join(fail_reasons)
     out["provenance"]["end"] = provenance.snapshot()
     return out
 
@@ -241,12 +245,12 @@ def test_cell(benchmark):
     try:
         fields = measure(spec, benchmark)
     except (RuntimeSkip, RuntimeUnavailable) as exc:
-        fields = {"verdict": "SKIPPED", "reason": str(exc)}
+        fields = {"verdict": Verdict.SKIPPED, "reason": str(exc)}
     except MemoryError:
         cap = spec.profile.get("memory_cap_mb")
-        fields = {"verdict": "ERROR", "reason": f"MemoryError: out of memory under the profile's memory cap ({cap} MB)"}
+        fields = {"verdict": Verdict.ERROR, "reason": f"MemoryError: out of memory under the profile's memory cap ({cap} MB)"}
     except Exception as exc:  # every failure becomes this cell's ERROR, with its reason
         tb = traceback.format_exc(limit=6)
-        fields = {"verdict": "ERROR", "reason": f"{type(exc).__name__}: {exc}".strip(), "exit": {"traceback": tb[-3000:]}}
+        fields = {"verdict": Verdict.ERROR, "reason": f"{type(exc).__name__}: {exc}".strip(), "exit": {"traceback": tb[-3000:]}}
     result = Result.for_cell(spec, fields.pop("verdict"), fields.pop("reason", ""), started_at=started, finished_at=_now(), **fields)
     atomic_write_text(out_path, to_json(result))

@@ -482,11 +482,11 @@ def cmd_gate(args) -> int:
     verdicts = gate.evaluate(store.all(), variants, budgets)
     rounds = 0
     while args.decide and rounds < args.max_rounds and any(v.verdict == "INCONCLUSIVE" for v in verdicts):
-        from bench.decide import resample
+        from bench.decide import extend
 
         rounds += 1
-        n = resample(store, verdicts, args.max_samples, args.max_time,
-                     on_result=lambda r: _log(f"  [decide {rounds}] {r.verdict} {r.cell_id} n={r.n_samples}"))
+        n = extend(store, verdicts, args.max_processes,
+                   on_result=lambda r: _log(f"  [decide {rounds}] {r.verdict} {r.cell_id} processes={len(r.processes)} look {r.looks}"))
         if not n:
             break
         verdicts = gate.evaluate(store.all(), variants, budgets)
@@ -601,10 +601,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--budgets", required=True, help="budgets YAML (see budgets/example.yaml)")
     g.add_argument("--baseline", help="a baseline run folder from the same machine and runtime version")
     g.add_argument("--regression", default="10%:0.002", help="EFFECT%%[:ALPHA]: median slowdown and Mann-Whitney p (default 10%%:0.002)")
-    g.add_argument("--decide", action="store_true", help="resample INCONCLUSIVE cells until they can be decided")
-    g.add_argument("--max-rounds", type=int, default=3, help="--decide: resampling rounds (default 3)")
-    g.add_argument("--max-samples", type=int, default=50_000, help="--decide: most samples a cell may reach (default 50000)")
-    g.add_argument("--max-time", type=float, default=180.0, help="--decide: most seconds per process (default 180)")
+    g.add_argument("--decide", action="store_true", help="add batches of processes to INCONCLUSIVE cells; each batch is judged at half the error rate of the last, so the stated rate holds overall")
+    g.add_argument("--max-rounds", type=int, default=3, help="--decide: batches to add at most (default 3)")
+    g.add_argument("--max-processes", type=int, default=40, help="--decide: most processes a cell may reach (default 40)")
     g.add_argument("--out", help="where gate.json, gate.junit.xml and gate.md go (default: the run folder)")
     g.set_defaults(func=cmd_gate)
 

@@ -1,41 +1,45 @@
-"""Run until decided: resample INCONCLUSIVE cells with the samples the gate asked for, up to a bound."""
+"""Run until decided, without optional stopping: add a batch of fresh processes to each INCONCLUSIVE
+cell and judge again. Each batch is a new look that the gate judges at half the error rate of the
+previous one (bench/gate.py ``look_confidence``), so the rate summed over all looks stays the stated
+one however many batches are added; a cell is never simply rerun until it passes."""
 from __future__ import annotations
 
-import dataclasses
-import math
 from typing import Callable
 
-from bench.executors.local import run_cell
-from bench.gate import CellVerdict
+from bench.executors.local import merge_processes, run_process
+from bench.gate import CellVerdict, GateVerdict
+from bench.records import NOT_MEASURED
 from bench.store import ResultStore
 
+MAX_LOOKS = 4
 
-def resample(store: ResultStore, verdicts: list[CellVerdict], max_samples: int, max_time_s: float,
-             on_result: Callable | None = None) -> int:
-    """Rerun each INCONCLUSIVE cell that needs more samples; returns how many were rerun."""
-    need: dict[str, int] = {}
+
+def extend(store: ResultStore, verdicts: list[CellVerdict], max_processes: int, on_result: Callable | None = None) -> int:
+    """Add processes to every INCONCLUSIVE cell whose checks say how many would decide it; returns
+    how many cells were extended. ``max_processes`` caps the processes a cell may have in all."""
+    want: dict[str, int] = {}
     for v in verdicts:
-        if v.verdict == "INCONCLUSIVE":
+        if v.verdict == GateVerdict.INCONCLUSIVE:
             more = max((c.more_samples for c in v.checks), default=0)
             if more:
-                need[v.cell_id] = max(need.get(v.cell_id, 0), more)
-    rerun = 0
-    for cell_id, more in need.items():
-        old = store.get(cell_id)
-        spec = store.get_spec(cell_id)
-        target = min(max_samples, math.ceil((old.n_samples + more) * 1.2))
-        if target <= old.n_samples:
+                want[v.cell_id] = max(want.get(v.cell_id, 0), more)
+    extended = 0
+    for cell_id, more in want.items():
+        prior = store.get(cell_id)
+        have = len(prior.processes)
+        add = min(more, max_processes - have)
+        if add <= 0 or prior.looks >= MAX_LOOKS:
             continue
-        per_sample_s = (old.stats.get("mean", 1.0) or 1.0) / 1e3
-        timing = dataclasses.replace(
-            spec.timing, min_samples=target, max_samples=max(spec.timing.max_samples, target), min_time_s=min(spec.timing.min_time_s, max_time_s),
-            max_time_s=min(max_time_s, max(spec.timing.max_time_s, target * per_sample_s * 1.3)),
-        )
-        spec = dataclasses.replace(spec, timing=timing, timeout_s=spec.timeout_s + timing.max_time_s)
-        store.put_spec(spec)
-        result = run_cell(spec)
+        spec = store.get_spec(cell_id)
+        parts = []
+        for k in range(have + 1, have + add + 1):
+            part = run_process(spec, k)
+            parts.append(part)
+            if part.verdict in NOT_MEASURED:
+                break
+        result = merge_processes(spec, parts, prior=prior)
         store.put(result)
-        rerun += 1
+        extended += 1
         if on_result:
             on_result(result)
-    return rerun
+    return extended

@@ -1,8 +1,16 @@
-"""The release gate: budgets -> PASS / FAIL / INCONCLUSIVE / UNSTABLE / ERROR, with reasons,
-plus a regression check against a baseline run (effect size AND significance).
+"""The release gate: budgets -> PASS / FAIL / INCONCLUSIVE / ERROR, with reasons, plus a regression
+check against a baseline run (effect size AND significance, on per-process summaries).
 
-Exit codes of ``odbench gate``: 0 every gated cell PASSES; 1 any FAIL, ERROR, UNSTABLE or
-regression; 3 nothing failed but something is INCONCLUSIVE; 2 usage errors and refusals.
+Percentile budgets are judged on the population of fresh processes (bench/intervals.py): a PASS
+needs the one-sided upper bound of the percentile, which includes the variation between processes,
+under the budget, and MLPerf's early-stopping rule on the pooled samples (its minimum counts a
+floor); a FAIL needs the lower bound over it and MLPerf's confident FAIL. The error rate is spent
+over the batches of processes a cell was judged on (``Result.looks``, grown by ``--decide``): batch
+j is judged at alpha / 2**j, so that any number of extensions keeps the stated rate overall. Size,
+memory and accuracy budgets do not depend on timing noise and are never blocked by it.
+
+Exit codes of ``odbench gate``: 0 every gated cell PASSES; 1 any FAIL, ERROR or regression;
+3 nothing failed but something is INCONCLUSIVE; 2 usage errors and refusals.
 """
 from __future__ import annotations
 
@@ -13,15 +21,28 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
-import numpy as np
-from scipy import stats as sps
+from enum import Enum
 
-from bench import earlystop
+import numpy as np
+
+from bench import earlystop, intervals
 from bench.budgets import Budget, BudgetFile
-from bench.records import Result, Variant, atomic_write_text, lineage_root
+from bench.records import HARNESS_RUNTIMES, NOT_MEASURED, Result, Variant, Verdict, atomic_write_text, lineage_root
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INCONCLUSIVE = 0, 1, 2, 3
-ORDER = ("ERROR", "FAIL", "UNSTABLE", "INCONCLUSIVE", "PASS")
+
+
+class GateVerdict(str, Enum):
+    ERROR = "ERROR"
+    FAIL = "FAIL"
+    INCONCLUSIVE = "INCONCLUSIVE"
+    PASS = "PASS"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+ORDER = tuple(GateVerdict)  # worst first
 LOWER_IS_BETTER = {"logloss", "max_abs_diff"}
 
 
@@ -32,7 +53,7 @@ class BaselineRefused(ValueError):
 @dataclass(frozen=True)
 class Check:
     name: str
-    verdict: str
+    verdict: GateVerdict
     reason: str
     value: float | None = None
     limit: float | None = None
@@ -53,40 +74,71 @@ class CellVerdict:
     measured_on: str = ""
 
 
-def worst(verdicts) -> str:
-    verdicts = list(verdicts)
-    return min(verdicts, key=ORDER.index) if verdicts else "PASS"
+def worst(verdicts) -> GateVerdict:
+    verdicts = [GateVerdict(v) for v in verdicts]
+    return min(verdicts, key=ORDER.index) if verdicts else GateVerdict.PASS
 
 
-def _latency_checks(r: Result, budget: Budget, confidence: float) -> list[Check]:
-    checks = []
-    x = np.asarray(r.samples_ms)
-    for pname, limit in sorted(budget.latency_ms.items()):
-        p = int(pname[1:]) / 100
-        over = int((x > limit).sum())
-        v = earlystop.judge(len(x), over, p, confidence)
-        observed = float(np.percentile(x, int(pname[1:]))) if len(x) else None
-        checks.append(Check(f"{pname}<={limit:g}ms", v.verdict, f"{v.reason} (observed {pname} {observed:.3f} ms)" if observed is not None else v.reason,
-                            observed, limit, v.more_samples))
-    return checks
+def look_confidence(confidence: float, looks: int) -> float:
+    """The confidence batch ``looks`` is judged at: alpha spent as alpha/2, alpha/4, ... (sums to alpha)."""
+    return 1 - (1 - confidence) / 2 ** max(1, looks)
+
+
+def _timing_refusal(r: Result) -> str:
+    """Why the timing of this result cannot be judged at all, or ''."""
+    if not r.gating:
+        return "a non-gating design (one process cannot show the variation between processes): rerun with --preset default or gate"
+    if not r.processes_known:
+        return "a v1/v2 result whose process boundaries are lost: rerun it to judge its timing"
+    if len(r.process_samples) < 2:
+        return "fewer than 2 processes measured"
+    return ""
+
+
+def _latency_check(r: Result, pname: str, limit: float, confidence: float) -> Check:
+    name = f"{pname}<={limit:g}ms"
+    refusal = _timing_refusal(r)
+    if refusal:
+        return Check(name, GateVerdict.INCONCLUSIVE, refusal, r.stats.get(pname), limit)
+    q = int(pname[1:])
+    c = look_confidence(confidence, r.looks)
+    f = intervals.fit(r.process_samples)
+    lo, hi = intervals.quantile_bounds(f, q, c)
+    pooled = f.pooled
+    early = earlystop.judge(pooled.size, int((pooled > limit).sum()), q / 100, c)
+    where = (f"{pname} {intervals.pooled_percentile(r.process_samples, q):.4g} ms, one-sided {c:.2%} bounds "
+             f"[{lo:.4g}, {hi:.4g}] over {f.k} processes (look {r.looks}); MLPerf: {early.reason}")
+    if hi < limit and early.verdict == "PASS":
+        return Check(name, GateVerdict.PASS, where, float(hi), limit)
+    if lo > limit and early.verdict == "FAIL":
+        return Check(name, GateVerdict.FAIL, where, float(lo), limit)
+    more = intervals.processes_to_decide(f, q, limit, c)
+    hint = f"; about {more} processes in all would likely decide it" if more else "; more processes are unlikely to decide it soon"
+    return Check(name, GateVerdict.INCONCLUSIVE, where + hint, float(hi), limit, max(0, more - f.k))
 
 
 def _throughput_check(r: Result, floor: float, confidence: float) -> Check:
-    x = np.asarray(r.samples_ms) / 1e3
-    n = len(x)
-    if n < 2:
-        return Check(f"throughput>={floor:g}/s", "INCONCLUSIVE", "fewer than 2 samples", None, floor)
-    mean, sem = x.mean(), x.std(ddof=1) / math.sqrt(n)
-    q = sps.t.ppf(confidence, n - 1)
-    lo_tp, hi_tp = r.items_per_inference / (mean + q * sem), r.items_per_inference / max(mean - q * sem, 1e-12)
-    observed = r.items_per_inference / mean
-    if lo_tp >= floor:
-        verdict, why = "PASS", f"lower {confidence:.0%} bound {lo_tp:.4g} items/s >= {floor:g}"
-    elif hi_tp < floor:
-        verdict, why = "FAIL", f"upper {confidence:.0%} bound {hi_tp:.4g} items/s < {floor:g}"
-    else:
-        verdict, why = "INCONCLUSIVE", f"{confidence:.0%} interval [{lo_tp:.4g}, {hi_tp:.4g}] items/s straddles {floor:g}"
-    return Check(f"throughput>={floor:g}/s", verdict, why, observed, floor)
+    name = f"throughput>={floor:g}/s"
+    refusal = _timing_refusal(r)
+    if refusal:
+        return Check(name, GateVerdict.INCONCLUSIVE, refusal, r.throughput_items_s, floor)
+    c = look_confidence(confidence, r.looks)
+    per_process = [r.items_per_inference / (np.mean(p) / 1e3) for p in r.process_samples]
+    point, lo, hi = intervals.log_mean_interval(per_process, 1 - 2 * (1 - c))
+    where = f"{point:.4g} items/s, one-sided {c:.2%} bounds [{lo:.4g}, {hi:.4g}] over {len(per_process)} processes"
+    if lo >= floor:
+        return Check(name, GateVerdict.PASS, where, point, floor)
+    if hi < floor:
+        return Check(name, GateVerdict.FAIL, where, point, floor)
+    return Check(name, GateVerdict.INCONCLUSIVE, where, point, floor)
+
+
+def _limit_check(name: str, value: float | None, limit: float, what: str) -> Check:
+    """A budget on a figure that timing noise does not touch (size, peak memory)."""
+    if value is None:
+        return Check(name, GateVerdict.ERROR, f"{what} not recorded", None, limit)
+    verdict = GateVerdict.PASS if value <= limit else GateVerdict.FAIL
+    return Check(name, verdict, f"{what} {value:.1f}", value, limit)
 
 
 def _accuracy_check(r: Result, budget: Budget, variants: dict[str, Variant]) -> Check:
@@ -109,86 +161,121 @@ def _accuracy_check(r: Result, budget: Budget, variants: dict[str, Variant]) -> 
 
 def judge_cell(r: Result, budget: Budget, variants: dict[str, Variant], confidence: float) -> CellVerdict:
     meta = dict(model=r.model, variant_id=r.variant_id, profile=r.profile, scenario=r.scenario, measured_on=r.measured_on)
-    if r.verdict in ("ERROR", "TIMEOUT", "SKIPPED"):
-        return CellVerdict(r.cell_id, budget.label, "ERROR", f"cell {r.verdict}: {r.reason}", **meta)
-    if r.verdict == "FAIL":  # measured, but the outputs are wrong: no latency can make up for that
-        return CellVerdict(r.cell_id, budget.label, "FAIL", f"cell FAIL: {r.reason}", **meta)
-    if not r.gating:
-        return CellVerdict(r.cell_id, budget.label, "INCONCLUSIVE", "a non-gating (smoke) run: rerun with --preset default or gate", **meta)
-    checks: list[Check] = []
-    checks += _latency_checks(r, budget, confidence)
+    if r.verdict in NOT_MEASURED:
+        return CellVerdict(r.cell_id, budget.label, GateVerdict.ERROR, f"cell {r.verdict}: {r.reason}", **meta)
+    if r.verdict == Verdict.FAIL:  # measured, but the outputs are wrong: no latency can make up for that
+        return CellVerdict(r.cell_id, budget.label, GateVerdict.FAIL, f"cell FAIL: {r.reason}", **meta)
+    checks = [_latency_check(r, pname, limit, confidence) for pname, limit in sorted(budget.latency_ms.items())]
     if budget.throughput_min:
         checks.append(_throughput_check(r, budget.throughput_min, confidence))
     if budget.peak_rss_mb_max:
-        rss = r.peak_rss_mb
-        checks.append(Check(f"peak_rss<={budget.peak_rss_mb_max:g}MB", "ERROR" if rss is None else ("PASS" if rss <= budget.peak_rss_mb_max else "FAIL"),
-                            "peak RSS not recorded" if rss is None else f"peak RSS {rss:.0f} MB", rss, budget.peak_rss_mb_max))
+        checks.append(_limit_check(f"peak_rss<={budget.peak_rss_mb_max:g}MB", r.peak_rss_mb, budget.peak_rss_mb_max, "peak RSS (MB)"))
     if budget.size_mb_max:
         v = variants.get(r.variant_id)
-        size = v.size_bytes / 2**20 if v else None
-        checks.append(Check(f"size<={budget.size_mb_max:g}MB", "ERROR" if size is None else ("PASS" if size <= budget.size_mb_max else "FAIL"),
-                            "variant size unknown" if size is None else f"model file {size:.1f} MB", size, budget.size_mb_max))
+        checks.append(_limit_check(f"size<={budget.size_mb_max:g}MB", v.size_bytes / 2**20 if v else None, budget.size_mb_max, "model file (MB)"))
     if budget.accuracy_drop_max is not None:
         checks.append(_accuracy_check(r, budget, variants))
     verdict = worst(c.verdict for c in checks)
-    # An unstable cell never passes. When it also lacks samples, INCONCLUSIVE (with how many
-    # more are needed) says more than UNSTABLE, so it stays, with the instability noted.
-    if r.verdict == "UNSTABLE" and verdict == "PASS":
-        verdict = "UNSTABLE"
-    bad = [c for c in checks if c.verdict == verdict and verdict != "PASS"]
-    reason = r.reason if verdict == "UNSTABLE" else "; ".join(f"{c.name}: {c.reason}" for c in (bad or checks))
-    if r.verdict == "UNSTABLE" and verdict == "INCONCLUSIVE":
-        reason += f"; the cell is also UNSTABLE ({r.reason})"
+    bad = [c for c in checks if c.verdict == verdict and verdict != GateVerdict.PASS]
+    reason = "; ".join(f"{c.name}: {c.reason}" for c in (bad or checks))
     return CellVerdict(r.cell_id, budget.label, verdict, reason, tuple(checks), **meta)
 
 
 def evaluate(results: list[Result], variants: dict[str, Variant], budgets: BudgetFile) -> list[CellVerdict]:
     out = []
     for budget in budgets.budgets:
-        matched = [r for r in results if budget.matches(r) and r.runtime not in ("null", "faulty")]
+        matched = [r for r in results if budget.matches(r) and r.runtime not in HARNESS_RUNTIMES]
         if not matched:
-            out.append(CellVerdict("-", budget.label, "ERROR", "this budget matched no result: check its patterns against the run"))
+            out.append(CellVerdict("-", budget.label, GateVerdict.ERROR, "this budget matched no result: check its patterns against the run"))
         out += [judge_cell(r, budget, variants, budgets.confidence) for r in matched]
     return out
 
 
 # ---------------------------------------------------------------- regression check
 
+class Change(str, Enum):
+    REGRESSION = "REGRESSION"
+    IMPROVEMENT = "IMPROVEMENT"
+    SAME = "SAME"
+    MODEL_CHANGED = "MODEL CHANGED"  # a different model file under the same cell id: not comparable
+    UNKNOWN = "UNKNOWN"  # too few processes on a side to test
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class RegressionRule:
-    """Parsed from e.g. ``"10%:0.002"``: flag a regression when the median is at least 10%
-    slower AND a one-sided Mann-Whitney U test gives p < 0.002."""
+    """Parsed from e.g. ``"10%:0.01"``: flag a regression when the per-process medians are at least
+    10% slower AND a one-sided Welch test on their logs (processes as the replicates) gives p < 0.01."""
 
     min_effect: float = 0.10
-    alpha: float = 0.002
+    alpha: float = 0.01
 
     @classmethod
     def parse(cls, text: str) -> "RegressionRule":
         m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)%\s*(?::\s*(0?\.\d+|1e-\d+))?\s*", text)
         if not m:
-            raise ValueError(f"regression rule {text!r}: expected EFFECT%[:ALPHA], e.g. '10%:0.002'")
+            raise ValueError(f"regression rule {text!r}: expected EFFECT%[:ALPHA], e.g. '10%:0.01'")
         return cls(float(m.group(1)) / 100, float(m.group(2)) if m.group(2) else cls.alpha)
 
 
 @dataclass(frozen=True)
 class Regression:
     cell_id: str
-    verdict: str  # REGRESSION | IMPROVEMENT | SAME
-    effect: float  # median(current) / median(baseline) - 1
+    verdict: Change
+    effect: float  # geometric mean of per-process medians, current / baseline - 1
+    effect_lo: float  # its 95% interval
+    effect_hi: float
     p_value: float
-    n_current: int
+    n_current: int  # processes
     n_baseline: int
     reason: str
 
 
-HARDWARE_KEYS = ("cpu_model", "arch", "physical_cores", "memory_mb")
+# What makes two machines the same for a comparison of timings.
+HARDWARE_KEYS = ("cpu_model", "arch", "isa", "physical_cores", "logical_cpus", "memory_mb")
 
 
 def check_same_machine(current: dict, baseline: dict) -> None:
-    diff = {k: (baseline.get(k), current.get(k)) for k in HARDWARE_KEYS if baseline.get(k) != current.get(k)}
+    def norm(k, v):
+        return sorted(v) if k == "isa" and isinstance(v, list) else v
+
+    diff = {k: (baseline.get(k), current.get(k)) for k in HARDWARE_KEYS if norm(k, baseline.get(k)) != norm(k, current.get(k))}
     if diff:
-        detail = ", ".join(f"{k}: baseline {b!r} vs current {c!r}" for k, (b, c) in diff.items())
+        detail = ", ".join(_describe_difference(k, b, c) for k, (b, c) in diff.items())
         raise BaselineRefused(f"refusing to compare against a baseline from another machine ({detail})")
+
+
+def _describe_difference(key: str, base, cur) -> str:
+    if key == "isa" and isinstance(base, list) and isinstance(cur, list):
+        only_b, only_c = sorted(set(base) - set(cur)), sorted(set(cur) - set(base))
+        return f"isa: baseline has {only_b or 'nothing more'}, current has {only_c or 'nothing more'}"
+    return f"{key}: baseline {base!r} vs current {cur!r}"
+
+
+def compare_cell(r: Result, b: Result, rule: RegressionRule) -> Regression | None:
+    cur, base = r.process_medians_ms, b.process_medians_ms
+    if not cur or not base:
+        return None
+    sha_r, sha_b = r.provenance.get("model_sha256"), b.provenance.get("model_sha256")
+    if sha_r and sha_b and sha_r != sha_b:
+        return Regression(r.cell_id, Change.MODEL_CHANGED, math.nan, math.nan, math.nan, math.nan, len(cur), len(base),
+                          f"the model file changed (sha256 {sha_b[:12]} -> {sha_r[:12]}): timings are not comparable")
+    ratio = intervals.ratio_interval(cur, base)
+    effect = ratio.ratio - 1
+    if len(cur) < 2 or len(base) < 2 or not r.processes_known or not b.processes_known:
+        return Regression(r.cell_id, Change.UNKNOWN, effect, math.nan, math.nan, math.nan, len(cur), len(base),
+                          f"median {effect:+.1%}; fewer than 2 known processes on a side: cannot test")
+    if effect >= rule.min_effect and ratio.p_greater < rule.alpha:
+        verdict, p = Change.REGRESSION, ratio.p_greater
+    elif effect <= -rule.min_effect and ratio.p_less < rule.alpha:
+        verdict, p = Change.IMPROVEMENT, ratio.p_less
+    else:
+        verdict, p = Change.SAME, min(ratio.p_greater, ratio.p_less)
+    return Regression(r.cell_id, verdict, effect, ratio.lo - 1, ratio.hi - 1, p, len(cur), len(base),
+                      f"median {effect:+.1%} [{ratio.lo - 1:+.1%}, {ratio.hi - 1:+.1%}] (Welch on log per-process medians, "
+                      f"p={p:.2g}, {len(cur)} vs {len(base)} processes; rule >= {rule.min_effect:.0%} and p < {rule.alpha:g})")
 
 
 def compare(current: list[Result], baseline: list[Result], rule: RegressionRule) -> list[Regression]:
@@ -196,30 +283,21 @@ def compare(current: list[Result], baseline: list[Result], rule: RegressionRule)
     out = []
     for r in current:
         b = base.get(r.cell_id)
-        if b is None or not r.samples_ms or not b.samples_ms:
+        if b is None or r.verdict in NOT_MEASURED or b.verdict in NOT_MEASURED:
             continue
         rv, bv = r.provenance.get("runtime_version"), b.provenance.get("runtime_version")
         if rv != bv:
             raise BaselineRefused(f"refusing to compare {r.cell_id}: runtime version {rv} vs baseline {bv}")
-        x, y = np.asarray(r.samples_ms), np.asarray(b.samples_ms)
-        effect = float(np.median(x) / np.median(y) - 1)
-        p_slower = float(sps.mannwhitneyu(x, y, alternative="greater").pvalue)
-        p_faster = float(sps.mannwhitneyu(x, y, alternative="less").pvalue)
-        if effect >= rule.min_effect and p_slower < rule.alpha:
-            verdict, p = "REGRESSION", p_slower
-        elif effect <= -rule.min_effect and p_faster < rule.alpha:
-            verdict, p = "IMPROVEMENT", p_faster
-        else:
-            verdict, p = "SAME", min(p_slower, p_faster)
-        out.append(Regression(r.cell_id, verdict, effect, p, len(x), len(y),
-                              f"median {effect:+.1%} (Mann-Whitney p={p:.2g}, n={len(x)} vs {len(y)}; rule >= {rule.min_effect:.0%} and p < {rule.alpha:g})"))
+        g = compare_cell(r, b, rule)
+        if g is not None:
+            out.append(g)
     return out
 
 
 # ---------------------------------------------------------------- outputs
 
 def exit_code(verdicts: list[CellVerdict], regressions: list[Regression]) -> int:
-    if any(v.verdict in ("FAIL", "ERROR", "UNSTABLE") for v in verdicts) or any(g.verdict == "REGRESSION" for g in regressions):
+    if any(v.verdict in (GateVerdict.FAIL, GateVerdict.ERROR) for v in verdicts) or any(g.verdict == Change.REGRESSION for g in regressions):
         return EXIT_FAIL
     if any(v.verdict == "INCONCLUSIVE" for v in verdicts):
         return EXIT_INCONCLUSIVE
@@ -231,7 +309,7 @@ def summary_counts(verdicts: list[CellVerdict]) -> dict[str, int]:
 
 
 def to_markdown(verdicts: list[CellVerdict], regressions: list[Regression], code: int) -> str:
-    icon = {"PASS": "✅", "FAIL": "❌", "ERROR": "💥", "UNSTABLE": "〰️", "INCONCLUSIVE": "❔"}
+    icon = {"PASS": "✅", "FAIL": "❌", "ERROR": "💥", "INCONCLUSIVE": "❔"}
     counts = ", ".join(f"{k} {n}" for k, n in summary_counts(verdicts).items())
     lines = [f"### odbench gate: {counts} (exit {code})", "",
              "| | budget | cell | on | verdict | why |", "|---|---|---|---|---|---|"]
@@ -248,7 +326,7 @@ def to_junit(verdicts: list[CellVerdict], regressions: list[Regression]) -> str:
     cases = []
     for v in verdicts:
         body = ""
-        if v.verdict in ("FAIL", "UNSTABLE"):
+        if v.verdict == GateVerdict.FAIL:
             body = f"<failure type={quoteattr(v.verdict)} message={quoteattr(v.reason)}/>"
         elif v.verdict == "ERROR":
             body = f"<error type=\"ERROR\" message={quoteattr(v.reason)}/>"
@@ -259,7 +337,7 @@ def to_junit(verdicts: list[CellVerdict], regressions: list[Regression]) -> str:
     for g in regressions:
         body = f"<failure type=\"REGRESSION\" message={quoteattr(g.reason)}/>" if g.verdict == "REGRESSION" else ""
         cases.append(f"  <testcase classname=\"regression\" name={quoteattr(g.cell_id)}>{body}</testcase>")
-    n_fail = sum(v.verdict in ("FAIL", "UNSTABLE") for v in verdicts) + sum(g.verdict == "REGRESSION" for g in regressions)
+    n_fail = sum(v.verdict == GateVerdict.FAIL for v in verdicts) + sum(g.verdict == "REGRESSION" for g in regressions)
     n_err = sum(v.verdict == "ERROR" for v in verdicts)
     n_skip = sum(v.verdict == "INCONCLUSIVE" for v in verdicts)
     head = (f'<?xml version="1.0" encoding="utf-8"?>\n<testsuites><testsuite name="odbench-gate" tests="{len(cases)}" '

@@ -6,22 +6,49 @@ Result fields and say why here:
   1 (2026-11-29): first version.
   2 (2026-11-29): ``parity`` (outputs vs the fp32 root and vs ONNX Runtime), the FAIL verdict and
                   ``runtime_options``; CellSpec gains ``parity``.
+  3 (2026-11-29): ``processes``: each fresh process's samples in order, with its own warm-up count,
+                  start time and one-time costs (the process is the unit of replication); the pooled
+                  ``samples_ms`` and ``process_medians_ms`` become properties derived from it; ``looks``
+                  counts the batches of processes a cell was judged on (bench/gate.py spends its error
+                  rate over them). Cells no longer get UNSTABLE (intervals carry the noise); old ones
+                  still read. v1/v2 files read as one batch whose process boundaries are recovered from
+                  their per-process medians where they can be, else marked unknown.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import heapq
 import json
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
 
-RESULT_SCHEMA_VERSION = 2
+import numpy as np
+
+RESULT_SCHEMA_VERSION = 3
 VARIANT_SCHEMA_VERSION = 1
 
-# FAIL: measured, but the outputs do not match the references (bench/parity.py): its speed means nothing.
-Verdict = Literal["OK", "ERROR", "TIMEOUT", "UNSTABLE", "SKIPPED", "FAIL"]
-VERDICTS: tuple[str, ...] = ("OK", "ERROR", "TIMEOUT", "UNSTABLE", "SKIPPED", "FAIL")
+
+class Verdict(str, Enum):
+    """A cell's outcome. FAIL: measured, but the outputs do not match the references (bench/parity.py),
+    so its speed means nothing. UNSTABLE is only read from v1/v2 results."""
+
+    OK = "OK"
+    ERROR = "ERROR"
+    TIMEOUT = "TIMEOUT"
+    UNSTABLE = "UNSTABLE"
+    SKIPPED = "SKIPPED"
+    FAIL = "FAIL"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+NOT_MEASURED = (Verdict.ERROR, Verdict.TIMEOUT, Verdict.SKIPPED)
+# Runtimes that measure the harness itself, not a model: never in tables' comparisons or the gate.
+HARNESS_RUNTIMES = ("null", "faulty")
 
 
 def _to_jsonable(obj: Any) -> Any:
@@ -31,6 +58,10 @@ def _to_jsonable(obj: Any) -> Any:
         return [_to_jsonable(x) for x in obj]
     if isinstance(obj, dict):
         return {str(k): _to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, Enum):
+        return obj.value
+    if isinstance(obj, np.generic):
+        return obj.item()
     return obj
 
 
@@ -91,33 +122,37 @@ class Variant:
 
 @dataclass(frozen=True)
 class Timing:
-    """How long a cell measures. One inference per sample, never averaged.
-
-    A cell runs in ``processes`` fresh processes one after another (pyperf-style); each
-    warms up, then measures until both ``min_samples`` and ``min_time_s`` are met, capped by
-    ``max_time_s`` and ``max_samples``. The per-process figures are per process; the
-    cell's samples are the union. The CV of per-process medians decides UNSTABLE.
-    """
+    """How a cell is measured: ``processes`` fresh processes (the replicates), each warming up and
+    then timing one inference per sample until both ``min_samples`` and ``min_time_s`` are met,
+    capped by ``max_time_s`` and ``max_samples``. The local executor interleaves the processes of
+    all cells. ``gating``: whether the gate may decide on it (one process cannot show the
+    between-process variation, so a one-process design never gates)."""
 
     warmup_s: float = 3.0
     warmup_runs: int = 10
     min_time_s: float = 4.0
     min_samples: int = 200
     max_time_s: float = 15.0
-    processes: int = 3
-    max_samples: int = 20_000  # a cap for micro-models (and the null session): bounds time and JSON size
-    gating: bool = True  # smoke runs are marked non-gating: the gate will not trust them
+    processes: int = 5
+    max_samples: int = 20_000  # a cap for micro-models (and the null session): bounds time and file size
+    gating: bool = True
+
+    def __post_init__(self) -> None:
+        if self.gating and self.processes < 2:
+            raise ValueError("a gating design needs at least 2 processes: one cannot show the variation between processes")
 
 
+# The designs follow Kalibera & Jones's cost-optimal rule on this project's machines (README, "Run
+# design"): fresh processes differ far more than samples within one, and starting one costs ~2-3 s
+# against well under 1 ms a sample, so precision comes from more processes with short runs, with
+# MLPerf's minimum sample counts (p99: 662) reached by the pooled samples.
 TIMING_PRESETS: dict[str, Timing] = {
-    # tests: seconds, never gating
+    # tests: seconds, one process, never gating
     "smoke": Timing(warmup_s=0.2, warmup_runs=3, min_time_s=0.5, min_samples=30, max_time_s=2.0, processes=1, max_samples=5000, gating=False),
-    # the README's default matrix: 2 processes x (1.5 s warm-up + 2.5-6 s), about 10-20 s a cell, so that
-    # the zoo, its compressed variants, three runtimes and setup fit in 15 minutes on 2 cores. Below
-    # MEASUREMENT.md's 3 s warm-up: use --preset gate (5 processes, >= 60 s) for release decisions.
-    "default": Timing(warmup_s=1.5, min_time_s=2.5, max_time_s=6.0, processes=2),
-    # release gates: MEASUREMENT.md's 60 s in all and more than the p99 minimum of 662 samples
-    "gate": Timing(min_time_s=12.0, min_samples=150, max_time_s=60.0, processes=5, max_samples=100_000),
+    # the README's default matrix: 5 interleaved processes x (0.5 s warm-up + 0.5-3 s, >= 200 samples)
+    "default": Timing(warmup_s=0.5, min_time_s=0.5, max_time_s=3.0, processes=5),
+    # release gates: 10 processes x (3 s warm-up + 6-20 s): >= 60 s timed in all
+    "gate": Timing(warmup_s=3.0, min_time_s=6.0, min_samples=200, max_time_s=20.0, processes=10, max_samples=100_000),
 }
 
 
@@ -161,7 +196,7 @@ class CellSpec:
     runtime: str
     runtime_options: dict[str, Any]
     profile: dict[str, Any]  # DeviceProfile.model_dump()
-    measured_on: Literal["device", "emulated"]
+    measured_on: Literal["device", "emulated", "functional-emulation"]
     scenario: str
     items_per_inference: int
     feeds: Feeds
@@ -194,8 +229,29 @@ class CellSpec:
 
 
 @dataclass(frozen=True)
+class ProcessSamples:
+    """One fresh process of a cell: its timed samples in the order they were taken (ms)."""
+
+    samples_ms: tuple[float, ...]
+    warmup_runs: int = 0
+    started_at: str = ""
+    measure_s: float = 0.0
+    session_create_ms: float | None = None
+    first_inference_ms: float | None = None
+    peak_rss_mb: float | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ProcessSamples":
+        return cls(**{**d, "samples_ms": tuple(d.get("samples_ms", ()))})
+
+    @property
+    def median_ms(self) -> float:
+        return float(np.median(self.samples_ms))
+
+
+@dataclass(frozen=True)
 class Result:
-    """One cell's outcome. Latencies in milliseconds; raw samples are kept."""
+    """One cell's outcome. Latencies in milliseconds; every process's raw samples are kept."""
 
     cell_id: str
     model: str
@@ -215,8 +271,7 @@ class Result:
     gating: bool = False
     session_create_ms: float | None = None
     first_inference_ms: float | None = None
-    stats: dict[str, float] = field(default_factory=dict)  # p50/p90/p95/p99/mean/stdev/cv/min/max/...
-    process_medians_ms: tuple[float, ...] = ()  # one median per fresh process
+    stats: dict[str, float] = field(default_factory=dict)  # bench/stats.py: p50 and p50_lo/p50_hi, ... between_cv
     throughput_items_s: float | None = None
     peak_rss_mb: float | None = None
     rss_before_load_mb: float | None = None
@@ -225,38 +280,98 @@ class Result:
     runtime_info: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     exit: dict[str, Any] = field(default_factory=dict)  # returncode / signal / stderr tail
-    samples_ms: tuple[float, ...] = ()
+    processes: tuple[ProcessSamples, ...] = ()
+    processes_known: bool = True  # False: a v1/v2 result whose process boundaries could not be recovered
+    looks: int = 1  # batches of processes this result was judged on (run --decide adds batches)
     started_at: str = ""
     finished_at: str = ""
     schema_version: int = RESULT_SCHEMA_VERSION
 
+    @property
+    def samples_ms(self) -> tuple[float, ...]:
+        """Every process's samples, pooled (for plots; statistics use ``processes``)."""
+        return tuple(x for p in self.processes for x in p.samples_ms)
+
+    @property
+    def process_samples(self) -> list[tuple[float, ...]]:
+        return [p.samples_ms for p in self.processes if p.samples_ms]
+
+    @property
+    def process_medians_ms(self) -> tuple[float, ...]:
+        return tuple(p.median_ms for p in self.processes if p.samples_ms)
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Result":
         version = d.get("schema_version")
-        if version == 1:  # v2 only added fields (parity, the FAIL verdict): a v1 result reads as a v2 one without parity
-            d = {**d, "schema_version": RESULT_SCHEMA_VERSION}
-            version = RESULT_SCHEMA_VERSION
-        if version != RESULT_SCHEMA_VERSION:
-            raise ValueError(f"result schema version {version} is not supported (expected {RESULT_SCHEMA_VERSION})")
+        if version in (1, 2):
+            d = _upgrade_v2(d)
+        elif version != RESULT_SCHEMA_VERSION:
+            raise ValueError(f"result schema version {version} is not supported (expected 1 to {RESULT_SCHEMA_VERSION})")
         d = dict(d)
+        d["verdict"] = Verdict(d["verdict"])
         d["warnings"] = tuple(d.get("warnings", ()))
-        d["samples_ms"] = tuple(d.get("samples_ms", ()))
-        d["process_medians_ms"] = tuple(d.get("process_medians_ms", ()))
+        d["processes"] = tuple(ProcessSamples.from_dict(p) for p in d.get("processes", ()))
         return cls(**d)
 
     def replace(self, **changes: Any) -> "Result":
         return dataclasses.replace(self, **changes)
 
     @classmethod
-    def for_cell(cls, spec: CellSpec, verdict: str, reason: str = "", **fields: Any) -> "Result":
+    def for_cell(cls, spec: CellSpec, verdict: Verdict, reason: str = "", **fields: Any) -> "Result":
         """A Result carrying the cell's identity from its spec, plus the given fields."""
         return cls(
             cell_id=spec.cell_id, model=spec.model, variant_id=spec.variant_id, runtime=spec.runtime,
             runtime_options=dict(spec.runtime_options),
             profile=spec.profile_name, measured_on=spec.measured_on, scenario=spec.scenario,
             items_per_inference=spec.items_per_inference, gating=spec.timing.gating,
-            verdict=verdict, reason=reason, **fields,
+            verdict=Verdict(verdict), reason=reason, **fields,
         )
+
+
+def _upgrade_v2(d: dict[str, Any]) -> dict[str, Any]:
+    """A v1/v2 result as v3. v2 pooled its processes' samples in process order and kept each one's
+    median: the boundaries are recovered where exactly one split reproduces those medians."""
+    d = dict(d)
+    pooled = tuple(d.pop("samples_ms", ()) or ())
+    medians = tuple(d.pop("process_medians_ms", ()) or ())
+    parts = split_by_medians(pooled, medians) if len(medians) > 1 else [pooled]
+    d["processes_known"] = parts is not None and (len(medians) <= 1 or len(parts) == len(medians))
+    if parts is None:
+        parts = [pooled]
+    d["processes"] = [{"samples_ms": p} for p in parts if p]
+    d["schema_version"] = RESULT_SCHEMA_VERSION
+    return d
+
+
+def split_by_medians(pooled: tuple[float, ...], medians: tuple[float, ...]) -> list[tuple[float, ...]] | None:
+    """Split ``pooled`` into two consecutive runs whose medians are ``medians`` (v2's default preset ran
+    two processes). v2 rounded samples to 1 ns after taking the medians, hence the tolerance; ties give
+    a range of splits a few samples wide, of which the first is taken. None when no split fits."""
+    if len(medians) != 2 or len(pooled) < 2:
+        return None
+    head, tail = _running_medians(pooled), _running_medians(pooled[::-1])[::-1]
+    hits = [i for i in range(1, len(pooled)) if abs(head[i - 1] - medians[0]) <= 2e-6 and abs(tail[i] - medians[1]) <= 2e-6]
+    if not hits or hits[-1] - hits[0] > 10:
+        return None
+    return [tuple(pooled[: hits[0]]), tuple(pooled[hits[0]:])]
+
+
+def _running_medians(x: tuple[float, ...]) -> list[float]:
+    """Median of x[:i+1] for every i (two heaps)."""
+    low: list[float] = []  # max-heap (negated)
+    high: list[float] = []
+    out = []
+    for v in x:
+        if low and v > -low[0]:
+            heapq.heappush(high, v)
+        else:
+            heapq.heappush(low, -v)
+        if len(low) > len(high) + 1:
+            heapq.heappush(high, -heapq.heappop(low))
+        elif len(high) > len(low):
+            heapq.heappush(low, -heapq.heappop(high))
+        out.append(-low[0] if len(low) > len(high) else (-low[0] + high[0]) / 2)
+    return out
 
 
 def lineage_root(variant_id: str, variants: dict[str, "Variant"]) -> str:

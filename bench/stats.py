@@ -1,75 +1,60 @@
-"""Per-cell statistics and stability checks (pyperf's warnings, MEASUREMENT.md)."""
+"""A cell's statistics, computed in one place from its processes (bench/intervals.py for the intervals).
+
+Every percentile is the population's (each process weighs the same) with its 95% interval, the
+process being the unit of replication; throughput is the geometric mean of the per-process
+throughputs with its interval; ``between_cv`` is the between-process CV of the medians with its
+interval; ``cv`` and the pyperf-style warnings describe the spread within processes.
+"""
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
 
+from bench import intervals
+
 PERCENTILES = (50, 90, 95, 99)
-UNSTABLE_BLOCK_CV = 0.05  # CV of block medians above this marks a cell UNSTABLE
-N_BLOCKS = 5
+LEVEL = 0.95  # the level of every interval a table or report shows
 
 
-def summarize(samples_ms: Sequence[float]) -> dict[str, float]:
-    x = np.asarray(samples_ms, dtype=np.float64)
-    if x.size == 0:
+def summarize(processes: Sequence[Sequence[float]], items_per_inference: int = 1) -> dict[str, float]:
+    """p50..p99 with ``_lo``/``_hi``, mean, within-process cv, min, max, between_cv, throughput (items/s)."""
+    procs = [np.asarray(p, dtype=np.float64) for p in processes if len(p)]
+    if not procs:
         raise ValueError("no samples")
-    out = {f"p{p}": float(np.percentile(x, p)) for p in PERCENTILES}
-    mean = float(x.mean())
-    stdev = float(x.std(ddof=1)) if x.size > 1 else 0.0
-    out.update(
-        mean=mean,
-        stdev=stdev,
-        cv=stdev / mean if mean > 0 else float("nan"),
-        min=float(x.min()),
-        max=float(x.max()),
-        block_median_cv=block_median_cv(x),
-    )
+    f = intervals.fit(procs)
+    out: dict[str, float] = {"processes": float(len(procs)), "n": float(sum(p.size for p in procs))}
+    for q in PERCENTILES:
+        lo, hi = intervals.quantile_bounds(f, q, 1 - (1 - LEVEL) / 2)
+        out[f"p{q}"] = intervals.pooled_percentile(procs, q)
+        out[f"p{q}_lo"], out[f"p{q}_hi"] = lo, hi
+    pooled = np.concatenate(procs)
+    means = np.array([p.mean() for p in procs])
+    within_cv = [p.std(ddof=1) / p.mean() for p in procs if p.size > 1 and p.mean() > 0]
+    out.update(mean=float(means.mean()), cv=float(np.mean(within_cv)) if within_cv else math.nan,
+               min=float(pooled.min()), max=float(pooled.max()))
+    out["between_cv"], out["between_cv_lo"], out["between_cv_hi"] = intervals.between_cv([np.median(p) for p in procs], LEVEL)
+    tp, lo, hi = intervals.log_mean_interval(items_per_inference / (means / 1e3), LEVEL)
+    out["throughput"], out["throughput_lo"], out["throughput_hi"] = tp, lo, hi
     return out
 
 
-def block_median_cv(samples_ms: Sequence[float], blocks: int = N_BLOCKS) -> float:
-    """CV of the medians of ``blocks`` consecutive chunks of the run.
-
-    A stand-in for pyperf's CV of per-process medians within one process: it catches
-    drift and interference (a CPU hog halfway through) that a single median hides.
-    """
+def stability_warnings(samples_ms: Sequence[float]) -> list[str]:
+    """pyperf's checks on one process: stdev >= 10% of the mean, min/max >= 50% off the mean,
+    and a mean under 1 ms (timer and harness overhead weigh more there)."""
     x = np.asarray(samples_ms, dtype=np.float64)
-    if x.size < blocks * 5:
-        return float("nan")
-    medians = np.array([np.median(c) for c in np.array_split(x, blocks)])
-    return float(medians.std(ddof=1) / medians.mean()) if medians.mean() > 0 else float("nan")
-
-
-def stability_warnings(stats: dict[str, float]) -> list[str]:
-    """pyperf's checks: stdev >= 10% of mean, min/max >= 50% off the mean."""
-    warnings = []
-    mean = stats["mean"]
+    mean = float(x.mean())
     if mean <= 0:
         return ["non-positive mean latency"]
-    if stats["cv"] >= 0.10:
-        warnings.append(f"stdev is {stats['cv']:.0%} of the mean (>= 10%)")
-    if (mean - stats["min"]) / mean >= 0.5:
-        warnings.append(f"min is {(mean - stats['min']) / mean:.0%} below the mean (>= 50%)")
-    if (stats["max"] - mean) / mean >= 0.5:
-        warnings.append(f"max is {(stats['max'] - mean) / mean:.0%} above the mean (>= 50%)")
+    warnings = []
+    cv = float(x.std(ddof=1)) / mean if x.size > 1 else 0.0
+    if cv >= 0.10:
+        warnings.append(f"stdev is {cv:.0%} of the mean (>= 10%)")
+    if (mean - x.min()) / mean >= 0.5:
+        warnings.append(f"min is {(mean - x.min()) / mean:.0%} below the mean (>= 50%)")
+    if (x.max() - mean) / mean >= 0.5:
+        warnings.append(f"max is {(x.max() - mean) / mean:.0%} above the mean (>= 50%)")
+    if mean < 1.0:
+        warnings.append(f"mean {mean:.3f} ms is under 1 ms: harness overhead is a larger share (see the null cell)")
     return warnings
-
-
-def process_median_cv(medians: Sequence[float]) -> float:
-    m = np.asarray(medians, dtype=np.float64)
-    if m.size < 2 or m.mean() <= 0:
-        return float("nan")
-    return float(m.std(ddof=1) / m.mean())
-
-
-def is_unstable(stats: dict[str, float]) -> tuple[bool, str]:
-    cv = stats.get("process_median_cv", float("nan"))
-    if np.isfinite(cv):  # several processes: MEASUREMENT.md's rule
-        if cv > UNSTABLE_BLOCK_CV:
-            return True, f"CV of per-process medians is {cv:.1%} (> {UNSTABLE_BLOCK_CV:.0%})"
-        return False, ""
-    cv = stats.get("block_median_cv", float("nan"))
-    if np.isfinite(cv) and cv > UNSTABLE_BLOCK_CV:
-        return True, f"median drifts across the run: CV of {N_BLOCKS} block medians is {cv:.1%} (> {UNSTABLE_BLOCK_CV:.0%})"
-    return False, ""

@@ -6,20 +6,24 @@ import io
 import json
 from pathlib import Path
 
+from bench import intervals
 from bench.parity import REFERENCE_RUNTIME
-from bench.records import Result, Variant, atomic_write_text, lineage_root
+from bench.records import HARNESS_RUNTIMES, NOT_MEASURED, Result, Variant, atomic_write_text, lineage_root
 from bench.store import ResultStore
 
 COLUMNS = [
     "model", "variant", "parent", "compressor", "runtime", "profile", "measured_on", "scenario", "verdict",
-    "n", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "mean_ms", "cv", "speedup_vs_fp32", "speedup_vs_ort", "items_per_s",
+    "processes", "n", "p50_ms", "p50_lo", "p50_hi", "p90_ms", "p90_lo", "p90_hi", "p95_ms", "p95_lo", "p95_hi",
+    "p99_ms", "p99_lo", "p99_hi", "mean_ms", "cv", "between_cv", "between_cv_lo", "between_cv_hi",
+    "speedup_vs_fp32", "speedup_vs_fp32_lo", "speedup_vs_fp32_hi", "speedup_vs_ort", "speedup_vs_ort_lo", "speedup_vs_ort_hi",
+    "items_per_s", "items_per_s_lo", "items_per_s_hi",
     "parity_vs_fp32", "parity_vs_ort", "max_abs_diff_vs_fp32", "max_abs_diff_vs_ort", "session_ms", "first_ms", "peak_rss_mb", "size_mb", "gzip_mb", "emb_mb", "dense_mb", "sparsity", "params",
     "accuracy", "acc_delta_vs_fp32", "gating", "reason",
 ]
 # The Markdown table keeps the columns a reader compares; the CSV has them all.
 MD_COLUMNS = [
-    "model", "variant", "parent", "scenario", "runtime", "profile", "verdict", "n", "p50_ms", "p95_ms", "p99_ms",
-    "speedup_vs_fp32", "speedup_vs_ort", "items_per_s", "parity_vs_fp32", "parity_vs_ort", "first_ms", "peak_rss_mb",
+    "model", "variant", "parent", "scenario", "runtime", "profile", "verdict", "processes", "p50 [95% CI]", "p95 [95% CI]",
+    "p99 [95% CI]", "between_cv", "speedup_vs_fp32 [95% CI]", "speedup_vs_ort [95% CI]", "items_per_s", "parity_vs_fp32", "parity_vs_ort", "first_ms", "peak_rss_mb",
     "size_mb", "emb_mb", "accuracy", "acc_delta_vs_fp32", "reason",
 ]
 
@@ -53,6 +57,36 @@ def _fmt(v, digits=3):
     return str(v)
 
 
+def _ci(point, lo, hi, digits=3) -> str:
+    """'1.23 [1.10, 1.38]'; the point alone when the interval is unknown."""
+    if point is None or point != point:
+        return ""
+    if lo is None or hi is None or lo != lo or hi != hi:
+        return _fmt(point, digits)
+    return f"{_fmt(point, digits)} [{_fmt(lo, digits)}, {_fmt(hi, digits)}]"
+
+
+def options_key(options: dict) -> str:
+    return json.dumps(options or {}, sort_keys=True)
+
+
+def cell_key(variant_id: str, r: Result, runtime: str | None = None, options: dict | None = None) -> tuple:
+    """What identifies a cell in a run for comparisons: the runtime's options included (a sweep has
+    several cells per runtime)."""
+    rt = r.runtime if runtime is None else runtime
+    opts = r.runtime_options if options is None else options
+    return (variant_id, rt, options_key(opts), r.profile, r.scenario)
+
+
+def speedup(base: Result | None, r: Result) -> intervals.Ratio | None:
+    """base / r of the per-process medians (Welch interval on the logs); None when not comparable."""
+    if base is None or base is r or base.verdict in NOT_MEASURED or r.verdict in NOT_MEASURED:
+        return None
+    if not base.process_medians_ms or not r.process_medians_ms:
+        return None
+    return intervals.ratio_interval(base.process_medians_ms, r.process_medians_ms)
+
+
 def load_variants(run_dir: Path) -> dict[str, Variant]:
     path = run_dir / "variants.json"
     if not path.exists():
@@ -61,24 +95,21 @@ def load_variants(run_dir: Path) -> dict[str, Variant]:
 
 
 def row(r: Result, variants: dict[str, Variant], results_by_key: dict | None = None) -> dict[str, str]:
-    v = variants.get(r.variant_id) if r.runtime not in ("null", "faulty") else None
+    harness = r.runtime in HARNESS_RUNTIMES
+    v = variants.get(r.variant_id) if not harness else None
     root = lineage_root(r.variant_id, variants)  # the fp32 (or as-is) baseline of the lineage
     base_v = variants.get(root)
-    base_r = (results_by_key or {}).get((root, r.runtime, r.profile, r.scenario))
-    speedup = None
-    if base_r is not None and base_r.stats and r.stats and r.stats.get("p50"):
-        speedup = base_r.stats["p50"] / r.stats["p50"]
-    ort_r = (results_by_key or {}).get((r.variant_id, REFERENCE_RUNTIME, r.profile, r.scenario))
-    vs_ort = None
-    if ort_r is not None and ort_r.stats and r.stats and r.stats.get("p50") and r.runtime not in ("null", "faulty"):
-        vs_ort = ort_r.stats["p50"] / r.stats["p50"]
+    by_key = results_by_key or {}
+    vs_fp32 = speedup(by_key.get(cell_key(root, r)), r) if not harness else None
+    ref = by_key.get(cell_key(r.variant_id, r, REFERENCE_RUNTIME, {}))
+    vs_ort = speedup(ref, r) if not harness else None
     par = r.parity or {}
     delta = ""
     if v and base_v:
         delta = " ".join(f"{k}={v.accuracy[k] - base_v.accuracy[k]:+.4f}" for k in v.accuracy if k in base_v.accuracy)
     s = r.stats or {}
     reason = r.reason
-    if r.warnings and r.verdict in ("OK", "UNSTABLE"):
+    if r.warnings and r.verdict not in NOT_MEASURED:
         more = f" (+{len(r.warnings) - 1} more warnings in the cell JSON)" if len(r.warnings) > 1 else ""
         reason = "; ".join(filter(None, [reason, r.warnings[0] + more]))
     return {
@@ -86,8 +117,8 @@ def row(r: Result, variants: dict[str, Variant], results_by_key: dict | None = N
         "variant": r.variant_id.split("/", 1)[-1],
         "parent": (v.parent or "").split("/", 1)[-1] if v else "",
         "compressor": (v.compressor or "") if v else "",
-        "speedup_vs_fp32": _fmt(speedup),
-        "speedup_vs_ort": _fmt(vs_ort),
+        **_ratio_columns("speedup_vs_fp32", vs_fp32),
+        **_ratio_columns("speedup_vs_ort", vs_ort),
         "parity_vs_fp32": parity_text(par.get("fp32")) or ("not checked" if par.get("error") else ""),
         "parity_vs_ort": parity_text(par.get("runtime")),
         "max_abs_diff_vs_fp32": _fmt((par.get("fp32") or {}).get("max_abs_diff")),
@@ -101,15 +132,18 @@ def row(r: Result, variants: dict[str, Variant], results_by_key: dict | None = N
         "profile": r.profile,
         "measured_on": r.measured_on,
         "scenario": r.scenario,
-        "verdict": r.verdict,
+        "verdict": str(r.verdict),
+        "processes": str(len(r.process_samples)) + ("" if r.processes_known else "?") if r.process_samples else "",
         "n": str(r.n_samples) if r.n_samples else "",
-        "p50_ms": _fmt(s.get("p50")),
-        "p90_ms": _fmt(s.get("p90")),
-        "p95_ms": _fmt(s.get("p95")),
-        "p99_ms": _fmt(s.get("p99")),
+        **_percentile_columns(s),
         "mean_ms": _fmt(s.get("mean")),
         "cv": _fmt(s.get("cv"), 2),
+        "between_cv": _fmt(s.get("between_cv"), 2),
+        "between_cv_lo": _fmt(s.get("between_cv_lo"), 2),
+        "between_cv_hi": _fmt(s.get("between_cv_hi"), 2),
         "items_per_s": _fmt(r.throughput_items_s),
+        "items_per_s_lo": _fmt(s.get("throughput_lo")),
+        "items_per_s_hi": _fmt(s.get("throughput_hi")),
         "session_ms": _fmt(r.session_create_ms),
         "first_ms": _fmt(r.first_inference_ms),
         "peak_rss_mb": _fmt(r.peak_rss_mb),
@@ -121,8 +155,23 @@ def row(r: Result, variants: dict[str, Variant], results_by_key: dict | None = N
     }
 
 
+def _percentile_columns(s: dict) -> dict[str, str]:
+    out = {}
+    for q in (50, 90, 95, 99):
+        p, lo, hi = s.get(f"p{q}"), s.get(f"p{q}_lo"), s.get(f"p{q}_hi")
+        out.update({f"p{q}_ms": _fmt(p), f"p{q}_lo": _fmt(lo), f"p{q}_hi": _fmt(hi), f"p{q} [95% CI]": _ci(p, lo, hi)})
+    return out
+
+
+def _ratio_columns(name: str, ratio: intervals.Ratio | None) -> dict[str, str]:
+    if ratio is None:
+        return {name: "", f"{name}_lo": "", f"{name}_hi": "", f"{name} [95% CI]": ""}
+    return {name: _fmt(ratio.ratio), f"{name}_lo": _fmt(ratio.lo), f"{name}_hi": _fmt(ratio.hi),
+            f"{name} [95% CI]": _ci(ratio.ratio, ratio.lo, ratio.hi)}
+
+
 def sorted_results(results: list[Result]) -> list[Result]:
-    return sorted(results, key=lambda r: (r.runtime in ("null", "faulty"), r.model, r.scenario, r.profile, r.runtime,
+    return sorted(results, key=lambda r: (r.runtime in HARNESS_RUNTIMES, r.model, r.scenario, r.profile, r.runtime,
                                           not r.variant_id.endswith("/fp32"), r.variant_id))
 
 
@@ -136,7 +185,7 @@ def render_markdown(rows: list[dict[str, str]], columns=COLUMNS) -> str:
 
 
 def overhead_line(results: list[Result]) -> str:
-    nulls = [r for r in results if r.runtime == "null" and r.verdict in ("OK", "UNSTABLE") and r.stats]
+    nulls = [r for r in results if r.runtime == "null" and r.verdict not in NOT_MEASURED and r.stats]
     if not nulls:
         return "Harness overhead: not measured in this run."
     parts = [
@@ -151,7 +200,7 @@ def write_tables(run_dir: str | Path) -> tuple[Path, Path]:
     run_dir = Path(run_dir)
     results = sorted_results(ResultStore(run_dir).all())
     variants = load_variants(run_dir)
-    by_key = {(r.variant_id, r.runtime, r.profile, r.scenario): r for r in results}
+    by_key = {cell_key(r.variant_id, r): r for r in results}
     rows = [row(r, variants, by_key) for r in results]
     machine = {}
     if (run_dir / "machine.json").exists():
@@ -166,10 +215,10 @@ def write_tables(run_dir: str | Path) -> tuple[Path, Path]:
         md.append("")
     counts = {}
     for r in results:
-        counts[r.verdict] = counts.get(r.verdict, 0) + 1
+        counts[str(r.verdict)] = counts.get(str(r.verdict), 0) + 1
     md.append(f"{len(results)} cells: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ".")
     md.append("Latencies in ms, one inference per sample. `measured_on` says whether the profile is this machine "
-              "(`device`) or emulated on it (`emulated`). `gating: no` marks smoke runs that a release gate must not trust. Verdicts: UNSTABLE = the CV of per-process medians is above 5%; FAIL = timed, but the outputs do not match the references (parity); SKIPPED = could not run here, with the reason.")
+              "(`device`) or emulated on it (`emulated`). `gating: no` marks smoke runs that a release gate must not trust. Every interval is 95% with the fresh process as the unit of replication (bench/intervals.py): percentiles of the population of processes, speedups as ratios of per-process medians (Welch on logs); `between_cv` is the CV of the per-process medians; `processes` ends in `?` for old results whose process boundaries are lost. Verdicts: FAIL = timed, but the outputs do not match the references (parity); SKIPPED = could not run here, with the reason.")
     md.append("")
     md.append(overhead_line(results))
     md.append("")
@@ -186,7 +235,7 @@ def write_tables(run_dir: str | Path) -> tuple[Path, Path]:
     md_path = run_dir / "table.md"
     atomic_write_text(md_path, "\n".join(md))
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS)
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     csv_path = run_dir / "table.csv"

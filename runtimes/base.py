@@ -41,6 +41,14 @@ class Session(Protocol):
     inputs: Sequence[TensorSpec]
     outputs: Sequence[TensorSpec]
 
+    def bind(self, feed: Mapping[str, "np.ndarray"]) -> Any:
+        """Turn a feed into the runtime's own input objects, once, outside the timer."""
+        ...
+
+    def run_bound(self, bound: Any) -> list["np.ndarray"]:
+        """The timed call: one inference on bound inputs, outputs as host numpy arrays."""
+        ...
+
     def run(self, feed: Mapping[str, "np.ndarray"]) -> list["np.ndarray"]: ...
 
     def info(self) -> dict[str, Any]:
@@ -70,6 +78,34 @@ class Runtime(Protocol):
         ...
 
     def open(self, model_path: str, threads: int, options: Any) -> Session: ...
+
+
+class BoundSession:
+    """What every adapter's session shares: the same work inside the timer for every runtime.
+
+    The harness calls ``bind`` once per feed before timing and times ``run_bound`` only: inference
+    plus handing the outputs back as host numpy arrays. Converting a feed (numpy -> ORT OrtValues
+    through IOBinding, OpenVINO tensors, MNN constants, torch tensors) is never timed, for any
+    runtime, including the null session. ``run(feed)`` is for untimed uses (parity, accuracy).
+    """
+
+    inputs: Sequence[TensorSpec]
+    outputs: Sequence[TensorSpec]
+
+    def bind(self, feed: Mapping[str, Any]) -> Any:
+        return feed
+
+    def run_bound(self, bound: Any) -> list:
+        raise NotImplementedError
+
+    def run(self, feed: Mapping[str, Any]) -> list:
+        return self.run_bound(self.bind(feed))
+
+    def info(self) -> dict[str, Any]:
+        return {}
+
+    def close(self) -> None:
+        pass
 
 
 def onnx_signature(model_path: str) -> tuple[list[TensorSpec], list[TensorSpec]]:

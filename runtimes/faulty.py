@@ -1,19 +1,24 @@
-"""Fault injection for testing the harness: a runtime that crashes, hangs or blows memory.
+"""Fault injection for testing the harness: a runtime that crashes, hangs, blows memory, is slow in
+one process, or binds its inputs slowly.
 
-Never part of a default matrix; tests and ``odbench run --runtime faulty`` use it to
-prove that one bad cell costs only that cell.
+Never part of a default matrix; tests and ``odbench run --runtime faulty`` use it to prove that one
+bad cell costs only that cell, that a slowed process widens its cell's interval, and that input
+binding stays outside the timer.
 """
 from __future__ import annotations
 
 import ctypes
+import os
 import time
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping
 
-from runtimes.base import TensorSpec
+from runtimes.base import BoundSession, TensorSpec
+from runtimes.null import HarnessDouble
 
-Fault = Literal["segv", "hang", "oom", "raise"]
+Fault = Literal["segv", "hang", "oom", "raise", "none"]
 Where = Literal["open", "run"]
+PROCESS_INDEX_ENV = "ODBENCH_PROCESS_INDEX"  # set by the executor: 1-based index of the cell's process
 
 
 @dataclass(frozen=True)
@@ -21,6 +26,10 @@ class FaultyOptions:
     fault: Fault = "segv"
     at: Where = "open"
     after_runs: int = 0  # with at="run": how many good runs before the fault
+    work_ms: float = 0.0  # busy time of one inference
+    slow_process: int = 0  # this process (1-based) of the cell runs slow_factor times slower
+    slow_factor: float = 1.0
+    bind_ms: float = 0.0  # time spent binding one feed (outside the timer if the harness is right)
 
 
 def _trigger(fault: Fault) -> None:
@@ -33,46 +42,43 @@ def _trigger(fault: Fault) -> None:
         blocks = []
         while True:
             blocks.append(bytearray(256 * 1024 * 1024))
-    else:
+    elif fault == "raise":
         raise RuntimeError("injected fault")
 
 
-class FaultySession:
-    def __init__(self, options: FaultyOptions):
-        self._options = options
-        self._runs = 0
-        self.inputs = [TensorSpec("x", "float32", ("batch", 4))]
-        self.outputs = [TensorSpec("y", "float32", ("batch", 4))]
-
-    def run(self, feed: Mapping[str, Any]):
-        self._runs += 1
-        if self._options.at == "run" and self._runs > self._options.after_runs:
-            _trigger(self._options.fault)
-        return [feed["x"]]
-
-    def info(self) -> dict[str, Any]:
-        return {"providers": [], "fault": self._options.fault, "at": self._options.at}
-
-    def close(self) -> None:
+def _busy(ms: float) -> None:
+    end = time.perf_counter_ns() + int(ms * 1e6)
+    while time.perf_counter_ns() < end:
         pass
 
 
-class FaultyRuntime:
+class FaultySession(BoundSession):
+    def __init__(self, options: FaultyOptions):
+        self._options = options
+        self._runs = 0
+        slowed = options.slow_process and os.environ.get(PROCESS_INDEX_ENV) == str(options.slow_process)
+        self._work_ms = options.work_ms * (options.slow_factor if slowed else 1.0)
+        self.inputs = [TensorSpec("x", "float32", ("batch", 4))]
+        self.outputs = [TensorSpec("y", "float32", ("batch", 4))]
+
+    def bind(self, feed: Mapping[str, Any]) -> Any:
+        _busy(self._options.bind_ms)
+        return feed["x"]
+
+    def run_bound(self, x: Any) -> list:
+        self._runs += 1
+        if self._options.at == "run" and self._runs > self._options.after_runs:
+            _trigger(self._options.fault)
+        _busy(self._work_ms)
+        return [x]
+
+    def info(self) -> dict[str, Any]:
+        return {"providers": [], "fault": self._options.fault, "at": self._options.at, "work_ms": self._work_ms}
+
+
+class FaultyRuntime(HarnessDouble):
     name = "faulty"
-    package = None  # a harness double: no library
     Options = FaultyOptions
-
-    def capabilities(self) -> dict[str, Any]:
-        return {}
-
-    def accepts(self, model_path: str) -> tuple[bool, str]:
-        return True, ""
-
-    def available(self) -> tuple[bool, str]:
-        return True, ""
-
-    def version(self) -> str:
-        return "0"
 
     def open(self, model_path: str, threads: int, options: FaultyOptions) -> FaultySession:
         if options.at == "open":

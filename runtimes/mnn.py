@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from runtimes.base import RuntimeUnavailable, onnx_signature
+from runtimes.base import BoundSession, RuntimeUnavailable, onnx_signature
 
 # Run in a fresh interpreter: block the network and process spawning, then convert.
 _CONVERT = r"""
@@ -88,18 +88,14 @@ def _import_mnn():
         import MNN.nn  # noqa: F401
 
 
-class MnnSession:
+class MnnSession(BoundSession):
     def __init__(self, net, inputs, outputs, threads: int, options: MnnOptions, mnn_path: Path, conversion_s: float):
         self._net = net
         self.inputs, self.outputs = inputs, outputs
         self._threads, self._options = threads, options
         self._mnn_path, self._conversion_s = mnn_path, conversion_s
-        self._bound: dict[int, tuple[Mapping[str, Any], list]] = {}
 
-    def _vars(self, feed: Mapping[str, Any]) -> list:
-        hit = self._bound.get(id(feed))
-        if hit is not None and hit[0] is feed:
-            return hit[1]
+    def bind(self, feed: Mapping[str, Any]) -> list:
         import MNN.expr as F
         import numpy as np
 
@@ -112,13 +108,12 @@ class MnnSession:
                 out.append(F.const(np.ascontiguousarray(a, dtype=np.int32), list(a.shape), F.NCHW, F.int))
             else:
                 out.append(F.const(np.ascontiguousarray(a, dtype=np.float32), list(a.shape), F.NCHW, F.float))
-        self._bound[id(feed)] = (feed, out)
         return out
 
-    def run(self, feed: Mapping[str, Any]):
+    def run_bound(self, bound: list):
         import numpy as np
 
-        outs = self._net.forward(self._vars(feed))
+        outs = self._net.forward(bound)
         return [np.array(o.read()) for o in (outs if isinstance(outs, (list, tuple)) else [outs])]
 
     def info(self) -> dict[str, Any]:
@@ -127,7 +122,6 @@ class MnnSession:
                 "telemetry": "MNN.tools never imported; conversion ran with network and subprocesses disabled"}
 
     def close(self) -> None:
-        self._bound.clear()
         self._net = None
 
 

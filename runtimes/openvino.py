@@ -23,7 +23,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping
 
-from runtimes.base import RuntimeUnavailable, TensorSpec
+from runtimes.base import BoundSession, RuntimeUnavailable, TensorSpec
 
 Precision = Literal["f32", "bf16", "f16"]
 Hint = Literal["LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT", "none"]
@@ -70,7 +70,7 @@ def _isa_cap_info(kernels: Counter) -> dict[str, Any]:
     return {"isa_cap": {"requested": cap, "enforced": not above, "detail": detail}}
 
 
-class OpenVinoSession:
+class OpenVinoSession(BoundSession):
     def __init__(self, compiled, options: OpenVinoOptions, threads: int):
         self._compiled = compiled
         self._options = options
@@ -78,23 +78,17 @@ class OpenVinoSession:
         self._request = compiled.create_infer_request()
         self.inputs = [_spec(p) for p in compiled.inputs]
         self.outputs = [_spec(p) for p in compiled.outputs]
-        self._bound: dict[int, tuple[Mapping[str, Any], list]] = {}
 
-    def _tensors(self, feed: Mapping[str, Any]) -> list:
-        # Keyed by the feed object's id; the feed is kept referenced so the id cannot be reused.
-        hit = self._bound.get(id(feed))
-        if hit is not None and hit[0] is feed:
-            return hit[1]
+    def bind(self, feed: Mapping[str, Any]) -> list:
         import numpy as np
         import openvino as ov
 
-        tensors = [ov.Tensor(np.ascontiguousarray(feed[spec.name]), shared_memory=True) for spec in self.inputs]
-        self._bound[id(feed)] = (feed, tensors)
-        return tensors
+        # shared_memory: the tensor reads the feed's own buffer (kept alive by the tensor)
+        return [ov.Tensor(np.ascontiguousarray(feed[spec.name]), shared_memory=True) for spec in self.inputs]
 
-    def run(self, feed: Mapping[str, Any]):
+    def run_bound(self, tensors: list):
         request = self._request
-        for i, tensor in enumerate(self._tensors(feed)):
+        for i, tensor in enumerate(tensors):
             request.set_input_tensor(i, tensor)
         request.infer()
         return [request.get_output_tensor(i).data.copy() for i in range(len(self.outputs))]
@@ -121,7 +115,6 @@ class OpenVinoSession:
         }
 
     def close(self) -> None:
-        self._bound.clear()
         self._request = None
         self._compiled = None
 

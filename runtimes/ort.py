@@ -6,7 +6,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping
 
-from runtimes.base import ProviderFallbackError, RuntimeUnavailable, TensorSpec
+from runtimes.base import BoundSession, ProviderFallbackError, RuntimeUnavailable, TensorSpec
 
 _ORT_TYPES = {
     "tensor(float)": "float32",
@@ -49,7 +49,7 @@ def _isa_cap_info() -> dict[str, Any]:
                         "detail": "ONNX Runtime's MLAS picks its kernels from CPUID and has no ISA ceiling: this host's full ISA is used"}}
 
 
-class OrtSession:
+class OrtSession(BoundSession):
     def __init__(self, sess, options: OrtOptions, threads: int):
         self._sess = sess
         self._options = options
@@ -58,8 +58,20 @@ class OrtSession:
         self.outputs = [_spec(a) for a in sess.get_outputs()]
         self._out_names = [o.name for o in self.outputs]
 
-    def run(self, feed: Mapping[str, Any]):
-        return self._sess.run(self._out_names, feed)
+    def bind(self, feed: Mapping[str, Any]):
+        """An IOBinding holding the feed's inputs as OrtValues; outputs are allocated by ORT at each run."""
+        import numpy as np
+
+        binding = self._sess.io_binding()
+        for spec in self.inputs:
+            binding.bind_cpu_input(spec.name, np.ascontiguousarray(feed[spec.name]))
+        for name in self._out_names:
+            binding.bind_output(name, "cpu")
+        return binding
+
+    def run_bound(self, binding):
+        self._sess.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()
 
     def info(self) -> dict[str, Any]:
         so = self._sess.get_session_options()

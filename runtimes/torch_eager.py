@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from runtimes.base import RuntimeUnavailable, TensorSpec, onnx_signature
+from runtimes.base import BoundSession, RuntimeUnavailable, TensorSpec, onnx_signature
 
 SIDECAR = "torch_module.json"  # models.base.TORCH_SIDECAR (not imported: keeps runtimes free of the zoo)
 
@@ -35,18 +35,24 @@ def _isa_cap_info(capability: str) -> dict[str, Any]:
                         "detail": f"ATen kernels: {capability}; oneDNN ops honour ONEDNN_MAX_CPU_ISA={cap}"}}
 
 
-class TorchSession:
+class TorchSession(BoundSession):
     def __init__(self, module, inputs: list[TensorSpec], outputs: list[TensorSpec], threads: int, options: TorchOptions):
         self._module = module
         self.inputs, self.outputs = inputs, outputs
         self._names = [i.name for i in inputs]
         self._threads, self._options = threads, options
 
-    def run(self, feed: Mapping[str, Any]):
+    def bind(self, feed: Mapping[str, Any]) -> tuple:
+        import numpy as np
+        import torch
+
+        return tuple(torch.from_numpy(np.ascontiguousarray(feed[n])) for n in self._names)
+
+    def run_bound(self, tensors: tuple):
         import torch
 
         with torch.inference_mode():
-            out = self._module(*(torch.from_numpy(feed[n]) for n in self._names))
+            out = self._module(*tensors)
         outs = out if isinstance(out, (tuple, list)) else (out,)
         return [o.numpy() for o in outs]
 

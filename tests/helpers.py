@@ -8,7 +8,7 @@ from bench.records import Feeds, Timing, Variant, sha256_file
 from devices.host import detect_host
 from devices.profile import DeviceProfile
 
-FAST = Timing(warmup_s=0.05, warmup_runs=3, min_time_s=0.2, min_samples=20, max_time_s=1.0, processes=1)
+FAST = Timing(warmup_s=0.05, warmup_runs=3, min_time_s=0.2, min_samples=20, max_time_s=1.0, processes=1, gating=False)
 
 
 def variant_for(path: Path, name: str = "tiny") -> Variant:

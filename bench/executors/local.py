@@ -8,6 +8,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -18,7 +19,8 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from bench import stats
-from bench.records import CellSpec, Result, atomic_write_text, to_json
+from bench.records import NOT_MEASURED, CellSpec, Result, Verdict, atomic_write_text, to_json
+from bench.skips import skip_reason
 from bench.store import ResultStore
 
 STDERR_TAIL = 8000
@@ -53,73 +55,77 @@ def _now() -> str:
 
 
 def run_cell(spec: CellSpec, python: str = sys.executable) -> Result:
-    """Run one cell in ``spec.timing.processes`` fresh processes, one after another, and merge.
+    """Run one cell's ``spec.timing.processes`` fresh processes one after another, and merge them.
 
-    Never raises for cell faults: the first failing process decides the cell's verdict.
+    Never raises for cell faults: the first failing process decides the cell's verdict. The local
+    executor interleaves the processes of many cells instead (``LocalExecutor``); Dask and
+    ``--decide`` use this.
     """
-    from bench.skips import skip_reason
+    pre = pre_skip(spec)
+    if pre is not None:
+        return pre
+    parts = []
+    for k in range(max(1, spec.timing.processes)):
+        part = run_process(spec, k + 1, python)
+        parts.append(part)
+        if part.verdict in NOT_MEASURED:
+            break
+    return merge_processes(spec, parts)
 
+
+def pre_skip(spec: CellSpec) -> Result | None:
+    """A SKIPPED (or ERROR) Result decided in the parent before any process starts, else None."""
     try:
         why = skip_reason(spec)
     except Exception as exc:  # noqa: BLE001 - e.g. an unknown runtime name: that cell's error
-        return Result.for_cell(spec, "ERROR", f"{type(exc).__name__}: {exc}", started_at=_now(), finished_at=_now())
+        return Result.for_cell(spec, Verdict.ERROR, f"{type(exc).__name__}: {exc}", started_at=_now(), finished_at=_now())
     if why:
-        return Result.for_cell(spec, "SKIPPED", why, started_at=_now(), finished_at=_now())
-    parts = []
-    for k in range(max(1, spec.timing.processes)):
-        part = run_process(spec, python)
-        if part.verdict in ("ERROR", "TIMEOUT", "SKIPPED"):
-            if spec.timing.processes > 1:
-                part = part.replace(reason=f"process {k + 1}/{spec.timing.processes}: {part.reason}")
-            return part
-        parts.append(part)
-    return merge_processes(parts)
+        return Result.for_cell(spec, Verdict.SKIPPED, why, started_at=_now(), finished_at=_now())
+    return None
 
 
-def merge_processes(parts: list[Result]) -> Result:
-    """One Result from several processes' Results: samples pooled, one median per process."""
-    if len(parts) == 1:
-        return parts[0].replace(process_medians_ms=(parts[0].stats["p50"],))
-    first = parts[0]
-    samples = tuple(x for p in parts for x in p.samples_ms)
-    s = stats.summarize(samples)
-    medians = tuple(p.stats["p50"] for p in parts)
-    s["process_median_cv"] = stats.process_median_cv(medians)
-    warnings = list(dict.fromkeys(w for p in parts for w in p.warnings))
-    warnings += [f"process {i + 1}: {p.reason}" for i, p in enumerate(parts) if p.verdict == "UNSTABLE"]
-    unstable, why = stats.is_unstable(s)
-    verdict, reason = ("UNSTABLE" if unstable else "OK"), why
-    failed = [(i, p) for i, p in enumerate(parts) if p.verdict == "FAIL"]
-    if failed:  # wrong outputs in any process: the cell fails, whatever its timing says
-        verdict, reason = "FAIL", f"process {failed[0][0] + 1}: {failed[0][1].reason}"
-    return first.replace(
-        verdict=verdict,
-        reason=reason,
-        warnings=tuple(warnings),
-        samples_ms=samples,
-        n_samples=len(samples),
+def merge_processes(spec: CellSpec, parts: list[Result], prior: Result | None = None) -> Result:
+    """One Result from the processes' Results (and a ``prior`` batch that ``--decide`` extends).
+
+    A process that could not measure (ERROR, TIMEOUT, SKIPPED) decides the cell; wrong outputs in
+    any process FAIL it. Statistics come from bench/stats.py, once, from every process's samples.
+    """
+    bad = next((p for p in parts if p.verdict in NOT_MEASURED), None)
+    if bad is not None:
+        k = parts.index(bad) + 1
+        return bad.replace(reason=f"process {k}/{spec.timing.processes}: {bad.reason}") if spec.timing.processes > 1 else bad
+    base = prior or parts[0]
+    processes = (prior.processes if prior else ()) + tuple(p for part in parts for p in part.processes)
+    everything = ([prior] if prior else []) + parts
+    failed = next((p for p in everything if p.verdict == Verdict.FAIL), None)
+    s = stats.summarize([p.samples_ms for p in processes], spec.items_per_inference)
+    return base.replace(
+        verdict=Verdict.FAIL if failed else Verdict.OK,
+        reason=failed.reason if failed else "",
+        warnings=tuple(dict.fromkeys(w for p in everything for w in p.warnings)),
+        processes=processes,
+        looks=(prior.looks + 1) if prior else 1,
+        n_samples=sum(len(p.samples_ms) for p in processes),
         stats=s,
-        process_medians_ms=medians,
-        measure_s=sum(p.measure_s for p in parts),
-        warmup_runs=sum(p.warmup_runs for p in parts),
-        throughput_items_s=first.items_per_inference / (s["mean"] / 1e3),
-        peak_rss_mb=max((p.peak_rss_mb or 0.0) for p in parts) or None,
-        provenance={**first.provenance, "end": parts[-1].provenance.get("end"),
-                    "session_create_ms_per_process": [p.session_create_ms for p in parts],
-                    "first_inference_ms_per_process": [p.first_inference_ms for p in parts]},
-        finished_at=parts[-1].finished_at,
+        measure_s=sum(p.measure_s for p in processes),
+        warmup_runs=sum(p.warmup_runs for p in processes),
+        throughput_items_s=s["throughput"],
+        peak_rss_mb=max((p.peak_rss_mb or 0.0) for p in processes) or None,
+        provenance={**base.provenance, "end": everything[-1].provenance.get("end")},
+        finished_at=everything[-1].finished_at,
     )
 
 
-def run_process(spec: CellSpec, python: str = sys.executable) -> Result:
-    """Run one process of a cell and return its Result."""
+def run_process(spec: CellSpec, index: int = 1, python: str = sys.executable) -> Result:
+    """Run process ``index`` (1-based) of a cell in a fresh process group and return its Result."""
     started = _now()
     with tempfile.TemporaryDirectory(prefix="odbench-cell-") as tmp:
         tmpdir = Path(tmp)
         spec_path, out_path = tmpdir / "spec.json", tmpdir / "result.json"
         stdout_path, stderr_path = tmpdir / "stdout.txt", tmpdir / "stderr.txt"
         atomic_write_text(spec_path, to_json(spec))
-        env = dict(os.environ, PYTHONFAULTHANDLER="1", HF_HUB_OFFLINE="1", ODBENCH_PARENT_PID=str(os.getpid()))
+        env = dict(os.environ, PYTHONFAULTHANDLER="1", HF_HUB_OFFLINE="1", ODBENCH_PARENT_PID=str(os.getpid()),
+                   ODBENCH_PROCESS_INDEX=str(index))
         with open(stdout_path, "wb") as so, open(stderr_path, "wb") as se:
             proc = subprocess.Popen(
                 [python, "-m", "bench.cell", str(spec_path), str(out_path)],
@@ -154,7 +160,7 @@ def run_process(spec: CellSpec, python: str = sys.executable) -> Result:
             exit_info["signal"] = signal.Signals(-rc).name
         if timed_out:
             return Result.for_cell(
-                spec, "TIMEOUT", f"cell exceeded its {spec.timeout_s:g}s timeout; process group killed",
+                spec, Verdict.TIMEOUT, f"cell exceeded its {spec.timeout_s:g}s timeout; process group killed",
                 exit=exit_info, started_at=started, finished_at=_now(),
             )
         if out_path.exists():
@@ -169,11 +175,20 @@ def run_process(spec: CellSpec, python: str = sys.executable) -> Result:
             reason = f"cell process died of {signal.Signals(-rc).name}"
         else:
             reason = f"cell process exited with code {rc} without a result"
-        return Result.for_cell(spec, "ERROR", reason, exit=exit_info, started_at=started, finished_at=_now())
+        return Result.for_cell(spec, Verdict.ERROR, reason, exit=exit_info, started_at=started, finished_at=_now())
 
 
 class LocalExecutor:
+    """Runs the processes of all cells interleaved in a seeded random order, so that drift over a
+    run (thermal, a neighbour's load) spreads over every cell instead of posing as a difference
+    between them (Kalibera & Jones 2013). Each finished process is stored at once, and a cell is
+    merged when its last process ends: a harness killed mid-matrix loses one process at most, and
+    a rerun resumes from what is stored."""
+
     name = "local"
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
 
     def run(
         self,
@@ -182,16 +197,40 @@ class LocalExecutor:
         on_start: Callable[[CellSpec], None] | None = None,
         on_result: Callable[[Result], None] | None = None,
     ) -> list[Result]:
+        pending: dict[str, CellSpec] = {}
         results = []
         for spec in cells:
-            if store.done(spec.cell_id):
+            if store.done(spec.cell_id) or spec.cell_id in pending:
                 continue
             store.put_spec(spec)
-            if on_start:
+            pre = pre_skip(spec)
+            if pre is not None:
+                results.append(self._finish(store, pre, on_result))
+            else:
+                pending[spec.cell_id] = spec
+        order = [(cid, k) for cid, spec in pending.items() for k in range(1, max(1, spec.timing.processes) + 1)
+                 if store.get_part(cid, k) is None]
+        random.Random(self.seed).shuffle(order)
+        started: set[str] = set()
+        for cid, k in order:
+            spec = pending.get(cid)
+            if spec is None:  # a process of this cell already failed: the cell is done
+                continue
+            if on_start and cid not in started:
+                started.add(cid)
                 on_start(spec)
-            result = run_cell(spec)
-            store.put(result)  # one cell at a time, atomically: a crash loses one cell at most
-            results.append(result)
-            if on_result:
-                on_result(result)
+            part = run_process(spec, k)
+            store.put_part(part, k)
+            parts = [store.get_part(cid, i) for i in range(1, max(1, spec.timing.processes) + 1)]
+            if part.verdict in NOT_MEASURED or all(p is not None for p in parts):
+                results.append(self._finish(store, merge_processes(spec, [p for p in parts if p is not None]), on_result))
+                del pending[cid]
         return results
+
+    @staticmethod
+    def _finish(store: ResultStore, result: Result, on_result) -> Result:
+        store.put(result)  # atomically; then its process parts are dropped
+        store.drop_parts(result.cell_id)
+        if on_result:
+            on_result(result)
+        return result

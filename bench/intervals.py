@@ -1,0 +1,251 @@
+"""Intervals and tests that count processes, not samples, as the replicates.
+
+Samples inside one process are not independent: a fresh process lands on other memory, other
+frequencies and another thread placement, and its whole distribution shifts (Kalibera & Jones,
+"Rigorous Benchmarking in Reasonable Time", ISMM 2013). Every statement here is therefore made
+from per-process summaries, with Student's t on k - 1 degrees of freedom, k = number of processes.
+
+The quantity a latency budget speaks of is the percentile of the *population* of processes: the
+latency a query sees in a randomly started process (the mixture of the per-process distributions).
+Its exceedance at a budget B is the mean over processes of each process's fraction of samples over
+B. That mean is estimated from the k per-process fractions, whose spread holds both the
+between-process variation and the binomial noise of a finite run; its variance is floored by the
+binomial variance, so that k processes that agree by chance do not look exact.
+
+* ``exceedance_bounds``: the one-sided bounds of the population exceedance at B (the gate's test);
+* ``percentile_interval``: the interval of a percentile, by inverting that test over B;
+* ``log_mean_interval``: the interval of the geometric mean of per-process values (a median, a
+  throughput), and ``ratio_interval`` the Welch interval of the ratio of two cells' (speedups);
+* ``between_cv``: the between-process CV of the medians with its chi-square interval;
+* ``cost_optimal_samples``: Kalibera & Jones's cost-optimal number of samples per process.
+
+The error rates these keep are shown by simulation in tests/bench/test_intervals.py.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Sequence
+
+import numpy as np
+from scipy import stats as sps
+
+Processes = Sequence[Sequence[float]]
+
+
+def _arrays(processes: Processes) -> list[np.ndarray]:
+    out = [np.sort(np.asarray(p, dtype=np.float64)) for p in processes]
+    return [a for a in out if a.size]
+
+
+def _tq(confidence: float, k: int) -> float:
+    """One-sided Student quantile on k - 1 degrees of freedom (inf when k < 2: nothing can be said)."""
+    return float(sps.t.ppf(confidence, k - 1)) if k >= 2 else math.inf
+
+
+_DRAWS = 4000
+_Z = np.linspace(-5.0, 5.0, 81)
+_ZW = sps.norm.pdf(_Z) / sps.norm.pdf(_Z).sum()
+
+
+@dataclass(frozen=True)
+class Fit:
+    """Log latency as ``mu + b_i + e``: process offsets b_i ~ N(0, sigma_b^2), within-process residuals e.
+
+    ``centres`` are the per-process log medians, ``residuals`` every sample's log latency minus its
+    own process's log median, sorted (the within-process shape, shared by all processes).
+    """
+
+    centres: np.ndarray
+    residuals: np.ndarray
+    pooled: np.ndarray  # every sample, sorted
+
+    @property
+    def k(self) -> int:
+        return int(self.centres.size)
+
+    @property
+    def s(self) -> float:
+        return float(self.centres.std(ddof=1)) if self.k >= 2 else math.nan
+
+
+def fit(processes: Processes) -> Fit:
+    arrays = _arrays(processes)
+    if not arrays:
+        raise ValueError("no samples")
+    logs = [np.log(a) for a in arrays]
+    centres = np.array([np.median(x) for x in logs])
+    residuals = np.sort(np.concatenate([x - c for x, c in zip(logs, centres)]))
+    return Fit(centres, residuals, np.sort(np.concatenate(arrays)))
+
+
+def _offset(residuals: np.ndarray, sigmas: np.ndarray, q: float) -> np.ndarray:
+    """For each sigma: the q-quantile of e + sigma*Z (the population of processes), by bisection."""
+    lo = np.full(sigmas.shape, residuals[0] - 6 * sigmas.max() - 1e-9)
+    hi = np.full(sigmas.shape, residuals[-1] + 6 * sigmas.max() + 1e-9)
+    n = residuals.size
+    for _ in range(30):
+        mid = (lo + hi) / 2
+        pts = mid[:, None] - sigmas[:, None] * _Z[None, :]
+        sf = 1.0 - np.searchsorted(residuals, pts, side="right") / n
+        over = (sf * _ZW).sum(axis=1) > 1 - q
+        lo, hi = np.where(over, mid, lo), np.where(over, hi, mid)
+    return (lo + hi) / 2
+
+
+@lru_cache(maxsize=64)
+def _pivots(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed-seed draws of T ~ t(k-1) and X ~ chi2(k-1): the same data always give the same bounds."""
+    rng = np.random.default_rng(20131003 + k)
+    return rng.standard_t(k - 1, _DRAWS), rng.chisquare(k - 1, _DRAWS)
+
+
+def _quantile_draws(f: Fit, q: float) -> np.ndarray:
+    """Generalized pivotal draws (Weerahandi 1993) of the population's log q-quantile mu + h(sigma_b):
+    mu* = ybar + T s / sqrt(k), sigma_b*^2 = (k - 1) s^2 / X."""
+    k, s = f.k, f.s
+    t, x = _pivots(k)
+    sig = np.sqrt((k - 1) * s**2 / x)
+    grid = np.unique(np.quantile(sig, np.linspace(0, 1, 17))) if s > 0 else np.zeros(1)
+    h = _offset(f.residuals, grid, q)
+    hs = np.interp(sig, grid, h) if grid.size > 1 else np.full(_DRAWS, h[0])
+    return f.centres.mean() + t * s / math.sqrt(k) + hs
+
+
+def quantile_bounds(f: Fit, q: float, confidence: float) -> tuple[float, float]:
+    """One-sided ``confidence`` (lower, upper) bounds of the population's q-th percentile.
+
+    The hull of two bounds: the pivotal one for the between-process variation, and the binomial
+    order-statistic one on the pooled samples for the finite sampling of the tail. NaN with 1 process.
+    """
+    if f.k < 2:
+        return math.nan, math.nan
+    d = _quantile_draws(f, q / 100.0)
+    lo, hi = float(np.exp(np.quantile(d, 1 - confidence))), float(np.exp(np.quantile(d, confidence)))
+    n = f.pooled.size
+    i_lo = int(sps.binom.ppf(1 - confidence, n, q / 100.0)) - 1
+    i_hi = int(sps.binom.ppf(confidence, n, q / 100.0))
+    lo = min(lo, float(f.pooled[i_lo])) if i_lo >= 0 else math.nan
+    hi = max(hi, float(f.pooled[i_hi])) if i_hi < n else math.nan
+    return lo, hi
+
+
+def processes_to_decide(f: Fit, q: float, budget: float, confidence: float, cap: int = 64) -> int:
+    """Processes in all that would likely decide, if new ones look like these; 0 if not within ``cap``."""
+    if f.k < 2 or not f.s > 0:
+        return 0
+    for k in (*range(f.k + 1, 16), 20, 24, 32, 48, 64):
+        if k > cap:
+            break
+        more = Fit(_spread(f, k), f.residuals, f.pooled)
+        lo, hi = quantile_bounds(more, q, confidence)
+        if hi < budget or lo > budget:
+            return k
+    return 0
+
+
+def _spread(f: Fit, k: int) -> np.ndarray:
+    """k centres with the observed mean and sd (to ask: what would k such processes decide?)."""
+    z = sps.norm.ppf((np.arange(k) + 0.5) / k)
+    z = (z - z.mean()) / z.std(ddof=1)
+    return f.centres.mean() + f.s * z
+
+
+def pooled_percentile(processes: Processes, q: float) -> float:
+    """The population percentile: each process weighs the same, whatever its sample count."""
+    arrays = _arrays(processes)
+    x = np.concatenate(arrays)
+    w = np.concatenate([np.full(a.size, 1.0 / a.size) for a in arrays])
+    order = np.argsort(x, kind="stable")
+    cw = np.cumsum(w[order]) / len(arrays)
+    return float(x[order][min(np.searchsorted(cw, q / 100.0, side="left"), x.size - 1)])
+
+
+def percentile_interval(processes: Processes, q: float, level: float = 0.95) -> tuple[float, float, float]:
+    """(point, lo, hi) for the population's q-th percentile, two-sided ``level``; NaN bounds with one process."""
+    f = fit(processes)
+    lo, hi = quantile_bounds(f, q, 1 - (1 - level) / 2)
+    return pooled_percentile(processes, q), lo, hi
+
+
+def log_mean_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """Geometric mean of per-process values with its Student-t interval on the log scale."""
+    y = np.log(np.asarray(values, dtype=np.float64))
+    g = float(np.exp(y.mean()))
+    if y.size < 2:
+        return g, math.nan, math.nan
+    half = _tq(1 - (1 - level) / 2, y.size) * y.std(ddof=1) / math.sqrt(y.size)
+    return g, float(np.exp(y.mean() - half)), float(np.exp(y.mean() + half))
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """a / b of two cells' geometric-mean per-process values, Welch interval on the log scale."""
+
+    ratio: float
+    lo: float
+    hi: float
+    p_greater: float  # one-sided p-value of "a > b" (log scale, Welch)
+    p_less: float
+    df: float
+
+
+def ratio_interval(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> Ratio:
+    """Welch's t on log per-process values: the ratio a/b, its interval, one-sided p-values."""
+    x, y = np.log(np.asarray(a, dtype=np.float64)), np.log(np.asarray(b, dtype=np.float64))
+    d = x.mean() - y.mean()
+    if x.size < 2 or y.size < 2:
+        return Ratio(float(np.exp(d)), math.nan, math.nan, math.nan, math.nan, math.nan)
+    vx, vy = x.var(ddof=1) / x.size, y.var(ddof=1) / y.size
+    se = math.sqrt(vx + vy)
+    if se == 0:
+        p = 0.0 if d != 0 else 0.5
+        return Ratio(float(np.exp(d)), float(np.exp(d)), float(np.exp(d)), p if d > 0 else 1 - p, p if d < 0 else 1 - p, math.inf)
+    df = (vx + vy) ** 2 / (vx**2 / (x.size - 1) + vy**2 / (y.size - 1))
+    half = float(sps.t.ppf(1 - (1 - level) / 2, df)) * se
+    tstat = d / se
+    return Ratio(float(np.exp(d)), float(np.exp(d - half)), float(np.exp(d + half)),
+                 float(sps.t.sf(tstat, df)), float(sps.t.cdf(tstat, df)), float(df))
+
+
+def between_cv(medians: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """Between-process CV of the per-process medians (log-scale sd), with its chi-square interval."""
+    y = np.log(np.asarray(medians, dtype=np.float64))
+    k = y.size
+    if k < 2:
+        return math.nan, math.nan, math.nan
+    s2 = y.var(ddof=1)
+    a = (1 - level) / 2
+    lo2, hi2 = s2 * (k - 1) / sps.chi2.ppf(1 - a, k - 1), s2 * (k - 1) / sps.chi2.ppf(a, k - 1)
+    cv = lambda v: math.sqrt(math.expm1(v))  # noqa: E731 - lognormal CV from the log variance
+    return cv(s2), cv(lo2), cv(hi2)
+
+
+def variance_components(processes: Processes) -> tuple[float, float]:
+    """(within, between) variance of log latency: one-way random-effects ANOVA (method of moments).
+
+    ``within`` is the variance of one sample around its process's mean; ``between`` the variance of
+    the process means beyond what ``within`` explains (floored at 0).
+    """
+    logs = [np.log(np.asarray(p, dtype=np.float64)) for p in processes if len(p)]
+    k = len(logs)
+    n = np.array([x.size for x in logs], dtype=np.float64)
+    means = np.array([x.mean() for x in logs])
+    within = float(sum(((x - x.mean()) ** 2).sum() for x in logs) / (n.sum() - k))
+    if k < 2:
+        return within, math.nan
+    n0 = (n.sum() - (n**2).sum() / n.sum()) / (k - 1)
+    ms_between = float((n * (means - np.average(means, weights=n)) ** 2).sum() / (k - 1))
+    return within, max(0.0, (ms_between - within) / n0)
+
+
+def cost_optimal_samples(within: float, between: float, process_cost_s: float, sample_cost_s: float) -> int:
+    """Kalibera & Jones's cost-optimal samples per process: sqrt(c_process * S_within / (c_sample * S_between)).
+
+    Fewer samples and more processes when processes differ; many samples in few processes when
+    they agree. ``between`` 0 means any count: return a large one (the caller caps it by time).
+    """
+    if between <= 0:
+        return 10**9
+    return max(1, math.ceil(math.sqrt(process_cost_s * within / (sample_cost_s * between))))
