@@ -95,6 +95,30 @@ def _timing_refusal(r: Result) -> str:
     return ""
 
 
+@dataclass(frozen=True)
+class PercentileJudgement:
+    verdict: GateVerdict
+    lo: float  # one-sided bounds at the look's confidence (NaN where not needed to decide)
+    hi: float
+    early: earlystop.PercentileVerdict
+    fit: intervals.Fit
+
+
+def judge_percentile(process_samples, q: int, limit: float, confidence: float) -> PercentileJudgement:
+    """PASS: the upper bound (between-process variation included) under ``limit`` and MLPerf's rule
+    passes on the pooled samples; FAIL: the lower bound over it and MLPerf's confident FAIL."""
+    f = intervals.fit(process_samples)
+    early = earlystop.judge(f.pooled.size, int((f.pooled > limit).sum()), q / 100, confidence)
+    if early.verdict == "INCONCLUSIVE":  # the pooled samples alone cannot decide: no bound can
+        return PercentileJudgement(GateVerdict.INCONCLUSIVE, math.nan, math.nan, early, f)
+    lo, hi = intervals.quantile_bounds(f, q, confidence)
+    if early.verdict == "PASS" and hi < limit:
+        return PercentileJudgement(GateVerdict.PASS, lo, hi, early, f)
+    if early.verdict == "FAIL" and lo > limit:
+        return PercentileJudgement(GateVerdict.FAIL, lo, hi, early, f)
+    return PercentileJudgement(GateVerdict.INCONCLUSIVE, lo, hi, early, f)
+
+
 def _latency_check(r: Result, pname: str, limit: float, confidence: float) -> Check:
     name = f"{pname}<={limit:g}ms"
     refusal = _timing_refusal(r)
@@ -102,19 +126,15 @@ def _latency_check(r: Result, pname: str, limit: float, confidence: float) -> Ch
         return Check(name, GateVerdict.INCONCLUSIVE, refusal, r.stats.get(pname), limit)
     q = int(pname[1:])
     c = look_confidence(confidence, r.looks)
-    f = intervals.fit(r.process_samples)
-    lo, hi = intervals.quantile_bounds(f, q, c)
-    pooled = f.pooled
-    early = earlystop.judge(pooled.size, int((pooled > limit).sum()), q / 100, c)
+    j = judge_percentile(r.process_samples, q, limit, c)
+    lo, hi = (j.lo, j.hi) if not math.isnan(j.hi) else intervals.quantile_bounds(j.fit, q, c)
     where = (f"{pname} {intervals.pooled_percentile(r.process_samples, q):.4g} ms, one-sided {c:.2%} bounds "
-             f"[{lo:.4g}, {hi:.4g}] over {f.k} processes (look {r.looks}); MLPerf: {early.reason}")
-    if hi < limit and early.verdict == "PASS":
-        return Check(name, GateVerdict.PASS, where, float(hi), limit)
-    if lo > limit and early.verdict == "FAIL":
-        return Check(name, GateVerdict.FAIL, where, float(lo), limit)
-    more = intervals.processes_to_decide(f, q, limit, c)
+             f"[{lo:.4g}, {hi:.4g}] over {j.fit.k} processes (look {r.looks}); MLPerf: {j.early.reason}")
+    if j.verdict != GateVerdict.INCONCLUSIVE:
+        return Check(name, j.verdict, where, float(hi if j.verdict == GateVerdict.PASS else lo), limit)
+    more = intervals.processes_to_decide(j.fit, q, limit, c)
     hint = f"; about {more} processes in all would likely decide it" if more else "; more processes are unlikely to decide it soon"
-    return Check(name, GateVerdict.INCONCLUSIVE, where + hint, float(hi), limit, max(0, more - f.k))
+    return Check(name, GateVerdict.INCONCLUSIVE, where + hint, float(hi), limit, max(0, more - j.fit.k))
 
 
 def _throughput_check(r: Result, floor: float, confidence: float) -> Check:

@@ -45,7 +45,7 @@ def _tq(confidence: float, k: int) -> float:
 
 
 _DRAWS = 4000
-_Z = np.linspace(-5.0, 5.0, 81)
+_Z = np.linspace(-5.0, 5.0, 41)
 _ZW = sps.norm.pdf(_Z) / sps.norm.pdf(_Z).sum()
 
 
@@ -107,7 +107,7 @@ def _quantile_draws(f: Fit, q: float) -> np.ndarray:
     k, s = f.k, f.s
     t, x = _pivots(k)
     sig = np.sqrt((k - 1) * s**2 / x)
-    grid = np.unique(np.quantile(sig, np.linspace(0, 1, 17))) if s > 0 else np.zeros(1)
+    grid = np.unique(np.quantile(sig, np.linspace(0, 1, 11))) if s > 0 else np.zeros(1)
     h = _offset(f.residuals, grid, q)
     hs = np.interp(sig, grid, h) if grid.size > 1 else np.full(_DRAWS, h[0])
     return f.centres.mean() + t * s / math.sqrt(k) + hs

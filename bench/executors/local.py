@@ -178,6 +178,13 @@ def run_process(spec: CellSpec, index: int = 1, python: str = sys.executable) ->
         return Result.for_cell(spec, Verdict.ERROR, reason, exit=exit_info, started_at=started, finished_at=_now())
 
 
+def interleaved_order(processes: dict[str, int], seed: int) -> list[tuple[str, int]]:
+    """Every (cell id, process number) in a seeded random order."""
+    order = [(cid, k) for cid, n in processes.items() for k in range(1, n + 1)]
+    random.Random(seed).shuffle(order)
+    return order
+
+
 class LocalExecutor:
     """Runs the processes of all cells interleaved in a seeded random order, so that drift over a
     run (thermal, a neighbour's load) spreads over every cell instead of posing as a difference
@@ -208,9 +215,8 @@ class LocalExecutor:
                 results.append(self._finish(store, pre, on_result))
             else:
                 pending[spec.cell_id] = spec
-        order = [(cid, k) for cid, spec in pending.items() for k in range(1, max(1, spec.timing.processes) + 1)
+        order = [(cid, k) for cid, k in interleaved_order({c: max(1, s.timing.processes) for c, s in pending.items()}, self.seed)
                  if store.get_part(cid, k) is None]
-        random.Random(self.seed).shuffle(order)
         started: set[str] = set()
         for cid, k in order:
             spec = pending.get(cid)
