@@ -10,14 +10,14 @@ import pytest
 
 from bench import gate, report
 from bench.budgets import BudgetFile
-from bench.records import Result, Variant
+from bench.records import ProcessSamples, Result, Variant
 
 
 def _result(variant, scenario, profile, on, scale, items):
     x = scale * (1 + 0.1 * np.random.default_rng(len(scenario)).random(300))
     return Result(cell_id=f"ctr.{variant}__onnxruntime__{profile}__{scenario}", model="ctr", variant_id=f"ctr/{variant}",
                   runtime="onnxruntime", profile=profile, measured_on=on, scenario=scenario, verdict="OK",
-                  samples_ms=tuple(x), n_samples=300, stats={"p50": float(np.median(x)), "p95": float(np.percentile(x, 95)), "mean": float(x.mean())},
+                  processes=tuple(ProcessSamples(tuple(x[i::3])) for i in range(3)), n_samples=300, stats={"p50": float(np.median(x)), "p95": float(np.percentile(x, 95)), "mean": float(x.mean())},
                   items_per_inference=items, throughput_items_s=items / (x.mean() / 1e3), gating=True)
 
 
