@@ -175,6 +175,10 @@ def run_process(spec: CellSpec, python: str = sys.executable) -> Result:
 class LocalExecutor:
     name = "local"
 
+    @classmethod
+    def from_settings(cls, settings) -> "LocalExecutor":
+        return cls()  # nothing to configure: cells run here, one process each
+
     def run(
         self,
         cells: Iterable[CellSpec],
