@@ -102,3 +102,70 @@ def test_a_runtime_that_is_not_installed_is_a_skipped_row_not_an_import_error(tm
     assert rows["onnxruntime"]["verdict"] in ("OK", "UNSTABLE")
     assert rows["openvino"]["verdict"] == "SKIPPED" and "openvino is not installed" in rows["openvino"]["reason"]
     assert "openvino: not available: openvino is not installed" in p.stdout
+
+
+BUDGETS_BAD = "budgets:\n  - match: {model: x}\n    p99_ms: fast\n"
+
+
+def _usage_cases(tmp_path):
+    model = str(make_tiny_onnx(tmp_path / "m.onnx"))
+    run_dir = tmp_path / "run"
+    (run_dir / "cells").mkdir(parents=True)
+    bad_budgets = tmp_path / "bad.yaml"
+    bad_budgets.write_text(BUDGETS_BAD)
+    return {
+        "unknown model": (["run", "--model", "nosuch"], "unknown zoo model 'nosuch'"),
+        "unknown runtime": (["run", "--onnx", model, "--runtime", "tflite"], "unknown runtime 'tflite'"),
+        "unknown runtime option": (["run", "--onnx", model, "--runtime", "onnxruntime:bogus=1"], "unknown option(s) ['bogus']"),
+        "option without a value": (["run", "--onnx", model, "--runtime", "onnxruntime:graph_optimization"], "expected KEY=VALUE"),
+        "unknown profile": (["run", "--onnx", model, "--profile", "rpi9"], "unknown device profile 'rpi9'"),
+        "unknown preset": (["run", "--onnx", model, "--preset", "turbo"], "'turbo' is not one of"),
+        "missing onnx file": (["run", "--onnx", str(tmp_path / "nope.onnx")], "nope.onnx does not exist"),
+        "missing feeds file": (["run", "--onnx", model, "--feeds", str(tmp_path / "f.npz")], "feeds file"),
+        "bad dim": (["run", "--onnx", model, "--dim", "batch=0"], "--dim expects NAME=SIZE"),
+        "bad int range": (["run", "--onnx", model, "--int-range", "9:1"], "LOW < HIGH"),
+        "dask without scheduler": (["run", "--onnx", model, "--executor", "dask"], "no Dask scheduler address"),
+        "unknown flag": (["run", "--bogus"], "No such option '--bogus'"),
+        "unknown command": (["frobnicate"], "No such command 'frobnicate'"),
+        "missing run folder": (["gate", str(tmp_path / "none"), "--budgets", "budgets/example.yaml"], "is not a run folder"),
+        "missing budgets file": (["gate", str(run_dir), "--budgets", str(tmp_path / "none.yaml")], "none.yaml"),
+        "bad budgets file": (["gate", str(run_dir), "--budgets", str(bad_budgets)], "budgets"),
+        "bad regression rule": (["gate", str(run_dir), "--budgets", "budgets/example.yaml", "--regression", "fast"], "--regression"),
+        "report of no run": (["report", str(tmp_path / "none")], "is not a run folder"),
+        "table of no run": (["table", str(tmp_path / "none")], "is not a run folder"),
+        "show unknown profile": (["devices", "show", "rpi9"], "unknown device profile 'rpi9'"),
+        "worker without scheduler": (["worker", "--profile", "host"], "no scheduler address"),
+        "compress unknown model": (["compress", "--model", "nosuch"], "unknown zoo model 'nosuch'"),
+    }
+
+
+def test_every_usage_error_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
+    """In-process, so a traceback would fail the test instead of hiding in a subprocess's stderr."""
+    from bench.cli import main
+
+    monkeypatch.chdir(REPO)
+    monkeypatch.delenv("ODBENCH_SCHEDULER", raising=False)
+    for name, (argv, needle) in _usage_cases(tmp_path).items():
+        code = main(argv)
+        captured = capsys.readouterr()
+        lines = captured.err.strip().splitlines()
+        assert code == 2, (name, captured.err)
+        assert len(lines) == 1 and lines[0].startswith("odbench: error: "), (name, captured.err)
+        assert needle in lines[0], (name, lines[0])
+    assert not (tmp_path / "run" / "table.md").exists()  # nothing ran
+
+
+def test_help_on_every_command_and_version(capsys):
+    from bench.cli import COMMANDS, main
+
+    assert main(["--version"]) == 0 and capsys.readouterr().out.startswith("odbench, version ")
+    for command in [None, *(c.name for c in COMMANDS)]:
+        assert main([command, "--help"] if command else ["--help"]) == 0
+        text = capsys.readouterr().out
+        assert text.startswith(f"Usage: odbench {command or ''}".rstrip()), text[:200]
+
+
+def test_a_usage_error_from_the_console_script_has_no_traceback(tmp_path):
+    p = odbench("run", "--model", "nosuch", "--out", str(tmp_path / "r"))
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert p.stderr.strip() == "odbench: error: unknown zoo model 'nosuch'; known: ctr-ml100k, minilm-l6-query"

@@ -102,6 +102,10 @@ class DaskExecutor:
         self.shared_root = shared_root
         self.connect_timeout = connect_timeout
 
+    @classmethod
+    def from_settings(cls, settings) -> "DaskExecutor":
+        return cls(settings.scheduler, shared_root=settings.shared_root)
+
     def _files(self, client, spec: CellSpec, scattered: dict, hashes: dict) -> dict:
         def payload(path: str):
             sha = hashes.get(path) or hashes.setdefault(path, sha256_file(path))  # hash each file once per run

@@ -197,6 +197,10 @@ class LocalExecutor:
     def __init__(self, seed: int = 0):
         self.seed = seed
 
+    @classmethod
+    def from_settings(cls, settings) -> "LocalExecutor":
+        return cls(seed=settings.seed)
+
     def run(
         self,
         cells: Iterable[CellSpec],

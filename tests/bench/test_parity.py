@@ -111,8 +111,19 @@ def test_a_changed_reference_file_is_an_error(lineage, tmp_path):
 def test_reference_that_cannot_be_computed_is_recorded(tmp_path):
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"\x08\x01garbage")
+    before = sha256_file(broken)
     w = Workload(variant_for(broken, "broken"), {"synthetic": (Feeds(path=str(save_feeds([{"x": np.zeros((1, 4), np.float32)}], tmp_path / "f.npz"))), 1)})
-    specs = parity.prepare([w], {}, tmp_path / "run", log=lambda *_: None)
+    logged = []
+    specs = parity.prepare([w], {}, tmp_path / "run", log=logged.append)
     spec = specs[("broken/fp32", "synthetic")]
     assert spec.error.startswith("reference outputs could not be computed") and not spec.reference
-    assert sha256_file(broken)  # the input is left as it was
+    assert len(logged) == 1 and "broken/fp32 synthetic: no reference outputs" in logged[0]
+    assert not list((tmp_path / "run").rglob("*.npz"))  # no half-written reference is left behind
+    assert sha256_file(broken) == before  # the input is left as it was
+
+
+def test_synthetic_feeds_without_a_file_get_no_reference(tmp_path):
+    path = make_tiny_onnx(tmp_path / "m" / "model.onnx")
+    w = Workload(variant_for(path, "tiny"), {"synthetic": (Feeds(dims=(("batch", 2),)), 2)})
+    spec = parity.prepare([w], {}, tmp_path / "run", log=lambda *_: None)[("tiny/fp32", "synthetic")]
+    assert "synthetic feeds were not materialised to a file" in spec.error and not spec.reference

@@ -75,14 +75,40 @@ def test_torch_runtime_skips_a_file_without_a_torch_module(tmp_path):
     assert not ok and "no PyTorch module" in why
 
 
-def test_openvino_precision_is_set_and_recorded(tiny_onnx):
+def _openvino_cpu_capabilities() -> tuple[str, ...]:
+    import openvino as ov
+
+    return tuple(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+
+
+# OpenVINO's CPU plugin lists a reduced precision in OPTIMIZATION_CAPABILITIES only where it has kernels
+# for it (BF16: AVX-512-BF16 or AMX; FP16: AMX-FP16 or ARM), per its CPU device documentation.
+PRECISION_CAPABILITY = {"bf16": "BF16", "f16": "FP16"}
+
+
+@pytest.mark.parametrize("precision", ["f32", "bf16", "f16"])
+def test_openvino_precision_is_set_and_recorded_or_refused(precision, tiny_onnx):
     rt = get_runtime("openvino")
     ok, why = rt.available()
     if not ok:
         pytest.skip(why)
-    for precision in ("f32", "bf16"):
-        sess = rt.open(str(tiny_onnx), 1, rt.Options(precision=precision))
-        assert sess.info()["inference_precision"] == precision
+    capabilities = _openvino_cpu_capabilities()
+    needed = PRECISION_CAPABILITY.get(precision, "FP32")
+    if needed in capabilities:
+        assert rt.open(str(tiny_onnx), 1, rt.Options(precision=precision)).info()["inference_precision"] == precision
+    elif "FP32" in capabilities:
+        # The plugin falls back to f32; the adapter must refuse the silent change, not record f32 as bf16.
+        with pytest.raises(RuntimeError, match=f"compiled the model at f32, not the requested {precision}"):
+            rt.open(str(tiny_onnx), 1, rt.Options(precision=precision))
+    else:
+        pytest.skip(f"OpenVINO's CPU plugin lists neither {needed} nor FP32 here: {capabilities}")
+
+
+def test_openvino_streams_threads_and_hint_are_recorded(tiny_onnx):
+    rt = get_runtime("openvino")
+    ok, why = rt.available()
+    if not ok:
+        pytest.skip(why)
     info = rt.open(str(tiny_onnx), 2, rt.Options(streams=1, hint="LATENCY")).info()
     assert info["streams"] == 1 and info["intra_op_threads"] == 2 and info["performance_hint"] == "LATENCY"
 

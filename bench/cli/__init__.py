@@ -1,0 +1,73 @@
+"""odbench: the suite's command line (Click, with rich tables and progress bars).
+
+    odbench run       build what is missing, then run the benchmark matrix (default: zoo x onnxruntime, openvino, torch x host)
+    odbench build     build/cached-load the zoo's fp32 baselines
+    odbench compress  build compressed variants (pruned, int8 via INC, low-rank, distilled, int8/int4 embeddings)
+    odbench models    list the zoo models, their scenarios and built variants
+    odbench devices   list device profiles, show one, or validate profile files
+    odbench table     regenerate results tables from a run folder
+    odbench gate      judge a run against a budgets file (and a baseline run): PASS/FAIL/INCONCLUSIVE/...
+    odbench report    the hardware-selection report (HTML with plots + Markdown)
+    odbench worker    start a Dask worker on a target device (for run --executor dask)
+
+Every usage error (an unknown model, runtime, profile or option, a bad budgets file, a missing run
+folder) is one line on stderr and exit code 2, never a traceback. Each command module registers
+one command on the group below.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+import click
+
+from bench.cli.common import parse_runtime, parse_runtimes, set_offline_env  # noqa: F401  (re-exported)
+from bench.cli.compress import build_cmd, compress_cmd
+from bench.cli.listing import devices_cmd, models_cmd
+from bench.cli.run import run_cmd
+from bench.cli.verdicts import gate_cmd, report_cmd, table_cmd
+from bench.cli.worker import worker_cmd
+
+EXIT_USAGE = 2
+COMMANDS = (run_cmd, build_cmd, compress_cmd, models_cmd, devices_cmd, table_cmd, gate_cmd, report_cmd, worker_cmd)
+
+
+def _version() -> str:
+    try:
+        return version("odbench")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
+@click.version_option(_version(), "--version", prog_name="odbench")
+@click.option("--cache", default="artifacts", show_default=True, envvar="ODBENCH_CACHE",
+              help="where built models and feeds are cached (env ODBENCH_CACHE)")
+@click.pass_context
+def cli(ctx: click.Context, cache: str) -> None:
+    """On-device inference benchmarks for compressed search and recommendation models."""
+    os.environ["ODBENCH_CACHE"] = cache  # the cell processes read the same cache
+    ctx.obj = {"cache": cache}
+
+
+for _command in COMMANDS:
+    cli.add_command(_command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns its exit code. Usage errors: one line on stderr, exit 2."""
+    set_offline_env()
+    try:
+        code = cli.main(args=argv, prog_name="odbench", standalone_mode=False)
+    except click.ClickException as exc:  # UsageError, BadParameter, NoSuchOption ...: exit_code 2
+        print(f"odbench: error: {exc.format_message()}", file=sys.stderr)
+        return exc.exit_code
+    except click.Abort:
+        print("odbench: aborted", file=sys.stderr)
+        return 130
+    return code if isinstance(code, int) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,102 @@
+"""`odbench table`, `odbench gate` and `odbench report`: what a finished run folder says."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from bench import gate, report
+from bench.cli.common import err, load_run, log, read_budgets, usage
+from bench.decide import extend
+from bench.store import ResultStore
+from bench.tables import write_tables
+from devices.profile import ProfileError, get_profile
+
+RUN_DIR = click.Path(file_okay=False, path_type=Path)
+
+
+@click.command("table")
+@click.argument("run_dir", type=RUN_DIR)
+def table_cmd(run_dir: Path) -> int:
+    """Regenerate table.md and table.csv of a run folder."""
+    load_run(run_dir)
+    md, _csv = write_tables(run_dir)
+    print(md.read_text())
+    return 0
+
+
+def _decide(store: ResultStore, verdicts: list, variants: dict, budgets, opt: dict) -> list:
+    """Add batches of processes to INCONCLUSIVE cells (each batch a stricter look) until decided or a limit."""
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err()) as progress:
+        task = progress.add_task("decide", total=None)
+        for rounds in range(1, opt["max_rounds"] + 1):
+            if not any(v.verdict == "INCONCLUSIVE" for v in verdicts):
+                break
+            progress.update(task, description=f"decide: round {rounds}/{opt['max_rounds']}")
+            n = extend(store, verdicts, opt["max_processes"],
+                       on_result=lambda r: progress.console.print(f"  [decide {rounds}] {r.verdict} {r.cell_id} processes={len(r.processes)} look {r.looks}"))
+            if not n:
+                break
+            verdicts = gate.evaluate(store.all(), variants, budgets)
+    return verdicts
+
+
+def _regressions(store: ResultStore, machine: dict, baseline: Path | None, rule: gate.RegressionRule) -> list:
+    if baseline is None:
+        return []
+    base_store, _, base_machine = load_run(baseline)
+    try:
+        gate.check_same_machine(machine, base_machine)
+    except gate.BaselineRefused as exc:
+        raise usage(str(exc)) from None
+    return gate.compare(store.all(), base_store.all(), rule)
+
+
+@click.command("gate", epilog="Exit codes: 0 PASS, 1 FAIL/ERROR/regression, 2 usage error or refused baseline, 3 INCONCLUSIVE.")
+@click.argument("run_dir", type=RUN_DIR)
+@click.option("--budgets", required=True, help="budgets YAML (see budgets/example.yaml)")
+@click.option("--baseline", type=RUN_DIR, help="a baseline run folder from the same machine and runtime version")
+@click.option("--regression", default="10%:0.01", show_default=True, help="EFFECT%[:ALPHA]: slowdown of the per-process medians and one-sided Welch p")
+@click.option("--decide", is_flag=True, help="add batches of processes to INCONCLUSIVE cells; batch j is judged at alpha/2^j, so the stated rate holds overall")
+@click.option("--max-rounds", type=click.IntRange(min=1), default=3, show_default=True, help="--decide: batches to add at most")
+@click.option("--max-processes", type=click.IntRange(min=2), default=40, show_default=True, help="--decide: most processes a cell may reach")
+@click.option("--out", type=RUN_DIR, help="where gate.json, gate.junit.xml and gate.md go (default: the run folder)")
+def gate_cmd(run_dir: Path, **opt) -> int:
+    """Judge a run against a budgets file (and a baseline run): PASS / FAIL / INCONCLUSIVE."""
+    budgets = read_budgets(opt["budgets"])
+    try:
+        rule = gate.RegressionRule.parse(opt["regression"])
+    except ValueError as exc:
+        raise usage(f"--regression {opt['regression']!r}: {exc}") from None
+    store, variants, machine = load_run(run_dir)
+    verdicts = gate.evaluate(store.all(), variants, budgets)
+    if opt["decide"]:
+        verdicts = _decide(store, verdicts, variants, budgets, opt)
+    regressions = _regressions(store, machine, opt["baseline"], rule)
+    code = gate.exit_code(verdicts, regressions)
+    paths = gate.write_outputs(opt["out"] or run_dir, verdicts, regressions, code)
+    print(paths["markdown"].read_text())
+    log(f"[gate] exit {code}; {', '.join(str(p) for p in paths.values())}")
+    return code
+
+
+@click.command("report")
+@click.argument("run_dir", type=RUN_DIR)
+@click.option("--budgets", help="budgets YAML: the report then says which device and variant meet them")
+@click.option("--out", type=RUN_DIR, help="output folder (default RUN_DIR/report)")
+def report_cmd(run_dir: Path, budgets: str | None, out: Path | None) -> int:
+    """The hardware-selection report: an HTML page with plots, and its Markdown twin."""
+    budget_file = read_budgets(budgets) if budgets else None
+    store, variants, machine = load_run(run_dir)
+    results = store.all()
+    verdicts = gate.evaluate(results, variants, budget_file) if budget_file else None
+    profiles = {}
+    for name in sorted({r.profile for r in results}):
+        try:
+            profiles[name] = get_profile(name).model_dump(mode="json")
+        except ProfileError:  # a profile file that is gone: the report shows the run's own records
+            profiles[name] = {}
+    html_path, md_path = report.render(run_dir, results, variants, machine, verdicts, profiles, out)
+    print(f"{html_path}\n{md_path}")
+    return 0

@@ -1,0 +1,50 @@
+"""Recipes (compressors/recipes.py): every step is buildable as written, before any build starts."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from compressors import COMPRESSORS, NEEDS_TORCH, get_compressor
+from compressors.recipes import RECIPES, Step
+from models import ZOO
+
+RECIPE_IDS = [f"{model}:{name}" for model, name in RECIPES]
+
+
+@pytest.mark.parametrize("key", list(RECIPES), ids=RECIPE_IDS)
+def test_each_step_names_a_registered_compressor_with_its_own_config_type(key):
+    for step in RECIPES[key]:
+        assert step.compressor in COMPRESSORS, step
+        assert type(step.config) is get_compressor(step.compressor).Config, step
+        assert dataclasses.is_dataclass(step.config) and step.config.__dataclass_params__.frozen
+
+
+@pytest.mark.parametrize("key", list(RECIPES), ids=RECIPE_IDS)
+def test_step_keys_are_unique_and_parents_come_first(key):
+    seen: set[str] = set()
+    for step in RECIPES[key]:
+        assert step.key not in seen, f"duplicate step {step.key!r}"
+        assert step.parent is None or step.parent in seen, f"{step.key!r} needs {step.parent!r} built before it"
+        seen.add(step.key)
+
+
+def test_every_zoo_model_and_plain_onnx_have_a_default_and_a_full_recipe():
+    owners = set(ZOO) | {"onnx"}
+    assert {m for m, _ in RECIPES} == owners
+    for owner in owners:
+        default, full = RECIPES[(owner, "default")], RECIPES[(owner, "full")]
+        assert default and full[: len(default)] == default  # full = default + the slow extras
+
+
+def test_a_plain_onnx_file_gets_graph_only_steps():
+    """A user's ONNX file has no torch model: a training compressor there could never build."""
+    for name in ("default", "full"):
+        assert not [s.key for s in RECIPES[("onnx", name)] if s.compressor in NEEDS_TORCH]
+
+
+def test_steps_are_immutable_and_compare_by_value():
+    step = RECIPES[("onnx", "default")][0]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        step.key = "other"  # type: ignore[misc]
+    assert Step(step.key, step.compressor, step.config) == step
