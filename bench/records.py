@@ -239,6 +239,7 @@ class ProcessSamples:
     session_create_ms: float | None = None
     first_inference_ms: float | None = None
     peak_rss_mb: float | None = None
+    wall_s: float | None = None  # the whole process, start-up included (set by the executor)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ProcessSamples":

@@ -6,6 +6,7 @@ kernel (``wait4``'s rusage for that child alone), so native allocations count.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import json
 import os
 import random
@@ -118,7 +119,7 @@ def merge_processes(spec: CellSpec, parts: list[Result], prior: Result | None = 
 
 def run_process(spec: CellSpec, index: int = 1, python: str = sys.executable) -> Result:
     """Run process ``index`` (1-based) of a cell in a fresh process group and return its Result."""
-    started = _now()
+    started, t_start = _now(), time.monotonic()
     with tempfile.TemporaryDirectory(prefix="odbench-cell-") as tmp:
         tmpdir = Path(tmp)
         spec_path, out_path = tmpdir / "spec.json", tmpdir / "result.json"
@@ -168,7 +169,9 @@ def run_process(spec: CellSpec, index: int = 1, python: str = sys.executable) ->
                 data = json.loads(out_path.read_text())
                 child_exit = data.pop("exit", {}) or {}
                 result = Result.from_dict(data)
-                return result.replace(exit={**child_exit, **exit_info})
+                wall = round(time.monotonic() - t_start, 3)
+                procs = tuple(dataclasses.replace(p, wall_s=wall) for p in result.processes)
+                return result.replace(exit={**child_exit, **exit_info}, processes=procs)
             except (ValueError, TypeError) as exc:
                 reason = f"cell wrote an unreadable result: {exc}"
         elif rc < 0:
