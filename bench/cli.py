@@ -442,11 +442,9 @@ def _here_text() -> str:
 
 
 def _emulation_note(profile) -> str:
-    from devices.check import emulation_obstacle
+    from devices.check import emulation_note
 
-    if emulation_obstacle(profile):  # the whole reason is in the SKIPPED rows of a run
-        return f"device only ({profile.arch})"
-    return "emulate" + (f" (ISA cap {profile.isa_cap})" if profile.isa_cap else "")
+    return emulation_note(profile)
 
 
 def cmd_table(args) -> int:
