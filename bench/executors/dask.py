@@ -34,6 +34,7 @@ import uuid
 from pathlib import Path
 from typing import Callable, Iterable
 
+from bench.provenance import machine
 from bench.records import CellSpec, Result, sha256_file, to_json
 from bench.store import ResultStore
 
@@ -107,7 +108,9 @@ def worker_cell(spec_json: str, files: dict) -> str:
     except Exception:
         worker = "?"
     result = run_cell(spec)
-    result = result.replace(provenance={**result.provenance, "worker": worker, "worker_host": socket.gethostname()})
+    # the report groups results by the machine that measured them: the worker's, not the controller's
+    result = result.replace(provenance={**result.provenance, "worker": worker, "worker_host": socket.gethostname(),
+                                        "worker_machine": machine()})
     return to_json(result)
 
 
