@@ -188,6 +188,17 @@ def wrong_outputs(model: str, views: Sequence[MachineView]) -> list[str]:
             for v in views for r in v.group.results if r.model == model and r.verdict == "FAIL"]
 
 
+def skipped_rows(model: str, views: Sequence[MachineView]) -> list[str]:
+    """Why cells were not measured, once per machine, profile and reason."""
+    seen = {}
+    for v in views:
+        for r in v.group.results:
+            if r.model == model and r.verdict == "SKIPPED":
+                seen.setdefault((v.tag, r.profile, r.reason), 0)
+                seen[v.tag, r.profile, r.reason] += 1
+    return [f"{tag} {profile}: {n} cell(s): {reason}" for (tag, profile, reason), n in seen.items()]
+
+
 def functional_rows(model: str, views: Sequence[MachineView]) -> list[list[str]]:
     """Cells checked without timing (e.g. measured_on 'functional-emulation': parity on another ISA's kernels)."""
     return [[v.tag, r.profile, r.measured_on, short(r.variant_id), runtime_label(r), r.scenario, r.verdict, r.reason[:200]]
@@ -241,7 +252,15 @@ def _model_section(doc: _Doc, model: str, views: Sequence[MachineView], profiles
     diffs = differences(model, views, profiles)
     if diffs:
         doc.heading(3, "Where the machines' answers differ")
+        for col, what in ((3, "fastest variant"), (4, "runtime of the fastest variant")):
+            answers = {row[0]: row[col] for row in diffs}
+            if len(set(answers.values())) > 1:
+                doc.para(f"The machines disagree on the {what} (each among the variants it measured): " + "; ".join(f"{m} {a}" for m, a in answers.items()) + ".")
         doc.table(DIFF_HEADER, diffs)
+    skipped = skipped_rows(model, views)
+    if skipped:
+        doc.heading(3, "Not measured (SKIPPED)")
+        doc.bullets(skipped)
     failed = wrong_outputs(model, views)
     if failed:
         doc.heading(3, "Left out: wrong outputs (parity FAIL)")
@@ -250,9 +269,8 @@ def _model_section(doc: _Doc, model: str, views: Sequence[MachineView], profiles
     if functional:
         doc.heading(3, "Functional checks (outputs checked, no timing)")
         doc.table(["machine", "profile", "measured_on", "variant", "runtime", "scenario", "verdict", "reason"], functional)
-    cells = [Cell(v.tag, r) for v in views for r in v.group.results if not v.beyond(r, profiles)]
-    variants = {k: x for v in views for k, x in v.group.variants.items()}
-    for plot in model_plots(model, cells, variants):
+    cells = [Cell(v.tag, r, v.group.variants.get(r.variant_id)) for v in views for r in v.group.results if not v.beyond(r, profiles)]
+    for plot in model_plots(model, cells, [x for v in views for x in v.group.variants.values()]):
         (out_dir / "plots" / f"{plot.id}.png").write_bytes(plot.png)
         b64 = base64.b64encode(plot.png).decode()
         doc.h.append(f"<h3>{html.escape(plot.title)}</h3><img id='{plot.id}' class='plot' alt='{html.escape(plot.title)}' "
@@ -271,7 +289,7 @@ def render_runs(groups: Sequence[MachineRuns], out_dir: Path, verdicts: Sequence
     doc.para("Each machine's results are its own: statistics are never pooled across machines. "
              "Plots tag each point with its machine (M1, M2, ...) and profile.")
     doc.table(["tag", "machine", "ISA", "run folders", "results"], machine_rows(views))
-    emulated = sorted({f"{v.tag}:{r.profile}" for v in views for r in v.group.results if r.measured_on == "emulated"})
+    emulated = sorted({f"{v.tag}:{r.profile}" for v in views for r in v.group.results if r.measured_on == "emulated" and r.stats})
     if emulated:
         doc.para(f"Emulated on their machine (not measured on the device): {', '.join(emulated)}. Drawn hollow / dashed.", "emu")
     models = sorted({r.model for v in views for r in v.group.results if r.runtime not in HARNESS})
@@ -282,6 +300,35 @@ def render_runs(groups: Sequence[MachineRuns], out_dir: Path, verdicts: Sequence
     atomic_write_text(html_path, "\n".join(doc.h))
     atomic_write_text(md_path, "\n".join(doc.md))
     return html_path, md_path
+
+
+def profiles_named(names) -> dict[str, dict]:
+    """The shipped profiles by name (their datasheets), for results whose run folder kept no specs/."""
+    from devices.profile import ProfileError, get_profile
+
+    out = {}
+    for name in sorted(set(names) - {"host"}):  # 'host' is whatever machine ran it: its machine.json says
+        try:
+            out[name] = get_profile(name).model_dump(mode="json")
+        except ProfileError:
+            pass
+    return out
+
+
+def render_folders(paths: Sequence[str | Path], budgets=None, out_dir: Path | None = None) -> tuple[Path, Path]:
+    """`odbench report RUN [RUN ...]`: one report over run folders from any number of machines.
+    ``budgets``: a BudgetFile (bench.budgets.load_budgets) or None. Default output: RUN/report for one
+    folder, else report-RUN1-vs-RUN2 beside the first. Raises bench.runs.RunError for a bad folder."""
+    from bench.runs import by_machine, load_runs
+
+    runs = load_runs(paths)
+    groups = by_machine(runs)
+    names = [r.path.name for r in runs]
+    if out_dir is None:
+        out_dir = runs[0].path / "report" if len(runs) == 1 else runs[0].path.parent / ("report-" + "-vs-".join(names))
+    verdicts = evaluate_groups(groups, budgets) if budgets is not None else None
+    profiles = profiles_named({r.profile for g in groups for r in g.results})
+    return render_runs(groups, Path(out_dir), verdicts, profiles, title=", ".join(names))
 
 
 def render(run_dir: Path, results: list[Result], variants: dict[str, Variant], machine: dict,

@@ -26,6 +26,7 @@ class Cell:
 
     machine: str
     r: Result
+    variant: Variant | None = None  # the variant as that machine's run folder built it
 
     @property
     def where(self) -> str:
@@ -103,15 +104,16 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def pareto_plot(model: str, cells: list[Cell], variants: dict[str, Variant], metric: str | None, focus: str) -> Plot:
+def pareto_plot(model: str, cells: list[Cell], metric: str | None, focus: str) -> Plot:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))
     groups = _group(cells, lambda c: (c.where, runtime_label(c.r), c.r.measured_on))
     for i, ((where, rt, on), group) in enumerate(groups.items()):
-        hits = [c.r for c in group if c.r.scenario == focus and metric in getattr(variants.get(c.r.variant_id), "accuracy", {})]
+        hits = [c for c in group if c.r.scenario == focus and c.variant is not None and metric in c.variant.accuracy]
         if not hits:
             continue
-        xs, ys = [r.stats["p95"] for r in hits], [variants[r.variant_id].accuracy[metric] for r in hits]
+        xs, ys = [c.r.stats["p95"] for c in hits], [c.variant.accuracy[metric] for c in hits]
+        hits = [c.r for c in hits]
         color = f"C{i % 10}"
         ax.errorbar(xs, ys, xerr=_errs(xs, [r.stats for r in hits], "p95"), fmt="o", ms=7, color=color,
                     mfc="none" if on == "emulated" else color, capsize=2, label=f"{where} / {rt} ({on})")
@@ -122,7 +124,8 @@ def pareto_plot(model: str, cells: list[Cell], variants: dict[str, Variant], met
     ax.set_ylabel(metric or "accuracy")
     ax.set_title(f"{model}: latency vs {metric} (dashed: Pareto frontier; hollow: emulated)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
     return Plot(f"{model}-pareto", "Latency vs accuracy, Pareto frontier per machine, device and runtime", _png(fig))
 
 
@@ -196,7 +199,8 @@ def throughput_plot(model: str, cells: list[Cell]) -> Plot:
     ax.set_ylabel("throughput (items/s; bars: 95% interval)")
     ax.set_title(f"{model}: throughput vs batch size / N")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
     return Plot(f"{model}-throughput", "Throughput vs batch size or N", _png(fig))
 
 
@@ -224,14 +228,15 @@ def scenarios_of(cells: list[Cell]) -> tuple[list[str], str | None]:
     return scenarios, focus
 
 
-def model_plots(model: str, cells: list[Cell], variants: dict[str, Variant]) -> list[Plot]:
-    """Every plot of one model. ``cells``: all of its results (FAILs too: the runtime plot hatches them)."""
+def model_plots(model: str, cells: list[Cell], variants: list[Variant]) -> list[Plot]:
+    """Every plot of one model. ``cells``: all of its results (FAILs too: the runtime plot hatches them);
+    ``variants``: every machine's variants (the same id built on two machines may differ)."""
     timed = [c for c in cells if c.r.model == model and c.r.runtime not in HARNESS and c.r.stats and "p50" in c.r.stats]
     usable = [c for c in timed if c.r.verdict in OK]
-    mvars = [v for v in variants.values() if v.model == model]
+    mvars = list({(v.id, v.sha256): v for v in variants if v.model == model}.values())
     metric = primary_metric(mvars)
     scenarios, focus = scenarios_of(usable)
-    plots = [pareto_plot(model, usable, variants, metric, focus)]
+    plots = [pareto_plot(model, usable, metric, focus)]
     runtimes = runtimes_plot(model, timed, focus)
     if runtimes is not None:
         plots.append(runtimes)

@@ -132,7 +132,7 @@ def test_workers_that_join_late_take_over_from_killed_ones(cluster, tmp_path, mo
     a = start_worker("host-1t", tmp_path / "cache-a")
     _wait_for_workers(address, {"host-1t": 1})
     model = make_tiny_onnx(tmp_path / "m.onnx")
-    cells = [cell(model, f"m{i}", profile=get_profile("host-1t")) for i in range(4)]
+    cells = [cell(model, f"m{i}", profile=get_profile("host-1t")) for i in range(3)]
     store = ResultStore(tmp_path / "run")
     out: list = []
     runner = threading.Thread(target=lambda: out.append(DaskExecutor(address).run(cells, store)), daemon=True)
