@@ -9,7 +9,6 @@ to the worker's machine (its ``provenance.worker_machine``), not to the controll
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path

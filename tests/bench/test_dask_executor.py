@@ -2,7 +2,6 @@
 with a device profile: routing, a worker killed mid-run, and a profile with no worker."""
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import subprocess
@@ -20,7 +19,7 @@ from bench.executors.dask import DaskExecutor, worker_profiles  # noqa: E402
 from bench.store import ResultStore  # noqa: E402
 from devices.profile import get_profile  # noqa: E402
 from tests.conftest import make_tiny_onnx  # noqa: E402
-from tests.helpers import FAST, cell  # noqa: E402
+from tests.helpers import cell  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -63,7 +63,11 @@ def test_report_renders_in_headless_chromium(run):
             pytest.fail("chromium is required in CI (scripts/ensure-chromium installs it)")
         pytest.skip("chromium is not installed (apt-get install chromium)")
     tmp_path, results, variants = run
-    html_path, _ = report.render(tmp_path, results, variants, {"cpu_model": "test"})
+    host = [r for r in results if r.profile == "host"]
+    folders = [write_run(tmp_path / "run-avx512", AVX512, [_with_ci(r, 1.0) for r in host], variants),
+               write_run(tmp_path / "run-avx2", AVX2, [_with_ci(r, 3.0) for r in results], variants)]
+    html_path, _ = report.render_folders(folders, BudgetFile.model_validate({"budgets": [{"scenario": "rank-200", "latency_ms": {"p95": 1.0}}]}))
+    assert "AVX2, 2 cores" in html_path.read_text() and "AVX-512 VNNI, 2 cores" in html_path.read_text()
     shot = tmp_path / "screenshot.png"
     subprocess.run(
         [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
