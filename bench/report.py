@@ -24,6 +24,7 @@ from bench.records import Result, Variant, atomic_write_text
 from bench.report_plots import HARNESS, OK, Cell, interval, model_plots, pareto, primary_metric, runtime_label, scenarios_of, short
 from bench.runs import Machine, MachineRuns, distinct_labels
 
+TIMED = ("device", "emulated")  # measured_on values whose latency is a measurement
 __all__ = ["pareto", "primary_metric", "render", "render_runs", "evaluate_groups", "selection", "differences"]
 
 
@@ -91,8 +92,8 @@ def selection(model: str, views: Sequence[MachineView], profiles: dict) -> tuple
             by_cell.setdefault(v.cell_id, []).append(v.verdict)
         cand: dict[tuple, list[Result]] = {}
         for r in view.group.results:
-            if r.model != model or r.runtime in HARNESS or r.cell_id not in by_cell:
-                continue
+            if r.model != model or r.runtime in HARNESS or r.cell_id not in by_cell or r.measured_on not in TIMED:
+                continue  # untimed rows (a functional check on another ISA) choose no hardware
             lacks = view.beyond(r, profiles)
             if lacks:
                 notes.append(f"{view.tag} {r.profile} ({r.measured_on}) {short(r.variant_id)} on {runtime_label(r)}, {r.scenario}: "
@@ -203,7 +204,7 @@ def functional_rows(model: str, views: Sequence[MachineView]) -> list[list[str]]
     """Cells checked without timing (e.g. measured_on 'functional-emulation': parity on another ISA's kernels)."""
     return [[v.tag, r.profile, r.measured_on, short(r.variant_id), runtime_label(r), r.scenario, r.verdict, r.reason[:200]]
             for v in views for r in v.group.results
-            if r.model == model and r.runtime not in HARNESS and r.measured_on not in ("device", "emulated")]
+            if r.model == model and r.runtime not in HARNESS and r.measured_on not in TIMED]
 
 
 class _Doc:

@@ -174,3 +174,24 @@ def test_rows_emulated_beyond_their_machine_are_never_selected(run):
     assert "No machine, device profile and variant meets all" in md
     assert "Never used: emulated beyond the machine that ran it" in md and "machine that lacks avx512f, avx512bw, avx512vl, avx512_vnni" in md
 
+
+
+def test_untimed_functional_rows_are_shown_beside_timings_and_never_selected(run):
+    import dataclasses
+
+    from bench.runs import by_machine, load_runs
+
+    tmp_path, results, variants = run
+    host = [r for r in results if r.profile == "host"]
+    arm = [dataclasses.replace(r, profile="rpi5", measured_on="functional-emulation", cell_id=r.cell_id.replace("host", "rpi5"),
+                               samples_ms=(), n_samples=0, stats={}, verdict="FAIL" if r.variant_id == "ctr/int8" else "OK",
+                               reason="outputs do not match on aarch64" if r.variant_id == "ctr/int8" else "")
+           for r in host if r.scenario == "rank-200"]
+    folder = write_run(tmp_path / "run", AVX2, host + arm, variants)
+    groups = by_machine(load_runs([folder]))
+    budgets = BudgetFile.model_validate({"budgets": [{"model": "ctr", "size_mb_max": 1000}]})  # no latency: rpi5 rows could PASS it
+    md = report.render_runs(groups, tmp_path / "out", report.evaluate_groups(groups, budgets))[1].read_text()
+    table = md.split("### Functional checks (outputs checked, no timing)")[1]
+    assert "| M1 | rpi5 | functional-emulation | int8 | onnxruntime | rank-200 | FAIL | outputs do not match on aarch64 |" in table
+    selection = md.split("### Which machine")[1].split("###")[0]
+    assert "| M1 | host (device) |" in selection and "rpi5" not in selection

@@ -65,3 +65,21 @@ def test_labels_are_distinct_and_bad_folders_are_named(tmp_path):
         load_runs([tmp_path / "nope"])
     with pytest.raises(RunError, match="no run folder given"):
         load_runs([])
+
+
+def test_each_machines_cells_are_judged_on_its_own_data(tmp_path):
+    import numpy as np
+
+    from bench import gate
+    from bench.budgets import BudgetFile
+
+    def timed(p50):
+        x = p50 * (1 + 0.05 * np.random.default_rng(0).random(300))
+        return _result("c1", float(np.median(x))).replace(samples_ms=tuple(x), n_samples=300, gating=True,
+                                                          stats={"p50": float(np.median(x)), "p95": float(np.percentile(x, 95))})
+
+    fast = write_run(tmp_path / "fast", AVX512, [timed(1.0)], VARIANTS)
+    slow = write_run(tmp_path / "slow", AVX2, [timed(9.0)], VARIANTS)
+    budgets = BudgetFile.model_validate({"budgets": [{"scenario": "s", "latency_ms": {"p95": 5.0}}]})
+    verdicts = {m.isa_class: [v.verdict for v in gate.evaluate(rs, vs, budgets)] for m, rs, vs in gate_inputs([fast, slow])}
+    assert verdicts == {"AVX-512 VNNI": ["PASS"], "AVX2": ["FAIL"]}  # pooled, 600 samples half over: one FAIL for both
