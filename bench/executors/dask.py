@@ -44,6 +44,8 @@ MEASURED_ON_ENV = "ODBENCH_MEASURED_ON"  # set by `odbench worker`: "device" or 
 ORPHAN_GRACE_S = 10.0
 MAX_ATTEMPTS = 4  # submissions of one cell while workers of its profile die under it
 FETCH_TIMEOUT_S = 120.0
+# exceptions that say a worker was lost under the cell (not that the cell failed): submit it again
+WORKER_LOSS = ("KilledWorker", "CancelledError", "FutureCancelledError", "CommClosedError")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -235,9 +237,9 @@ class DaskExecutor:
                 try:
                     record(Result.from_dict(json.loads(fut.result())))
                     continue
-                except Exception as exc:  # its workers died under it (KilledWorker), or it was cancelled
-                    failure = f"{type(exc).__name__}: {exc}"
-                if attempt < MAX_ATTEMPTS and spec.profile_name in live:
+                except Exception as exc:  # its workers died under it (KilledWorker), it was cancelled, or it failed
+                    failure, lost = f"{type(exc).__name__}: {exc}", fut.status == "cancelled" or type(exc).__name__ in WORKER_LOSS
+                if lost and attempt < MAX_ATTEMPTS and spec.profile_name in live:
                     pending[self._submit(client, shelf, spec, attempt + 1)] = (spec, attempt + 1)
                 else:
                     record(Result.for_cell(spec, "ERROR", f"cell failed on the Dask workers after {attempt} attempt(s): {failure}"))

@@ -180,3 +180,48 @@ def test_no_scheduler_address_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("ODBENCH_SCHEDULER", raising=False)
     with pytest.raises(ValueError, match="ODBENCH_SCHEDULER"):
         DaskExecutor(None)
+
+
+class _Future:
+    def __init__(self, outcome):
+        self.outcome = outcome
+        self.status = "error" if isinstance(outcome, Exception) else "finished"
+
+    def result(self):
+        if isinstance(self.outcome, Exception):
+            raise self.outcome
+        return self.outcome
+
+
+class _Client:
+    """Just enough of distributed.Client: each submit takes the next scripted outcome."""
+
+    def __init__(self, outcomes):
+        self.outcomes, self.submitted = list(outcomes), 0
+
+    def scheduler_info(self, n_workers=-1):
+        return {"workers": {"tcp://w:1": {"resources": {"device:host-1t": 1}}}}
+
+    def submit(self, fn, spec_json, files, **kw):
+        self.submitted += 1
+        return _Future(self.outcomes.pop(0))
+
+
+def test_a_cell_whose_worker_was_lost_is_submitted_again_and_a_failed_one_is_not(tmp_path):
+    import types
+
+    from distributed.scheduler import KilledWorker
+
+    from bench.executors.dask import FileShelf
+    from bench.records import Result, to_json
+
+    model = make_tiny_onnx(tmp_path / "m.onnx")
+    spec = cell(model, "m", profile=get_profile("host-1t"))
+    ok = to_json(Result.for_cell(spec, "OK", ""))
+    run = DaskExecutor("tcp://unused:1", shared_root=str(tmp_path))._run
+    client = _Client([KilledWorker("cell", types.SimpleNamespace(address="tcp://w:0"), 3), ok])
+    run(client, FileShelf(client, str(tmp_path)), [spec], ResultStore(tmp_path / "a"), record=(got := []).append)
+    assert client.submitted == 2 and [r.verdict for r in got] == ["OK"]
+    client = _Client([RuntimeError("received m.onnx does not match sha256 0123")])
+    run(client, FileShelf(client, str(tmp_path)), [spec], ResultStore(tmp_path / "b"), record=(got := []).append)
+    assert client.submitted == 1 and got[0].verdict == "ERROR" and "does not match sha256" in got[0].reason
