@@ -1,270 +1,340 @@
-"""The hardware-selection report: a self-contained HTML page with plots, and a Markdown twin.
+"""The hardware-selection report over one or several run folders: a self-contained HTML page with
+plots, and a Markdown twin for a PR comment.
 
-Per model:
-  * latency (p95) against accuracy, with the Pareto frontier, per device profile and runtime;
-  * p50 per variant and runtime at the headline scenario, wrong outputs (parity FAIL) hatched;
-  * latency distributions per variant and scenario (raw samples);
-  * throughput against batch size / number of candidates;
-  * size against accuracy;
-  * which device profile and variant meet all the budgets at the lowest price (or power,
-    or p95 when no datasheet figures exist).
-Emulated results are drawn hollow and labelled apart from results measured on a device.
+Each run folder was measured on its own machine (its machine.json). Results are grouped by machine
+(bench/runs.py) and never pooled across machines: every statistic, box and bar is one cell on one
+machine, and budgets are judged per machine. Per model the report shows
+  * which machine, device profile and variant meet all the budgets -- ranked by price, then power
+    (datasheet figures of the profile), then worst p95 -- with 95% intervals where results carry them;
+  * where the machines' answers differ: fastest variant, its runtime, and whether int8 pays;
+  * the plots (bench/report_plots.py): latency vs accuracy with the Pareto frontier, p50 per variant
+    and runtime, latency distributions, throughput vs batch size / N, size vs accuracy.
+Emulated results are drawn hollow. A result emulating a profile beyond its machine (ISA features,
+cores or memory the machine lacks; older runs could record such rows) is never used for selection.
 """
 from __future__ import annotations
 
 import base64
 import html
-import io
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import Sequence
 
 from bench.records import Result, Variant, atomic_write_text
+from bench.report_plots import HARNESS, OK, Cell, interval, model_plots, pareto, primary_metric, runtime_label, scenarios_of, short
+from bench.runs import Machine, MachineRuns, distinct_labels
 
-PRIMARY_METRICS = ("auc", "top10_overlap", "cosine")
-OK = ("OK", "UNSTABLE")
-
-
-def primary_metric(variants: list[Variant]) -> str | None:
-    keys = {k for v in variants for k in v.accuracy}
-    for m in PRIMARY_METRICS:
-        if m in keys:
-            return m
-    return next(iter(sorted(keys)), None)
-
-
-def pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """Frontier of (latency, accuracy): lower latency and higher accuracy are better."""
-    front, best = [], -np.inf
-    for lat, acc in sorted(points, key=lambda p: (p[0], -p[1])):
-        if acc > best:
-            front.append((lat, acc))
-            best = acc
-    return front
+TIMED = ("device", "emulated")  # measured_on values whose latency is a measurement
+__all__ = ["pareto", "primary_metric", "render", "render_runs", "evaluate_groups", "selection", "differences"]
 
 
 @dataclass(frozen=True)
-class Plot:
-    id: str
-    title: str
-    png: bytes
+class MachineView:
+    """One machine's results, its tag in plots (M1, M2, ...) and its own budget verdicts."""
+
+    tag: str
+    label: str
+    group: MachineRuns
+    verdicts: tuple | None = None  # gate.CellVerdict for this machine's results only
+
+    def profile(self, name: str, fallback: dict) -> dict:
+        return self.group.profiles.get(name) or fallback.get(name) or {}
+
+    def beyond(self, r: Result, fallback: dict) -> list[str]:
+        """What r's profile asks beyond this machine, when r was emulated on it (then r is not usable)."""
+        if r.measured_on != "emulated":
+            return []
+        return self.group.machine.lacks(self.profile(r.profile, fallback))
 
 
-def _fig_png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    import matplotlib.pyplot as plt
+@dataclass(frozen=True)
+class Pick:
+    machine: str
+    profile: str
+    measured_on: str
+    variant_id: str
+    runtime: str
+    cells: int
+    price: float | None
+    power_w: float | None
+    worst_p95: float
+    worst_p95_ci: tuple[float, float] | None
 
-    plt.close(fig)
-    return buf.getvalue()
+
+def evaluate_groups(groups: Sequence[MachineRuns], budgets) -> list[tuple | None]:
+    """Budget verdicts per machine, each judged on that machine's data alone."""
+    from bench import gate
+
+    return [tuple(gate.evaluate(list(g.results), g.variants, budgets)) if budgets is not None else None for g in groups]
 
 
-def model_plots(model: str, results: list[Result], variants: dict[str, Variant]) -> list[Plot]:
-    import matplotlib
+def views_of(groups: Sequence[MachineRuns], verdicts: Sequence | None = None) -> list[MachineView]:
+    labels = distinct_labels([g.machine for g in groups])
+    verdicts = list(verdicts) if verdicts is not None else [None] * len(groups)
+    return [MachineView(f"M{i + 1}", labels[g.machine.key], g, v) for i, (g, v) in enumerate(zip(groups, verdicts))]
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    rs = [r for r in results if r.model == model and r.verdict in OK and r.stats and r.runtime not in ("null", "faulty")]
-    mvars = [v for v in variants.values() if v.model == model]
-    metric = primary_metric(mvars)
-    plots = []
-    items = {r.scenario: r.items_per_inference for r in rs}
-    scenarios = sorted(items, key=lambda s: (not s.startswith("rank"), items[s], s))
-    focus = "rank-200" if "rank-200" in scenarios else ("query" if "query" in scenarios else (scenarios[0] if scenarios else None))
+def _price(profile: dict) -> tuple[float | None, float | None]:
+    ds = profile.get("datasheet") or {}
+    price = ds.get("hourly_price_usd") if ds.get("hourly_price_usd") is not None else ds.get("unit_price_usd")
+    return price, ds.get("power_w")
 
-    # 1. latency vs accuracy with the Pareto frontier, per profile
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for i, ((profile, runtime, on), group) in enumerate(_group(rs, lambda r: (r.profile, _rt(r), r.measured_on)).items()):
-        pts = [(r.stats["p95"], variants[r.variant_id].accuracy.get(metric)) for r in group
-               if r.scenario == focus and r.variant_id in variants and metric in variants[r.variant_id].accuracy]
-        if not pts:
+
+def selection(model: str, views: Sequence[MachineView], profiles: dict) -> tuple[list[Pick], list[str]]:
+    """Machines x profiles x variants that meet all budgets, best first: price, then power, then worst p95.
+    Also the notes on rows never used (emulated beyond their machine)."""
+    picks, notes = [], []
+    for view in views:
+        if view.verdicts is None:
             continue
-        color = f"C{i % 10}"
-        ax.scatter(*zip(*pts), label=f"{profile} / {runtime} ({on})", s=50, edgecolors=color,
-                   facecolors="none" if on == "emulated" else color)
-        front = pareto(pts)
-        ax.plot(*zip(*front), "--", color=color, alpha=0.7)
-        for r in group:
-            if r.scenario == focus and r.variant_id in variants and metric in variants[r.variant_id].accuracy:
-                ax.annotate(r.variant_id.split("/", 1)[1], (r.stats["p95"], variants[r.variant_id].accuracy[metric]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    ax.set_xlabel(f"p95 latency at {focus} (ms)")
-    ax.set_ylabel(metric or "accuracy")
-    ax.set_title(f"{model}: latency vs {metric} (dashed: Pareto frontier; hollow: emulated)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    plots.append(Plot(f"{model}-pareto", "Latency vs accuracy, Pareto frontier per device and runtime", _fig_png(fig)))
-
-    # 1b. which runtime is fastest for each variant (focus scenario); wrong outputs hatched and marked
-    runtimes = sorted({_rt(r) for r in results if r.model == model and r.runtime not in ("null", "faulty")})
-    timed = [r for r in results if r.model == model and r.scenario == focus and r.stats and r.verdict in OK + ("FAIL",)
-             and r.runtime not in ("null", "faulty")]
-    if len(runtimes) > 1 and timed:
-        vids = sorted({r.variant_id for r in timed}, key=lambda v: (not v.endswith("/fp32"), v))
-        profiles_ = sorted({(r.profile, r.measured_on) for r in timed})
-        fig, ax = plt.subplots(figsize=(min(16, 3 + 0.9 * len(vids) * max(1, len(profiles_))), 4.4))
-        width = 0.8 / max(1, len(runtimes) * len(profiles_))
-        for j, ((profile, on), rt) in enumerate((p, rt) for p in profiles_ for rt in runtimes):
-            for i, vid in enumerate(vids):
-                hit = [r for r in timed if r.variant_id == vid and _rt(r) == rt and (r.profile, r.measured_on) == (profile, on)]
-                if not hit:
-                    continue
-                r = hit[0]
-                bad = r.verdict == "FAIL"
-                ax.bar(i + (j - (len(runtimes) * len(profiles_) - 1) / 2) * width, r.stats["p50"], width,
-                       color=f"C{runtimes.index(rt) % 10}", alpha=0.35 if bad or on == "emulated" else 0.9,
-                       hatch="xx" if bad else None, edgecolor="black" if bad else None,
-                       label=f"{rt} @{profile}" + (" (emulated)" if on == "emulated" else ""))  # deduplicated below
-                if bad:
-                    ax.annotate("wrong", (i + (j - (len(runtimes) * len(profiles_) - 1) / 2) * width, r.stats["p50"]),
-                                fontsize=6, ha="center", va="bottom", rotation=90, color="#a00")
-        ax.set_xticks(range(len(vids)), [v.split("/", 1)[1] for v in vids], fontsize=7, rotation=30, ha="right")
-        ax.set_ylabel(f"p50 latency at {focus} (ms)")
-        ax.set_title(f"{model}: p50 per variant and runtime (hatched 'wrong': parity FAIL, not a usable speed)")
-        ax.grid(alpha=0.3, axis="y")
-        handles, labels = ax.get_legend_handles_labels()
-        uniq = dict(zip(labels, handles))
-        ax.legend(uniq.values(), uniq.keys(), fontsize=7)
-        plots.append(Plot(f"{model}-runtimes", "Which runtime is fastest for each variant", _fig_png(fig)))
-
-    # 2. latency distributions per variant, one panel per scenario
-    counts = [max(1, sum(r.scenario == sc for r in rs)) for sc in scenarios] or [1]
-    fig, axes = plt.subplots(1, len(counts), figsize=(min(16, 2.0 + 0.55 * sum(counts) + 1.2 * len(counts)), 4.6),
-                             squeeze=False, gridspec_kw={"width_ratios": counts})
-    for ax, scenario in zip(axes[0], scenarios):
-        group = sorted([r for r in rs if r.scenario == scenario], key=lambda r: r.cell_id)
-        ax.boxplot([r.samples_ms for r in group], showfliers=False, whis=(1, 99))
-        ax.set_xticks(range(1, len(group) + 1), [f"{r.variant_id.split('/', 1)[1]} {_rt(r)} @{r.profile}" + ("*" if r.measured_on == "emulated" else "") for r in group],
-                      fontsize=7, rotation=60, ha="right")
-        ax.set_title(scenario, fontsize=9)
-        ax.set_ylabel("ms")
-        ax.grid(alpha=0.3, axis="y")
-    fig.suptitle(f"{model}: latency distribution per variant (whiskers p1-p99; * emulated)", fontsize=10)
-    plots.append(Plot(f"{model}-distributions", "Latency distributions per variant", _fig_png(fig)))
-
-    # 3. throughput vs batch size / N
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for (vid, runtime, profile, on), group in _group(rs, lambda r: (r.variant_id, _rt(r), r.profile, r.measured_on)).items():
-        pts = sorted((r.items_per_inference, r.throughput_items_s) for r in group)
-        ax.plot(*zip(*pts), "o-" if on == "device" else "o--", label=f"{vid.split('/', 1)[1]} {runtime} @ {profile} ({on})",
-                mfc="none" if on == "emulated" else None)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("items per inference (batch size or N candidates)")
-    ax.set_ylabel("throughput (items/s)")
-    ax.set_title(f"{model}: throughput vs batch size / N")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7)
-    plots.append(Plot(f"{model}-throughput", "Throughput vs batch size or N", _fig_png(fig)))
-
-    # 4. size vs accuracy
-    fig, ax = plt.subplots(figsize=(7, 4))
-    pts = [(v.size_bytes / 2**20, v.accuracy.get(metric), v.id.split("/", 1)[1]) for v in mvars if metric in v.accuracy]
-    if pts:
-        ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=50)
-        for x, y, label in pts:
-            ax.annotate(label, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        front = pareto([(p[0], p[1]) for p in pts])
-        ax.plot(*zip(*front), "--", alpha=0.6)
-    ax.set_xlabel("model file size (MB)")
-    ax.set_ylabel(metric or "accuracy")
-    ax.set_title(f"{model}: size vs {metric}")
-    ax.grid(alpha=0.3)
-    plots.append(Plot(f"{model}-size", "Size vs accuracy", _fig_png(fig)))
-    return plots
+        by_cell: dict[str, list[str]] = {}
+        for v in view.verdicts:
+            by_cell.setdefault(v.cell_id, []).append(v.verdict)
+        cand: dict[tuple, list[Result]] = {}
+        for r in view.group.results:
+            if r.model != model or r.runtime in HARNESS or r.cell_id not in by_cell or r.measured_on not in TIMED:
+                continue  # untimed rows (a functional check on another ISA) choose no hardware
+            lacks = view.beyond(r, profiles)
+            if lacks:
+                notes.append(f"{view.tag} {r.profile} ({r.measured_on}) {short(r.variant_id)} on {runtime_label(r)}, {r.scenario}: "
+                             f"emulated on a machine that lacks {', '.join(lacks)}")
+                continue
+            cand.setdefault((r.profile, r.measured_on, r.variant_id, runtime_label(r)), []).append(r)
+        for (profile, on, vid, rt), group in cand.items():
+            if not all(x == "PASS" for r in group for x in by_cell[r.cell_id]):
+                continue
+            worst = max(group, key=lambda r: r.stats.get("p95", float("inf")))
+            price, power = _price(view.profile(profile, profiles))
+            picks.append(Pick(view.tag, profile, on, vid, rt, len(group), price, power, worst.stats.get("p95", float("inf")),
+                              interval(worst.stats, "p95")))
+    inf = float("inf")
+    picks.sort(key=lambda p: (inf if p.price is None else p.price, inf if p.power_w is None else p.power_w, p.worst_p95))
+    return picks, notes
 
 
-def _rt(r: Result) -> str:
-    from bench.tables import runtime_label
-
-    return runtime_label(r.runtime, r.runtime_options)
-
-
-def wrong_outputs(model: str, results: list[Result]) -> list[str]:
-    """Cells left out of every plot and selection because their outputs failed parity."""
-    return [f"{r.variant_id.split('/', 1)[1]} on {_rt(r)} @{r.profile}, {r.scenario}: {r.reason}"
-            for r in results if r.model == model and r.verdict == "FAIL"]
+def _fmt_ci(value: float | None, ci: tuple[float, float] | None, digits: int = 3) -> str:
+    if value is None:
+        return ""
+    return f"{value:.{digits}f}" + (f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else "")
 
 
-def _group(items, key):
+def selection_rows(picks: list[Pick]) -> list[list[str]]:
+    return [[str(i + 1), p.machine, f"{p.profile} ({p.measured_on})", short(p.variant_id), p.runtime, str(p.cells),
+             "no price data" if p.price is None else f"${p.price:g}", "" if p.power_w is None else f"{p.power_w:g}",
+             _fmt_ci(p.worst_p95, p.worst_p95_ci)] for i, p in enumerate(picks)]
+
+
+SELECTION_HEADER = ["rank", "machine", "profile", "variant", "runtime", "budgeted cells", "price", "power W", "worst p95 ms [95% CI]"]
+DIFF_HEADER = ["machine", "profile", "scenario", "fastest variant", "runtime", "p50 ms [95% CI]", "int8 pays?"]
+
+
+def _int8_pays(fp32: Result | None, int8: Result | None) -> str:
+    if fp32 is None or int8 is None:
+        return "not measured"
+    speedup = fp32.stats["p50"] / int8.stats["p50"]
+    a, b = interval(int8.stats, "p50"), interval(fp32.stats, "p50")
+    name = short(int8.variant_id)
+    if a and b and a[1] >= b[0] and b[1] >= a[0]:
+        return f"unclear: {name} x{speedup:.2f}, intervals overlap"
+    return f"{'yes' if speedup > 1 else 'no'}: {name} x{speedup:.2f} vs fp32"
+
+
+def differences(model: str, views: Sequence[MachineView], profiles: dict) -> list[list[str]]:
+    """Per machine and profile, at the focus scenario: the fastest usable variant and runtime, and
+    whether the fastest int8 variant beats fp32 on that runtime."""
+    rows = []
+    for view in views:
+        usable = [r for r in view.group.results if r.model == model and r.runtime not in HARNESS and r.verdict in OK
+                  and r.stats and "p50" in r.stats and not view.beyond(r, profiles)]
+        _, focus = scenarios_of([Cell(view.tag, r) for r in usable])
+        for (profile, on), group in sorted(_by(usable, lambda r: (r.profile, r.measured_on)).items()):
+            at = [r for r in group if r.scenario == focus]
+            if not at:
+                continue
+            best = min(at, key=lambda r: r.stats["p50"])
+            same_rt = [r for r in at if runtime_label(r) == runtime_label(best)]
+            fp32 = next((r for r in same_rt if r.variant_id.endswith("/fp32")), None)
+            int8 = min((r for r in same_rt if "int8" in r.variant_id), key=lambda r: r.stats["p50"], default=None)
+            rows.append([view.tag, f"{profile} ({on})", focus, short(best.variant_id), runtime_label(best),
+                         _fmt_ci(best.stats["p50"], interval(best.stats, "p50")), _int8_pays(fp32, int8)])
+    return rows
+
+
+def _by(items, key) -> dict:
     out: dict = {}
     for it in items:
         out.setdefault(key(it), []).append(it)
     return out
 
 
-def selection(model: str, results: list[Result], variants: dict[str, Variant], verdicts, profiles: dict) -> list[str]:
-    """Which (profile, variant) meets all its budgets at the lowest price, then power, then p95."""
-    rs = [r for r in results if r.model == model and r.runtime not in ("null", "faulty")]
-    if verdicts is None:
-        return ["No budgets given (`--budgets`): no selection made; see the plots."]
-    by_cell: dict[str, list[str]] = {}
-    for v in verdicts:
-        by_cell.setdefault(v.cell_id, []).append(v.verdict)
-    cand: dict[tuple[str, str, str], list[Result]] = {}
-    for r in rs:
-        if r.cell_id in by_cell:
-            cand.setdefault((r.profile, r.variant_id, r.measured_on, _rt(r)), []).append(r)
-    passing = {k: group for k, group in cand.items() if all(x == "PASS" for r in group for x in by_cell[r.cell_id])}
-    if not passing:
-        return ["No device profile and variant meets all of this model's budgets."]
+def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    cell = lambda x: str(x).replace("|", "/")  # noqa: E731
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(map(cell, r)) + " |" for r in rows] + [""]
 
-    def key(k):
-        ds = (profiles.get(k[0]) or {}).get("datasheet") or {}
-        price = ds.get("hourly_price_usd") or ds.get("unit_price_usd") or float("inf")
-        worst_p95 = max(r.stats.get("p95", float("inf")) for r in passing[k])
-        return (price, ds.get("power_w") or float("inf"), worst_p95)
 
-    lines = []
-    for k in sorted(passing, key=key):
-        price, power, p95 = key(k)
-        cost = "no price data" if price == float("inf") else f"${price:g}"
-        power_s = "" if power == float("inf") else f", {power:g} W"
-        lines.append(f"{k[0]} ({k[2]}) + {k[1]} on {k[3]}: meets all {len(passing[k])} budgeted cell(s); {cost}{power_s}; worst p95 {p95:.3f} ms")
-    lines[0] = "**Best:** " + lines[0]
-    return lines
+def _html_table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def machine_rows(views: Sequence[MachineView]) -> list[list[str]]:
+    return [[v.tag, v.label, " ".join(v.group.machine.isa), ", ".join(p.name for p in v.group.paths), str(len(v.group.results))]
+            for v in views]
+
+
+def wrong_outputs(model: str, views: Sequence[MachineView]) -> list[str]:
+    """Cells left out of every plot and selection because their outputs failed parity."""
+    return [f"{v.tag} {short(r.variant_id)} on {runtime_label(r)} @{r.profile}, {r.scenario}: {r.reason}"
+            for v in views for r in v.group.results if r.model == model and r.verdict == "FAIL"]
+
+
+def skipped_rows(model: str, views: Sequence[MachineView]) -> list[str]:
+    """Why cells were not measured, once per machine, profile and reason."""
+    seen = {}
+    for v in views:
+        for r in v.group.results:
+            if r.model == model and r.verdict == "SKIPPED":
+                seen.setdefault((v.tag, r.profile, r.reason), 0)
+                seen[v.tag, r.profile, r.reason] += 1
+    return [f"{tag} {profile}: {n} cell(s): {reason}" for (tag, profile, reason), n in seen.items()]
+
+
+def functional_rows(model: str, views: Sequence[MachineView]) -> list[list[str]]:
+    """Cells checked without timing (e.g. measured_on 'functional-emulation': parity on another ISA's kernels)."""
+    return [[v.tag, r.profile, r.measured_on, short(r.variant_id), runtime_label(r), r.scenario, r.verdict, r.reason[:200]]
+            for v in views for r in v.group.results
+            if r.model == model and r.runtime not in HARNESS and r.measured_on not in TIMED]
+
+
+class _Doc:
+    """The HTML page and its Markdown twin, written side by side."""
+
+    def __init__(self, title: str):
+        self.h = ["<!doctype html><html><head><meta charset='utf-8'><title>odbench report</title>",
+                  "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:auto;padding:1em;color:#222}"
+                  "img{max-width:100%;border:1px solid #ddd;margin:.5em 0}table{border-collapse:collapse;font-size:13px}"
+                  "td,th{border:1px solid #ccc;padding:2px 6px}.emu{color:#a60}</style></head><body>",
+                  f"<h1>{html.escape(title)}</h1>"]
+        self.md = [f"# {title}", ""]
+
+    def heading(self, level: int, text: str) -> None:
+        self.h.append(f"<h{level}>{html.escape(text)}</h{level}>")
+        self.md += [f"{'#' * level} {text}", ""]
+
+    def para(self, text: str, cls: str = "") -> None:
+        self.h.append(f"<p class='{cls}'>{html.escape(text)}</p>")
+        self.md += [f"> {text}" if cls else text, ""]
+
+    def table(self, header: list[str], rows: list[list[str]]) -> None:
+        self.h.append(_html_table(header, rows))
+        self.md += _md_table(header, rows)
+
+    def bullets(self, items: list[str]) -> None:
+        self.h.append("<ul>" + "".join(f"<li>{html.escape(x[:300])}</li>" for x in items) + "</ul>")
+        self.md += [f"- {x[:300]}" for x in items] + [""]
+
+
+def _model_section(doc: _Doc, model: str, views: Sequence[MachineView], profiles: dict, out_dir: Path, budgets_given: bool) -> None:
+    doc.heading(2, model)
+    doc.heading(3, "Which machine, device and variant?")
+    picks, notes = selection(model, views, profiles)
+    if not budgets_given:
+        doc.para("No budgets given (`--budgets`): no selection made; see the plots.")
+    elif not picks:
+        doc.para("No machine, device profile and variant meets all of this model's budgets.")
+    else:
+        p = picks[0]
+        doc.para(f"Best: {p.machine} {p.profile} ({p.measured_on}) + {p.variant_id} on {p.runtime}")
+        doc.table(SELECTION_HEADER, selection_rows(picks))
+    if notes:
+        doc.heading(3, "Never used: emulated beyond the machine that ran it")
+        doc.bullets(notes)
+    diffs = differences(model, views, profiles)
+    if diffs:
+        doc.heading(3, "Where the machines' answers differ")
+        for col, what in ((3, "fastest variant"), (4, "runtime of the fastest variant")):
+            answers = {row[0]: row[col] for row in diffs}
+            if len(set(answers.values())) > 1:
+                doc.para(f"The machines disagree on the {what} (each among the variants it measured): " + "; ".join(f"{m} {a}" for m, a in answers.items()) + ".")
+        doc.table(DIFF_HEADER, diffs)
+    skipped = skipped_rows(model, views)
+    if skipped:
+        doc.heading(3, "Not measured (SKIPPED)")
+        doc.bullets(skipped)
+    failed = wrong_outputs(model, views)
+    if failed:
+        doc.heading(3, "Left out: wrong outputs (parity FAIL)")
+        doc.bullets(failed)
+    functional = functional_rows(model, views)
+    if functional:
+        doc.heading(3, "Functional checks (outputs checked, no timing)")
+        doc.table(["machine", "profile", "measured_on", "variant", "runtime", "scenario", "verdict", "reason"], functional)
+    cells = [Cell(v.tag, r, v.group.variants.get(r.variant_id)) for v in views for r in v.group.results if not v.beyond(r, profiles)]
+    for plot in model_plots(model, cells, [x for v in views for x in v.group.variants.values()]):
+        (out_dir / "plots" / f"{plot.id}.png").write_bytes(plot.png)
+        b64 = base64.b64encode(plot.png).decode()
+        doc.h.append(f"<h3>{html.escape(plot.title)}</h3><img id='{plot.id}' class='plot' alt='{html.escape(plot.title)}' "
+                     f"src='data:image/png;base64,{b64}'>")
+        doc.md += [f"### {plot.title}", "", f"![{plot.title}](plots/{plot.id}.png)", ""]
+
+
+def render_runs(groups: Sequence[MachineRuns], out_dir: Path, verdicts: Sequence | None = None,
+                profiles: dict | None = None, title: str = "") -> tuple[Path, Path]:
+    """The report over every machine's results (bench.runs.by_machine); ``verdicts``: per group (evaluate_groups)."""
+    (out_dir / "plots").mkdir(parents=True, exist_ok=True)
+    views = views_of(groups, verdicts)
+    profiles = profiles or {}
+    doc = _Doc(f"odbench hardware-selection report: {title or ', '.join(p.name for g in groups for p in g.paths)}")
+    doc.heading(2, "Machines")
+    doc.para("Each machine's results are its own: statistics are never pooled across machines. "
+             "Plots tag each point with its machine (M1, M2, ...) and profile.")
+    doc.table(["tag", "machine", "ISA", "run folders", "results"], machine_rows(views))
+    emulated = sorted({f"{v.tag}:{r.profile}" for v in views for r in v.group.results if r.measured_on == "emulated" and r.stats})
+    if emulated:
+        doc.para(f"Emulated on their machine (not measured on the device): {', '.join(emulated)}. Drawn hollow / dashed.", "emu")
+    models = sorted({r.model for v in views for r in v.group.results if r.runtime not in HARNESS})
+    for model in models:
+        _model_section(doc, model, views, profiles, out_dir, verdicts is not None and any(v is not None for v in verdicts))
+    doc.h.append("</body></html>")
+    html_path, md_path = out_dir / "report.html", out_dir / "report.md"
+    atomic_write_text(html_path, "\n".join(doc.h))
+    atomic_write_text(md_path, "\n".join(doc.md))
+    return html_path, md_path
+
+
+def profiles_named(names) -> dict[str, dict]:
+    """The shipped profiles by name (their datasheets), for results whose run folder kept no specs/."""
+    from devices.profile import ProfileError, get_profile
+
+    out = {}
+    for name in sorted(set(names) - {"host"}):  # 'host' is whatever machine ran it: its machine.json says
+        try:
+            out[name] = get_profile(name).model_dump(mode="json")
+        except ProfileError:
+            pass
+    return out
+
+
+def render_folders(paths: Sequence[str | Path], budgets=None, out_dir: Path | None = None) -> tuple[Path, Path]:
+    """`odbench report RUN [RUN ...]`: one report over run folders from any number of machines.
+    ``budgets``: a BudgetFile (bench.budgets.load_budgets) or None. Default output: RUN/report for one
+    folder, else report-RUN1-vs-RUN2 beside the first. Raises bench.runs.RunError for a bad folder."""
+    from bench.runs import by_machine, load_runs
+
+    runs = load_runs(paths)
+    groups = by_machine(runs)
+    names = [r.path.name for r in runs]
+    if out_dir is None:
+        out_dir = runs[0].path / "report" if len(runs) == 1 else runs[0].path.parent / ("report-" + "-vs-".join(names))
+    verdicts = evaluate_groups(groups, budgets) if budgets is not None else None
+    profiles = profiles_named({r.profile for g in groups for r in g.results})
+    return render_runs(groups, Path(out_dir), verdicts, profiles, title=", ".join(names))
 
 
 def render(run_dir: Path, results: list[Result], variants: dict[str, Variant], machine: dict,
            verdicts=None, profiles: dict | None = None, out_dir: Path | None = None) -> tuple[Path, Path]:
-    out_dir = out_dir or run_dir / "report"
-    (out_dir / "plots").mkdir(parents=True, exist_ok=True)
-    models = sorted({r.model for r in results if r.runtime not in ("null", "faulty")})
-    emulated = sorted({r.profile for r in results if r.measured_on == "emulated"})
-    h = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>odbench report</title>",
-        "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:auto;padding:1em;color:#222}"
-        "img{max-width:100%;border:1px solid #ddd;margin:.5em 0}table{border-collapse:collapse;font-size:13px}"
-        "td,th{border:1px solid #ccc;padding:2px 6px}.emu{color:#a60}</style></head><body>",
-        f"<h1>odbench hardware-selection report: {html.escape(run_dir.name)}</h1>",
-        f"<p>Machine: {html.escape(str(machine.get('cpu_model')))}, {machine.get('physical_cores')} cores, {machine.get('memory_mb')} MB.</p>",
-    ]
-    md = [f"# odbench hardware-selection report: {run_dir.name}", "", f"Machine: {machine.get('cpu_model')}, {machine.get('physical_cores')} cores.", ""]
-    if emulated:
-        note = f"Emulated on this host (not measured on the device): {', '.join(emulated)}. Drawn hollow / dashed."
-        h.append(f"<p class='emu'>{html.escape(note)}</p>")
-        md += [f"> {note}", ""]
-    for model in models:
-        h.append(f"<h2>{html.escape(model)}</h2>")
-        md += [f"## {model}", ""]
-        h.append("<h3>Which device and variant?</h3><ul>")
-        for line in selection(model, results, variants, verdicts, profiles or {}):
-            h.append(f"<li>{html.escape(line).replace('**Best:**', '<b>Best:</b>')}</li>")
-            md.append(f"- {line}")
-        h.append("</ul>")
-        md.append("")
-        failed = wrong_outputs(model, results)
-        if failed:
-            h.append("<h3>Left out: wrong outputs (parity FAIL)</h3><ul>" + "".join(f"<li>{html.escape(x[:300])}</li>" for x in failed) + "</ul>")
-            md += ["### Left out: wrong outputs (parity FAIL)", ""] + [f"- {x[:300]}" for x in failed] + [""]
-        for plot in model_plots(model, results, variants):
-            (out_dir / "plots" / f"{plot.id}.png").write_bytes(plot.png)
-            b64 = base64.b64encode(plot.png).decode()
-            h.append(f"<h3>{html.escape(plot.title)}</h3><img id='{plot.id}' class='plot' alt='{html.escape(plot.title)}' src='data:image/png;base64,{b64}'>")
-            md += [f"### {plot.title}", "", f"![{plot.title}](plots/{plot.id}.png)", ""]
-    h.append("</body></html>")
-    html_path, md_path = out_dir / "report.html", out_dir / "report.md"
-    atomic_write_text(html_path, "\n".join(h))
-    atomic_write_text(md_path, "\n".join(md))
-    return html_path, md_path
+    """One run folder's report (the single-machine form of render_runs)."""
+    group = MachineRuns(Machine.from_json(machine, run_dir.name), (run_dir,), tuple(results), variants, {})
+    return render_runs([group], out_dir or run_dir / "report", None if verdicts is None else [tuple(verdicts)],
+                       profiles, title=run_dir.name)

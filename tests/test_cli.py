@@ -56,8 +56,11 @@ def test_devices_validate_names_the_bad_field(tmp_path):
     assert p.returncode == 1 and "field 'threads'" in p.stderr
     listed = odbench("devices")
     assert listed.returncode == 0 and listed.stdout.startswith("This machine (profile 'host'")
+    from devices.check import emulation_note
+    from devices.profile import get_profile
+
     for line in ("onnxruntime 1.", "execution_providers: ", "openvino", "ISA: ", "rpi5", "device only (aarch64)",
-                 "x86-laptop-avx2", "ISA cap AVX2"):
+                 "x86-laptop-avx2", emulation_note(get_profile("x86-laptop-avx2"))):
         assert line in listed.stdout, line
 
 

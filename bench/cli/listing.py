@@ -8,7 +8,7 @@ from rich.table import Table
 
 from bench.cli.common import cache_path, out, resolve_profiles
 from bench.records import Variant
-from devices.check import emulation_obstacle
+from devices.check import emulation_note
 from devices.host import detect_host
 from devices.profile import DeviceProfile, ProfileError, list_profile_files, load_profile_file
 from models import ZOO, get_model
@@ -58,9 +58,7 @@ def here_text() -> str:
 
 
 def _emulation_note(profile: DeviceProfile) -> str:
-    if emulation_obstacle(profile):  # the whole reason is in the SKIPPED rows of a run
-        return f"device only ({profile.arch})"
-    return "emulate" + (f" (ISA cap {profile.isa_cap})" if profile.isa_cap else "")
+    return emulation_note(profile)
 
 
 def _profile_row(p: DeviceProfile) -> tuple[str, ...]:

@@ -1,6 +1,7 @@
 """`odbench table`, `odbench gate` and `odbench report`: what a finished run folder says."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import click
@@ -9,9 +10,9 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from bench import gate, report
 from bench.cli.common import err, load_run, log, read_budgets, usage
 from bench.decide import extend
+from bench.runs import RunError, gate_inputs
 from bench.store import ResultStore
 from bench.tables import write_tables
-from devices.profile import ProfileError, get_profile
 
 RUN_DIR = click.Path(file_okay=False, path_type=Path)
 
@@ -54,49 +55,68 @@ def _regressions(store: ResultStore, machine: dict, baseline: Path | None, rule:
 
 
 @click.command("gate", epilog="Exit codes: 0 PASS, 1 FAIL/ERROR/regression, 2 usage error or refused baseline, 3 INCONCLUSIVE.")
-@click.argument("run_dir", type=RUN_DIR)
+@click.argument("run_dirs", nargs=-1, required=True, type=RUN_DIR)
 @click.option("--budgets", required=True, help="budgets YAML (see budgets/example.yaml)")
-@click.option("--baseline", type=RUN_DIR, help="a baseline run folder from the same machine and runtime version")
+@click.option("--baseline", type=RUN_DIR, help="a baseline run folder from the same machine and runtime version (one RUN only)")
 @click.option("--regression", default="10%:0.01", show_default=True, help="EFFECT%[:ALPHA]: slowdown of the per-process medians and one-sided Welch p")
-@click.option("--decide", is_flag=True, help="add batches of processes to INCONCLUSIVE cells; batch j is judged at alpha/2^j, so the stated rate holds overall")
+@click.option("--decide", is_flag=True, help="add batches of processes to INCONCLUSIVE cells; batch j is judged at alpha/2^j, so the stated rate holds overall (one RUN only)")
 @click.option("--max-rounds", type=click.IntRange(min=1), default=3, show_default=True, help="--decide: batches to add at most")
 @click.option("--max-processes", type=click.IntRange(min=2), default=40, show_default=True, help="--decide: most processes a cell may reach")
-@click.option("--out", type=RUN_DIR, help="where gate.json, gate.junit.xml and gate.md go (default: the run folder)")
-def gate_cmd(run_dir: Path, **opt) -> int:
-    """Judge a run against a budgets file (and a baseline run): PASS / FAIL / INCONCLUSIVE."""
+@click.option("--out", type=RUN_DIR, help="where gate.json, gate.junit.xml and gate.md go (default: the first run folder)")
+def gate_cmd(run_dirs: tuple[Path, ...], **opt) -> int:
+    """Judge run folders against a budgets file (and a baseline run): PASS / FAIL / INCONCLUSIVE.
+
+    Several folders, each measured on its own machine, are judged machine by machine: a cell is
+    judged on its own machine's data only."""
     budgets = read_budgets(opt["budgets"])
     try:
         rule = gate.RegressionRule.parse(opt["regression"])
     except ValueError as exc:
         raise usage(f"--regression {opt['regression']!r}: {exc}") from None
-    store, variants, machine = load_run(run_dir)
-    verdicts = gate.evaluate(store.all(), variants, budgets)
-    if opt["decide"]:
-        verdicts = _decide(store, verdicts, variants, budgets, opt)
-    regressions = _regressions(store, machine, opt["baseline"], rule)
+    if len(run_dirs) > 1 and (opt["decide"] or opt["baseline"]):
+        raise usage("--decide and --baseline take one run folder")
+    if len(run_dirs) == 1:
+        store, variants, machine = load_run(run_dirs[0])
+        verdicts = gate.evaluate(store.all(), variants, budgets)
+        if opt["decide"]:
+            verdicts = _decide(store, verdicts, variants, budgets, opt)
+        regressions = _regressions(store, machine, opt["baseline"], rule)
+    else:
+        verdicts, regressions = _per_machine(run_dirs, budgets), []
     code = gate.exit_code(verdicts, regressions)
-    paths = gate.write_outputs(opt["out"] or run_dir, verdicts, regressions, code)
+    paths = gate.write_outputs(opt["out"] or run_dirs[0], verdicts, regressions, code)
     print(paths["markdown"].read_text())
     log(f"[gate] exit {code}; {', '.join(str(p) for p in paths.values())}")
     return code
 
 
+def _per_machine(run_dirs: tuple[Path, ...], budgets) -> list:
+    for d in run_dirs:
+        load_run(d)  # a folder without cells/ is a usage error
+    try:
+        groups = list(gate_inputs(run_dirs))
+    except RunError as exc:
+        raise usage(str(exc)) from None
+    verdicts = []
+    for machine, results, variants in groups:
+        verdicts += [dataclasses.replace(v, cell_id=f"[{machine.label}] {v.cell_id}") for v in gate.evaluate(results, variants, budgets)]
+    return verdicts
+
+
 @click.command("report")
-@click.argument("run_dir", type=RUN_DIR)
-@click.option("--budgets", help="budgets YAML: the report then says which device and variant meet them")
-@click.option("--out", type=RUN_DIR, help="output folder (default RUN_DIR/report)")
-def report_cmd(run_dir: Path, budgets: str | None, out: Path | None) -> int:
-    """The hardware-selection report: an HTML page with plots, and its Markdown twin."""
+@click.argument("run_dirs", nargs=-1, required=True, type=RUN_DIR)
+@click.option("--budgets", help="budgets YAML: the report then says which machine, profile and variant meet them")
+@click.option("--out", type=RUN_DIR, help="output folder (default RUN/report for one folder, report-RUN1-vs-RUN2 beside the first)")
+@click.option("--markdown", is_flag=True, help="print the Markdown report (for a PR comment)")
+def report_cmd(run_dirs: tuple[Path, ...], budgets: str | None, out: Path | None, markdown: bool) -> int:
+    """The hardware-selection report over one or more run folders (each from its own machine):
+    an HTML page with plots, and its Markdown twin."""
     budget_file = read_budgets(budgets) if budgets else None
-    store, variants, machine = load_run(run_dir)
-    results = store.all()
-    verdicts = gate.evaluate(results, variants, budget_file) if budget_file else None
-    profiles = {}
-    for name in sorted({r.profile for r in results}):
-        try:
-            profiles[name] = get_profile(name).model_dump(mode="json")
-        except ProfileError:  # a profile file that is gone: the report shows the run's own records
-            profiles[name] = {}
-    html_path, md_path = report.render(run_dir, results, variants, machine, verdicts, profiles, out)
-    print(f"{html_path}\n{md_path}")
+    for d in run_dirs:
+        load_run(d)
+    try:
+        html_path, md_path = report.render_folders(run_dirs, budget_file, out)
+    except RunError as exc:
+        raise usage(str(exc)) from None
+    print(md_path.read_text() if markdown else f"{html_path}\n{md_path}")
     return 0

@@ -2,7 +2,6 @@
 with a device profile: routing, a worker killed mid-run, and a profile with no worker."""
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import subprocess
@@ -11,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 pytest.importorskip("distributed")
@@ -19,14 +19,14 @@ from bench.executors.dask import DaskExecutor, worker_profiles  # noqa: E402
 from bench.store import ResultStore  # noqa: E402
 from devices.profile import get_profile  # noqa: E402
 from tests.conftest import make_tiny_onnx  # noqa: E402
-from tests.helpers import FAST, cell  # noqa: E402
+from tests.helpers import cell  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _spawn(args, log):
+def _spawn(args, log, **env):
     return subprocess.Popen([sys.executable, "-m", *args], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
+                            start_new_session=True, env=dict(os.environ, PYTHONPATH=str(REPO), **env))
 
 
 @pytest.fixture
@@ -43,8 +43,9 @@ def cluster(tmp_path):
 
     address = json.loads(sched_file.read_text())["address"]
 
-    def start_worker(profile):
-        p = _spawn(["bench", "worker", "--profile", profile, "--scheduler", address, "--emulate", "--no-nanny"], log)
+    def start_worker(profile, cache=None):
+        env = {"ODBENCH_WORKER_CACHE": str(cache)} if cache else {}
+        p = _spawn(["bench", "worker", "--profile", profile, "--scheduler", address, "--emulate", "--no-nanny"], log, **env)
         procs.append(p)
         return p
 
@@ -93,28 +94,134 @@ def test_cells_route_to_their_profile_and_a_missing_profile_is_reported(cluster,
     assert DaskExecutor(address).run(cells, store) == []
 
 
-def test_a_worker_killed_mid_run_costs_nothing(cluster, tmp_path):
+def _running_cell(worker) -> bool:
+    """Is this worker process running a cell right now (its `bench.cell` child process is alive)?"""
+    try:
+        return any("bench.cell" in " ".join(c.cmdline()) for c in psutil.Process(worker.pid).children(recursive=True))
+    except psutil.Error:
+        return False
+
+
+def _wait_until(what: str, condition, timeout=90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"never reached: {what}")
+        time.sleep(0.02)
+
+
+def _address_of(address: str, worker) -> str:
+    """The Dask address of the worker process (its name ends with the pid of `odbench worker`, which execs the worker)."""
+    from distributed import Client
+
+    with Client(address, timeout=20) as client:
+        for addr, w in client.scheduler_info(n_workers=-1)["workers"].items():
+            if str(w.get("name", "")).endswith(f"-{worker.pid}"):
+                return addr
+    raise LookupError(f"worker pid {worker.pid} is not registered")
+
+
+@pytest.mark.parametrize("moment", ["mid-first-cell", "mid-cell-after-a-result"])
+def test_workers_that_join_late_take_over_from_killed_ones(cluster, tmp_path, moment):
+    """A runs the cells. At the moment under test A is frozen mid-cell (SIGSTOP, so nothing moves on
+    while the others join: no race), B and C join after the files were sent, and A is killed. Then
+    whichever of B and C first runs a cell is killed mid-cell. Every cell completes, OK, and the
+    survivor fetched the model it was never sent."""
     address, start_worker = cluster
-    victim = start_worker("host-1t")
-    start_worker("host-1t")
-    _wait_for_workers(address, {"host-1t": 2})
+    a = start_worker("host-1t", tmp_path / "cache-a")
+    _wait_for_workers(address, {"host-1t": 1})
     model = make_tiny_onnx(tmp_path / "m.onnx")
-    slow = dataclasses.replace(FAST, min_time_s=1.5, max_time_s=2.0)
-    cells = [cell(model, f"m{i}", profile=get_profile("host-1t"), timing=slow) for i in range(4)]
+    cells = [cell(model, f"m{i}", profile=get_profile("host-1t")) for i in range(3)]
     store = ResultStore(tmp_path / "run")
+    out: list = []
+    runner = threading.Thread(target=lambda: out.append(DaskExecutor(address).run(cells, store)), daemon=True)
+    runner.start()
+    wants_result = moment == "mid-cell-after-a-result"
+    _wait_until(moment, lambda: _running_cell(a) and (bool(store.all()) == wants_result))
+    os.kill(a.pid, signal.SIGSTOP)  # frozen mid-cell: its files were sent before B and C join
+    others = {start_worker("host-1t", tmp_path / f"cache-{n}"): n for n in "bc"}
+    _wait_for_workers(address, {"host-1t": 3})
+    addresses = {_address_of(address, w): w for w in others}
+    os.killpg(a.pid, signal.SIGKILL)
+    a.wait()
+    _wait_until("B or C runs a cell", lambda: any(_running_cell(w) for w in others))
+    victim = next(w for w in others if _running_cell(w))
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait()
+    survivor = next(w for w in others if w is not victim)
+    runner.join(timeout=120)
+    assert not runner.is_alive() and out, "the run did not finish"
+    results = {r.cell_id: r for r in store.all()}
+    assert sorted(results) == sorted(c.cell_id for c in cells)  # no cell lost
+    assert all(r.verdict in ("OK", "UNSTABLE") for r in results.values()), [r.reason for r in results.values()]
+    ran_on = [addresses.get(r.provenance["worker"]) for r in results.values()]
+    assert survivor in ran_on and victim not in ran_on  # the victim's cell was finished by the survivor
+    assert list((tmp_path / f"cache-{others[survivor]}").rglob("m.onnx"))  # fetched on demand, never sent to it
 
-    def kill_soon():
-        time.sleep(4.0)  # cells take ~3 s each: the victim is mid-cell
-        os.killpg(victim.pid, signal.SIGKILL)
 
-    threading.Thread(target=kill_soon, daemon=True).start()
-    results = DaskExecutor(address).run(cells, store)
-    assert victim.poll() is not None  # it really died
-    assert len(results) == 4 and len(store.all()) == 4
-    assert all(r.verdict in ("OK", "UNSTABLE") for r in results), [r.reason for r in results]
+def test_a_file_is_fetched_on_demand_and_checked(tmp_path, monkeypatch):
+    from bench.executors.dask import FileRef, _fetch
+
+    monkeypatch.setenv("ODBENCH_WORKER_CACHE", str(tmp_path / "cache"))
+    data = b"model bytes"
+    import hashlib
+
+    ref = FileRef(hashlib.sha256(data).hexdigest(), "model.onnx", variable="odbench-file-x")
+    pulls = []
+    path = _fetch(ref, pull=lambda name: pulls.append(name) or data)
+    assert Path(path).read_bytes() == data and pulls == ["odbench-file-x"]
+    assert _fetch(ref, pull=lambda name: pytest.fail("cached: no second fetch")) == path
+    bad = FileRef("0" * 64, "model.onnx", variable="v")
+    with pytest.raises(RuntimeError, match="does not match sha256 000000000000"):
+        _fetch(bad, pull=lambda name: data)
 
 
 def test_no_scheduler_address_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("ODBENCH_SCHEDULER", raising=False)
     with pytest.raises(ValueError, match="ODBENCH_SCHEDULER"):
         DaskExecutor(None)
+
+
+class _Future:
+    def __init__(self, outcome):
+        self.outcome = outcome
+        self.status = "error" if isinstance(outcome, Exception) else "finished"
+
+    def result(self):
+        if isinstance(self.outcome, Exception):
+            raise self.outcome
+        return self.outcome
+
+
+class _Client:
+    """Just enough of distributed.Client: each submit takes the next scripted outcome."""
+
+    def __init__(self, outcomes):
+        self.outcomes, self.submitted = list(outcomes), 0
+
+    def scheduler_info(self, n_workers=-1):
+        return {"workers": {"tcp://w:1": {"resources": {"device:host-1t": 1}}}}
+
+    def submit(self, fn, spec_json, files, **kw):
+        self.submitted += 1
+        return _Future(self.outcomes.pop(0))
+
+
+def test_a_cell_whose_worker_was_lost_is_submitted_again_and_a_failed_one_is_not(tmp_path):
+    import types
+
+    from distributed.scheduler import KilledWorker
+
+    from bench.executors.dask import FileShelf
+    from bench.records import Result, to_json
+
+    model = make_tiny_onnx(tmp_path / "m.onnx")
+    spec = cell(model, "m", profile=get_profile("host-1t"))
+    ok = to_json(Result.for_cell(spec, "OK", ""))
+    run = DaskExecutor("tcp://unused:1", shared_root=str(tmp_path))._run
+    client = _Client([KilledWorker("cell", types.SimpleNamespace(address="tcp://w:0"), 3), ok])
+    run(client, FileShelf(client, str(tmp_path)), [spec], ResultStore(tmp_path / "a"), record=(got := []).append)
+    assert client.submitted == 2 and [r.verdict for r in got] == ["OK"]
+    client = _Client([RuntimeError("received m.onnx does not match sha256 0123")])
+    run(client, FileShelf(client, str(tmp_path)), [spec], ResultStore(tmp_path / "b"), record=(got := []).append)
+    assert client.submitted == 1 and got[0].verdict == "ERROR" and "does not match sha256" in got[0].reason

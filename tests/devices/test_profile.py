@@ -63,9 +63,12 @@ def test_not_a_mapping_and_unknown_name():
 
 
 def test_profiles_are_immutable():
+    from pydantic import ValidationError
+
     p = parse_profile(GOOD)
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="Instance is frozen"):
         p.threads = 2
+    assert p.threads == 4
 
 
 def test_apply_profile_in_a_child_process():
@@ -125,9 +128,11 @@ def test_skip_reasons_are_given_before_any_timing():
     host = detect_host()
     other_arch = "aarch64" if host.arch == "x86_64" else "x86_64"
     assert "run it on the device" in skip_reason(_spec_for(parse_profile({**GOOD, "arch": other_arch})))
-    too_many = parse_profile({**GOOD, "arch": host.arch, "cores": 64, "threads": 64})
+    too_many = parse_profile({**GOOD, "arch": host.arch, "isa": [], "cores": 1, "threads": 64})
     assert "needs 64 CPUs" in skip_reason(_spec_for(too_many))
-    ort_only = parse_profile({**GOOD, "arch": host.arch, "threads": 1})
+    bigger = parse_profile({**GOOD, "arch": host.arch, "isa": [], "cores": host.cores + 1, "threads": 1})
+    assert "this host lacks cores" in skip_reason(_spec_for(bigger))
+    ort_only = parse_profile({**GOOD, "arch": host.arch, "isa": [], "cores": 1, "threads": 1, "memory_mb": 1024})
     assert "does not support runtime 'openvino'" in skip_reason(_spec_for(ort_only, runtime="openvino"))
     assert skip_reason(_spec_for(ort_only)) is None
 
