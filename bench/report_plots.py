@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.records import Result, Variant
+from bench.records import HARNESS_RUNTIMES, NOT_MEASURED, Result, Variant, Verdict
 from bench.tables import runtime_label as _runtime_label
 
-OK = ("OK", "UNSTABLE")
-HARNESS = ("null", "faulty")
+OK = tuple(v for v in Verdict if v not in NOT_MEASURED and v != Verdict.FAIL)  # timed, with outputs that match
+HARNESS = HARNESS_RUNTIMES
 PRIMARY_METRICS = ("auc", "top10_overlap", "cosine")
 
 

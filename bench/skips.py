@@ -5,10 +5,8 @@ again in the cell process itself (a Dask worker on a device may lack what the co
 """
 from __future__ import annotations
 
-from bench.records import CellSpec
+from bench.records import HARNESS_RUNTIMES, CellSpec
 from devices.profile import DeviceProfile
-
-HARNESS_RUNTIMES = ("null", "faulty")  # doubles: every profile "supports" them
 
 
 def skip_reason(spec: CellSpec) -> str | None:

@@ -71,8 +71,12 @@ class Built:
     compress_s: float
 
 
-def _timing(preset: str, min_time: float | None) -> Timing:
+def _timing(preset: str, min_time: float | None, processes: int | None = None) -> Timing:
     timing = TIMING_PRESETS[preset]
+    if processes is not None:
+        if processes < 2 and timing.gating:
+            raise usage(f"--processes {processes}: a gating preset needs at least 2 processes (one cannot show the variation between processes)")
+        timing = dataclasses.replace(timing, processes=processes)
     if min_time is None:
         return timing
     if min_time <= 0:
@@ -253,7 +257,8 @@ def _make_executor(name: str, scheduler: str | None, shared_root: str | None, se
 @click.option("--profile", multiple=True, help="device profile name or YAML path (repeatable; default: host)")
 @click.option("--scenario", multiple=True, help="only these scenarios (repeatable)")
 @click.option("--preset", type=click.Choice(sorted(TIMING_PRESETS)), default="default", show_default=True, help="timing preset")
-@click.option("--min-time", type=float, help="override the preset's minimum measured seconds per cell")
+@click.option("--min-time", type=float, help="override the preset's minimum measured seconds per process")
+@click.option("--processes", type=click.IntRange(min=1), help="override the preset's number of fresh processes per cell")
 @click.option("--timeout", type=float, help="per-cell timeout in seconds (default: from the preset)")
 @click.option("--dim", multiple=True, help="symbolic dimension size for --onnx feeds, NAME=SIZE (repeatable)")
 @click.option("--int-range", default="0:100", show_default=True, help="LOW:HIGH for synthetic integer inputs")
@@ -283,7 +288,7 @@ def run_cmd(ctx: click.Context, **opt) -> int:
     req = RunPlan(
         models=tuple(models), onnx=opt["onnx"], runtimes=tuple(parse_runtimes(opt["runtime"] or DEFAULT_RUNTIMES)),
         runtimes_asked=bool(opt["runtime"]), profiles=tuple(resolve_profiles(opt["profile"])), scenarios=opt["scenario"],
-        timing=_timing(opt["preset"], opt["min_time"]), preset=opt["preset"], timeout_s=opt["timeout"],
+        timing=_timing(opt["preset"], opt["min_time"], opt["processes"]), preset=opt["preset"], timeout_s=opt["timeout"],
         dims=parse_dims(opt["dim"]), int_range=parse_int_range(opt["int_range"]),
         feeds=existing_file(opt["feeds"], "feeds file"), out=Path(opt["out"]), force=opt["force"],
         overhead=not opt["no_overhead"], parity=not opt["no_parity"], recipe=opt["recipe"],
