@@ -55,3 +55,25 @@ def build_recipe(baseline: Variant, steps: tuple[Step, ...], task: Task, out_dir
         acc = ", ".join(f"{k}={v:.4f}" for k, v in variant.accuracy.items())
         log(f"  [compress] {variant.id}: {variant.size_bytes / 2**20:.1f} MB, {acc} ({seconds:.1f}s)")
     return built
+
+
+def compress_onnx_file(baseline: Variant, feeds, recipe: str, cache: Path,
+                       log: Callable[[str], None] = print) -> tuple[Variant, list[Built]]:
+    """``odbench run|compress --onnx FILE --recipe R``: the file's baseline, with its fidelity to
+    itself measured through the same task (so the table's fidelity columns line up), and every
+    variant of the ONNX recipe built from it. ``feeds`` (a bench.records.Feeds) should be the
+    materialised feeds the benchmark will use, so compression, fidelity and timing see the same
+    inputs. Variants keep the baseline's scenarios and record their lineage (parent, compressor, config)."""
+    import dataclasses
+
+    from compressors.fidelity import OnnxFidelityTask
+    from compressors.recipes import RECIPES
+    from models.base import ort_run_fn
+
+    steps = RECIPES.get(("onnx", recipe))
+    if steps is None:
+        raise ValueError(f"no recipe {recipe!r} for ONNX files; known: {sorted(r for m, r in RECIPES if m == 'onnx')}")
+    task = OnnxFidelityTask(baseline.path, feeds)
+    baseline = dataclasses.replace(baseline, accuracy=task.evaluate(ort_run_fn(baseline.path)))
+    log(f"[compress] {baseline.id}: {len(steps)} variants (recipe {recipe!r}; cached by content hash) ...")
+    return baseline, build_recipe(baseline, steps, task, Path(cache) / "variants" / baseline.model, log=log)

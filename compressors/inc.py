@@ -8,6 +8,11 @@ ONNX Runtime adaptor: the 2.x ``quantization.fit`` API with ``PostTrainingQuantC
   (default 1%), for at most ``max_trials``. When the goal cannot be met we say so in the
   variant's notes and keep the best candidate seen.
 
+ISA: INC picks ``reduce_range = not VNNI`` from the CPU it runs on (adaptor/onnxrt.py), so its
+output used to depend on the build host. We pass ``reduce_range`` from ``target_isa`` instead
+(``"host"`` resolves to this CPU's int8 class, compressors/isa.py) and record ``target_isa`` and
+``weight_bits``, which the cache key then includes.
+
 Why INC 3.7.1 and not onnx-neural-compressor 1.0: on the real MiniLM, 3.7.1's default
 dynamic int8 kept top-10 overlap 0.85 against 0.68 (design/TARGETS.md).
 """
@@ -15,15 +20,16 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 
 from bench.records import Variant
 from compressors.base import CompressionError, Task, finalize, fresh_dir, output
+from compressors.isa import resolve_target, weight_bits_for
 
-CODE_VERSION = 1
+CODE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,7 @@ class IncConfig:
     max_trials: int = 8
     calibration_samples: int = 64
     timeout_s: int = 0  # 0 = no limit besides max_trials
+    target_isa: str = "host"  # "host" | "x86-vnni" | "x86-avx2" | "arm": sets reduce_range (7-bit weights on x86-avx2)
 
 
 class _Loader:
@@ -67,6 +74,9 @@ class IncQuant:
     def compress(self, variant: Variant, task: Task, config: IncConfig, out_dir: Path) -> Variant:
         import onnx
 
+        target = resolve_target(config.target_isa)
+        config = replace(config, target_isa=target)  # the cache key holds the resolved ISA, never "host"
+        bits = weight_bits_for(target)
         tag = "dyn" if config.approach == "dynamic" else "static"
         name, out_dir, hit = output(variant, f"int8-{tag}" + ("-tuned" if config.tune else ""), self.name, config, CODE_VERSION, out_dir)
         if hit is not None:
@@ -92,6 +102,7 @@ class IncQuant:
             kwargs["calib_dataloader"] = _Loader(task.calibration_feeds(config.calibration_samples))
         conf = PostTrainingQuantConfig(
             approach=config.approach,
+            reduce_range=bits == 7,
             quant_format="QDQ" if config.approach == "static" else "default",
             calibration_sampling_size=[config.calibration_samples] if config.approach == "static" else [100],
             accuracy_criterion=AccuracyCriterion(criterion="relative", tolerable_loss=config.tolerance, higher_is_better=True),
@@ -125,5 +136,5 @@ class IncQuant:
         if config.approach == "static":
             notes.append(f"calibrated on {config.calibration_samples} real task samples")
         return finalize(variant, path, name, self.name, config, task, notes=tuple(notes),
-                        extra={"tuning_s": round(tune_s, 1), "candidates_evaluated": max(0, len(seen) - 1),
+                        extra={"weight_bits": bits, "tuning_s": round(tune_s, 1), "candidates_evaluated": max(0, len(seen) - 1),
                                "tuning_baseline": baseline})

@@ -14,6 +14,7 @@ from compressors.distill import DistillConfig
 from compressors.embedding import EmbeddingQuantConfig
 from compressors.inc import IncConfig
 from compressors.lowrank import LowRankConfig
+from compressors.mixed import MixedInt8Config
 from compressors.prune import MagnitudePruneConfig
 from compressors.structured import StructuredPruneConfig
 
@@ -64,6 +65,7 @@ ENCODER_FULL = ENCODER_DEFAULT + (
 # Graph-only steps for a user's own ONNX file (no torch model): int8, pruning, SVD, Gather quantization.
 ONNX_DEFAULT = (
     Step("int8dyn", "inc-int8", IncConfig(approach="dynamic", tune=False)),
+    Step("int8mixed", "int8-mixed", MixedInt8Config(calib_samples=8, scan_samples=8)),
     Step("prune50", "prune-magnitude", MagnitudePruneConfig(0.5)),
     Step("svd", "lowrank-svd", LowRankConfig(target="matmul", energy=0.95)),
     Step("embint8", "embedding-quant", EmbeddingQuantConfig(bits=8, min_rows=256)),

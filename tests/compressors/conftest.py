@@ -57,7 +57,7 @@ def tiny(tmp_path):
     return baseline_variant(path), OnnxFidelityTask(path, feeds, n_eval=8), tmp_path / "variants"
 
 
-TINY_VOCAB = 50
+TINY_VOCAB = 300
 CORRUPT_NODE = "/l1/MatMul"
 
 

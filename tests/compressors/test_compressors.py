@@ -125,3 +125,26 @@ def test_training_compressors_refuse_without_a_torch_model(tiny):
         c = get_compressor(name)
         with pytest.raises(CompressionError, match="TorchTask"):
             c.compress(base, task, c.Config(), out)
+
+
+def test_inc_builds_for_the_target_isa_not_the_build_host(tiny):
+    """INC's reduce_range follows target_isa (7-bit weights for x86-avx2), whatever CPU builds it."""
+    from onnx import numpy_helper
+
+    from compressors.isa import isa_mismatch_warning
+
+    base, task, out = tiny
+    inc = get_compressor("inc-int8")
+    vnni = inc.compress(base, task, IncConfig(approach="dynamic", tune=False, target_isa="x86-vnni"), out)
+    avx2 = inc.compress(base, task, IncConfig(approach="dynamic", tune=False, target_isa="x86-avx2"), out)
+    assert vnni.path != avx2.path
+    assert (vnni.config["target_isa"], vnni.config["weight_bits"]) == ("x86-vnni", 8)
+    assert (avx2.config["target_isa"], avx2.config["weight_bits"]) == ("x86-avx2", 7)
+
+    def widest_weight(path):
+        m = onnx.load(path)
+        return max(int(np.abs(numpy_helper.to_array(i).astype(np.int32)).max()) for i in m.graph.initializer
+                   if numpy_helper.to_array(i).dtype == np.int8 and i.name.startswith("w1"))
+
+    assert widest_weight(avx2.path) <= 64 < widest_weight(vnni.path)  # ORT reduce_range: [-64, 64]
+    assert "saturate" in isa_mismatch_warning(vnni, "x86-avx2")
