@@ -2,6 +2,7 @@
 a rerun with the same parent file, compressor and config is instant."""
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,9 @@ def build_recipe(baseline: Variant, steps: tuple[Step, ...], task: Task, out_dir
             log(f"  [compress] {step.key}: FAILED after {seconds:.0f}s: {exc}")
             continue
         seconds = time.perf_counter() - t0
+        if step.runtimes and variant.config.get("target_runtimes") != list(step.runtimes):
+            variant = dataclasses.replace(variant, config={**variant.config, "target_runtimes": list(step.runtimes)})
+            variant.save(Path(variant.path).parent / "variant.json")
         done[step.key] = variant
         built.append(Built(step, variant, seconds))
         acc = ", ".join(f"{k}={v:.4f}" for k, v in variant.accuracy.items())
@@ -64,8 +68,6 @@ def compress_onnx_file(baseline: Variant, feeds, recipe: str, cache: Path,
     variant of the ONNX recipe built from it. ``feeds`` (a bench.records.Feeds) should be the
     materialised feeds the benchmark will use, so compression, fidelity and timing see the same
     inputs. Variants keep the baseline's scenarios and record their lineage (parent, compressor, config)."""
-    import dataclasses
-
     from compressors.fidelity import OnnxFidelityTask
     from compressors.recipes import RECIPES
     from models.base import ort_run_fn

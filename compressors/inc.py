@@ -41,6 +41,8 @@ class IncConfig:
     calibration_samples: int = 64
     timeout_s: int = 0  # 0 = no limit besides max_trials
     target_isa: str = "host"  # "host" | "x86-vnni" | "x86-avx2" | "arm": sets reduce_range (7-bit weights on x86-avx2)
+    op_types: tuple[str, ...] = ()  # quantize only these op types (others fp32 via op_type_dict); () = INC's choice
+    float_outputs: tuple[str, ...] = ()  # op types whose outputs stay float (INC recipe optypes_to_exclude_output_quant)
 
 
 class _Loader:
@@ -65,6 +67,15 @@ def _session_run(model_proto):
     so.log_severity_level = 3
     sess = ort.InferenceSession(model_proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
     return lambda feed: sess.run(None, dict(feed))
+
+
+def _fp32_except(model, op_types) -> dict:
+    """INC's op_type_dict keeping every op type of the graph in fp32 except ``op_types``. For ONNX
+    Runtime static int8 on CPU, ``("MatMul",)`` leaves MatMul outputs in float: the QDQ pair on the
+    inputs alone is the pattern ORT fuses into MatMulIntegerToFloat (its QDQ selector/action
+    transformers), instead of ~60 extra Q/DQ passes around LayerNorm, Gelu and Add at batch 1."""
+    fp32 = {"weight": {"dtype": ["fp32"]}, "activation": {"dtype": ["fp32"]}}
+    return {op: fp32 for op in sorted({n.op_type for n in model.graph.node}) if op not in op_types}
 
 
 class IncQuant:
@@ -102,6 +113,8 @@ class IncQuant:
             kwargs["calib_dataloader"] = _Loader(task.calibration_feeds(config.calibration_samples))
         conf = PostTrainingQuantConfig(
             approach=config.approach,
+            op_type_dict=_fp32_except(fp32, config.op_types) if config.op_types else None,
+            recipes={"optypes_to_exclude_output_quant": list(config.float_outputs)} if config.float_outputs else {},
             reduce_range=bits == 7,
             quant_format="QDQ" if config.approach == "static" else "default",
             calibration_sampling_size=[config.calibration_samples] if config.approach == "static" else [100],

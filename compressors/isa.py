@@ -65,7 +65,7 @@ def isa_mismatch_warning(variant, host_isa: str) -> str | None:
         return None
     bits = config.get("weight_bits")
     risk = ""
-    if host == "x86-avx2" and bits == 8:
+    if host == "x86-avx2" and bits == 8 and config.get("symmetric", True):
         risk = ": its 8-bit weights can saturate int16 accumulation in ONNX Runtime's AVX2 int8 kernels (wrong outputs)"
     elif built_for == "x86-avx2":
         risk = ": its 7-bit weights lose precision that this CPU would not need to give up (rebuild for it)"

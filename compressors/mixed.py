@@ -35,7 +35,7 @@ CODE_VERSION = 1
 @dataclass(frozen=True)
 class MixedInt8Config:
     target_isa: str = "host"  # "host" (resolved at build time, recorded) | "x86-vnni" | "x86-avx2" | "arm"
-    weight_bits: int | None = None  # None: from the target ISA (7 on x86-avx2, else 8)
+    weight_bits: int | None = None  # None: int8 from the target ISA (7 on x86-avx2, else 8); uint8: 8
     per_channel: bool = True
     symmetric: bool = True  # False: uint8 weights with zero points (MLAS u8u8: no saturation on AVX2)
     smooth_alpha: float | None = 0.5  # SmoothQuant migration strength; None = off
@@ -85,9 +85,10 @@ class MixedInt8:
         import onnx
 
         target = resolve_target(config.target_isa)
-        bits = config.weight_bits or weight_bits_for(target)
+        # uint8 weights take MLAS's u8u8 path, which widens to 16 bits before multiplying: no saturation anywhere
+        bits = config.weight_bits or (weight_bits_for(target) if config.symmetric else 8)
         config = replace(config, target_isa=target, weight_bits=bits)  # what the cache key and record hold
-        suffix = "int8-mixed" + ("-sq" if config.smooth_alpha is not None else "") + f"-w{bits}"
+        suffix = "int8-mixed" + ("-sq" if config.smooth_alpha is not None else "") + ("-s" if config.symmetric else "-u") + f"{bits}"
         name, out_dir, hit = output(variant, suffix, self.name, config, CODE_VERSION, out_dir)
         if hit is not None:
             return hit

@@ -8,6 +8,7 @@ import pytest
 from compressors.base import cache_key
 from compressors.int8_graph import WeightFormat, quantizable_matmuls, quantize_nodes, quantize_weight
 from compressors.isa import int8_isa, isa_mismatch_warning
+from compressors.prune import MagnitudePruneConfig
 from compressors.mixed import MixedInt8, MixedInt8Config, _session, output_cosine, sensitivity_scan
 from models.base import ort_run_fn
 from tests.compressors.conftest import CORRUPT_NODE
@@ -94,3 +95,28 @@ def test_an_unknown_target_isa_is_refused(tiny_transformer):
     base, task, out = tiny_transformer
     with pytest.raises(ValueError, match="unknown int8 target ISA 'avx9'"):
         MixedInt8().compress(base, task, MixedInt8Config(target_isa="avx9", **FAST), out)
+
+
+def test_uint8_weights_keep_8_bits_on_avx2_and_do_not_warn_of_saturation(tiny_transformer):
+    base, task, out = tiny_transformer
+    v = MixedInt8().compress(base, task, MixedInt8Config(target_isa="x86-vnni", symmetric=False, **FAST), out)
+    u = MixedInt8().compress(base, task, MixedInt8Config(target_isa="x86-avx2", symmetric=False, **FAST), out)
+    assert v.config["weight_bits"] == u.config["weight_bits"] == 8
+    assert "saturate" not in isa_mismatch_warning(v, "x86-avx2")
+    assert v.accuracy["fidelity_cosine"] > 0.99
+
+
+def test_recipe_steps_record_their_target_runtimes(tiny_transformer):
+    from compressors.build import build_recipe
+    from compressors.recipes import Step, built_for
+
+    base, task, out = tiny_transformer
+    steps = (Step("m", "int8-mixed", MixedInt8Config(**FAST), runtimes=("onnxruntime",)),
+             Step("p", "prune-magnitude", MagnitudePruneConfig(0.5)))
+    built = build_recipe(base, steps, task, out, log=lambda m: None)
+    mixed, pruned = (b.variant for b in built)
+    assert mixed.config["target_runtimes"] == ["onnxruntime"]
+    assert built_for(mixed, "onnxruntime") and not built_for(mixed, "openvino")
+    assert built_for(pruned, "openvino") and built_for(base, "openvino")
+    again = build_recipe(base, steps, task, out, log=lambda m: None)  # a cache hit keeps the record
+    assert again[0].variant.config["target_runtimes"] == ["onnxruntime"]
