@@ -4,7 +4,8 @@ for each k asked; fidelity from the zoo task's own evaluation (200 real queries 
 reviews), speed as p50 at batch 1 over the real query feeds, 1 and 2 threads, the variants
 interleaved round by round so that load drifts hit them alike.
 
-    python -m compressors.pareto --k 0 2 4 6 8 --rounds 5
+    python -m compressors.pareto --k 0 6 12 --rounds 5            # build, evaluate, time
+    python -m compressors.pareto --time-only --rounds 20           # re-time on a quiet machine
 
 Timing on a shared machine is noisy: the table says which threads it used, and the ratio to
 fp32 (measured interleaved) is the figure to compare.
@@ -12,8 +13,11 @@ fp32 (measured interleaved) is the figure to compare.
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -37,48 +41,59 @@ CANDIDATES = (
 )
 
 
-def _timed_sessions(models: dict, threads: int):
+def _ort_runner(path: Path, threads: int):
     import onnxruntime as ort
 
-    out = {}
-    for label, model in models.items():
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        out[label] = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    return out
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    return lambda feed: sess.run(None, feed)
 
 
-def interleaved_p50(models: dict, feeds, threads: int, rounds: int) -> dict[str, float]:
-    """p50 ms per model; each round runs every model over all feeds, in a rotated order."""
-    sessions = _timed_sessions(models, threads)
-    labels = list(sessions)
+def _ov_runner(path: Path, threads: int):
+    import openvino as ov
+
+    compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"})
+    request = compiled.create_infer_request()
+    return lambda feed: request.infer(feed)
+
+
+RUNNERS = {"onnxruntime": _ort_runner, "openvino": _ov_runner}
+
+
+def interleaved_p50(paths: dict[str, Path], feeds, runtime: str, threads: int, rounds: int) -> dict[str, float]:
+    """p50 ms per model; each round runs every model over all feeds, in a rotated order, so that
+    load drifts on a shared machine hit every model alike. A model the runtime cannot load gets NaN."""
+    runners = {}
+    for label, path in paths.items():
+        try:
+            runners[label] = RUNNERS[runtime](path, threads)
+        except Exception as exc:  # noqa: BLE001 - the table says which could not run
+            print(f"# {runtime}: {label} cannot run: {str(exc)[:200]}", flush=True)
+    labels = list(runners)
     samples: dict[str, list[float]] = {k: [] for k in labels}
-    for s in sessions.values():  # warm-up: every feed once
+    for run in runners.values():  # warm-up: every feed once
         for f in feeds:
-            s.run(None, f)
+            run(f)
     for r in range(rounds):
         for label in labels[r % len(labels):] + labels[: r % len(labels)]:
-            sess = sessions[label]
+            run = runners[label]
             for f in feeds:
                 t0 = time.perf_counter()
-                sess.run(None, f)
+                run(f)
                 samples[label].append((time.perf_counter() - t0) * 1e3)
-    return {k: float(np.median(v)) for k, v in samples.items()}
+    return {k: float(np.median(samples[k])) if k in samples else float("nan") for k in paths}
 
 
-def main(argv=None) -> int:
+def build_front(out: Path, ks, candidates, log=print) -> None:
+    """Write fp32 and each candidate at each k to ``out``, with fidelity.json (label -> metrics, file)."""
     import onnx
 
     from models.base import ZooTask, cache_dir
     from models.encoder import EncoderModel
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--k", type=int, nargs="+", default=[0, 2, 4, 6, 8])
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--candidates", nargs="*", help="labels to run (default: all)")
-    args = ap.parse_args(argv)
     model = EncoderModel()
     cache = cache_dir()
     base = model.build(cache, log=lambda m: None)
@@ -88,9 +103,10 @@ def main(argv=None) -> int:
     calib, held = samples[:32], samples[32:]
     ref_run = _session(fp32)
     reference = [ref_run(f) for f in held]
-    models, fidelity = {"fp32": fp32}, {"fp32": base.accuracy}
+    out.mkdir(parents=True, exist_ok=True)
+    front = {"fp32": {"file": base.path, **base.accuracy}}
     for cand in CANDIDATES:
-        if args.candidates and cand.label not in args.candidates:
+        if candidates and cand.label not in candidates:
             continue
         m = onnx.ModelProto()
         m.CopyFrom(fp32)
@@ -99,21 +115,47 @@ def main(argv=None) -> int:
             targets = smooth(m, targets, activation_absmax(m, sorted({t.x for t in targets}), calib), cand.alpha)
         ranking = sensitivity_scan(m, targets, cand.fmt, held, reference)
         by_name = {t.node: t for t in targets}
-        print(f"# {cand.label}: most sensitive {[n for n, _ in ranking[:8]]}", flush=True)
-        for k in args.k:
+        log(f"# {cand.label}: most sensitive {[n for n, _ in ranking[:8]]}")
+        for k in ks:
             q = quantize_nodes(m, [by_name[n] for n, _ in ranking[k:]], cand.fmt)
             label = f"{cand.label}, {k} fp32"
-            models[label], fidelity[label] = q, task.evaluate(_session(q))
-            print(f"# {label}: {fidelity[label]}", flush=True)
-    feeds = load_feeds(model.feeds("query", cache).path)
-    p1 = interleaved_p50(models, feeds, 1, args.rounds)
-    p2 = interleaved_p50(models, feeds, 2, args.rounds)
-    print("| variant | p50 ms 1 thr | x fp32 | p50 ms 2 thr | x fp32 | cosine | top-10 overlap |")
-    print("|---|---|---|---|---|---|---|")
-    for label in models:
-        f = fidelity[label]
-        print(f"| {label} | {p1[label]:.2f} | {p1['fp32'] / p1[label]:.2f} | {p2[label]:.2f} | {p2['fp32'] / p2[label]:.2f} "
-              f"| {f['cosine']:.4f} | {f['top10_overlap']:.3f} |")
+            path = out / (re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-") + ".onnx")
+            onnx.save(q, str(path))
+            front[label] = {"file": str(path), **task.evaluate(_session(q))}
+            log(f"# {label}: {front[label]}")
+            (out / "fidelity.json").write_text(json.dumps(front, indent=1))
+
+
+def time_front(out: Path, runtimes, rounds: int) -> str:
+    """The Markdown table: p50 at 1 and 2 threads per runtime (and x fp32), cosine, top-10 overlap."""
+    from models.base import cache_dir
+    from models.encoder import EncoderModel
+
+    front = json.loads((out / "fidelity.json").read_text())
+    feeds = load_feeds(EncoderModel().feeds("query", cache_dir()).path)
+    paths = {k: Path(v["file"]) for k, v in front.items()}
+    p50 = {(rt, t): interleaved_p50(paths, feeds, rt, t, rounds) for rt in runtimes for t in (1, 2)}
+    head = "".join(f" {rt} p50 ms {t} thr (x fp32) |" for rt in runtimes for t in (1, 2))
+    lines = [f"| variant |{head} cosine | top-10 overlap |", "|---|" + "---|" * (2 * len(runtimes) + 2)]
+    for label, f in front.items():
+        cells = "".join(f" {p50[(rt, t)][label]:.2f} ({p50[(rt, t)]['fp32'] / p50[(rt, t)][label]:.2f}x) |" for rt in runtimes for t in (1, 2))
+        lines.append(f"| {label} |{cells} {f['cosine']:.4f} | {f['top10_overlap']:.3f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default="artifacts/pareto", help="where the candidate models and fidelity.json go")
+    ap.add_argument("--k", type=int, nargs="+", default=[0, 6, 12], help="how many of the most sensitive MatMuls stay fp32")
+    ap.add_argument("--candidates", nargs="*", help="labels to build (default: all)")
+    ap.add_argument("--runtime", nargs="+", default=["onnxruntime", "openvino"])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--time-only", action="store_true", help="time what --out already holds")
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    if not args.time_only:
+        build_front(out, args.k, args.candidates, log=lambda m: print(m, flush=True))
+    print(time_front(out, args.runtime, args.rounds))
     return 0
 
 
