@@ -1,7 +1,7 @@
 """Compressor registry: name -> "module:Class". Grep here to find every compressor.
 
 Graph-level compressors (work on any ONNX file, zoo or yours):
-  prune-magnitude, lowrank-svd, embedding-quant, inc-int8
+  prune-magnitude, lowrank-svd, embedding-quant, inc-int8, int8-mixed
 Training compressors (need a TorchTask: the zoo's torch models, or yours via compressors/torch_hook.py):
   prune-structured, distill
 """
@@ -13,6 +13,7 @@ COMPRESSORS: dict[str, str] = {
     "prune-magnitude": "compressors.prune:MagnitudePrune",
     "prune-structured": "compressors.structured:StructuredPrune",
     "inc-int8": "compressors.inc:IncQuant",
+    "int8-mixed": "compressors.mixed:MixedInt8",
     "lowrank-svd": "compressors.lowrank:LowRank",
     "embedding-quant": "compressors.embedding:EmbeddingQuant",
     "distill": "compressors.distill:Distill",

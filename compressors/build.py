@@ -2,6 +2,7 @@
 a rerun with the same parent file, compressor and config is instant."""
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,8 +51,31 @@ def build_recipe(baseline: Variant, steps: tuple[Step, ...], task: Task, out_dir
             log(f"  [compress] {step.key}: FAILED after {seconds:.0f}s: {exc}")
             continue
         seconds = time.perf_counter() - t0
+        if step.runtimes and variant.config.get("target_runtimes") != list(step.runtimes):
+            variant = dataclasses.replace(variant, config={**variant.config, "target_runtimes": list(step.runtimes)})
+            variant.save(Path(variant.path).parent / "variant.json")
         done[step.key] = variant
         built.append(Built(step, variant, seconds))
         acc = ", ".join(f"{k}={v:.4f}" for k, v in variant.accuracy.items())
         log(f"  [compress] {variant.id}: {variant.size_bytes / 2**20:.1f} MB, {acc} ({seconds:.1f}s)")
     return built
+
+
+def compress_onnx_file(baseline: Variant, feeds, recipe: str, cache: Path,
+                       log: Callable[[str], None] = print) -> tuple[Variant, list[Built]]:
+    """``odbench run|compress --onnx FILE --recipe R``: the file's baseline, with its fidelity to
+    itself measured through the same task (so the table's fidelity columns line up), and every
+    variant of the ONNX recipe built from it. ``feeds`` (a bench.records.Feeds) should be the
+    materialised feeds the benchmark will use, so compression, fidelity and timing see the same
+    inputs. Variants keep the baseline's scenarios and record their lineage (parent, compressor, config)."""
+    from compressors.fidelity import OnnxFidelityTask
+    from compressors.recipes import RECIPES
+    from models.base import ort_run_fn
+
+    steps = RECIPES.get(("onnx", recipe))
+    if steps is None:
+        raise ValueError(f"no recipe {recipe!r} for ONNX files; known: {sorted(r for m, r in RECIPES if m == 'onnx')}")
+    task = OnnxFidelityTask(baseline.path, feeds)
+    baseline = dataclasses.replace(baseline, accuracy=task.evaluate(ort_run_fn(baseline.path)))
+    log(f"[compress] {baseline.id}: {len(steps)} variants (recipe {recipe!r}; cached by content hash) ...")
+    return baseline, build_recipe(baseline, steps, task, Path(cache) / "variants" / baseline.model, log=log)

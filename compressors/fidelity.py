@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.feeds import load_feeds, synthetic_feeds
+from bench.feeds import embedding_vocab, load_feeds, synthetic_feeds
 from bench.records import Feeds
 
 
@@ -21,7 +21,8 @@ class OnnxFidelityTask:
         else:
             sess = OnnxRuntime().open(str(fp32_path), 1, OnnxRuntime.Options())
             self.feeds = synthetic_feeds(sess.inputs, dict(feeds.dims), feeds.int_low, feeds.int_high,
-                                         max(feeds.count, n_eval), feeds.seed + 1)
+                                         max(feeds.count, n_eval), feeds.seed + 1,
+                                         vocab=embedding_vocab(fp32_path))
         self.eval_feeds = self.feeds[:n_eval]
         run = ort_run_fn(fp32_path)
         self.reference = [[np.asarray(o, dtype=np.float64) for o in run(f)] for f in self.eval_feeds]

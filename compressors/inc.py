@@ -8,6 +8,11 @@ ONNX Runtime adaptor: the 2.x ``quantization.fit`` API with ``PostTrainingQuantC
   (default 1%), for at most ``max_trials``. When the goal cannot be met we say so in the
   variant's notes and keep the best candidate seen.
 
+ISA: INC picks ``reduce_range = not VNNI`` from the CPU it runs on (adaptor/onnxrt.py), so its
+output used to depend on the build host. We pass ``reduce_range`` from ``target_isa`` instead
+(``"host"`` resolves to this CPU's int8 class, compressors/isa.py) and record ``target_isa`` and
+``weight_bits``, which the cache key then includes.
+
 Why INC 3.7.1 and not onnx-neural-compressor 1.0: on the real MiniLM, 3.7.1's default
 dynamic int8 kept top-10 overlap 0.85 against 0.68 (design/TARGETS.md).
 """
@@ -15,15 +20,16 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 
 from bench.records import Variant
 from compressors.base import CompressionError, Task, finalize, fresh_dir, output
+from compressors.isa import resolve_target, weight_bits_for
 
-CODE_VERSION = 1
+CODE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,9 @@ class IncConfig:
     max_trials: int = 8
     calibration_samples: int = 64
     timeout_s: int = 0  # 0 = no limit besides max_trials
+    target_isa: str = "host"  # "host" | "x86-vnni" | "x86-avx2" | "arm": sets reduce_range (7-bit weights on x86-avx2)
+    op_types: tuple[str, ...] = ()  # quantize only these op types (others fp32 via op_type_dict); () = INC's choice
+    float_outputs: tuple[str, ...] = ()  # op types whose outputs stay float (INC recipe optypes_to_exclude_output_quant)
 
 
 class _Loader:
@@ -60,6 +69,15 @@ def _session_run(model_proto):
     return lambda feed: sess.run(None, dict(feed))
 
 
+def _fp32_except(model, op_types) -> dict:
+    """INC's op_type_dict keeping every op type of the graph in fp32 except ``op_types``. For ONNX
+    Runtime static int8 on CPU, ``("MatMul",)`` leaves MatMul outputs in float: the QDQ pair on the
+    inputs alone is the pattern ORT fuses into MatMulIntegerToFloat (its QDQ selector/action
+    transformers), instead of ~60 extra Q/DQ passes around LayerNorm, Gelu and Add at batch 1."""
+    fp32 = {"weight": {"dtype": ["fp32"]}, "activation": {"dtype": ["fp32"]}}
+    return {op: fp32 for op in sorted({n.op_type for n in model.graph.node}) if op not in op_types}
+
+
 class IncQuant:
     name = "inc-int8"
     Config = IncConfig
@@ -67,6 +85,9 @@ class IncQuant:
     def compress(self, variant: Variant, task: Task, config: IncConfig, out_dir: Path) -> Variant:
         import onnx
 
+        target = resolve_target(config.target_isa)
+        config = replace(config, target_isa=target)  # the cache key holds the resolved ISA, never "host"
+        bits = weight_bits_for(target)
         tag = "dyn" if config.approach == "dynamic" else "static"
         name, out_dir, hit = output(variant, f"int8-{tag}" + ("-tuned" if config.tune else ""), self.name, config, CODE_VERSION, out_dir)
         if hit is not None:
@@ -92,6 +113,9 @@ class IncQuant:
             kwargs["calib_dataloader"] = _Loader(task.calibration_feeds(config.calibration_samples))
         conf = PostTrainingQuantConfig(
             approach=config.approach,
+            op_type_dict=_fp32_except(fp32, config.op_types) if config.op_types else None,
+            recipes={"optypes_to_exclude_output_quant": list(config.float_outputs)} if config.float_outputs else {},
+            reduce_range=bits == 7,
             quant_format="QDQ" if config.approach == "static" else "default",
             calibration_sampling_size=[config.calibration_samples] if config.approach == "static" else [100],
             accuracy_criterion=AccuracyCriterion(criterion="relative", tolerable_loss=config.tolerance, higher_is_better=True),
@@ -125,5 +149,5 @@ class IncQuant:
         if config.approach == "static":
             notes.append(f"calibrated on {config.calibration_samples} real task samples")
         return finalize(variant, path, name, self.name, config, task, notes=tuple(notes),
-                        extra={"tuning_s": round(tune_s, 1), "candidates_evaluated": max(0, len(seen) - 1),
+                        extra={"weight_bits": bits, "tuning_s": round(tune_s, 1), "candidates_evaluated": max(0, len(seen) - 1),
                                "tuning_baseline": baseline})

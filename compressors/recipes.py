@@ -14,6 +14,7 @@ from compressors.distill import DistillConfig
 from compressors.embedding import EmbeddingQuantConfig
 from compressors.inc import IncConfig
 from compressors.lowrank import LowRankConfig
+from compressors.mixed import MixedInt8Config
 from compressors.prune import MagnitudePruneConfig
 from compressors.structured import StructuredPruneConfig
 
@@ -24,6 +25,19 @@ class Step:
     compressor: str
     config: Any
     parent: str | None = None  # another step's key; None = the fp32 baseline
+    runtimes: tuple[str, ...] = ()  # the runtimes this variant is built for; () = every runtime
+
+
+def built_for(variant, runtime: str) -> bool:
+    """Whether a variant should be benchmarked on ``runtime`` by default: its recipe step's
+    ``runtimes`` (recorded as ``config["target_runtimes"]``), or every runtime when none is recorded."""
+    targets = (getattr(variant, "config", None) or {}).get("target_runtimes")
+    return not targets or runtime in targets
+
+
+# Static int8 for ONNX Runtime on CPU, only where it pays: MatMuls alone, their outputs left in float,
+# i.e. the DQ -> MatMul pattern ORT fuses into MatMulIntegerToFloat (see compressors/inc.py).
+ORT_STATIC = IncConfig(approach="static", tune=False, op_types=("MatMul",), float_outputs=("MatMul",), calibration_samples=64)
 
 
 CTR_DEFAULT = (
@@ -46,13 +60,21 @@ CTR_FULL = CTR_DEFAULT + (
 
 # Each encoder variant costs ~20-70 s to build on 2 cores (INC tuning, and the fidelity
 # evaluation over 1,500 documents), so the default set is the three that matter most.
+# int8-mixed: the sensitivity scan + fp32 fallback (compressors/mixed.py); its fallback search
+# (bisection over the scan order) is bounded by time_budget_s.
+ENCODER_MIXED = MixedInt8Config(symmetric=False, smooth_alpha=0.7, max_fp32=12, time_budget_s=240.0)
+
 ENCODER_DEFAULT = (
     Step("int8dyn", "inc-int8", IncConfig(approach="dynamic", tune=False)),
-    Step("int8static", "inc-int8", IncConfig(approach="static", tune=True, tolerance=0.05, max_trials=3, calibration_samples=64)),
+    # INC's full static QDQ (every MatMul/LayerNorm/Gelu output quantized) is what OpenVINO fuses; on ORT it is slower than fp32.
+    Step("int8static", "inc-int8", IncConfig(approach="static", tune=True, tolerance=0.05, max_trials=3, calibration_samples=64),
+         runtimes=("openvino",)),
+    Step("int8mixed", "int8-mixed", ENCODER_MIXED, runtimes=("onnxruntime",)),
     Step("embint8", "embedding-quant", EmbeddingQuantConfig(bits=8)),
 )
 
 ENCODER_FULL = ENCODER_DEFAULT + (
+    Step("int8static-ort", "inc-int8", ORT_STATIC, runtimes=("onnxruntime",)),
     Step("int8dyn-tuned", "inc-int8", IncConfig(approach="dynamic", tune=True, tolerance=0.05, max_trials=3)),
     Step("prune50", "prune-magnitude", MagnitudePruneConfig(0.5)),
     Step("svd", "lowrank-svd", LowRankConfig(target="matmul", energy=0.9)),
@@ -64,6 +86,7 @@ ENCODER_FULL = ENCODER_DEFAULT + (
 # Graph-only steps for a user's own ONNX file (no torch model): int8, pruning, SVD, Gather quantization.
 ONNX_DEFAULT = (
     Step("int8dyn", "inc-int8", IncConfig(approach="dynamic", tune=False)),
+    Step("int8mixed", "int8-mixed", MixedInt8Config(calib_samples=8, scan_samples=8), runtimes=("onnxruntime",)),
     Step("prune50", "prune-magnitude", MagnitudePruneConfig(0.5)),
     Step("svd", "lowrank-svd", LowRankConfig(target="matmul", energy=0.95)),
     Step("embint8", "embedding-quant", EmbeddingQuantConfig(bits=8, min_rows=256)),

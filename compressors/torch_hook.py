@@ -30,25 +30,44 @@ class TorchTask:
     prunable: Callable[[Any], list[tuple[Any, Any]]]
     make_student: Callable[[Any, float, float], Any]
     lr: float = 1e-3
+    # Fine-tuning a pretrained transformer (e.g. the MiniLM encoder) wants these (Devlin et al. 2019,
+    # BERT, appendix A.3: AdamW with linear warmup and decay; Sanh et al. 2019, DistilBERT):
+    freeze_embeddings: bool = False  # nn.Embedding weights stay as they are (no optimizer state over the vocab)
+    dropout: bool = True  # False: train in eval mode (no dropout), as when matching a teacher's outputs
+    warmup_frac: float = 0.0  # > 0: AdamW, linear warmup over this fraction of the steps, then linear decay to 0
+    weight_decay: float = 0.0
 
 
 def train(student, task: TorchTask, steps: int, batch: int, seed: int = 0, lr: float | None = None,
           temperature: float = 2.0, alpha: float = 0.5) -> list[float]:
     """A short training loop: ``steps`` batches of the task's objective. Returns the loss curve.
 
-    Embedding tables with sparse gradients get SparseAdam; everything else Adam.
+    Embedding tables with sparse gradients get SparseAdam; everything else Adam, or AdamW with a
+    warmup-then-linear-decay schedule when ``task.warmup_frac > 0``. ``task.freeze_embeddings``
+    and ``task.dropout`` as documented on TorchTask.
     """
     import torch
     from torch import nn
 
     torch.manual_seed(seed)
     teacher = task.module.eval()
-    sparse = [m.weight for m in student.modules() if isinstance(m, nn.Embedding) and m.sparse]
+    embeddings = [m.weight for m in student.modules() if isinstance(m, nn.Embedding)]
+    if task.freeze_embeddings:
+        for w in embeddings:
+            w.requires_grad_(False)
+    sparse = [w for m in student.modules() if isinstance(m, nn.Embedding) and m.sparse and (w := m.weight).requires_grad]
     dense = [p for p in student.parameters() if p.requires_grad and all(p is not s for s in sparse)]
-    opts = [torch.optim.Adam(dense, lr=lr or task.lr)]
+    rate = lr or task.lr
+    if task.warmup_frac > 0:
+        opts = [torch.optim.AdamW(dense, lr=rate, weight_decay=task.weight_decay)]
+        warm = max(1, int(steps * task.warmup_frac))
+        schedules = [torch.optim.lr_scheduler.LambdaLR(
+            opts[0], lambda i: (i + 1) / warm if i < warm else max(0.0, (steps - i) / max(1, steps - warm)))]
+    else:
+        opts, schedules = [torch.optim.Adam(dense, lr=rate)], []
     if sparse:
-        opts.append(torch.optim.SparseAdam(sparse, lr=lr or task.lr))
-    student.train()
+        opts.append(torch.optim.SparseAdam(sparse, lr=rate))
+    student.train(task.dropout)
     losses = []
     for inputs, labels in task.batches(steps, batch, seed):
         loss = task.loss(student, teacher, inputs, labels, temperature, alpha)
@@ -57,6 +76,8 @@ def train(student, task: TorchTask, steps: int, batch: int, seed: int = 0, lr: f
         loss.backward()
         for o in opts:
             o.step()
+        for sch in schedules:
+            sch.step()
         losses.append(float(loss.detach()))
     student.eval()
     return losses

@@ -46,3 +46,44 @@ def test_synthetic_defaults_and_overrides():
 def test_bad_feeds_name_the_input(feed, message):
     with pytest.raises(FeedError, match=message):
         check_feed(feed, SPEC)
+
+
+def test_transformer_inputs_follow_their_roles_and_give_finite_outputs(tmp_path):
+    """A sentence-transformers-shaped model: the mask is all ones, token types zero, ids within
+    the embedding table (read from the graph), and the outputs are finite."""
+    from bench.feeds import embedding_vocab
+    from bench.records import Feeds, Variant, sha256_file
+    from bench.feeds import materialize_feeds
+    from models.base import ort_run_fn
+    from tests.compressors.conftest import TINY_VOCAB, make_tiny_transformer
+
+    path = make_tiny_transformer(tmp_path / "tf.onnx")
+    assert embedding_vocab(path) == {"input_ids": TINY_VOCAB, "token_type_ids": 2}
+    variant = Variant(id="tf/fp32", model="tf", path=str(path), sha256=sha256_file(path), size_bytes=path.stat().st_size)
+    feeds = load_feeds(materialize_feeds(variant, Feeds(int_high=1000, count=8), tmp_path / "feeds").path)
+    run = ort_run_fn(path)
+    for feed in feeds:
+        assert feed["attention_mask"].shape == (1, DEFAULT_SYMBOLIC_DIM)
+        assert np.all(feed["attention_mask"] == 1) and np.all(feed["token_type_ids"] == 0)
+        assert 0 <= feed["input_ids"].min() and feed["input_ids"].max() < TINY_VOCAB
+        assert np.all(np.isfinite(run(feed)[0]))
+    assert len({feed["input_ids"].tobytes() for feed in feeds}) == len(feeds)  # still random ids
+
+
+def test_text_feeds_tokenise_each_line(tmp_path):
+    from bench.feeds import text_feeds
+    from models.encoder import model_dir
+
+    text = tmp_path / "queries.txt"
+    text.write_text("red summer dress\n\nwool sweater, size m\n")
+    spec = [TensorSpec("input_ids", "int64", ("batch", "seq")), TensorSpec("attention_mask", "int64", ("batch", "seq")),
+            TensorSpec("token_type_ids", "int64", ("batch", "seq"))]
+    feeds = text_feeds(text, model_dir() / "tokenizer.json", spec)
+    assert len(feeds) == 2
+    for f in feeds:
+        n = f["input_ids"].shape[1]
+        assert f["input_ids"][0, 0] == 101 and f["input_ids"][0, -1] == 102  # [CLS] ... [SEP]
+        assert f["attention_mask"].tolist() == [[1] * n] and f["token_type_ids"].tolist() == [[0] * n]
+    assert feeds[0]["input_ids"].shape[1] < feeds[1]["input_ids"].shape[1]
+    with pytest.raises(FeedError, match="exactly one integer token-id input"):
+        text_feeds(text, model_dir() / "tokenizer.json", [TensorSpec("x", "float32", ("batch", 4))])

@@ -42,8 +42,10 @@ def make_tiny_ranker(path: Path, rows: int = 2000, dim: int = 32, seed: int = 0,
 
 
 def baseline_variant(path: Path) -> Variant:
+    from models.base import onnx_param_count
+
     return Variant(id="tiny/fp32", model="tiny", path=str(path), sha256=sha256_file(path), size_bytes=path.stat().st_size,
-                   scenarios=("synthetic",))
+                   params=onnx_param_count(path), scenarios=("synthetic",))
 
 
 @pytest.fixture
@@ -53,3 +55,70 @@ def tiny(tmp_path):
     path = make_tiny_ranker(tmp_path / "tiny.onnx")
     feeds = Feeds(dims=(("batch", 16),), int_low=0, int_high=2000, count=8)
     return baseline_variant(path), OnnxFidelityTask(path, feeds, n_eval=8), tmp_path / "variants"
+
+
+TINY_VOCAB = 300
+CORRUPT_NODE = "/l1/MatMul"
+
+
+def make_tiny_transformer(path: Path, vocab: int = TINY_VOCAB, dim: int = 16, seed: int = 0, corrupt: bool = True) -> Path:
+    """input_ids/attention_mask/token_type_ids -> embeddings -> three named MatMul+bias layers ->
+    mean pooling over the attention mask (a sentence-transformers-shaped signature).
+
+    With ``corrupt``, hidden unit 0 of layer 0 is always zero (ReLU of a zero column and a
+    negative bias) and layer 1's weights from that unit are 1,000: harmless in fp32, but
+    quantizing layer 1 per output channel sets every scale by the 1,000 and rounds every real
+    weight to zero, so layer 1 is the one the sensitivity scan must rank first."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    hid = 2 * dim
+    inits = {
+        "word_emb": rng.standard_normal((vocab, dim)), "type_emb": rng.standard_normal((2, dim)) * 0.1,
+        "w0": rng.standard_normal((dim, hid)) / np.sqrt(dim), "b0": rng.standard_normal(hid) * 0.1,
+        "w1": rng.standard_normal((hid, dim)) / np.sqrt(hid), "b1": rng.standard_normal(dim) * 0.1,
+        "w2": rng.standard_normal((dim, dim)) / np.sqrt(dim), "b2": rng.standard_normal(dim) * 0.1,
+    }
+    if corrupt:
+        inits["w0"][:, 0], inits["b0"][0], inits["w1"][0, :] = 0.0, -1.0, 1000.0
+    inits = {k: v.astype(np.float32) for k, v in inits.items()}
+    inits["axis_last"], inits["axis_seq"] = np.array([-1], np.int64), np.array([1], np.int64)
+    nodes = [
+        helper.make_node("Gather", ["word_emb", "input_ids"], ["we"], name="/emb/word"),
+        helper.make_node("Gather", ["type_emb", "token_type_ids"], ["te"], name="/emb/type"),
+        helper.make_node("Add", ["we", "te"], ["x0"], name="/emb/add"),
+    ]
+    x = "x0"
+    for i, act in enumerate(("Relu", None, None)):
+        nodes += [helper.make_node("MatMul", [x, f"w{i}"], [f"mm{i}"], name=f"/l{i}/MatMul"),
+                  helper.make_node("Add", [f"b{i}", f"mm{i}"], [f"h{i}"], name=f"/l{i}/Add")]
+        x = f"h{i}"
+        if act:
+            nodes.append(helper.make_node(act, [x], [f"a{i}"], name=f"/l{i}/{act}"))
+            x = f"a{i}"
+    nodes += [
+        helper.make_node("Cast", ["attention_mask"], ["mf"], to=TensorProto.FLOAT, name="/pool/cast"),
+        helper.make_node("Unsqueeze", ["mf", "axis_last"], ["m3"], name="/pool/unsq"),
+        helper.make_node("Mul", [x, "m3"], ["hm"], name="/pool/mul"),
+        helper.make_node("ReduceSum", ["hm", "axis_seq"], ["num"], keepdims=0, name="/pool/sum"),
+        helper.make_node("ReduceSum", ["m3", "axis_seq"], ["den"], keepdims=0, name="/pool/count"),
+        helper.make_node("Div", ["num", "den"], ["embedding"], name="/pool/div"),
+    ]
+    ints = [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "seq"]) for n in ("input_ids", "attention_mask", "token_type_ids")]
+    graph = helper.make_graph(nodes, "tiny_transformer", ints, [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", dim])],
+                              initializer=[numpy_helper.from_array(v, k) for k, v in inits.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture
+def tiny_transformer(tmp_path):
+    from compressors.fidelity import OnnxFidelityTask
+
+    path = make_tiny_transformer(tmp_path / "tiny_tf.onnx")
+    feeds = Feeds(dims=(("seq", 12),), count=64)
+    return baseline_variant(path), OnnxFidelityTask(path, feeds, n_eval=16), tmp_path / "variants"

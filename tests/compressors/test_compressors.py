@@ -8,8 +8,10 @@ import onnx
 import pytest
 
 from compressors import COMPRESSORS, NEEDS_TORCH, get_compressor
+from compressors.base import config_dict
 from compressors.embedding import EmbeddingQuantConfig, quantize_blocks_int4, quantize_rows_int8
 from compressors.inc import IncConfig
+from compressors.isa import host_int8_isa
 from compressors.lowrank import LowRankConfig, factorise
 from compressors.prune import MagnitudePruneConfig
 from models.base import ort_run_fn
@@ -41,7 +43,10 @@ def test_graph_compressor_output_is_valid_runs_and_records_lineage(tiny, name, c
     (y,) = run(task.eval_feeds[0])
     assert y.shape == (16, 8) and np.all(np.isfinite(y))
     assert v.parent == base.id and v.compressor == name
-    assert {k: v.config[k] for k in dataclasses.asdict(config)} == dataclasses.asdict(config)
+    expected = config_dict(config)
+    if expected.get("target_isa") == "host":  # int8 records the ISA it was built for, never "host"
+        expected["target_isa"] = host_int8_isa()
+    assert {k: v.config[k] for k in expected} == expected
     assert v.accuracy == task.evaluate(run)  # measured from this file's own outputs
     assert 0 < v.accuracy["fidelity_cosine"] <= 1.0 + 1e-9
     assert v.gzip_bytes and v.size_bytes and v.embedding_mb is not None
@@ -125,3 +130,26 @@ def test_training_compressors_refuse_without_a_torch_model(tiny):
         c = get_compressor(name)
         with pytest.raises(CompressionError, match="TorchTask"):
             c.compress(base, task, c.Config(), out)
+
+
+def test_inc_builds_for_the_target_isa_not_the_build_host(tiny):
+    """INC's reduce_range follows target_isa (7-bit weights for x86-avx2), whatever CPU builds it."""
+    from onnx import numpy_helper
+
+    from compressors.isa import isa_mismatch_warning
+
+    base, task, out = tiny
+    inc = get_compressor("inc-int8")
+    vnni = inc.compress(base, task, IncConfig(approach="dynamic", tune=False, target_isa="x86-vnni"), out)
+    avx2 = inc.compress(base, task, IncConfig(approach="dynamic", tune=False, target_isa="x86-avx2"), out)
+    assert vnni.path != avx2.path
+    assert (vnni.config["target_isa"], vnni.config["weight_bits"]) == ("x86-vnni", 8)
+    assert (avx2.config["target_isa"], avx2.config["weight_bits"]) == ("x86-avx2", 7)
+
+    def widest_weight(path):
+        m = onnx.load(path)
+        return max(int(np.abs(numpy_helper.to_array(i).astype(np.int32)).max()) for i in m.graph.initializer
+                   if numpy_helper.to_array(i).dtype == np.int8 and i.name.startswith("w1"))
+
+    assert widest_weight(avx2.path) <= 64 < widest_weight(vnni.path)  # ORT reduce_range: [-64, 64]
+    assert "saturate" in isa_mismatch_warning(vnni, "x86-avx2")

@@ -87,7 +87,8 @@ def test_structured_pruning_removes_units_params_and_flops(teacher_variant, tmp_
     teacher, base = teacher_variant
     v = StructuredPrune().compress(base, FidelityTask(teacher), StructuredPruneConfig(ratio=0.5, finetune_steps=50, batch_size=64),
                                    tmp_path / "v", torch_task=make_task(teacher))
-    assert v.params < base.params if base.params else True
+    assert base.params == 8 * 64 + 64 + 64 * 32 + 32 + 32 + 1  # the teacher's Linear weights and biases
+    assert v.params < base.params
     assert v.config["torch_params_after"] < v.config["torch_params_before"]
     assert flops(v.path) < flops(base.path) * 0.6
     assert "hidden 64 -> 32" in v.notes[0]
@@ -105,3 +106,39 @@ def test_distillation_learns_from_the_teacher(teacher_variant, tmp_path):
     assert b.accuracy["mse_to_teacher"] < 0.5 * a.accuracy["mse_to_teacher"]
     assert b.config["student_params"] < b.config["teacher_params"]
     assert b.parent == base.id and b.compressor == "distill"
+
+
+def test_transformer_style_training_freezes_embeddings_drops_dropout_and_schedules_the_rate(teacher_variant, monkeypatch):
+    import dataclasses
+
+    from compressors.torch_hook import train
+
+    teacher, _ = teacher_variant
+    student = nn.Sequential(nn.Embedding(10, 8), nn.Dropout(0.5), nn.Flatten(), nn.Linear(16, 1))
+    before = student[0].weight.detach().clone()
+    ids = torch.randint(0, 10, (64, 2))
+
+    def batches(steps, batch, seed):
+        for _ in range(steps):
+            yield (ids,), None
+
+    modes, rates = [], []
+
+    def loss(s, t, inputs, labels, temperature, alpha):
+        modes.append(s.training)
+        return (s(*inputs) ** 2).mean()
+
+    task = dataclasses.replace(make_task(teacher), batches=batches, loss=loss, freeze_embeddings=True, dropout=False,
+                               warmup_frac=0.2, lr=0.1)
+    orig_step = torch.optim.AdamW.step
+
+    def spy(self, *a, **k):
+        rates.append(self.param_groups[0]["lr"])
+        return orig_step(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", spy)
+    losses = train(student, task, steps=10, batch=64)
+    assert torch.equal(student[0].weight, before)  # frozen
+    assert modes == [False] * 10  # dropout off while training
+    assert rates[0] < rates[1] and max(rates) == pytest.approx(0.1) and rates[-1] < rates[2]  # warmup, then decay
+    assert losses[-1] < losses[0]

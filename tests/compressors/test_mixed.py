@@ -1,0 +1,122 @@
+"""Mixed-precision int8: the sensitivity scan, the fp32 fallback, and ISA-aware records."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+from compressors.base import cache_key
+from compressors.int8_graph import WeightFormat, quantizable_matmuls, quantize_nodes, quantize_weight
+from compressors.isa import int8_isa, isa_mismatch_warning
+from compressors.prune import MagnitudePruneConfig
+from compressors.mixed import MixedInt8, MixedInt8Config, _session, output_cosine, sensitivity_scan
+from models.base import ort_run_fn
+from tests.compressors.conftest import CORRUPT_NODE
+
+FAST = dict(calib_samples=16, scan_samples=16, max_fp32=2, smooth_alpha=None)
+
+
+def test_scan_ranks_the_corrupted_layer_first(tiny_transformer):
+    base, task, _ = tiny_transformer
+    model = onnx.load(base.path)
+    targets = quantizable_matmuls(model)
+    assert [t.node for t in targets] == ["/l0/MatMul", "/l1/MatMul", "/l2/MatMul"]
+    assert all(t.bias for t in targets)  # the bias Adds are fused
+    feeds = task.calibration_feeds(16)
+    ref_run = _session(model)
+    reference = [ref_run(f) for f in feeds]
+    ranking = sensitivity_scan(model, targets, WeightFormat(8, True, True), feeds, reference)
+    assert ranking[0][0] == CORRUPT_NODE
+    assert ranking[0][1] > 10 * ranking[1][1]
+
+
+def test_quantized_nodes_run_and_stay_close(tiny_transformer):
+    base, task, _ = tiny_transformer
+    model = onnx.load(base.path)
+    clean = [t for t in quantizable_matmuls(model) if t.node != CORRUPT_NODE]
+    q = quantize_nodes(model, clean, WeightFormat(7, True, True))
+    ops = [n.op_type for n in q.graph.node]
+    assert ops.count("DynamicQuantizeMatMul") == 2 and ops.count("MatMul") == 1
+    feeds = task.calibration_feeds(8)
+    reference = [_session(model)(f) for f in feeds]
+    assert output_cosine(_session(q), feeds, reference) > 0.99
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_weight_quantization_round_trips_within_half_a_step(symmetric):
+    w = np.random.default_rng(0).standard_normal((32, 8)).astype(np.float32)
+    q, scale, zp = quantize_weight(w, WeightFormat(8, True, symmetric))
+    back = (q.astype(np.float32) - zp.astype(np.float32)) * scale
+    assert np.all(np.abs(back - w) <= scale / 2 + 1e-6)
+    if symmetric:
+        assert q.dtype == np.int8 and np.abs(q).max() <= 127
+    else:
+        assert q.dtype == np.uint8
+
+
+def test_mixed_keeps_the_corrupted_layer_fp32_and_meets_the_goal(tiny_transformer):
+    base, task, out = tiny_transformer
+    v = MixedInt8().compress(base, task, MixedInt8Config(target_isa="x86-avx2", **FAST), out)
+    assert v.parent == base.id and v.compressor == "int8-mixed"
+    assert v.config["fp32_nodes"] == [CORRUPT_NODE]
+    assert v.config["sensitivity_top"][0][0] == CORRUPT_NODE
+    assert v.accuracy["fidelity_cosine"] > 0.99
+    assert not any("NOT met" in n for n in v.notes)
+    ops = [n.op_type for n in onnx.load(v.path).graph.node]
+    assert ops.count("DynamicQuantizeMatMul") == 2
+    np.testing.assert_allclose(ort_run_fn(v.path)(task.eval_feeds[0])[0], task.reference[0][0], atol=0.1)
+
+
+def test_the_cache_key_and_record_follow_the_target_isa(tiny_transformer):
+    base, task, out = tiny_transformer
+    a = MixedInt8Config(target_isa="x86-vnni", weight_bits=8)
+    b = MixedInt8Config(target_isa="x86-avx2", weight_bits=7)
+    assert cache_key(base, "int8-mixed", a, 1) != cache_key(base, "int8-mixed", b, 1)
+    vnni = MixedInt8().compress(base, task, MixedInt8Config(target_isa="x86-vnni", **FAST), out)
+    avx2 = MixedInt8().compress(base, task, MixedInt8Config(target_isa="x86-avx2", **FAST), out)
+    assert vnni.path != avx2.path
+    assert (vnni.config["target_isa"], vnni.config["weight_bits"]) == ("x86-vnni", 8)
+    assert (avx2.config["target_isa"], avx2.config["weight_bits"]) == ("x86-avx2", 7)
+    warning = isa_mismatch_warning(vnni, "x86-avx2")
+    assert warning and "x86-vnni" in warning and "saturate" in warning
+    assert isa_mismatch_warning(vnni, "avx2 avx512f avx512_vnni") is None  # raw host flags work too
+    assert isa_mismatch_warning(avx2, "x86-avx2") is None
+    assert isa_mismatch_warning(base, "x86-avx2") is None  # fp32: no ISA recorded
+
+
+def test_int8_isa_classes():
+    assert int8_isa(["avx2", "fma"]) == "x86-avx2"
+    assert int8_isa(["avx2", "avx512f", "avx512_vnni"]) == "x86-vnni"
+    assert int8_isa(["avx2", "avx_vnni"]) == "x86-vnni"
+    assert int8_isa(["neon", "asimddp"], arch="aarch64") == "arm"
+
+
+def test_an_unknown_target_isa_is_refused(tiny_transformer):
+    base, task, out = tiny_transformer
+    with pytest.raises(ValueError, match="unknown int8 target ISA 'avx9'"):
+        MixedInt8().compress(base, task, MixedInt8Config(target_isa="avx9", **FAST), out)
+
+
+def test_uint8_weights_keep_8_bits_on_avx2_and_do_not_warn_of_saturation(tiny_transformer):
+    base, task, out = tiny_transformer
+    v = MixedInt8().compress(base, task, MixedInt8Config(target_isa="x86-vnni", symmetric=False, **FAST), out)
+    u = MixedInt8().compress(base, task, MixedInt8Config(target_isa="x86-avx2", symmetric=False, **FAST), out)
+    assert v.config["weight_bits"] == u.config["weight_bits"] == 8
+    assert "saturate" not in isa_mismatch_warning(v, "x86-avx2")
+    assert v.accuracy["fidelity_cosine"] > 0.99
+
+
+def test_recipe_steps_record_their_target_runtimes(tiny_transformer):
+    from compressors.build import build_recipe
+    from compressors.recipes import Step, built_for
+
+    base, task, out = tiny_transformer
+    steps = (Step("m", "int8-mixed", MixedInt8Config(**FAST), runtimes=("onnxruntime",)),
+             Step("p", "prune-magnitude", MagnitudePruneConfig(0.5)))
+    built = build_recipe(base, steps, task, out, log=lambda m: None)
+    mixed, pruned = (b.variant for b in built)
+    assert mixed.config["target_runtimes"] == ["onnxruntime"]
+    assert built_for(mixed, "onnxruntime") and not built_for(mixed, "openvino")
+    assert built_for(pruned, "openvino") and built_for(base, "openvino")
+    again = build_recipe(base, steps, task, out, log=lambda m: None)  # a cache hit keeps the record
+    assert again[0].variant.config["target_runtimes"] == ["onnxruntime"]

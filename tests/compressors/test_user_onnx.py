@@ -1,0 +1,38 @@
+"""Your own ONNX file end to end: the recipe builds every variant from it, with lineage and fidelity."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.feeds import load_feeds, materialize_feeds
+from bench.records import Feeds, Variant
+from compressors.build import compress_onnx_file
+from compressors.recipes import RECIPES
+from models.onnx_file import user_variant
+from tests.compressors.conftest import make_tiny_transformer
+
+
+def test_default_recipe_builds_every_variant_of_a_transformer_with_lineage(tmp_path):
+    path = make_tiny_transformer(tmp_path / "mine.onnx")
+    original = user_variant(path)
+    feeds = materialize_feeds(original, Feeds(count=16), tmp_path / "feeds", log=lambda m: None)
+    baseline, built = compress_onnx_file(original, feeds, "default", tmp_path / "cache", log=lambda m: None)
+    steps = RECIPES[("onnx", "default")]
+    assert [b.step.key for b in built] == [s.key for s in steps]
+    failed = {b.step.key: b.error for b in built if b.variant is None}
+    assert not failed, failed
+    assert baseline.id == original.id and abs(baseline.accuracy["fidelity_cosine"] - 1.0) < 1e-6
+    for b in built:
+        v = b.variant
+        assert v.model == original.model and v.parent == original.id and v.compressor == b.step.compressor
+        assert v.scenarios == original.scenarios == ("synthetic",)
+        assert Path(v.path).exists() and v.sha256 != original.sha256
+        assert -1.0 - 1e-6 <= v.accuracy["fidelity_cosine"] <= 1.0 + 1e-6  # measured, whatever it is
+        assert Variant.load(Path(v.path).parent / "variant.json") == v  # the lineage is on disk
+    mixed = next(b.variant for b in built if b.step.compressor == "int8-mixed")
+    assert mixed.config["fp32_nodes"][:1] == ["/l1/MatMul"]  # the scan found the deliberately corrupted layer
+    inc = next(b.variant for b in built if b.step.key == "int8dyn")  # INC quantizes it too and pays for it
+    assert mixed.accuracy["fidelity_cosine"] > 0.99 > inc.accuracy["fidelity_cosine"]
+    # the benchmark's feeds are the ones the task compressed against
+    assert len(load_feeds(feeds.path)) == 16
+    again, rebuilt = compress_onnx_file(original, feeds, "default", tmp_path / "cache", log=lambda m: None)
+    assert [b.variant.path for b in rebuilt] == [b.variant.path for b in built]  # cached by content hash
