@@ -23,7 +23,8 @@ import psutil
 from bench import provenance, stats
 from bench.feeds import FeedError, check_feed, load_feeds, synthetic_feeds
 from bench.skips import skip_reason
-from bench.records import CellSpec, ProcessSamples, Result, Timing, Verdict, atomic_write_text, sha256_file, to_json
+from bench.records import CellSpec, ProcessSamples, Result, Timing, Variant, Verdict, atomic_write_text, sha256_file, to_json
+from compressors.isa import host_int8_isa, isa_mismatch_warning
 from devices.apply import apply_profile, thread_cpus
 from devices.host import cpu_model, detect_host
 from devices.profile import DeviceProfile
@@ -110,6 +111,12 @@ def open_session(spec: CellSpec, out: dict):
     if out["applied"].get("isa_cap") and (not cap or cap.get("enforced") is not True):
         detail = (cap or {}).get("detail") or f"{spec.runtime} does not report it"
         out["warnings"].append(f"ISA cap {out['applied']['isa_cap']} not fully enforced by {spec.runtime}: {detail}")
+    if spec.int8_target:
+        built = Variant(id=spec.variant_id, model=spec.model, path=spec.variant_path, sha256=spec.variant_sha256, size_bytes=0,
+                        config={"target_isa": spec.int8_target, "weight_bits": spec.int8_weight_bits})
+        mismatch = isa_mismatch_warning(built, host_int8_isa())
+        if mismatch:
+            out["warnings"].append(mismatch)
     out["applied"]["os_threads_after_open"] = psutil.Process().num_threads()
     out["applied"]["thread_cpus"] = thread_cpus()
     return session

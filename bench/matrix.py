@@ -64,6 +64,8 @@ def plan(
                             timing=timing,
                             timeout_s=timeout_s or default_timeout(timing),
                             parity=_parity_for(parity, w.variant.id, scenario, runtime, options),
+                            int8_target=w.variant.config.get("target_isa"),
+                            int8_weight_bits=w.variant.config.get("weight_bits"),
                         )
                     )
     return cells

@@ -203,6 +203,8 @@ class CellSpec:
     timing: Timing
     timeout_s: float
     parity: ParitySpec | None = None
+    int8_target: str | None = None  # the int8 kernel class the variant was built for (compressors/isa.py)
+    int8_weight_bits: int | None = None
 
     @property
     def profile_name(self) -> str:

@@ -31,6 +31,7 @@ from bench.tables import load_variants, write_tables
 from devices.profile import DeviceProfile
 from models import ZOO
 from models.onnx_file import user_variant
+from compressors.build import compress_onnx_file
 from runtimes import get_runtime
 
 # The README's main command: every zoo model on these runtimes (a missing one is a reasoned SKIPPED).
@@ -61,6 +62,7 @@ class RunPlan:
     all_scenarios: bool
     quiet: bool
     executor_name: str
+    onnx_recipe: str | None = None  # --recipe given explicitly with --onnx: compress the user's file too
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,8 @@ def _zoo_workloads(model, cache: Path, req: RunPlan) -> tuple[list[Workload], fl
     return workloads, time.perf_counter() - t0
 
 
-def _onnx_workload(path: str, req: RunPlan) -> Workload:
+def _onnx_workloads(path: str, req: RunPlan, cache: Path) -> list[Workload]:
+    """The user's file, and with an explicit --recipe every variant built from it (with lineage)."""
     try:
         variant = user_variant(path)
     except FileNotFoundError as exc:
@@ -112,7 +115,14 @@ def _onnx_workload(path: str, req: RunPlan) -> Workload:
     feeds = Feeds(path=str(req.feeds)) if req.feeds else Feeds(dims=req.dims, int_low=lo, int_high=hi)
     # Every runtime and the parity references must see the very same feeds: write them once.
     feeds = materialize_feeds(variant, feeds, req.out / "feeds", log=log)
-    return Workload(variant, {"synthetic": (feeds, dict(req.dims).get("batch", 1))})
+    batch = dict(req.dims).get("batch", 1)
+    if not req.onnx_recipe or req.onnx_recipe == "none":
+        return [Workload(variant, {"synthetic": (feeds, batch)})]
+    baseline, built = compress_onnx_file(variant, feeds, req.onnx_recipe, cache, log=log)
+    for b in built:
+        if b.variant is None:
+            log(f"[compress] {b.step.name}: not built: {b.error}")
+    return [Workload(v, {"synthetic": (feeds, batch)}) for v in [baseline] + [b.variant for b in built if b.variant]]
 
 
 def build_workloads(req: RunPlan, cache: Path) -> Built:
@@ -125,7 +135,8 @@ def build_workloads(req: RunPlan, cache: Path) -> Built:
         workloads += zoo
         headlines[zoo[0].variant.model] = model.headline
         compress_s += seconds
-    workloads += [_onnx_workload(path, req) for path in req.onnx]
+    for path in req.onnx:
+        workloads += _onnx_workloads(path, req, cache)
     return Built(tuple(workloads), headlines, time.perf_counter() - t0, compress_s)
 
 
@@ -293,6 +304,7 @@ def run_cmd(ctx: click.Context, **opt) -> int:
         feeds=existing_file(opt["feeds"], "feeds file"), out=Path(opt["out"]), force=opt["force"],
         overhead=not opt["no_overhead"], parity=not opt["no_parity"], recipe=opt["recipe"],
         all_scenarios=opt["all_scenarios"], quiet=opt["quiet"], executor_name=opt["executor"],
+        onnx_recipe=opt["recipe"] if ctx.get_parameter_source("recipe") == click.core.ParameterSource.COMMANDLINE else None,
     )
     executor = _make_executor(opt["executor"], opt["scheduler"], opt["shared_root"], opt["seed"])
     return run_matrix(req, executor, cache_path(ctx))
