@@ -80,6 +80,17 @@ class ZooTask:
     def tuning_metric(self, run: RunFn) -> float:
         return self.model.tuning_metric(run, self.cache)
 
+    def tuned_on(self) -> dict:
+        """The split compressors' calibration, tuning and fine-tuning data come from (``split_record``)."""
+        return self.model.tuned_on(self.cache)
+
+
+def split_record(split: str, ids: np.ndarray) -> dict:
+    """What a variant records about the data it was tuned (or trained) on: the split's name,
+    its size and a sha256 of its sorted example ids, so disjointness can be checked later."""
+    ids = np.sort(np.asarray(ids, dtype=np.int64))
+    return {"split": split, "n": int(len(ids)), "sha256": hashlib.sha256(ids.tobytes()).hexdigest()}
+
 
 def cache_dir(default: str | Path = "artifacts") -> Path:
     return Path(os.environ.get("ODBENCH_CACHE", default)).resolve()
