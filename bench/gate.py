@@ -17,12 +17,12 @@ import numpy as np
 from scipy import stats as sps
 
 from bench import earlystop
+from bench.accuracy import judge_budget
 from bench.budgets import Budget, BudgetFile
 from bench.records import Result, Variant, atomic_write_text, lineage_root
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INCONCLUSIVE = 0, 1, 2, 3
 ORDER = ("ERROR", "FAIL", "UNSTABLE", "INCONCLUSIVE", "PASS")
-LOWER_IS_BETTER = {"logloss", "max_abs_diff"}
 
 
 class BaselineRefused(ValueError):
@@ -90,21 +90,15 @@ def _throughput_check(r: Result, floor: float, confidence: float) -> Check:
 
 
 def _accuracy_check(r: Result, budget: Budget, variants: dict[str, Variant]) -> Check:
+    """Non-inferiority on the budget's metric (or every metric of its kind): bench/accuracy.py."""
     cap = budget.accuracy_drop_max
     v = variants.get(r.variant_id)
     base = variants.get(lineage_root(r.variant_id, variants))
-    name = f"accuracy_drop<={cap:.2%}"
+    name = f"accuracy_drop<={cap:.2%}({budget.accuracy_metric or budget.accuracy_kind})"
     if v is None or base is None or not v.accuracy:
         return Check(name, "ERROR", f"no accuracy recorded for {r.variant_id} or the baseline it descends from")
-    drops = {}
-    for metric, base_val in base.accuracy.items():
-        if metric not in v.accuracy or base_val == 0:
-            continue
-        diff = (v.accuracy[metric] - base_val) if metric in LOWER_IS_BETTER else (base_val - v.accuracy[metric])
-        drops[metric] = diff / abs(base_val)
-    metric, drop = max(drops.items(), key=lambda kv: kv[1])
-    verdict = "PASS" if drop <= cap else "FAIL"
-    return Check(name, verdict, f"worst relative drop {drop:.3%} ({metric}: {v.accuracy[metric]:.4f} vs fp32 {base.accuracy[metric]:.4f})", drop, cap)
+    j = judge_budget(v.accuracy, base.accuracy, cap, budget.accuracy_metric, budget.accuracy_kind)
+    return Check(name, j.verdict, j.reason, j.drop, cap)
 
 
 def judge_cell(r: Result, budget: Budget, variants: dict[str, Variant], confidence: float) -> CellVerdict:
