@@ -28,6 +28,7 @@ SCENARIOS: dict[str, Scenario] = {
     "rank-50": Scenario("rank-50", "one user x 50 candidate items (on-device re-rank)"),
     "rank-200": Scenario("rank-200", "one user x 200 candidate items (on-device re-rank)"),
     "rank-500": Scenario("rank-500", "one user x 500 candidate items (on-device re-rank)"),
+    "classify": Scenario("classify", "one real customer message (a review) routed at batch 1, each at its own token length"),
     "offline": Scenario("offline", "a large batch: indexing product texts or scoring a candidate pool"),
     "synthetic": Scenario("synthetic", "feeds generated from a user model's input signature"),
 }

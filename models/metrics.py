@@ -24,7 +24,7 @@ from scipy import stats as sps
 CONFIDENCE = 0.95
 N_BOOT = 1000
 # Fidelity metrics compare a variant with its fp32 outputs; anything else is a task metric with ground truth.
-FIDELITY_METRICS = frozenset({"cosine", "top10_overlap", "fidelity_cosine", "max_abs_diff", "mse_to_teacher"})
+FIDELITY_METRICS = frozenset({"cosine", "top10_overlap", "fidelity_cosine", "max_abs_diff", "mse_to_teacher", "agreement"})
 LOWER_IS_BETTER = frozenset({"logloss", "max_abs_diff", "mse_to_teacher"})
 INTERVAL_SUFFIXES = ("_lo", "_hi")
 
