@@ -124,6 +124,8 @@ class ClassifierModel:
     scenarios = ("classify", "offline")
     output_kind = "values"  # logits per class
     headline = "classify"
+    primary_metric = "macro_f1"  # the task metric tables and budgets lead with
+    fidelity_metric = "agreement"
 
     def __init__(self, config: ClassifierConfig | None = None):
         self.config = config or ClassifierConfig()

@@ -274,6 +274,8 @@ class CtrModel:
     scenarios = ("rank-50", "rank-200", "rank-500", "offline")
     output_kind = "ranking"  # one score per candidate: parity compares rankings
     headline = "rank-200"  # the scenario compressed variants are benchmarked on by default
+    primary_metric = "auc"  # the task metric tables and budgets lead with
+    fidelity_metric = None
     OFFLINE_BATCH = 4096
 
     def __init__(self, config: CtrConfig | None = None):

@@ -149,3 +149,20 @@ def test_tuning_data_is_disjoint_from_the_test_period(built):
     ids = model.split_ids(rec["split"])
     assert split_record(rec["split"], ids) == rec == variant.config["trained_on"]
     assert not set(ids.tolist()) & set(model.split_ids("test").tolist())
+
+
+def test_a_compressed_variant_records_its_tuning_split_and_paired_deltas(built, tmp_path):
+    """From what the variant records: the split its compressor could see is disjoint from the test period."""
+    from compressors import get_compressor
+    from compressors.prune import MagnitudePruneConfig
+    from models.base import ZooTask, split_record
+
+    model, variant, cache = built
+    pruned = get_compressor("prune-magnitude").compress(variant, ZooTask(model, cache), MagnitudePruneConfig(0.5), tmp_path)
+    rec = pruned.config["tuned_on"]
+    ids = model.split_ids(rec["split"])
+    assert split_record(rec["split"], ids)["sha256"] == rec["sha256"]
+    assert not set(ids.tolist()) & set(model.split_ids("test").tolist())
+    acc = pruned.accuracy
+    assert acc["delta_auc_lo"] <= acc["delta_auc"] <= acc["delta_auc_hi"]
+    assert acc["delta_auc"] == pytest.approx(acc["auc"] - variant.accuracy["auc"])
