@@ -101,6 +101,17 @@ def _cache_path(cache: Path, sha256: str, runtime: str, version: str, isa: str, 
     return Path(cache) / "accuracy" / f"{sha256[:12]}-{runtime}-{key}.json"
 
 
+def cached_runtime_accuracy(variant, runtime_name: str, cache: Path) -> dict[str, float] | None:
+    """What ``runtime_accuracy`` stored for this variant and runtime on this host (any options), or None.
+    For tables: reads only, never evaluates."""
+    found = sorted(Path(cache, "accuracy").glob(f"{variant.sha256[:12]}-{runtime_name}-*.json"))
+    for path in found:
+        data = json.loads(path.read_text())
+        if data.get("sha256") == variant.sha256 and data.get("isa") == host_isa():
+            return data["accuracy"]
+    return None
+
+
 def runtime_accuracy(model, variant, runtime_name: str, cache: Path, threads: int = 1, options=None) -> dict[str, float]:
     """``variant``'s task metrics computed by ``model`` (its zoo model, built in ``cache``) from
     ``runtime_name``'s own outputs; cached by (variant sha256, runtime, runtime version, host ISA,

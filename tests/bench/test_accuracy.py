@@ -71,6 +71,8 @@ def test_runtime_accuracy_is_that_runtimes_own_and_cached(tmp_path):
     assert ort_acc["auc"] == pytest.approx(variant.accuracy["auc"])
     assert len(list((tmp_path / "accuracy").glob("*.json"))) == 1
     assert A.runtime_accuracy(model, variant, "onnxruntime", tmp_path) == ort_acc
+    assert A.cached_runtime_accuracy(variant, "onnxruntime", tmp_path) == ort_acc
+    assert A.cached_runtime_accuracy(variant, "mnn", tmp_path) is None  # never evaluated there
     ok, why = get_runtime("openvino").available()
     if not ok:
         pytest.skip(why)
