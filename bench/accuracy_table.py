@@ -24,9 +24,9 @@ def _ci(acc: dict, key: str, pct: bool = False) -> str:
     return f"{f(acc[key])} [{f(lo)}, {f(hi)}]" if lo is not None and hi is not None else f(acc[key])
 
 
-def variants_of(model, cache: Path, recipe: str, log=print) -> list:
+def variants_of(model, cache: Path, recipe: str, only: list[str] | None = None, log=print) -> list:
     base = model.build(cache, log=log)
-    steps = RECIPES.get((model.name, recipe), ())
+    steps = tuple(s for s in RECIPES.get((model.name, recipe), ()) if not only or s.key in only)
     torch_task = getattr(model, "torch_task", None)
     built = build_recipe(base, steps, ZooTask(model, cache), cache / "variants" / model.name,
                          torch_task_factory=(lambda: torch_task(cache)) if torch_task else None, log=log)
@@ -53,12 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", action="append", help=f"zoo model (repeatable; default: all of {', '.join(ZOO)})")
     p.add_argument("--runtime", action="append", help="runtime (repeatable; default: onnxruntime, openvino)")
     p.add_argument("--recipe", default="default", help="compressed variants to include (default: default; none = fp32 only)")
+    p.add_argument("--only", action="append", help="only these recipe steps, by key (repeatable), e.g. int8dyn")
     args = p.parse_args(argv)
     cache = cache_dir()
     lines = ["| variant | runtime | task metric [95% CI] | fidelity [95% CI] | delta vs fp32 [95% CI] |", "|---|---|---|---|---|"]
     for name in args.model or list(ZOO):
         model = get_model(name)
-        lines += rows(model, variants_of(model, cache, args.recipe), args.runtime or ["onnxruntime", "openvino"], cache)
+        lines += rows(model, variants_of(model, cache, args.recipe, args.only), args.runtime or ["onnxruntime", "openvino"], cache)
     print("\n".join(lines))
     return 0
 
