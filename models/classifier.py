@@ -31,7 +31,7 @@ from models import metrics as M
 from models.base import FeedSet, config_hash, make_variant, ort_run_fn, split_record, write_torch_sidecar
 from models.encoder import build_module, encode_batch, tokenizer
 
-CODE_VERSION = 1
+CODE_VERSION = 2
 FP32_PREDS = "fp32_test_preds.npy"
 
 
@@ -109,7 +109,7 @@ def train_head(x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray, n_c
         opt.step()
         if step % 10 == 9:
             with torch.no_grad():
-                f1 = M.macro_f1(yv, head(xvt).argmax(1).numpy(), n_classes)
+                f1 = M.macro_f1(yv, head(xvt).argmax(1).numpy(), np.arange(n_classes))
             if f1 > best:
                 best, best_step = f1, step + 1
                 best_state = (head.weight.detach().numpy().copy(), head.bias.detach().numpy().copy())
@@ -222,11 +222,12 @@ class ClassifierModel:
         return self._score(self._logits(run, self.data.texts["test"]), cache)
 
     def _score(self, logits: np.ndarray, cache: Path | None) -> dict[str, float]:
-        y, pred, n = self.data.labels["test"], logits.argmax(1), len(self.data.classes)
+        y, pred = self.data.labels["test"], logits.argmax(1)
+        classes = np.unique(y)  # fixed across resamples: a rare class missing from one counts F1 0
         base_path = self._dir(cache) / FP32_PREDS if cache is not None else None
         base = np.load(base_path) if base_path is not None and base_path.exists() else None
         out = M.with_intervals("accuracy", M.bootstrap_mean((pred == y).astype(float), None if base is None else (base == y).astype(float)))
-        f1 = M.bootstrap_metric(lambda a, b: M.macro_f1(a, b, n), (y, pred), None if base is None else (y, base), seed=1)
+        f1 = M.bootstrap_metric(lambda a, b: M.macro_f1(a, b, classes), (y, pred), None if base is None else (y, base), seed=1)
         out.update(M.with_intervals("macro_f1", f1))
         if base is not None:
             out.update(M.with_intervals("agreement", M.bootstrap_mean((pred == base).astype(float), seed=2)))
@@ -236,7 +237,7 @@ class ClassifierModel:
         """Accuracy and macro-F1 of always answering the training split's most frequent class."""
         y, n = self.data.labels["test"], len(self.data.classes)
         pred = np.full_like(y, np.bincount(self.data.labels["train"], minlength=n).argmax())
-        return {"accuracy": float(np.mean(pred == y)), "macro_f1": M.macro_f1(y, pred, n)}
+        return {"accuracy": float(np.mean(pred == y)), "macro_f1": M.macro_f1(y, pred, np.unique(y))}
 
     def split_ids(self, name: str) -> np.ndarray:
         ids = self.data.ids

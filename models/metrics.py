@@ -205,16 +205,19 @@ def logloss_per_example(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
     return -np.where(y, np.log(p), np.log1p(-p))
 
 
-def macro_f1(labels: np.ndarray, preds: np.ndarray, n_classes: int | None = None) -> float:
-    """Unweighted mean of per-class F1 over the classes present in labels or predictions."""
+def macro_f1(labels: np.ndarray, preds: np.ndarray, classes: Sequence[int] | None = None) -> float:
+    """Unweighted mean of per-class F1 (sklearn's ``f1_score(average="macro", zero_division=0)``).
+
+    ``classes`` fixes the class set (e.g. the classes of the whole test split): a bootstrap resample
+    that happens to hold no example of a rare class then scores F1 0 for it instead of dropping it,
+    which would inflate the resampled values. Without it: the classes in labels or predictions.
+    """
     labels, preds = np.asarray(labels), np.asarray(preds)
-    classes = np.arange(n_classes) if n_classes else np.union1d(labels, preds)
+    classes = np.asarray(classes) if classes is not None else np.union1d(labels, preds)
     f1 = []
     for c in classes:
         tp = np.sum((preds == c) & (labels == c))
         fp = np.sum((preds == c) & (labels != c))
         fn = np.sum((preds != c) & (labels == c))
-        if tp + fp + fn == 0:
-            continue
-        f1.append(2 * tp / (2 * tp + fp + fn))
-    return float(np.mean(f1)) if f1 else 0.0
+        f1.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
+    return float(np.mean(f1)) if len(f1) else 0.0

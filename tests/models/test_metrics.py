@@ -82,6 +82,8 @@ def test_ndcg_per_group_by_hand():
 def test_macro_f1_and_key_helpers():
     assert M.macro_f1(np.array([0, 0, 1, 1]), np.array([0, 0, 1, 1])) == 1.0
     assert M.macro_f1(np.array([0, 0, 0, 1]), np.array([0, 0, 0, 0])) == pytest.approx((6 / 7 + 0) / 2)
+    # a fixed class set: a class absent from labels and predictions scores 0, it is not dropped
+    assert M.macro_f1(np.array([0, 0, 1]), np.array([0, 0, 1]), classes=[0, 1, 2]) == pytest.approx(2 / 3)
     acc = {**M.with_intervals("auc", {"value": (0.7, 0.69, 0.71), "delta": (0.0, -0.01, 0.01)}), "cosine": 1.0}
     assert M.point_metrics(acc) == {"auc": 0.7, "cosine": 1.0}
     assert M.metric_kind("cosine") == "fidelity" and M.metric_kind("auc") == "task"
