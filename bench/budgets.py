@@ -14,7 +14,9 @@ budgets:
     throughput_min: 50000   # items/s, lower 99% bound of the mean must clear it
     peak_rss_mb_max: 600
     size_mb_max: 100
-    accuracy_drop_max: 0.01 # relative drop vs the model's fp32 baseline, per metric
+    accuracy_drop_max: 0.01 # relative drop vs the model's fp32 baseline: a non-inferiority test
+    accuracy_metric: auc    # optional: the metric judged (default: every metric of accuracy_kind)
+    accuracy_kind: task     # task (ground truth, the default) | fidelity (agreement with fp32)
 ```
 """
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bench.records import Result
 from bench.validation import load_yaml_model
+from models.metrics import metric_kind
 
 
 class BudgetError(ValueError):
@@ -50,6 +53,8 @@ class Budget(BaseModel):
     peak_rss_mb_max: float | None = Field(default=None, gt=0)
     size_mb_max: float | None = Field(default=None, gt=0)
     accuracy_drop_max: float | None = Field(default=None, ge=0, le=1)
+    accuracy_metric: str | None = None
+    accuracy_kind: Literal["task", "fidelity"] = "task"
 
     @model_validator(mode="after")
     def _something_to_check(self) -> "Budget":
@@ -57,6 +62,8 @@ class Budget(BaseModel):
             raise ValueError("latency_ms: budgets must be positive milliseconds")
         if not (self.latency_ms or self.throughput_min or self.peak_rss_mb_max or self.size_mb_max or self.accuracy_drop_max is not None):
             raise ValueError("a budget must set at least one of latency_ms, throughput_min, peak_rss_mb_max, size_mb_max, accuracy_drop_max")
+        if self.accuracy_metric and "accuracy_kind" in self.model_fields_set and metric_kind(self.accuracy_metric) != self.accuracy_kind:
+            raise ValueError(f"accuracy_metric {self.accuracy_metric!r} is a {metric_kind(self.accuracy_metric)} metric, not {self.accuracy_kind}")
         return self
 
     @property

@@ -26,6 +26,7 @@ from enum import Enum
 import numpy as np
 
 from bench import earlystop, intervals
+from bench.accuracy import judge_budget
 from bench.budgets import Budget, BudgetFile
 from bench.records import HARNESS_RUNTIMES, NOT_MEASURED, Result, Variant, Verdict, atomic_write_text, lineage_root
 
@@ -43,7 +44,6 @@ class GateVerdict(str, Enum):
 
 
 ORDER = tuple(GateVerdict)  # worst first
-LOWER_IS_BETTER = {"logloss", "max_abs_diff"}
 
 
 class BaselineRefused(ValueError):
@@ -162,21 +162,15 @@ def _limit_check(name: str, value: float | None, limit: float, what: str) -> Che
 
 
 def _accuracy_check(r: Result, budget: Budget, variants: dict[str, Variant]) -> Check:
+    """Non-inferiority on the budget's metric (or every metric of its kind): bench/accuracy.py."""
     cap = budget.accuracy_drop_max
     v = variants.get(r.variant_id)
     base = variants.get(lineage_root(r.variant_id, variants))
-    name = f"accuracy_drop<={cap:.2%}"
+    name = f"accuracy_drop<={cap:.2%}({budget.accuracy_metric or budget.accuracy_kind})"
     if v is None or base is None or not v.accuracy:
-        return Check(name, "ERROR", f"no accuracy recorded for {r.variant_id} or the baseline it descends from")
-    drops = {}
-    for metric, base_val in base.accuracy.items():
-        if metric not in v.accuracy or base_val == 0:
-            continue
-        diff = (v.accuracy[metric] - base_val) if metric in LOWER_IS_BETTER else (base_val - v.accuracy[metric])
-        drops[metric] = diff / abs(base_val)
-    metric, drop = max(drops.items(), key=lambda kv: kv[1])
-    verdict = "PASS" if drop <= cap else "FAIL"
-    return Check(name, verdict, f"worst relative drop {drop:.3%} ({metric}: {v.accuracy[metric]:.4f} vs fp32 {base.accuracy[metric]:.4f})", drop, cap)
+        return Check(name, GateVerdict.ERROR, f"no accuracy recorded for {r.variant_id} or the baseline it descends from")
+    j = judge_budget(v.accuracy, base.accuracy, cap, budget.accuracy_metric, budget.accuracy_kind)
+    return Check(name, GateVerdict(j.verdict), j.reason, j.drop, cap)
 
 
 def judge_cell(r: Result, budget: Budget, variants: dict[str, Variant], confidence: float) -> CellVerdict:

@@ -116,6 +116,8 @@ def finalize(parent: Variant, onnx_path: Path, name: str, compressor: str, confi
 
     accuracy = task.evaluate(ort_run_fn(onnx_path))
     ws = weight_stats(onnx_path)
+    tuned_on = getattr(task, "tuned_on", None)  # the split calibration/tuning/fine-tuning data came from
+    extra = {**dict(extra or {}), **({"tuned_on": tuned_on()} if tuned_on else {})}
     variant = Variant(
         id=f"{parent.model}/{name}",
         model=parent.model,

@@ -97,6 +97,8 @@ RECIPES: dict[tuple[str, str], tuple[Step, ...]] = {
     ("ctr-ml100k", "full"): CTR_FULL,
     ("minilm-l6-query", "default"): ENCODER_DEFAULT,
     ("minilm-l6-query", "full"): ENCODER_FULL,
+    ("reviews-dept-clf", "default"): ONNX_DEFAULT,  # the graph-level steps (no torch_task for this model)
+    ("reviews-dept-clf", "full"): ONNX_DEFAULT,
     ("onnx", "default"): ONNX_DEFAULT,
     ("onnx", "full"): ONNX_DEFAULT,
 }

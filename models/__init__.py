@@ -6,6 +6,7 @@ import importlib
 ZOO: dict[str, str] = {
     "ctr-ml100k": "models.ctr:CtrModel",
     "minilm-l6-query": "models.encoder:EncoderModel",
+    "reviews-dept-clf": "models.classifier:ClassifierModel",
 }
 
 

@@ -28,6 +28,7 @@ SCENARIOS: dict[str, Scenario] = {
     "rank-50": Scenario("rank-50", "one user x 50 candidate items (on-device re-rank)"),
     "rank-200": Scenario("rank-200", "one user x 200 candidate items (on-device re-rank)"),
     "rank-500": Scenario("rank-500", "one user x 500 candidate items (on-device re-rank)"),
+    "classify": Scenario("classify", "one real customer message (a review) routed at batch 1, each at its own token length"),
     "offline": Scenario("offline", "a large batch: indexing product texts or scoring a candidate pool"),
     "synthetic": Scenario("synthetic", "feeds generated from a user model's input signature"),
 }
@@ -79,6 +80,17 @@ class ZooTask:
 
     def tuning_metric(self, run: RunFn) -> float:
         return self.model.tuning_metric(run, self.cache)
+
+    def tuned_on(self) -> dict:
+        """The split compressors' calibration, tuning and fine-tuning data come from (``split_record``)."""
+        return self.model.tuned_on(self.cache)
+
+
+def split_record(split: str, ids: np.ndarray) -> dict:
+    """What a variant records about the data it was tuned (or trained) on: the split's name,
+    its size and a sha256 of its sorted example ids, so disjointness can be checked later."""
+    ids = np.sort(np.asarray(ids, dtype=np.int64))
+    return {"split": split, "n": int(len(ids)), "sha256": hashlib.sha256(ids.tobytes()).hexdigest()}
 
 
 def cache_dir(default: str | Path = "artifacts") -> Path:

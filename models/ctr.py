@@ -6,10 +6,14 @@ pairwise dot-product interactions, and a top MLP. Label: rating >= 4. Split by t
 the first 80% of ratings (by timestamp) train, the last 20% test.
 
 ONNX inputs (batch axis dynamic):
-    user_id int64 [B], item_id int64 [B]   raw MovieLens IDs; hashed inside the graph
+    user_id int64 [B], item_id int64 [B]   raw MovieLens IDs; hashed inside the graph, every
+                                           intermediate inside int32 (see ``portable_hash``)
     cat     int64 [B, 3]                   gender, occupation, age bucket
     dense   float32 [B, 23]                19 genres, release year, age, item and user popularity
 Output: score float32 [B], the click (like) probability.
+
+Splits (by time, rows of the time-sorted ratings): the first 72% fit, the next 8% validate
+(early stopping, compressors' tuning and calibration), the last 20% test (evaluation only).
 """
 from __future__ import annotations
 
@@ -22,11 +26,21 @@ import numpy as np
 
 from bench.feeds import save_feeds
 from bench.records import Variant
-from models.base import FeedSet, auc_logloss, config_hash, make_variant, ort_run_fn, write_torch_sidecar
+from models import metrics as M
+from models.base import FeedSet, auc_logloss, config_hash, make_variant, ort_run_fn, split_record, write_torch_sidecar
 
-CODE_VERSION = 2
+CODE_VERSION = 3
+FP32_SCORES = "fp32_test_scores.npy"
 AGE_BINS = (18, 25, 35, 45, 50, 56)
-HASH_MULT = 2654435761  # Knuth's multiplicative hash; ids * mult stays inside int64
+HASH_MULT = 2654435761  # Knuth's multiplicative hash (legacy "int64" hash: ids * mult overflows int32)
+# Portable hash: split the id into two base-4096 digits and scatter each with a prime multiplier.
+# Every intermediate stays below 2**24, so it is exact in int32 (OpenVINO's CPU plugin and MNN run
+# int64 graphs in int32) and even in float32: measured here, OpenVINO 2026.4's CPU Mod on integers is
+# off by one above ~2**24, as float32 arithmetic would be. Contract: raw ids below 2**24 (16.7M);
+# a bigger id space must be folded in the feature pipeline first.
+HASH_P = 4096
+HASH_A, HASH_B = 4093, 3061  # primes: ids below 4096 get distinct rows in any table of >= 4096 rows
+ID_LIMIT = HASH_P**2
 
 
 @dataclass(frozen=True)
@@ -35,12 +49,15 @@ class CtrConfig:
     emb_dim: int = 32
     bottom: tuple[int, ...] = (64,)
     top: tuple[int, ...] = (256, 128)
-    epochs: int = 4
+    epochs: int = 8  # at most: early stopping usually ends it sooner
     batch_size: int = 512
     lr_dense: float = 2e-3
     lr_sparse: float = 1e-2
     seed: int = 0
     train_frac: float = 0.8
+    val_frac: float = 0.1  # the last 10% of the training period: early stopping and tuning
+    patience: int = 1  # epochs without a better validation AUC before training stops
+    id_hash: str = "int32"  # "int32" (portable) | "int64" (the legacy Knuth hash; a parity test fixture)
 
 
 class CtrData:
@@ -54,7 +71,10 @@ class CtrData:
         self.genres = [c for c in items.columns if c not in ("movie_id", "movie_title", "release_date", "video_release_date", "IMDb_URL")]
         ratings = ratings.sort_values("timestamp", kind="stable").reset_index(drop=True)
         n_train = int(len(ratings) * cfg.train_frac)
+        self.n_fit = int(n_train * (1 - cfg.val_frac))
         train, test = ratings.iloc[:n_train], ratings.iloc[n_train:]
+        self.row_ids = {"fit": np.arange(self.n_fit), "validation": np.arange(self.n_fit, n_train),
+                        "test": np.arange(n_train, len(ratings))}  # positions in the time-sorted ratings
 
         occupations = sorted(users["occupation"].unique())
         u = users.set_index("user_id")
@@ -77,6 +97,13 @@ class CtrData:
         self.test_y = (test["rating"].to_numpy() >= 4).astype(np.float32)
         self.test_users = np.unique(test["user_id"].to_numpy())
 
+    def split(self, name: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """(features, labels) of the "fit" or "validation" part of the training period, or of "test"."""
+        if name == "test":
+            return self.test, self.test_y
+        sl = slice(0, self.n_fit) if name == "fit" else slice(self.n_fit, None)
+        return {k: v[sl] for k, v in self.train.items()}, self.train_y[sl]
+
     @property
     def n_dense(self) -> int:
         return len(self.genres) + 4
@@ -96,9 +123,27 @@ class CtrData:
         return {"user_id": user_ids, "item_id": item_ids, "cat": cat, "dense": dense}
 
 
+def portable_hash(ids, rows: int):
+    """Row of each id (< 2**24) in a ``rows``-row table (< 2**23), every intermediate below 2**24."""
+    import torch
+
+    lo = ids % HASH_P
+    hi = torch.div(ids, HASH_P, rounding_mode="floor") % HASH_P
+    return ((lo * HASH_A) % rows + (hi * HASH_B) % rows) % rows
+
+
+def legacy_hash(ids, rows: int):
+    """The original hash: ids * 2654435761 needs int64 and wraps in int32 (the parity test fixture)."""
+    return (ids * HASH_MULT) % rows
+
+
 def build_net(cfg: CtrConfig, n_dense: int, cat_sizes=(2, 21, 7)):
     import torch
     from torch import nn
+
+    if cfg.id_hash not in ("int32", "int64"):
+        raise ValueError(f"id_hash {cfg.id_hash!r}: expected 'int32' or 'int64'")
+    id_hash = portable_hash if cfg.id_hash == "int32" else legacy_hash
 
     class CtrNet(nn.Module):
         def __init__(self):
@@ -126,7 +171,7 @@ def build_net(cfg: CtrConfig, n_dense: int, cat_sizes=(2, 21, 7)):
 
         def logits(self, user_id, item_id, cat, dense):
             x = self.bottom(dense)
-            vecs = [self.user((user_id * HASH_MULT) % self.hash_rows), self.item((item_id * HASH_MULT) % self.hash_rows)]
+            vecs = [self.user(id_hash(user_id, self.hash_rows)), self.item(id_hash(item_id, self.hash_rows))]
             vecs += [emb(cat[:, k]) for k, emb in enumerate(self.cats)] + [x]
             v = torch.stack(vecs, dim=1)
             z = torch.bmm(v, v.transpose(1, 2)).flatten(1)[:, self.pairs]
@@ -160,15 +205,12 @@ def train(cfg: CtrConfig, data: CtrData, log=print):
     opt_sparse = torch.optim.SparseAdam(sparse, lr=cfg.lr_sparse)
     opt_dense = torch.optim.Adam(dense, lr=cfg.lr_dense)
     loss_fn = nn.BCEWithLogitsLoss()
-    # Hold out the last 10% of the training period for early stopping.
-    n = len(data.train_y)
-    n_fit = int(n * 0.9)
-    fit = {k: v[:n_fit] for k, v in data.train.items()}
-    fit_y = data.train_y[:n_fit]
-    val = {k: v[n_fit:] for k, v in data.train.items()}
-    val_y = data.train_y[n_fit:]
+    # Early stopping on the validation split (the last part of the training period; never the test period).
+    fit, fit_y = data.split("fit")
+    val, val_y = data.split("validation")
+    n_fit = len(fit_y)
     rng = np.random.default_rng(cfg.seed)
-    best, best_state, history = -1.0, None, []
+    best, best_state, history, best_epoch = -1.0, None, [], 0
     t0 = time.perf_counter()
     for epoch in range(cfg.epochs):
         net.train()
@@ -188,10 +230,24 @@ def train(cfg: CtrConfig, data: CtrData, log=print):
         history.append(round(val_auc, 4))
         log(f"  ctr epoch {epoch + 1}/{cfg.epochs}: val AUC {val_auc:.4f} ({time.perf_counter() - t0:.1f}s)")
         if val_auc > best:
-            best, best_state = val_auc, {k: v.clone() for k, v in net.state_dict().items()}
+            best, best_state, best_epoch = val_auc, {k: v.clone() for k, v in net.state_dict().items()}, epoch + 1
+        elif epoch + 1 - best_epoch >= cfg.patience:
+            log(f"  ctr: early stop (no better validation AUC for {cfg.patience} epoch(s)); keeping epoch {best_epoch}")
+            break
     net.load_state_dict(best_state)
     net.eval()
-    return net, {"train_s": round(time.perf_counter() - t0, 1), "val_auc_history": history}
+    return net, {"train_s": round(time.perf_counter() - t0, 1), "val_auc_history": history, "best_epoch": best_epoch}
+
+
+def ranker_metrics(users: np.ndarray, labels: np.ndarray, probs: np.ndarray, ref: np.ndarray | None) -> dict[str, float]:
+    """AUC, logloss and per-user nDCG@10 with 95% intervals, and deltas vs ``ref`` (fp32 scores) when given."""
+    out = M.with_intervals("auc", M.delong_intervals(labels, probs, ref))
+    loss = M.logloss_per_example(labels, probs)
+    out.update(M.with_intervals("logloss", M.bootstrap_mean(loss, None if ref is None else M.logloss_per_example(labels, ref), seed=1)))
+    ndcg, _ = M.ndcg_per_group(users, labels, probs)
+    ndcg_ref = None if ref is None else M.ndcg_per_group(users, labels, ref)[0]
+    out.update(M.with_intervals("ndcg@10", M.bootstrap_mean(ndcg, ndcg_ref, seed=2)))
+    return out
 
 
 def export_onnx(net, path: Path, sample: dict[str, np.ndarray]) -> None:
@@ -218,6 +274,8 @@ class CtrModel:
     scenarios = ("rank-50", "rank-200", "rank-500", "offline")
     output_kind = "ranking"  # one score per candidate: parity compares rankings
     headline = "rank-200"  # the scenario compressed variants are benchmarked on by default
+    primary_metric = "auc"  # the task metric tables and budgets lead with
+    fidelity_metric = None
     OFFLINE_BATCH = 4096
 
     def __init__(self, config: CtrConfig | None = None):
@@ -244,6 +302,8 @@ class CtrModel:
         torch.save(net.state_dict(), root / "weights.pt")
         onnx_path = root / "fp32" / "model.onnx"
         export_onnx(net, onnx_path, {k: v[:8] for k, v in self.data.test.items()})
+        # The fp32 scores on the test period: every variant's deltas are paired against them.
+        np.save(root / FP32_SCORES, _predict(ort_run_fn(onnx_path), self.data.test))
         with torch.no_grad():
             torch_probs = _predict(lambda b: [net(*_as_torch(b)).numpy()], self.data.test)
         onnx_probs = _predict(ort_run_fn(onnx_path), self.data.test)
@@ -251,7 +311,7 @@ class CtrModel:
         torch_acc = auc_logloss(self.data.test_y, torch_probs)
         variant = make_variant(
             self.name, "fp32", onnx_path, self.scenarios,
-            config={"model": asdict(self.config), **info},
+            config={"model": asdict(self.config), **info, "trained_on": split_record("fit+validation", self.split_ids("fit+validation"))},
             accuracy=accuracy,
             parity={"max_abs_diff_vs_torch": float(np.max(np.abs(onnx_probs - torch_probs))), "torch_auc": torch_acc["auc"]},
             notes=(f"embedding tables: {2 * self.config.hash_rows * self.config.emb_dim * 4 / 2**20:.1f} MB of fp32",),
@@ -260,8 +320,23 @@ class CtrModel:
         return variant
 
     def evaluate(self, run, cache: Path | None = None) -> dict[str, float]:
+        """Task metrics on the test period, each with its 95% interval and, once the fp32 baseline
+        is built in ``cache``, its paired delta vs fp32: AUC (DeLong), logloss (paired bootstrap over
+        test rows), nDCG@10 over each test user's rated test-period items (paired bootstrap over users)."""
         probs = _predict(run, self.data.test)
-        return auc_logloss(self.data.test_y, probs)
+        ref_path = self._dir(cache) / FP32_SCORES if cache is not None else None
+        ref = np.load(ref_path) if ref_path is not None and ref_path.exists() else None
+        return ranker_metrics(self.data.test["user_id"], self.data.test_y, probs, ref)
+
+    def split_ids(self, name: str) -> np.ndarray:
+        """Row ids (positions in the time-sorted ratings) of a split: fit, validation, fit+validation, test."""
+        ids = self.data.row_ids
+        return np.concatenate([ids["fit"], ids["validation"]]) if name == "fit+validation" else ids[name]
+
+    def tuned_on(self, cache: Path | None = None) -> dict:
+        """What compressors may see: calibration and fine-tuning rows from the training period,
+        the tuning metric on its validation part. Never the test period."""
+        return split_record("fit+validation", self.split_ids("fit+validation"))
 
     def feeds(self, scenario: str, cache: Path) -> FeedSet:
         if scenario not in self.scenarios:
@@ -291,9 +366,9 @@ class CtrModel:
         return [{k: v[i] for k, v in self.data.train.items()} for i in idx]
 
     def tuning_metric(self, run, cache: Path | None = None) -> float:
-        """Held-out AUC on the first 5,000 test rows: fast enough for a tuning loop."""
-        sub = {k: v[:5000] for k, v in self.data.test.items()}
-        return auc_logloss(self.data.test_y[:5000], _predict(run, sub))["auc"]
+        """AUC on the validation split (8,000 rows of the training period, disjoint from the test period)."""
+        val, val_y = self.data.split("validation")
+        return auc_logloss(val_y, _predict(run, val))["auc"]
 
     def load_torch(self, cache: Path):
         """The trained fp32 torch model (trains and caches it on first use)."""

