@@ -10,6 +10,7 @@ from bench import intervals
 from bench.parity import REFERENCE_RUNTIME
 from bench.records import HARNESS_RUNTIMES, NOT_MEASURED, Result, Variant, atomic_write_text, lineage_root
 from bench.store import ResultStore
+from models.metrics import point_metrics
 
 COLUMNS = [
     "model", "variant", "parent", "compressor", "runtime", "profile", "measured_on", "scenario", "verdict",
@@ -66,6 +67,20 @@ def _ci(point, lo, hi, digits=3) -> str:
     return f"{_fmt(point, digits)} [{_fmt(lo, digits)}, {_fmt(hi, digits)}]"
 
 
+def _metric_text(k: str, acc: dict) -> str:
+    """'auc=0.6900 [0.6827, 0.6973]' (the interval when recorded)."""
+    lo, hi = acc.get(f"{k}_lo"), acc.get(f"{k}_hi")
+    return f"{k}={acc[k]:.4f}" + (f" [{lo:.4f}, {hi:.4f}]" if lo is not None and hi is not None else "")
+
+
+def _delta_text(k: str, acc: dict, base: dict) -> str:
+    """The paired delta vs fp32 with its interval where the variant records it, else the bare difference."""
+    d, lo, hi = acc.get(f"delta_{k}"), acc.get(f"delta_{k}_lo"), acc.get(f"delta_{k}_hi")
+    if d is not None and lo is not None and hi is not None:
+        return f"{k}={d:+.4f} [{lo:+.4f}, {hi:+.4f}]"
+    return f"{k}={acc[k] - base[k]:+.4f}"
+
+
 def options_key(options: dict) -> str:
     return json.dumps(options or {}, sort_keys=True)
 
@@ -105,8 +120,8 @@ def row(r: Result, variants: dict[str, Variant], results_by_key: dict | None = N
     vs_ort = speedup(ref, r) if not harness else None
     par = r.parity or {}
     delta = ""
-    if v and base_v:
-        delta = " ".join(f"{k}={v.accuracy[k] - base_v.accuracy[k]:+.4f}" for k in v.accuracy if k in base_v.accuracy)
+    if v and base_v and v is not base_v:
+        delta = " ".join(_delta_text(k, v.accuracy, base_v.accuracy) for k in point_metrics(v.accuracy) if k in base_v.accuracy)
     s = r.stats or {}
     reason = r.reason
     if r.warnings and r.verdict not in NOT_MEASURED:
@@ -149,7 +164,7 @@ def row(r: Result, variants: dict[str, Variant], results_by_key: dict | None = N
         "peak_rss_mb": _fmt(r.peak_rss_mb),
         "size_mb": _fmt(v.size_bytes / 2**20) if v else "",
         "params": str(v.params) if v and v.params else "",
-        "accuracy": " ".join(f"{k}={val:.4f}" for k, val in v.accuracy.items()) if v else "",
+        "accuracy": " ".join(_metric_text(k, v.accuracy) for k in point_metrics(v.accuracy)) if v else "",
         "gating": "yes" if r.gating else "no",
         "reason": reason.replace("\n", " ").replace("|", "/")[:240],
     }

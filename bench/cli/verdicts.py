@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from bench import gate, report
+from bench import accuracy_table, gate, report
 from bench.cli.common import err, load_run, log, read_budgets, usage
 from bench.decide import extend
 from bench.runs import RunError, gate_inputs
@@ -120,3 +120,11 @@ def report_cmd(run_dirs: tuple[Path, ...], budgets: str | None, out: Path | None
         raise usage(str(exc)) from None
     print(md_path.read_text() if markdown else f"{html_path}\n{md_path}")
     return 0
+
+
+@click.command("accuracy", context_settings={"ignore_unknown_options": True, "help_option_names": []})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def accuracy_cmd(args: tuple[str, ...]) -> int:
+    """Task metric, fidelity and delta vs fp32 with 95% CIs per variant and runtime
+    (--model M, --runtime R, --recipe default|full|none, --only STEP; --help for more)."""
+    return accuracy_table.main(list(args))
