@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from models import ZOO
 from tests.conftest import make_tiny_onnx
 
 REPO = Path(__file__).resolve().parents[1]
@@ -171,4 +172,4 @@ def test_help_on_every_command_and_version(capsys):
 def test_a_usage_error_from_the_console_script_has_no_traceback(tmp_path):
     p = odbench("run", "--model", "nosuch", "--out", str(tmp_path / "r"))
     assert p.returncode == 2 and "Traceback" not in p.stderr
-    assert p.stderr.strip() == "odbench: error: unknown zoo model 'nosuch'; known: ctr-ml100k, minilm-l6-query"
+    assert p.stderr.strip() == f"odbench: error: unknown zoo model 'nosuch'; known: {', '.join(ZOO)}"

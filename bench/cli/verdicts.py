@@ -122,9 +122,14 @@ def report_cmd(run_dirs: tuple[Path, ...], budgets: str | None, out: Path | None
     return 0
 
 
-@click.command("accuracy", context_settings={"ignore_unknown_options": True, "help_option_names": []})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def accuracy_cmd(args: tuple[str, ...]) -> int:
-    """Task metric, fidelity and delta vs fp32 with 95% CIs per variant and runtime
-    (--model M, --runtime R, --recipe default|full|none, --only STEP; --help for more)."""
-    return accuracy_table.main(list(args))
+@click.command("accuracy")
+@click.option("--model", multiple=True, help="zoo model (repeatable; default: every zoo model)")
+@click.option("--runtime", multiple=True, help="runtime (repeatable; default: onnxruntime, openvino)")
+@click.option("--recipe", type=click.Choice(["default", "full", "none"]), default="default", show_default=True,
+              help="compressed variants to include (none = fp32 only)")
+@click.option("--only", multiple=True, help="only these recipe steps, by key (repeatable), e.g. int8dyn")
+def accuracy_cmd(model: tuple[str, ...], runtime: tuple[str, ...], recipe: str, only: tuple[str, ...]) -> int:
+    """Task metric, fidelity and delta vs fp32 with 95% CIs, per variant and runtime (each runtime's own outputs)."""
+    argv = [*(a for m in model for a in ("--model", m)), *(a for r in runtime for a in ("--runtime", r)),
+            "--recipe", recipe, *(a for o in only for a in ("--only", o))]
+    return accuracy_table.main(argv)

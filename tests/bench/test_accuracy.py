@@ -6,7 +6,7 @@ import pytest
 from bench import accuracy as A
 from bench import gate
 from bench.budgets import Budget, BudgetFile
-from bench.records import Result, Variant
+from bench.records import ProcessSamples, Result, Variant
 from runtimes import get_runtime
 
 BASE = {"auc": 0.70, "auc_lo": 0.69, "auc_hi": 0.71, "delta_auc": 0.0, "delta_auc_lo": 0.0, "delta_auc_hi": 0.0,
@@ -55,7 +55,7 @@ def test_gate_reports_inconclusive_for_a_straddling_drop():
         "m/int8": Variant(id="m/int8", model="m", path="y", sha256="b", size_bytes=1, accuracy=acc(-0.007, -0.010, -0.004), parent="m/fp32"),
     }
     r = Result(cell_id="c", model="m", variant_id="m/int8", runtime="onnxruntime", profile="host", measured_on="host", scenario="s",
-               items_per_inference=1, samples_ms=(1.0,) * 50, verdict="OK", gating=True)
+               items_per_inference=1, processes=(ProcessSamples((1.0,) * 50),), verdict="OK", gating=True)
     budgets = BudgetFile(budgets=(Budget(accuracy_drop_max=0.01, accuracy_metric="auc"),))
     (v,) = gate.evaluate([r], variants, budgets)
     assert v.verdict == "INCONCLUSIVE" and "straddles" in v.reason
