@@ -20,15 +20,26 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from bench import provenance, stats
-from bench.feeds import FeedError, check_feed, load_feeds, synthetic_feeds
-from bench.skips import skip_reason
-from bench.records import CellSpec, ProcessSamples, Result, Timing, Variant, Verdict, atomic_write_text, sha256_file, to_json
-from compressors.isa import host_int8_isa, isa_mismatch_warning
-from devices.apply import apply_profile, thread_cpus
-from devices.host import cpu_model, detect_host
-from devices.profile import DeviceProfile
-from runtimes import RuntimeUnavailable, get_runtime, parse_options
+from odbench.bench import provenance, stats
+from odbench.core.feeds import FeedError, check_feed, load_feeds, synthetic_feeds
+from odbench.bench.skips import skip_reason
+from odbench.core.records import (
+    CellSpec,
+    ProcessSamples,
+    Result,
+    Timing,
+    Variant,
+    Verdict,
+    atomic_write_text,
+    sha256_file,
+    to_json,
+)
+from odbench.compressors.isa import host_int8_isa, isa_mismatch_warning
+from odbench.devices.apply import apply_profile, thread_cpus
+from odbench.devices.host import cpu_model, detect_host
+from odbench.devices.profile import DeviceProfile
+from odbench.runtimes import RuntimeUnavailable, get_runtime, parse_options
+from odbench.bench import parity
 
 LFS_MAGIC = b"version https://git-lfs.github.com/spec"
 
@@ -230,7 +241,6 @@ def check_parity(spec: CellSpec, session, feeds, out: dict, warnings: list) -> l
         out["parity"] = {"error": p.error or "no reference outputs"}
         warnings.append(f"parity not checked: {p.error or 'no reference outputs'}")
         return []
-    from bench import parity
 
     if p.reference_sha256 and sha256_file(p.reference) != p.reference_sha256:
         raise ModelFileError(f"parity reference {p.reference} changed since the run was planned")

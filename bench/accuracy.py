@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from bench.records import atomic_write_text
-from devices.host import cpu_flags
-from models.metrics import LOWER_IS_BETTER, metric_kind, point_metrics
-from runtimes import RuntimeUnavailable, get_runtime
+from odbench.core.records import atomic_write_text
+from odbench.devices.host import cpu_flags
+from odbench.models.metrics import LOWER_IS_BETTER, metric_kind, point_metrics
+from odbench.runtimes import RuntimeUnavailable, get_runtime
 
 VERDICT_ORDER = ("ERROR", "FAIL", "INCONCLUSIVE", "PASS")
 

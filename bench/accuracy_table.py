@@ -1,7 +1,7 @@
 """The accuracy table: every variant of the zoo models, on each runtime, with the task metric [95% CI],
 fidelity, and the paired delta vs fp32 [95% CI], each measured from that runtime's own outputs.
 
-Run: ``python -m bench.accuracy_table [--model M ...] [--runtime R ...] [--recipe default]``
+Run: ``python -m odbench.bench.accuracy_table [--model M ...] [--runtime R ...] [--recipe default]``
 (builds what is missing into ``$ODBENCH_CACHE`` or ./artifacts, then prints a markdown table).
 """
 from __future__ import annotations
@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench.accuracy import runtime_accuracy
-from compressors.build import build_recipe
-from compressors.recipes import RECIPES
-from models import ZOO, get_model
-from models.base import ZooTask, cache_dir
+from odbench.bench.accuracy import runtime_accuracy
+from odbench.compressors.build import build_recipe
+from odbench.compressors.recipes import RECIPES
+from odbench.models import ZOO, get_model
+from odbench.models.base import ZooTask, cache_dir
 
 
 def _ci(acc: dict, key: str, pct: bool = False) -> str:
@@ -49,7 +49,7 @@ def rows(model, variants: list, runtimes: list[str], cache: Path, log=print) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.accuracy_table", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m odbench.bench.accuracy_table", description=__doc__)
     p.add_argument("--model", action="append", help=f"zoo model (repeatable; default: all of {', '.join(ZOO)})")
     p.add_argument("--runtime", action="append", help="runtime (repeatable; default: onnxruntime, openvino)")
     p.add_argument("--recipe", default="default", help="compressed variants to include (default: default; none = fp32 only)")

@@ -27,9 +27,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from bench.records import Result
-from bench.validation import load_yaml_model
-from models.metrics import metric_kind
+from odbench.core.records import Result
+from odbench.core.validation import load_yaml_model
+from odbench.models.metrics import metric_kind
 
 
 class BudgetError(ValueError):

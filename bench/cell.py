@@ -1,4 +1,4 @@
-"""The cell process: ``python -m bench.cell SPEC.json OUT.json``.
+"""The cell process: ``python -m odbench.bench.cell SPEC.json OUT.json``.
 
 Runs one cell (variant x runtime x profile x scenario) under pytest-benchmark in a
 fresh process. The measurement lives in ``bench/_cell_bench.py``; this entry only
@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from odbench.bench.executors.local import die_with_parent
 
 CELL_TEST = Path(__file__).with_name("_cell_bench.py")
 
@@ -18,11 +19,9 @@ CELL_TEST = Path(__file__).with_name("_cell_bench.py")
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 2:
-        print("usage: python -m bench.cell SPEC.json OUT.json", file=sys.stderr)
+        print("usage: python -m odbench.bench.cell SPEC.json OUT.json", file=sys.stderr)
         return 2
     if "ODBENCH_PARENT_PID" in os.environ:
-        from bench.executors.local import die_with_parent
-
         die_with_parent(int(os.environ["ODBENCH_PARENT_PID"]))
     os.environ["ODBENCH_CELL_SPEC"], os.environ["ODBENCH_CELL_OUT"] = argv
     import pytest

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Callable
 
-from bench.executors.local import merge_processes, run_process
-from bench.gate import CellVerdict, GateVerdict
-from bench.records import NOT_MEASURED
-from bench.store import ResultStore
+from odbench.bench.executors.local import merge_processes, run_process
+from odbench.bench.gate import CellVerdict, GateVerdict
+from odbench.core.records import NOT_MEASURED
+from odbench.bench.store import ResultStore
 
 MAX_LOOKS = 4
 

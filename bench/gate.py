@@ -25,10 +25,18 @@ from enum import Enum
 
 import numpy as np
 
-from bench import earlystop, intervals
-from bench.accuracy import judge_budget
-from bench.budgets import Budget, BudgetFile
-from bench.records import HARNESS_RUNTIMES, NOT_MEASURED, Result, Variant, Verdict, atomic_write_text, lineage_root
+from odbench.bench import earlystop, intervals
+from odbench.bench.accuracy import judge_budget
+from odbench.bench.budgets import Budget, BudgetFile
+from odbench.core.records import (
+    HARNESS_RUNTIMES,
+    NOT_MEASURED,
+    Result,
+    Variant,
+    Verdict,
+    atomic_write_text,
+    lineage_root,
+)
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INCONCLUSIVE = 0, 1, 2, 3
 

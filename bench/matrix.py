@@ -5,8 +5,10 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from bench.records import CellSpec, Feeds, ParitySpec, Timing, Variant
-from devices.profile import DeviceProfile
+from odbench.core.records import CellSpec, Feeds, ParitySpec, Timing, Variant
+from odbench.devices.profile import DeviceProfile
+from odbench.devices.check import is_this_machine
+from odbench.core.constants import REFERENCE_RUNTIME
 
 
 @dataclass(frozen=True)
@@ -21,7 +23,6 @@ class Workload:
 def measured_on(profile: DeviceProfile) -> str:
     """'device' when the profile describes this whole machine (``host``, or e.g. the rpi5 profile run on
     a Raspberry Pi 5); a profile of other hardware, or a slice of this one (host-1t), is 'emulated'."""
-    from devices.check import is_this_machine
 
     return "device" if is_this_machine(profile) else "emulated"
 
@@ -75,7 +76,6 @@ def _parity_for(parity, variant_id: str, scenario: str, runtime: str, options: d
     spec = (parity or {}).get((variant_id, scenario))
     if spec is None:
         return None
-    from bench.parity import REFERENCE_RUNTIME
 
     # The reference runtime with its default options has nothing to compare with itself.
     same_as_reference = runtime == REFERENCE_RUNTIME and not options

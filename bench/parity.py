@@ -26,9 +26,11 @@ from pathlib import Path
 from typing import Callable, Literal, Mapping, Sequence
 
 import numpy as np
+from odbench.core.records import atomic_write_bytes, ParitySpec, lineage_root, sha256_file
+from odbench.core.feeds import load_feeds
+from odbench.core.onnx_tools import ort_run_fn
 
 ParityKind = Literal["embedding", "ranking", "values"]
-REFERENCE_RUNTIME = "onnxruntime"  # references are computed on it; its default-option cells need no runtime check
 TOP_K = 10
 
 
@@ -130,7 +132,6 @@ def judge(kind: str, parity: Mapping[str, Mapping[str, float]]) -> list[str]:
 
 def write_reference(path: Path, feeds: Sequence[Mapping[str, np.ndarray]], root_run: Callable, variant_run: Callable) -> Path:
     """Reference outputs of the first feeds: the fp32 root, and the variant itself (on ONNX Runtime)."""
-    from bench.records import atomic_write_bytes
 
     arrays = {}
     for i, feed in enumerate(feeds):
@@ -161,9 +162,6 @@ def prepare(workloads, variants: Mapping, out_dir: Path, n_feeds: int = 4, log=p
     the same bytes. A reference that cannot be computed gives a ParitySpec with ``error``: the
     cell then records that parity was not checked (its own run will usually fail too).
     """
-    from bench.feeds import load_feeds
-    from bench.records import ParitySpec, lineage_root, sha256_file
-    from models.base import ort_run_fn
 
     runs: dict[str, Callable] = {}
 

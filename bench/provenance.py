@@ -7,6 +7,7 @@ import socket
 from typing import Any
 
 import psutil
+from odbench.devices.host import cpu_model, detect_host
 
 
 def _cpu_mhz() -> float | None:
@@ -34,8 +35,6 @@ def _temperature_c() -> float | None:
 
 
 def machine() -> dict[str, Any]:
-    from devices.host import cpu_model, detect_host
-
     host = detect_host()
     return {
         "hostname": socket.gethostname(),

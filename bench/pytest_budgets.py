@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench import earlystop
+from odbench.bench import earlystop
 
 
 def pytest_addoption(parser):

@@ -20,9 +20,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from bench.records import Result, Variant, atomic_write_text
-from bench.report_plots import HARNESS, OK, Cell, interval, model_plots, pareto, primary_metric, runtime_label, scenarios_of, short
-from bench.runs import Machine, MachineRuns, distinct_labels
+from odbench.core.records import Result, Variant, atomic_write_text
+from odbench.bench.report_plots import (
+    HARNESS,
+    OK,
+    Cell,
+    interval,
+    model_plots,
+    pareto,
+    primary_metric,
+    runtime_label,
+    scenarios_of,
+    short,
+)
+from odbench.bench.runs import Machine, MachineRuns, distinct_labels
+from odbench.bench import gate
+from odbench.devices.profile import ProfileError
+from odbench.devices.catalog import get_profile
+from odbench.bench.runs import by_machine, load_runs
 
 TIMED = ("device", "emulated")  # measured_on values whose latency is a measurement
 __all__ = ["pareto", "primary_metric", "render", "render_runs", "evaluate_groups", "selection", "differences"]
@@ -63,7 +78,6 @@ class Pick:
 
 def evaluate_groups(groups: Sequence[MachineRuns], budgets) -> list[tuple | None]:
     """Budget verdicts per machine, each judged on that machine's data alone."""
-    from bench import gate
 
     return [tuple(gate.evaluate(list(g.results), g.variants, budgets)) if budgets is not None else None for g in groups]
 
@@ -305,7 +319,6 @@ def render_runs(groups: Sequence[MachineRuns], out_dir: Path, verdicts: Sequence
 
 def profiles_named(names) -> dict[str, dict]:
     """The shipped profiles by name (their datasheets), for results whose run folder kept no specs/."""
-    from devices.profile import ProfileError, get_profile
 
     out = {}
     for name in sorted(set(names) - {"host"}):  # 'host' is whatever machine ran it: its machine.json says
@@ -320,7 +333,6 @@ def render_folders(paths: Sequence[str | Path], budgets=None, out_dir: Path | No
     """`odbench report RUN [RUN ...]`: one report over run folders from any number of machines.
     ``budgets``: a BudgetFile (bench.budgets.load_budgets) or None. Default output: RUN/report for one
     folder, else report-RUN1-vs-RUN2 beside the first. Raises bench.runs.RunError for a bad folder."""
-    from bench.runs import by_machine, load_runs
 
     runs = load_runs(paths)
     groups = by_machine(runs)

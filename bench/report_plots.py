@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.records import HARNESS_RUNTIMES, NOT_MEASURED, Result, Variant, Verdict
-from bench.tables import runtime_label as _runtime_label
+from odbench.core.records import HARNESS_RUNTIMES, NOT_MEASURED, Result, Variant, Verdict
+from odbench.bench.tables import runtime_label as _runtime_label
 
 OK = tuple(v for v in Verdict if v not in NOT_MEASURED and v != Verdict.FAIL)  # timed, with outputs that match
 HARNESS = HARNESS_RUNTIMES

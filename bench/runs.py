@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from bench.records import Result, Variant
-from bench.store import ResultStore
-from bench.tables import load_variants
-from devices.check import missing_isa
-from devices.profile import DeviceProfile
+from odbench.core.records import Result, Variant
+from odbench.bench.store import ResultStore
+from odbench.bench.tables import load_variants
+from odbench.devices.check import missing_isa
+from odbench.devices.profile import DeviceProfile
 
 # ISA features that name a machine's class in its label, best first
 _ISA_LABELS = (("amx_int8", "AMX"), ("avx512_bf16", "AVX-512 BF16"), ("avx512_vnni", "AVX-512 VNNI"), ("avx512f", "AVX-512"),

@@ -1,5 +1,5 @@
 """Seeded simulations of the gate and the regression check: the evidence that their verdicts keep
-the error rates they state (tests/bench/test_simulation.py asserts them; ``python -m bench.simulation``
+the error rates they state (tests/bench/test_simulation.py asserts them; ``python -m odbench.bench.simulation``
 prints the table the README quotes).
 
 Latency model: each fresh process draws a multiplicative offset, lognormal with the given
@@ -17,7 +17,8 @@ import numpy as np
 from scipy import optimize
 from scipy import stats as sps
 
-from bench import gate, intervals
+from odbench.bench import gate, intervals
+from odbench.core.records import TIMING_PRESETS
 
 WITHIN_SD = 0.08
 SPIKE_P = 0.02
@@ -91,7 +92,6 @@ def regression_rates(cv: float, k: int, n: int, runs: int, slowdown: float = 0.0
 
 
 def main() -> None:  # pragma: no cover - prints the README's table
-    from bench.records import TIMING_PRESETS
 
     for preset in ("default", "gate"):
         k = TIMING_PRESETS[preset].processes

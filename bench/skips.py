@@ -5,14 +5,13 @@ again in the cell process itself (a Dask worker on a device may lack what the co
 """
 from __future__ import annotations
 
-from bench.records import HARNESS_RUNTIMES, CellSpec
-from devices.profile import DeviceProfile
+from odbench.core.records import HARNESS_RUNTIMES, CellSpec
+from odbench.devices.profile import DeviceProfile
+from odbench.devices.check import emulation_obstacle
+from odbench.runtimes import get_runtime
 
 
 def skip_reason(spec: CellSpec) -> str | None:
-    from devices.check import emulation_obstacle
-    from runtimes import get_runtime
-
     profile = DeviceProfile.model_validate(spec.profile)
     runtime = get_runtime(spec.runtime)
     ok, why = runtime.available()

@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from bench import intervals
+from odbench.bench import intervals
 
 PERCENTILES = (50, 90, 95, 99)
 LEVEL = 0.95  # the level of every interval a table or report shows

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.records import CellSpec, Result, atomic_write_bytes, atomic_write_text, to_json
+from odbench.core.records import CellSpec, Result, atomic_write_bytes, atomic_write_text, to_json
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

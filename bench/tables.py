@@ -6,11 +6,11 @@ import io
 import json
 from pathlib import Path
 
-from bench import intervals
-from bench.parity import REFERENCE_RUNTIME
-from bench.records import HARNESS_RUNTIMES, NOT_MEASURED, Result, Variant, atomic_write_text, lineage_root
-from bench.store import ResultStore
-from models.metrics import point_metrics
+from odbench.bench import intervals
+from odbench.core.constants import REFERENCE_RUNTIME
+from odbench.core.records import HARNESS_RUNTIMES, NOT_MEASURED, Result, Variant, atomic_write_text, lineage_root
+from odbench.bench.store import ResultStore
+from odbench.models.metrics import point_metrics
 
 COLUMNS = [
     "model", "variant", "parent", "compressor", "runtime", "profile", "measured_on", "scenario", "verdict",

@@ -10,13 +10,13 @@ from __future__ import annotations
 import importlib
 
 COMPRESSORS: dict[str, str] = {
-    "prune-magnitude": "compressors.prune:MagnitudePrune",
-    "prune-structured": "compressors.structured:StructuredPrune",
-    "inc-int8": "compressors.inc:IncQuant",
-    "int8-mixed": "compressors.mixed:MixedInt8",
-    "lowrank-svd": "compressors.lowrank:LowRank",
-    "embedding-quant": "compressors.embedding:EmbeddingQuant",
-    "distill": "compressors.distill:Distill",
+    "prune-magnitude": "odbench.compressors.prune:MagnitudePrune",
+    "prune-structured": "odbench.compressors.structured:StructuredPrune",
+    "inc-int8": "odbench.compressors.inc:IncQuant",
+    "int8-mixed": "odbench.compressors.mixed:MixedInt8",
+    "lowrank-svd": "odbench.compressors.lowrank:LowRank",
+    "embedding-quant": "odbench.compressors.embedding:EmbeddingQuant",
+    "distill": "odbench.compressors.distill:Distill",
 }
 
 NEEDS_TORCH = ("prune-structured", "distill")

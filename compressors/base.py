@@ -19,7 +19,10 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from bench.records import Variant, sha256_file
+from odbench.core.records import Variant, sha256_file
+from odbench.core.onnx_tools import gzip_size
+from odbench.core.onnx_tools import weight_stats
+from odbench.core.onnx_tools import ort_run_fn
 
 RunFn = Callable[[Mapping[str, np.ndarray]], Sequence[np.ndarray]]
 
@@ -65,54 +68,12 @@ def cache_key(parent: Variant, compressor: str, config: Any, code_version: int) 
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
-def gzip_size(path: Path) -> int:
-    with open(path, "rb") as fh:
-        return len(gzip.compress(fh.read(), compresslevel=6))
-
-
-def weight_stats(path: Path) -> dict[str, float]:
-    """Parameter count; sparsity of the dense float weights (embedding tables excluded, since
-    magnitude pruning leaves them alone); MB held by embedding tables (what Gather reads,
-    through a DequantizeLinear too, with their per-row scales) vs everything else."""
-    import onnx
-    from onnx import numpy_helper
-
-    model = onnx.load(str(path))
-    producer = {o: n for n in model.graph.node for o in n.output}
-    gathered: set[str] = set()
-    for n in model.graph.node:
-        if n.op_type in ("Gather", "GatherBlockQuantized"):
-            sources = [n.input[0]] + (list(n.input[2:]) if n.op_type == "GatherBlockQuantized" else [])
-            for src in sources:
-                dq = producer.get(src)
-                gathered.update(dq.input if dq is not None and dq.op_type == "DequantizeLinear" else [src])
-    params = zeros = dense_floats = 0
-    emb_bytes = dense_bytes = 0
-    for init in model.graph.initializer:
-        arr = numpy_helper.to_array(init)
-        params += arr.size
-        if init.name in gathered and arr.ndim >= 1 and arr.shape[0] >= 64:
-            emb_bytes += arr.nbytes
-            continue
-        dense_bytes += arr.nbytes
-        if arr.dtype.kind == "f":
-            dense_floats += arr.size
-            zeros += int((arr == 0).sum())
-    return {
-        "params": int(params),
-        "sparsity": zeros / dense_floats if dense_floats else 0.0,
-        "embedding_mb": emb_bytes / 2**20,
-        "dense_mb": dense_bytes / 2**20,
-    }
-
-
 def finalize(parent: Variant, onnx_path: Path, name: str, compressor: str, config: Any, task: Task,
              notes: Sequence[str] = (), extra: Mapping[str, Any] | None = None) -> Variant:
     """Check the file, measure everything a variant records, save variant.json next to it."""
     import onnx
 
     onnx.checker.check_model(str(onnx_path))
-    from models.base import ort_run_fn
 
     accuracy = task.evaluate(ort_run_fn(onnx_path))
     ws = weight_stats(onnx_path)

@@ -8,10 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from bench.records import Variant
-from compressors import NEEDS_TORCH, get_compressor
-from compressors.base import Task
-from compressors.recipes import Step
+from odbench.core.records import Variant
+from odbench.compressors import NEEDS_TORCH, get_compressor
+from odbench.compressors.base import Task
+from odbench.compressors.recipes import Step
+from odbench.compressors.fidelity import OnnxFidelityTask
+from odbench.compressors.recipes import RECIPES
+from odbench.core.onnx_tools import ort_run_fn
 
 
 @dataclass(frozen=True)
@@ -68,9 +71,6 @@ def compress_onnx_file(baseline: Variant, feeds, recipe: str, cache: Path,
     variant of the ONNX recipe built from it. ``feeds`` (a bench.records.Feeds) should be the
     materialised feeds the benchmark will use, so compression, fidelity and timing see the same
     inputs. Variants keep the baseline's scenarios and record their lineage (parent, compressor, config)."""
-    from compressors.fidelity import OnnxFidelityTask
-    from compressors.recipes import RECIPES
-    from models.base import ort_run_fn
 
     steps = RECIPES.get(("onnx", recipe))
     if steps is None:

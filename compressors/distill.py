@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.records import Variant
-from compressors.base import CompressionError, Task, finalize, fresh_dir, output
-from compressors.torch_hook import TorchTask, train
+from odbench.core.records import Variant
+from odbench.compressors.base import CompressionError, Task, finalize, fresh_dir, output
+from odbench.compressors.torch_hook import train
+from odbench.core.records import TorchTask
 
 CODE_VERSION = 1
 

@@ -16,9 +16,16 @@ from typing import Literal
 
 import numpy as np
 
-from bench.records import Variant
-from compressors.base import CompressionError, Task, finalize, fresh_dir, output
-from compressors.graph import add_initializer, splice, ensure_opset, gather_tables, initializers, remove_initializer
+from odbench.core.records import Variant
+from odbench.compressors.base import CompressionError, Task, finalize, fresh_dir, output
+from odbench.compressors.graph import (
+    add_initializer,
+    splice,
+    ensure_opset,
+    gather_tables,
+    initializers,
+    remove_initializer,
+)
 
 CODE_VERSION = 2
 

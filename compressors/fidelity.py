@@ -6,15 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.feeds import embedding_vocab, load_feeds, synthetic_feeds
-from bench.records import Feeds
+from odbench.core.feeds import embedding_vocab, load_feeds, synthetic_feeds
+from odbench.core.records import Feeds
+from odbench.core.onnx_tools import ort_run_fn
+from odbench.runtimes.ort import OnnxRuntime
 
 
 class OnnxFidelityTask:
     def __init__(self, fp32_path: str | Path, feeds: Feeds, n_eval: int = 32):
-        from models.base import ort_run_fn
-        from runtimes.ort import OnnxRuntime
-
         self.name = Path(fp32_path).stem
         if feeds.path:
             self.feeds = load_feeds(feeds.path)

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Literal
 
 
-from bench.records import Variant
-from compressors.base import CompressionError, Task, finalize, fresh_dir, output
-from compressors.isa import resolve_target, weight_bits_for
+from odbench.core.records import Variant
+from odbench.compressors.base import CompressionError, Task, finalize, fresh_dir, output
+from odbench.compressors.isa import resolve_target, weight_bits_for
 
 CODE_VERSION = 2
 

@@ -19,7 +19,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from compressors.graph import ensure_opset, initializers
+from odbench.compressors.graph import ensure_opset, initializers
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ So an int8 variant is tied to the ISA it was built for:
 from __future__ import annotations
 
 from typing import Iterable, Literal
+from odbench.devices.host import detect_host
 
 Int8Isa = Literal["x86-vnni", "x86-avx2", "arm"]
 INT8_ISAS: tuple[str, ...] = ("x86-vnni", "x86-avx2", "arm")
@@ -32,8 +33,6 @@ def int8_isa(isa_flags: Iterable[str], arch: str = "x86_64") -> str:
 
 
 def host_int8_isa() -> str:
-    from devices.host import detect_host
-
     host = detect_host()
     return int8_isa(host.isa, host.arch)
 

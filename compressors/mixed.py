@@ -24,10 +24,16 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.records import Variant
-from compressors.base import CompressionError, Task, finalize, fresh_dir, output
-from compressors.int8_graph import WeightFormat, activation_absmax, quantizable_matmuls, quantize_nodes, smooth
-from compressors.isa import resolve_target, weight_bits_for
+from odbench.core.records import Variant
+from odbench.compressors.base import CompressionError, Task, finalize, fresh_dir, output
+from odbench.compressors.int8_graph import (
+    WeightFormat,
+    activation_absmax,
+    quantizable_matmuls,
+    quantize_nodes,
+    smooth,
+)
+from odbench.compressors.isa import resolve_target, weight_bits_for
 
 CODE_VERSION = 1
 

@@ -4,8 +4,8 @@ for each k asked; fidelity from the zoo task's own evaluation (200 real queries 
 reviews), speed as p50 at batch 1 over the real query feeds, 1 and 2 threads, the variants
 interleaved round by round so that load drifts hit them alike.
 
-    python -m compressors.pareto --k 0 6 12 --rounds 5            # build, evaluate, time
-    python -m compressors.pareto --time-only --rounds 20           # re-time on a quiet machine
+    python -m odbench.compressors.pareto --k 0 6 12 --rounds 5            # build, evaluate, time
+    python -m odbench.compressors.pareto --time-only --rounds 20           # re-time on a quiet machine
 
 Timing on a shared machine is noisy: the table says which threads it used, and the ratio to
 fp32 (measured interleaved) is the figure to compare.
@@ -21,9 +21,17 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.feeds import load_feeds
-from compressors.int8_graph import WeightFormat, activation_absmax, quantizable_matmuls, quantize_nodes, smooth
-from compressors.mixed import _session, output_cosine, sensitivity_scan
+from odbench.core.feeds import load_feeds
+from odbench.compressors.int8_graph import (
+    WeightFormat,
+    activation_absmax,
+    quantizable_matmuls,
+    quantize_nodes,
+    smooth,
+)
+from odbench.compressors.mixed import _session, output_cosine, sensitivity_scan
+from odbench.models.base import ZooTask, cache_dir
+from odbench.models.encoder import EncoderModel
 
 
 @dataclass(frozen=True)
@@ -91,8 +99,6 @@ def build_front(out: Path, ks, candidates, log=print, evaluate: bool = True) -> 
     """Write fp32 and each candidate at each k to ``out``, with fidelity.json (label -> metrics, file)."""
     import onnx
 
-    from models.base import ZooTask, cache_dir
-    from models.encoder import EncoderModel
 
     model = EncoderModel()
     cache = cache_dir()
@@ -130,8 +136,6 @@ def build_front(out: Path, ks, candidates, log=print, evaluate: bool = True) -> 
 
 def time_front(out: Path, runtimes, rounds: int) -> str:
     """The Markdown table: p50 at 1 and 2 threads per runtime (and x fp32), cosine, top-10 overlap."""
-    from models.base import cache_dir
-    from models.encoder import EncoderModel
 
     front = json.loads((out / "fidelity.json").read_text())
     feeds = load_feeds(EncoderModel().feeds("query", cache_dir()).path)

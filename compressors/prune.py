@@ -12,9 +12,9 @@ from typing import Literal
 
 import numpy as np
 
-from bench.records import Variant
-from compressors.base import CompressionError, Task, finalize, fresh_dir, output
-from compressors.graph import initializers, matmul_weights, replace_initializer
+from odbench.core.records import Variant
+from odbench.compressors.base import CompressionError, Task, finalize, fresh_dir, output
+from odbench.compressors.graph import initializers, matmul_weights, replace_initializer
 
 CODE_VERSION = 1
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from compressors.distill import DistillConfig
-from compressors.embedding import EmbeddingQuantConfig
-from compressors.inc import IncConfig
-from compressors.lowrank import LowRankConfig
-from compressors.mixed import MixedInt8Config
-from compressors.prune import MagnitudePruneConfig
-from compressors.structured import StructuredPruneConfig
+from odbench.compressors.distill import DistillConfig
+from odbench.compressors.embedding import EmbeddingQuantConfig
+from odbench.compressors.inc import IncConfig
+from odbench.compressors.lowrank import LowRankConfig
+from odbench.compressors.mixed import MixedInt8Config
+from odbench.compressors.prune import MagnitudePruneConfig
+from odbench.compressors.structured import StructuredPruneConfig
 
 
 @dataclass(frozen=True)

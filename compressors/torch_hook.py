@@ -19,23 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
-
-
-@dataclass(frozen=True)
-class TorchTask:
-    module: Any
-    batches: Callable[[int, int, int], Iterator[tuple[tuple, Any]]]
-    loss: Callable[[Any, Any, tuple, Any], Any]
-    export: Callable[[Any, Any], None]
-    prunable: Callable[[Any], list[tuple[Any, Any]]]
-    make_student: Callable[[Any, float, float], Any]
-    lr: float = 1e-3
-    # Fine-tuning a pretrained transformer (e.g. the MiniLM encoder) wants these (Devlin et al. 2019,
-    # BERT, appendix A.3: AdamW with linear warmup and decay; Sanh et al. 2019, DistilBERT):
-    freeze_embeddings: bool = False  # nn.Embedding weights stay as they are (no optimizer state over the vocab)
-    dropout: bool = True  # False: train in eval mode (no dropout), as when matching a teacher's outputs
-    warmup_frac: float = 0.0  # > 0: AdamW, linear warmup over this fraction of the steps, then linear decay to 0
-    weight_decay: float = 0.0
+from odbench.core.records import TorchTask
 
 
 def train(student, task: TorchTask, steps: int, batch: int, seed: int = 0, lr: float | None = None,

@@ -1,9 +1,3 @@
 """Device profiles: schema, loader, host detection and in-cell application."""
-from devices.profile import (  # noqa: F401
-    DeviceProfile,
-    ProfileError,
-    get_profile,
-    list_profile_files,
-    load_profile_file,
-    parse_profile,
-)
+from odbench.devices.profile import DeviceProfile, ProfileError, list_profile_files, load_profile_file, parse_profile  # noqa: F401
+from odbench.devices.catalog import get_profile  # noqa: F401

@@ -5,7 +5,7 @@ import os
 import resource
 from typing import Any
 
-from devices.profile import ISA_CAPS, DeviceProfile
+from odbench.devices.profile import ISA_CAPS, DeviceProfile
 
 ISA_CAP_ENV = "ONEDNN_MAX_CPU_ISA"  # oneDNN: OpenVINO's CPU plugin, PyTorch's mkldnn ops
 ATEN_CAP_ENV = "ATEN_CPU_CAPABILITY"  # PyTorch's own vectorised kernels: default | avx2 | avx512

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 
-from devices.host import cpu_flags, detect_host
-from devices.profile import ISA_CAPS, DeviceProfile
+from odbench.devices.host import cpu_flags, detect_host
+from odbench.devices.profile import ISA_CAPS, DeviceProfile
 
 # profile ISA names that the kernel spells differently
 ISA_ALIASES = {"neon": ("neon", "asimd"), "dotprod": ("asimddp",), "i8mm": ("i8mm",), "bf16": ("bf16", "avx512_bf16"),

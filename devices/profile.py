@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from bench.validation import format_validation_error, load_yaml_model
+from odbench.core.validation import format_validation_error, load_yaml_model
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 
@@ -108,19 +108,3 @@ def load_profile_file(path: str | Path) -> DeviceProfile:
 
 def list_profile_files() -> list[Path]:
     return sorted(PROFILE_DIR.glob("*.yaml"))
-
-
-def get_profile(name_or_path: str) -> DeviceProfile:
-    """'host' (detected), a profile name from devices/profiles, or a path to a YAML file."""
-    if name_or_path == "host":
-        from devices.host import detect_host
-
-        return detect_host()
-    candidate = Path(name_or_path)
-    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
-        return load_profile_file(candidate)
-    path = PROFILE_DIR / f"{name_or_path}.yaml"
-    if not path.exists():
-        known = ["host"] + [p.stem for p in list_profile_files()]
-        raise ProfileError(f"unknown device profile {name_or_path!r}; known: {', '.join(known)}")
-    return load_profile_file(path)

@@ -4,9 +4,9 @@ from __future__ import annotations
 import importlib
 
 ZOO: dict[str, str] = {
-    "ctr-ml100k": "models.ctr:CtrModel",
-    "minilm-l6-query": "models.encoder:EncoderModel",
-    "reviews-dept-clf": "models.classifier:ClassifierModel",
+    "ctr-ml100k": "odbench.models.ctr:CtrModel",
+    "minilm-l6-query": "odbench.models.encoder:EncoderModel",
+    "reviews-dept-clf": "odbench.models.classifier:ClassifierModel",
 }
 
 

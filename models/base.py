@@ -11,10 +11,10 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from bench.records import Variant, sha256_file
-
-# A variant's run function: feed -> outputs (list of arrays), e.g. an ORT session's run.
-RunFn = Callable[[Mapping[str, np.ndarray]], Sequence[np.ndarray]]
+from odbench.core.records import Variant, sha256_file
+from odbench.core.onnx_tools import RunFn
+from odbench.core.onnx_tools import gzip_size, weight_stats
+from odbench.models import get_model
 
 
 @dataclass(frozen=True)
@@ -102,16 +102,7 @@ def config_hash(config: Any, code_version: int) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
-def onnx_param_count(path: str | Path) -> int:
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    return int(sum(int(np.prod(init.dims)) for init in model.graph.initializer))
-
-
 def make_variant(model: str, name: str, onnx_path: Path, scenarios: Sequence[str], **fields: Any) -> Variant:
-    from compressors.base import gzip_size, weight_stats
-
     ws = weight_stats(onnx_path)
     return Variant(
         id=f"{model}/{name}",
@@ -127,18 +118,6 @@ def make_variant(model: str, name: str, onnx_path: Path, scenarios: Sequence[str
         dense_mb=ws["dense_mb"],
         **fields,
     )
-
-
-def ort_run_fn(path: str | Path, threads: int | None = None) -> RunFn:
-    """A plain ONNX Runtime session for accuracy evaluation (not for timing)."""
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    if threads:
-        so.intra_op_num_threads = threads
-    sess = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
-    return lambda feed: sess.run(None, dict(feed))
 
 
 def auc_logloss(labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
@@ -163,7 +142,7 @@ TORCH_SIDECAR = "torch_module.json"
 def write_torch_sidecar(model, onnx_dir: Path, cache: Path) -> None:
     onnx_dir.mkdir(parents=True, exist_ok=True)
     path = onnx_dir / TORCH_SIDECAR
-    data = {"factory": "models.base:zoo_torch_module",
+    data = {"factory": "odbench.models.base:zoo_torch_module",
             "kwargs": {"zoo_model": model.name, "config": asdict(model.config),
                        "cache": os.path.relpath(Path(cache).resolve(), onnx_dir.resolve())}}
     if not path.exists() or json.loads(path.read_text()) != data:
@@ -172,7 +151,6 @@ def write_torch_sidecar(model, onnx_dir: Path, cache: Path) -> None:
 
 def zoo_torch_module(onnx_dir: Path, zoo_model: str, config: dict, cache: str):
     """The torch module of a zoo model built with ``config`` in ``cache`` (relative to ``onnx_dir``)."""
-    from models import get_model
 
     model = get_model(zoo_model)
     model = type(model)(type(model.config)(**config))

@@ -25,11 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.feeds import save_feeds
-from bench.records import Variant
-from models import metrics as M
-from models.base import FeedSet, config_hash, make_variant, ort_run_fn, split_record, write_torch_sidecar
-from models.encoder import build_module, encode_batch, tokenizer
+from odbench.core.feeds import save_feeds
+from odbench.core.records import Variant
+from odbench.models import metrics as M
+from odbench.models.base import FeedSet, config_hash, make_variant, split_record, write_torch_sidecar
+from odbench.core.onnx_tools import ort_run_fn
+from odbench.models.encoder import build_module, encode_batch, tokenizer
+from odbench.models.data import clothing_reviews
 
 CODE_VERSION = 2
 FP32_PREDS = "fp32_test_preds.npy"
@@ -51,8 +53,6 @@ class ClassifierConfig:
 
 class ClassifierData:
     def __init__(self, cfg: ClassifierConfig):
-        from models.data import clothing_reviews
-
         df = clothing_reviews()
         text = df["Review Text"].astype(str).str.strip()
         ok = df["Review Text"].notna() & df["Department Name"].notna() & (text.str.len() > 20)

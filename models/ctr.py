@@ -24,10 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.feeds import save_feeds
-from bench.records import Variant
-from models import metrics as M
-from models.base import FeedSet, auc_logloss, config_hash, make_variant, ort_run_fn, split_record, write_torch_sidecar
+from odbench.core.feeds import save_feeds
+from odbench.core.records import Variant
+from odbench.models import metrics as M
+from odbench.models.base import FeedSet, auc_logloss, config_hash, make_variant, split_record, write_torch_sidecar
+from odbench.core.onnx_tools import ort_run_fn
+from odbench.models.data import movielens_100k
+from odbench.core.records import TorchTask
 
 CODE_VERSION = 3
 FP32_SCORES = "fp32_test_scores.npy"
@@ -64,7 +67,6 @@ class CtrData:
     """MovieLens-100k joined and featurised, with the time split."""
 
     def __init__(self, cfg: CtrConfig):
-        from models.data import movielens_100k
         import pandas as pd
 
         ratings, users, items = movielens_100k()
@@ -386,7 +388,6 @@ class CtrModel:
         import torch
         import torch.nn.functional as F
 
-        from compressors.torch_hook import TorchTask
 
         data = self.data
 

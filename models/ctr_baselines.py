@@ -4,15 +4,17 @@
 * logistic regression on the same features: one-hot user and item ids, the three user categoricals,
   and the 23 dense features (scikit-learn's ``LogisticRegression``, L2, lbfgs).
 
-Run: ``python -m models.ctr_baselines`` (prints AUC [95% DeLong interval] per baseline, on the test period,
+Run: ``python -m odbench.models.ctr_baselines`` (prints AUC [95% DeLong interval] per baseline, on the test period,
 and, when the fp32 ranker is built in the cache, the ranker's paired AUC delta against each baseline).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from models import metrics as M
-from models.ctr import CtrConfig, CtrData
+from odbench.models import metrics as M
+from odbench.models.ctr import CtrConfig, CtrData
+from odbench.models.base import cache_dir
+from odbench.models.ctr import FP32_SCORES, CtrModel
 
 
 def popularity_scores(data: CtrData) -> np.ndarray:
@@ -58,9 +60,6 @@ def baselines(cfg: CtrConfig | None = None, ranker: np.ndarray | None = None) ->
 
 
 def main() -> None:
-    from models.base import cache_dir
-    from models.ctr import FP32_SCORES, CtrModel
-
     model = CtrModel()
     path = model._dir(cache_dir()) / FP32_SCORES
     ranker = np.load(path) if path.exists() else None

@@ -30,10 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.feeds import save_feeds
-from bench.records import Variant
-from models import metrics as M
-from models.base import FeedSet, config_hash, make_variant, ort_run_fn, split_record, write_torch_sidecar
+from odbench.core.feeds import save_feeds
+from odbench.core.records import Variant
+from odbench.models import metrics as M
+from odbench.models.base import FeedSet, config_hash, make_variant, split_record, write_torch_sidecar
+from odbench.core.onnx_tools import ort_run_fn
+from odbench.models.data import clothing_reviews
+from odbench.core.records import TorchTask
 
 CODE_VERSION = 3
 FP32_EVAL = "fp32_eval_per_query.npz"  # the fp32 ONNX baseline's per-query task metrics: deltas pair with them
@@ -81,8 +84,6 @@ def encode_batch(tok, texts: list[str]) -> dict[str, np.ndarray]:
 
 class EncoderData:
     def __init__(self, cfg: EncoderConfig):
-        from models.data import clothing_reviews
-
         df = clothing_reviews()
         rng = np.random.default_rng(cfg.seed)
         title = df["Title"].astype(str).str.strip()
@@ -226,7 +227,6 @@ class EncoderModel:
 
         import torch
 
-        from compressors.torch_hook import TorchTask
 
         texts = self.data.train_texts + self.data.train_titles
         short = tokenizer(64)

@@ -2,13 +2,14 @@
 
 Nothing is read from the file here beyond its bytes (sha256, size), so a corrupt or
 odd file still gets planned and fails inside its own cell with a clear reason. Feeds
-are synthesised in the cell from the model's input signature (see bench/feeds.py).
+are synthesised in the cell from the model's input signature (see core/feeds.py).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from bench.records import Variant, sha256_file
+from odbench.core.records import Variant, sha256_file
+from odbench.core.onnx_tools import onnx_param_count
 
 
 def user_variant(path: str | Path) -> Variant:
@@ -18,8 +19,6 @@ def user_variant(path: str | Path) -> Variant:
     sha = sha256_file(p)
     params = None
     try:
-        from models.base import onnx_param_count
-
         params = onnx_param_count(p)
     except Exception:
         pass  # unreadable: the cell will say why

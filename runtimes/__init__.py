@@ -9,26 +9,19 @@ import dataclasses
 import importlib
 from typing import Any
 
-from runtimes.base import (  # noqa: F401  (re-exported seam)
-    ProviderFallbackError,
-    Runtime,
-    RuntimeUnavailable,
-    Session,
-    TensorSpec,
-)
+from odbench.runtimes.base import ProviderFallbackError, Runtime, RuntimeUnavailable, Session  # noqa: F401  (re-exported seam)
+from odbench.core.records import TensorSpec  # noqa: F401  (re-exported seam)
+from odbench.core.constants import INFERENCE_RUNTIMES
 
 RUNTIMES: dict[str, str] = {
-    "onnxruntime": "runtimes.ort:OnnxRuntime",
-    "openvino": "runtimes.openvino:OpenVinoRuntime",
-    "torch": "runtimes.torch_eager:TorchEagerRuntime",
-    "mnn": "runtimes.mnn:MnnRuntime",  # optional extra (pip install MNN==3.6.1); not in the default matrix
+    "onnxruntime": "odbench.runtimes.ort:OnnxRuntime",
+    "openvino": "odbench.runtimes.openvino:OpenVinoRuntime",
+    "torch": "odbench.runtimes.torch_eager:TorchEagerRuntime",
+    "mnn": "odbench.runtimes.mnn:MnnRuntime",  # optional extra (pip install MNN==3.6.1); not in the default matrix
     # Harness doubles: "null" measures the harness's own overhead, "faulty" injects faults.
-    "null": "runtimes.null:NullRuntime",
-    "faulty": "runtimes.faulty:FaultyRuntime",
+    "null": "odbench.runtimes.null:NullRuntime",
+    "faulty": "odbench.runtimes.faulty:FaultyRuntime",
 }
-
-# Runtimes that benchmark real inference (the doubles above are excluded from default matrices).
-INFERENCE_RUNTIMES = ("onnxruntime", "openvino", "torch", "mnn")
 
 
 def get_runtime(name: str) -> Runtime:

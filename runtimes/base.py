@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence
+from odbench.core.records import TensorSpec
 
 if TYPE_CHECKING:
     import numpy as np
@@ -22,19 +23,6 @@ class RuntimeUnavailable(RuntimeError):
 
 class ProviderFallbackError(RuntimeError):
     """An execution provider was requested but the session is not using it."""
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """One model input or output as the runtime reports it.
-
-    ``shape`` holds ints for fixed dims and strings (or None) for symbolic ones.
-    ``dtype`` is a numpy dtype name, e.g. ``"float32"`` or ``"int64"``.
-    """
-
-    name: str
-    dtype: str
-    shape: tuple[int | str | None, ...]
 
 
 class Session(Protocol):
@@ -106,20 +94,3 @@ class BoundSession:
 
     def close(self) -> None:
         pass
-
-
-def onnx_signature(model_path: str) -> tuple[list[TensorSpec], list[TensorSpec]]:
-    """Inputs and outputs declared by an ONNX file, read without a runtime (weights not loaded)."""
-    import numpy as np
-    import onnx
-    from onnx.helper import tensor_dtype_to_np_dtype
-
-    graph = onnx.load(model_path, load_external_data=False).graph
-    inits = {i.name for i in graph.initializer}
-
-    def spec(v) -> TensorSpec:
-        t = v.type.tensor_type
-        dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim)
-        return TensorSpec(v.name, np.dtype(tensor_dtype_to_np_dtype(t.elem_type)).name, dims)
-
-    return [spec(v) for v in graph.input if v.name not in inits], [spec(v) for v in graph.output]

@@ -13,8 +13,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping
 
-from runtimes.base import BoundSession, TensorSpec
-from runtimes.null import HarnessDouble
+from odbench.runtimes.base import BoundSession
+from odbench.core.records import TensorSpec
+from odbench.runtimes.null import HarnessDouble
 
 Fault = Literal["segv", "hang", "oom", "raise", "none"]
 Where = Literal["open", "run"]

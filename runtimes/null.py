@@ -8,7 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from runtimes.base import BoundSession, TensorSpec, onnx_signature
+from odbench.runtimes.base import BoundSession
+from odbench.core.records import TensorSpec
+from odbench.core.onnx_tools import onnx_signature
 
 
 @dataclass(frozen=True)

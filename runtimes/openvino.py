@@ -23,7 +23,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping
 
-from runtimes.base import BoundSession, RuntimeUnavailable, TensorSpec
+from odbench.runtimes.base import BoundSession, RuntimeUnavailable
+from odbench.core.records import TensorSpec
+from odbench.devices.apply import isa_cap, isa_level
 
 Precision = Literal["f32", "bf16", "f16"]
 Hint = Literal["LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT", "none"]
@@ -57,7 +59,6 @@ def _precision(compiled) -> str:
 
 def _isa_cap_info(kernels: Counter) -> dict[str, Any]:
     """Did oneDNN's ISA ceiling reach every kernel? Judged from the compiled model's kernel names."""
-    from devices.apply import isa_cap, isa_level
 
     cap = isa_cap()
     if not cap:

@@ -6,7 +6,9 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping
 
-from runtimes.base import BoundSession, ProviderFallbackError, RuntimeUnavailable, TensorSpec
+from odbench.runtimes.base import BoundSession, ProviderFallbackError, RuntimeUnavailable
+from odbench.core.records import TensorSpec
+from odbench.devices.apply import isa_cap
 
 _ORT_TYPES = {
     "tensor(float)": "float32",
@@ -40,8 +42,6 @@ def _spec(arg) -> TensorSpec:
 
 
 def _isa_cap_info() -> dict[str, Any]:
-    from devices.apply import isa_cap
-
     cap = isa_cap()
     if not cap:
         return {}

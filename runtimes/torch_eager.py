@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from runtimes.base import BoundSession, RuntimeUnavailable, TensorSpec, onnx_signature
+from odbench.runtimes.base import BoundSession, RuntimeUnavailable
+from odbench.core.records import TensorSpec
+from odbench.core.onnx_tools import onnx_signature
+from odbench.devices.apply import isa_cap, isa_level
 
 SIDECAR = "torch_module.json"  # models.base.TORCH_SIDECAR (not imported: keeps runtimes free of the zoo)
 
@@ -24,8 +27,6 @@ class TorchOptions:
 
 
 def _isa_cap_info(capability: str) -> dict[str, Any]:
-    from devices.apply import isa_cap, isa_level
-
     cap = isa_cap()
     if not cap:
         return {}

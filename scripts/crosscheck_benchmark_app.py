@@ -22,14 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import intervals
-from bench.executors.local import run_cell
-from bench.feeds import load_feeds, save_feeds
-from bench.matrix import Workload, plan
-from bench.records import TIMING_PRESETS, Feeds
-from devices.host import detect_host
-from models import get_model
-from models.base import cache_dir
+from odbench.bench import intervals
+from odbench.bench.executors.local import run_cell
+from odbench.core.feeds import load_feeds, save_feeds
+from odbench.bench.matrix import Workload, plan
+from odbench.core.records import TIMING_PRESETS, Feeds
+from odbench.devices.host import detect_host
+from odbench.models import get_model
+from odbench.models.base import cache_dir
 
 
 def benchmark_app_median(cmd: list[str], seconds: float) -> float:

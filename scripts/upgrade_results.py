@@ -4,7 +4,7 @@ parity references stored once under results/references/).
     python scripts/upgrade_results.py results/reference-epyc-2c [more run folders]
 
 v1/v2 cells pooled their processes' samples; where one split reproduces the stored per-process
-medians the processes are recovered (bench/records.py), else the cell is marked
+medians the processes are recovered (core/records.py), else the cell is marked
 ``processes_known: false`` and the gate will not judge its timing. Statistics are recomputed from
 the samples with the current code (bench/stats.py), so intervals appear where processes are known.
 """
@@ -16,9 +16,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from bench import stats
-from bench.records import CellSpec, Result, sha256_file
-from bench.store import REPO_ROOT, ResultStore
+from odbench.bench import stats
+from odbench.core.records import CellSpec, Result, sha256_file
+from odbench.bench.store import REPO_ROOT, ResultStore
 
 SHARED_REFERENCES = REPO_ROOT / "results" / "references"
 

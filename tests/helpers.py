@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.matrix import Workload, plan
-from bench.records import Feeds, Timing, Variant, sha256_file
-from devices.host import detect_host
-from devices.profile import DeviceProfile
+from odbench.bench.matrix import Workload, plan
+from odbench.core.records import Feeds, Timing, Variant, sha256_file
+from odbench.devices.host import detect_host
+from odbench.devices.profile import DeviceProfile
 
 FAST = Timing(warmup_s=0.05, warmup_runs=3, min_time_s=0.2, min_samples=20, max_time_s=1.0, processes=1, gating=False)
 

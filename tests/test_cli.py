@@ -8,14 +8,14 @@ from pathlib import Path
 
 import yaml
 
-from models import ZOO
+from odbench.models import ZOO
 from tests.conftest import make_tiny_onnx
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def odbench(*args, cwd=REPO):
-    return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+    return subprocess.run([sys.executable, "-m", "odbench", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
 def test_run_on_an_unseen_onnx_file_produces_a_row(tmp_path):
@@ -57,8 +57,8 @@ def test_devices_validate_names_the_bad_field(tmp_path):
     assert p.returncode == 1 and "field 'threads'" in p.stderr
     listed = odbench("devices")
     assert listed.returncode == 0 and listed.stdout.startswith("This machine (profile 'host'")
-    from devices.check import emulation_note
-    from devices.profile import get_profile
+    from odbench.devices.check import emulation_note
+    from odbench.devices.catalog import get_profile
 
     for line in ("onnxruntime 1.", "execution_providers: ", "openvino", "ISA: ", "rpi5", "device only (aarch64)",
                  "x86-laptop-avx2", emulation_note(get_profile("x86-laptop-avx2"))):
@@ -71,7 +71,7 @@ def test_unknown_profile_is_a_clear_error(tmp_path):
 
 
 def test_runtime_option_sweep_expands_to_one_config_per_value():
-    from bench.cli import parse_runtimes
+    from odbench.cli import parse_runtimes
 
     configs = parse_runtimes(["onnxruntime:graph_optimization=disable|basic|all,allow_spinning=false", "openvino:precision=f32|bf16"])
     assert configs == [
@@ -94,7 +94,7 @@ def test_a_runtime_that_is_not_installed_is_a_skipped_row_not_an_import_error(tm
         "        if name == 'openvino' or name.startswith('openvino.'):\n"
         "            raise ImportError('No module named openvino (blocked by the test)')\n"
         "sys.meta_path.insert(0, Block())\n"
-        "from bench.cli import main\n"
+        "from odbench.cli import main\n"
         f"code = main(['run', '--onnx', {str(model)!r}, '--runtime', 'onnxruntime', '--runtime', 'openvino', "
         f"'--preset', 'smoke', '--out', {str(out)!r}, '-q', '--no-overhead'])\n"
         "main(['devices'])\n"
@@ -145,7 +145,7 @@ def _usage_cases(tmp_path):
 
 def test_every_usage_error_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
     """In-process, so a traceback would fail the test instead of hiding in a subprocess's stderr."""
-    from bench.cli import main
+    from odbench.cli import main
 
     monkeypatch.chdir(REPO)
     monkeypatch.delenv("ODBENCH_SCHEDULER", raising=False)
@@ -160,7 +160,7 @@ def test_every_usage_error_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch)
 
 
 def test_help_on_every_command_and_version(capsys):
-    from bench.cli import COMMANDS, main
+    from odbench.cli import COMMANDS, main
 
     assert main(["--version"]) == 0 and capsys.readouterr().out.startswith("odbench, version ")
     for command in [None, *(c.name for c in COMMANDS)]:

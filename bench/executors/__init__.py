@@ -11,12 +11,12 @@ import importlib
 from dataclasses import dataclass
 from typing import Callable, Iterable, Protocol, runtime_checkable
 
-from bench.records import CellSpec, Result
-from bench.store import ResultStore
+from odbench.core.records import CellSpec, Result
+from odbench.bench.store import ResultStore
 
 EXECUTORS: dict[str, str] = {
-    "local": "bench.executors.local:LocalExecutor",
-    "dask": "bench.executors.dask:DaskExecutor",
+    "local": "odbench.bench.executors.local:LocalExecutor",
+    "dask": "odbench.bench.executors.dask:DaskExecutor",
 }
 
 

@@ -34,9 +34,10 @@ import uuid
 from pathlib import Path
 from typing import Callable, Iterable
 
-from bench.provenance import machine
-from bench.records import CellSpec, Result, sha256_file, to_json
-from bench.store import ResultStore
+from odbench.bench.provenance import machine
+from odbench.core.records import CellSpec, Result, sha256_file, to_json
+from odbench.bench.store import ResultStore
+from odbench.bench.executors.local import run_cell
 
 RESOURCE_PREFIX = "device:"
 SCHEDULER_ENV = "ODBENCH_SCHEDULER"
@@ -91,7 +92,6 @@ def _fetch(ref: FileRef, pull: Callable[[str], bytes] = _pull) -> str:
 
 def worker_cell(spec_json: str, files: dict) -> str:
     """Runs on a Dask worker: fetch and verify the files, run the cell, return the Result as JSON."""
-    from bench.executors.local import run_cell
 
     spec = CellSpec.from_dict(json.loads(spec_json))
     model_path = _fetch(files["model"])

@@ -19,10 +19,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable
 
-from bench import stats
-from bench.records import NOT_MEASURED, CellSpec, Result, Verdict, atomic_write_text, to_json
-from bench.skips import skip_reason
-from bench.store import ResultStore
+from odbench.bench import stats
+from odbench.core.records import NOT_MEASURED, CellSpec, Result, Verdict, atomic_write_text, to_json
+from odbench.bench.skips import skip_reason
+from odbench.bench.store import ResultStore
 
 STDERR_TAIL = 8000
 PR_SET_PDEATHSIG = 1
@@ -129,7 +129,7 @@ def run_process(spec: CellSpec, index: int = 1, python: str = sys.executable) ->
                    ODBENCH_PROCESS_INDEX=str(index))
         with open(stdout_path, "wb") as so, open(stderr_path, "wb") as se:
             proc = subprocess.Popen(
-                [python, "-m", "bench.cell", str(spec_path), str(out_path)],
+                [python, "-m", "odbench.bench.cell", str(spec_path), str(out_path)],
                 stdout=so, stderr=se, stdin=subprocess.DEVNULL, env=env,
                 start_new_session=True,
                 cwd=str(Path(__file__).resolve().parents[2]),

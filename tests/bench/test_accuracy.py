@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pytest
 
-from bench import accuracy as A
-from bench import gate
-from bench.budgets import Budget, BudgetFile
-from bench.records import ProcessSamples, Result, Variant
-from runtimes import get_runtime
+from odbench.bench import accuracy as A
+from odbench.bench import gate
+from odbench.bench.budgets import Budget, BudgetFile
+from odbench.core.records import ProcessSamples, Result, Variant
+from odbench.runtimes import get_runtime
 
 BASE = {"auc": 0.70, "auc_lo": 0.69, "auc_hi": 0.71, "delta_auc": 0.0, "delta_auc_lo": 0.0, "delta_auc_hi": 0.0,
         "cosine": 1.0, "cosine_lo": 1.0, "cosine_hi": 1.0}
@@ -63,7 +63,7 @@ def test_gate_reports_inconclusive_for_a_straddling_drop():
 
 def test_runtime_accuracy_is_that_runtimes_own_and_cached(tmp_path):
     """A runtime whose outputs differ gets its own figure; the second call reads the cache."""
-    from models.ctr import CtrConfig, CtrModel
+    from odbench.models.ctr import CtrConfig, CtrModel
 
     model = CtrModel(CtrConfig(hash_rows=2000, emb_dim=4, bottom=(8,), top=(8,), epochs=1, id_hash="int64"))
     variant = model.build(tmp_path, log=lambda *_: None)

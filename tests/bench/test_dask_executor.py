@@ -15,9 +15,9 @@ import pytest
 
 pytest.importorskip("distributed")
 
-from bench.executors.dask import DaskExecutor, worker_profiles  # noqa: E402
-from bench.store import ResultStore  # noqa: E402
-from devices.profile import get_profile  # noqa: E402
+from odbench.bench.executors.dask import DaskExecutor, worker_profiles  # noqa: E402
+from odbench.bench.store import ResultStore  # noqa: E402
+from odbench.devices.catalog import get_profile  # noqa: E402
 from tests.conftest import make_tiny_onnx  # noqa: E402
 from tests.helpers import cell  # noqa: E402
 
@@ -45,7 +45,7 @@ def cluster(tmp_path):
 
     def start_worker(profile, cache=None):
         env = {"ODBENCH_WORKER_CACHE": str(cache)} if cache else {}
-        p = _spawn(["bench", "worker", "--profile", profile, "--scheduler", address, "--emulate", "--no-nanny"], log, **env)
+        p = _spawn(["odbench", "worker", "--profile", profile, "--scheduler", address, "--emulate", "--no-nanny"], log, **env)
         procs.append(p)
         return p
 
@@ -97,7 +97,7 @@ def test_cells_route_to_their_profile_and_a_missing_profile_is_reported(cluster,
 def _running_cell(worker) -> bool:
     """Is this worker process running a cell right now (its `bench.cell` child process is alive)?"""
     try:
-        return any("bench.cell" in " ".join(c.cmdline()) for c in psutil.Process(worker.pid).children(recursive=True))
+        return any("odbench.bench.cell" in " ".join(c.cmdline()) for c in psutil.Process(worker.pid).children(recursive=True))
     except psutil.Error:
         return False
 
@@ -160,7 +160,7 @@ def test_workers_that_join_late_take_over_from_killed_ones(cluster, tmp_path, mo
 
 
 def test_a_file_is_fetched_on_demand_and_checked(tmp_path, monkeypatch):
-    from bench.executors.dask import FileRef, _fetch
+    from odbench.bench.executors.dask import FileRef, _fetch
 
     monkeypatch.setenv("ODBENCH_WORKER_CACHE", str(tmp_path / "cache"))
     data = b"model bytes"
@@ -212,8 +212,8 @@ def test_a_cell_whose_worker_was_lost_is_submitted_again_and_a_failed_one_is_not
 
     from distributed.scheduler import KilledWorker
 
-    from bench.executors.dask import FileShelf
-    from bench.records import Result, to_json
+    from odbench.bench.executors.dask import FileShelf
+    from odbench.core.records import Result, to_json
 
     model = make_tiny_onnx(tmp_path / "m.onnx")
     spec = cell(model, "m", profile=get_profile("host-1t"))

@@ -1,7 +1,7 @@
 """The verdict maths against MLPerf's published numbers (design/MEASUREMENT.md)."""
 import pytest
 
-from bench import earlystop
+from odbench.bench import earlystop
 
 
 @pytest.mark.parametrize("p, minimum", [(0.90, 64), (0.95, 130), (0.99, 662)])

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from bench.executors import EXECUTORS, Executor, ExecutorSettings, get_executor
-from bench.executors.dask import DaskExecutor
-from bench.executors.local import LocalExecutor
+from odbench.bench.executors import EXECUTORS, Executor, ExecutorSettings, get_executor
+from odbench.bench.executors.dask import DaskExecutor
+from odbench.bench.executors.local import LocalExecutor
 
 
 def test_every_registered_executor_names_itself_and_follows_the_protocol():

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import yaml
 
-from bench import gate
-from bench.budgets import BudgetError, BudgetFile, load_budgets
-from bench.records import ProcessSamples, Result, Variant, to_json
-from bench.store import ResultStore
+from odbench.bench import gate
+from odbench.bench.budgets import BudgetError, BudgetFile, load_budgets
+from odbench.core.records import ProcessSamples, Result, Variant, to_json
+from odbench.bench.store import ResultStore
 
 REPO = Path(__file__).resolve().parents[2]
 MACHINE = {"cpu_model": "AMD EPYC", "arch": "x86_64", "isa": ["avx2", "fma"], "physical_cores": 2, "logical_cpus": 2, "memory_mb": 24105}
@@ -189,7 +189,7 @@ def test_gate_cli_exit_codes(tmp_path):
     b = tmp_path / "b.yaml"
 
     def gate_cli(*extra):
-        return subprocess.run([sys.executable, "-m", "bench", "gate", str(tmp_path / "run"), "--budgets", str(b), *extra],
+        return subprocess.run([sys.executable, "-m", "odbench", "gate", str(tmp_path / "run"), "--budgets", str(b), *extra],
                               capture_output=True, text=True, cwd=REPO)
 
     b.write_text(yaml.safe_dump({"budgets": [{"scenario": "rank-50", "latency_ms": {"p95": 2}}]}))
@@ -214,8 +214,8 @@ def test_decide_adds_processes_to_an_inconclusive_cell_and_counts_the_look(tmp_p
     """Too few processes for a tight budget -> INCONCLUSIVE with how many would decide -> a batch added -> look 2."""
     import dataclasses
 
-    from bench.decide import extend
-    from bench.executors.local import LocalExecutor
+    from odbench.bench.decide import extend
+    from odbench.bench.executors.local import LocalExecutor
     from tests.conftest import make_tiny_onnx
     from tests.helpers import cell
 

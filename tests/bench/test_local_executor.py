@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.executors.local import LocalExecutor, run_cell
-from bench.feeds import save_feeds
-from bench.records import Feeds
-from bench.store import ResultStore
-from devices.host import detect_host
+from odbench.bench.executors.local import LocalExecutor, run_cell
+from odbench.core.feeds import save_feeds
+from odbench.core.records import Feeds
+from odbench.bench.store import ResultStore
+from odbench.devices.host import detect_host
 from tests.conftest import make_tiny_onnx
 from tests.helpers import FAST, cell
 
@@ -104,8 +104,8 @@ def test_killed_run_resumes_only_missing_cells(models, tmp_path):
         "import sys\n"
         f"sys.path.insert(0, {str(REPO)!r})\n"
         "from pathlib import Path\n"
-        "from bench.executors.local import LocalExecutor\n"
-        "from bench.store import ResultStore\n"
+        "from odbench.bench.executors.local import LocalExecutor\n"
+        "from odbench.bench.store import ResultStore\n"
         "from tests.helpers import cell\n"
         f"cells = [cell(Path({str(models['good'])!r}), f'm{{i}}') for i in range(5)]\n"
         f"LocalExecutor().run(cells, ResultStore({str(out)!r}))\n"
@@ -145,8 +145,8 @@ def test_a_slowed_process_widens_the_interval_and_never_passes_a_tight_budget(mo
     fast processes would meet is not passed."""
     from dataclasses import replace
 
-    from bench import gate
-    from bench.budgets import BudgetFile
+    from odbench.bench import gate
+    from odbench.bench.budgets import BudgetFile
 
     timing = replace(FAST, processes=3, gating=True, min_samples=60)
     even = run_cell(cell(models["good"], "even", runtime="faulty", options={"fault": "none", "work_ms": 1.0}, timing=timing))
@@ -176,7 +176,7 @@ def test_input_binding_stays_outside_the_timer(models):
 
 
 def test_processes_of_different_cells_are_interleaved_in_a_seeded_order():
-    from bench.executors.local import interleaved_order
+    from odbench.bench.executors.local import interleaved_order
 
     order = interleaved_order({"a": 3, "b": 3, "c": 3}, seed=0)
     assert sorted(order) == sorted((c, k) for c in "abc" for k in (1, 2, 3))

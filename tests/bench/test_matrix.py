@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from bench.matrix import Workload, default_timeout, measured_on, plan
-from bench.parity import REFERENCE_RUNTIME
-from bench.records import Feeds, ParitySpec, Variant
-from devices.host import detect_host
-from devices.profile import get_profile
+from odbench.bench.matrix import Workload, default_timeout, measured_on, plan
+from odbench.core.constants import REFERENCE_RUNTIME
+from odbench.core.records import Feeds, ParitySpec, Variant
+from odbench.devices.host import detect_host
+from odbench.devices.catalog import get_profile
 from tests.helpers import FAST
 
 

@@ -8,12 +8,12 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from bench import parity
-from bench.executors.local import run_cell
-from bench.feeds import save_feeds
-from bench.matrix import Workload, plan
-from bench.records import Feeds, sha256_file
-from devices.host import detect_host
+from odbench.bench import parity
+from odbench.bench.executors.local import run_cell
+from odbench.core.feeds import save_feeds
+from odbench.bench.matrix import Workload, plan
+from odbench.core.records import Feeds, sha256_file
+from odbench.devices.host import detect_host
 from tests.conftest import make_tiny_onnx
 from tests.helpers import FAST, variant_for
 
@@ -79,7 +79,7 @@ def lineage(tmp_path_factory):
 @pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
 def test_a_fast_but_wrong_variant_fails_and_the_good_one_passes(lineage, runtime):
     workloads, specs = lineage
-    from runtimes import get_runtime
+    from odbench.runtimes import get_runtime
 
     ok, why = get_runtime(runtime).available()
     if not ok:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 from collections import namedtuple
 
-from bench import provenance
-from devices.host import INTERESTING_ISA, detect_host
+from odbench.bench import provenance
+from odbench.devices.host import INTERESTING_ISA, detect_host
 
 Temp = namedtuple("Temp", "label current high critical")
 Freq = namedtuple("Freq", "current min max")

@@ -1,7 +1,7 @@
 """Latency budgets inside pytest (the pytest11 plugin), exercised in a real pytest run."""
 import numpy as np
 
-from bench.pytest_budgets import judge_budget
+from odbench.bench.pytest_budgets import judge_budget
 
 pytest_plugins = ["pytester"]
 

@@ -8,10 +8,10 @@ import subprocess
 import numpy as np
 import pytest
 
-from bench import gate, report
-from bench.budgets import BudgetFile
-from bench.records import ProcessSamples, Result, Variant
-from devices.profile import get_profile
+from odbench.bench import gate, report
+from odbench.bench.budgets import BudgetFile
+from odbench.core.records import ProcessSamples, Result, Variant
+from odbench.devices.catalog import get_profile
 
 
 def _result(variant, scenario, profile, on, scale, items):
@@ -108,8 +108,8 @@ AVX2 = {**AVX512, "hostname": "b", "isa": ["sse4_2", "avx", "avx2", "fma", "f16c
 def write_run(path, machine, results, variants):
     import json
 
-    from bench.records import to_json
-    from bench.store import ResultStore
+    from odbench.core.records import to_json
+    from odbench.bench.store import ResultStore
 
     store = ResultStore(path)
     for r in results:
@@ -132,7 +132,7 @@ def _with_ci(r, scale):
 
 
 def test_a_report_over_two_machines_names_both_and_never_pools_their_samples(run):
-    from bench.runs import by_machine, load_runs
+    from odbench.bench.runs import by_machine, load_runs
 
     tmp_path, results, variants = run
     host = [r for r in results if r.profile == "host"]
@@ -162,7 +162,7 @@ def test_a_report_over_two_machines_names_both_and_never_pools_their_samples(run
 def test_rows_emulated_beyond_their_machine_are_never_selected(run):
     import dataclasses
 
-    from bench.runs import by_machine, load_runs
+    from odbench.bench.runs import by_machine, load_runs
 
     tmp_path, results, variants = run
     server = {**get_profile("x86-server-avx512").model_dump(mode="json"), "name": "big-server"}
@@ -180,7 +180,7 @@ def test_rows_emulated_beyond_their_machine_are_never_selected(run):
 def test_untimed_functional_rows_are_shown_beside_timings_and_never_selected(run):
     import dataclasses
 
-    from bench.runs import by_machine, load_runs
+    from odbench.bench.runs import by_machine, load_runs
 
     tmp_path, results, variants = run
     host = [r for r in results if r.profile == "host"]

@@ -11,8 +11,8 @@ import math
 import numpy as np
 import pytest
 
-from bench import earlystop, gate, intervals, simulation
-from bench.records import TIMING_PRESETS
+from odbench.bench import earlystop, gate, intervals, simulation
+from odbench.core.records import TIMING_PRESETS
 
 RUNS = 2000
 MARGIN = 0.01 + 2.33 * math.sqrt(0.01 * 0.99 / RUNS)

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from bench import stats
+from odbench.bench import stats
 
 
 def test_summary_of_processes_has_intervals_that_hold_the_point():

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from bench.records import RESULT_SCHEMA_VERSION, Feeds, ProcessSamples, Result, split_by_medians
-from bench.store import REPO_ROOT, ResultStore, portable_spec
+from odbench.core.records import RESULT_SCHEMA_VERSION, Feeds, ProcessSamples, Result, split_by_medians
+from odbench.bench.store import REPO_ROOT, ResultStore, portable_spec
 from tests.helpers import cell
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.records import Feeds, Variant, sha256_file
+from odbench.core.records import Feeds, Variant, sha256_file
 
 
 def make_tiny_ranker(path: Path, rows: int = 2000, dim: int = 32, seed: int = 0, low_rank_w1: bool = False) -> Path:
@@ -42,7 +42,7 @@ def make_tiny_ranker(path: Path, rows: int = 2000, dim: int = 32, seed: int = 0,
 
 
 def baseline_variant(path: Path) -> Variant:
-    from models.base import onnx_param_count
+    from odbench.core.onnx_tools import onnx_param_count
 
     return Variant(id="tiny/fp32", model="tiny", path=str(path), sha256=sha256_file(path), size_bytes=path.stat().st_size,
                    params=onnx_param_count(path), scenarios=("synthetic",))
@@ -50,7 +50,7 @@ def baseline_variant(path: Path) -> Variant:
 
 @pytest.fixture
 def tiny(tmp_path):
-    from compressors.fidelity import OnnxFidelityTask
+    from odbench.compressors.fidelity import OnnxFidelityTask
 
     path = make_tiny_ranker(tmp_path / "tiny.onnx")
     feeds = Feeds(dims=(("batch", 16),), int_low=0, int_high=2000, count=8)
@@ -117,7 +117,7 @@ def make_tiny_transformer(path: Path, vocab: int = TINY_VOCAB, dim: int = 16, se
 
 @pytest.fixture
 def tiny_transformer(tmp_path):
-    from compressors.fidelity import OnnxFidelityTask
+    from odbench.compressors.fidelity import OnnxFidelityTask
 
     path = make_tiny_transformer(tmp_path / "tiny_tf.onnx")
     feeds = Feeds(dims=(("seq", 12),), count=64)

@@ -7,14 +7,14 @@ import numpy as np
 import onnx
 import pytest
 
-from compressors import COMPRESSORS, NEEDS_TORCH, get_compressor
-from compressors.base import config_dict
-from compressors.embedding import EmbeddingQuantConfig, quantize_blocks_int4, quantize_rows_int8
-from compressors.inc import IncConfig
-from compressors.isa import host_int8_isa
-from compressors.lowrank import LowRankConfig, factorise
-from compressors.prune import MagnitudePruneConfig
-from models.base import ort_run_fn
+from odbench.compressors import COMPRESSORS, NEEDS_TORCH, get_compressor
+from odbench.compressors.base import config_dict
+from odbench.compressors.embedding import EmbeddingQuantConfig, quantize_blocks_int4, quantize_rows_int8
+from odbench.compressors.inc import IncConfig
+from odbench.compressors.isa import host_int8_isa
+from odbench.compressors.lowrank import LowRankConfig, factorise
+from odbench.compressors.prune import MagnitudePruneConfig
+from odbench.core.onnx_tools import ort_run_fn
 from tests.compressors.conftest import baseline_variant, make_tiny_ranker
 
 GRAPH_CASES = [
@@ -69,8 +69,8 @@ def test_svd_at_full_rank_reproduces_the_layer(tmp_path):
     a, b = factorise(w, 32)
     np.testing.assert_allclose(a @ b, w, atol=1e-4)
     # through the graph: a rank-4 weight factorised by energy keeps the outputs
-    from compressors.fidelity import OnnxFidelityTask
-    from bench.records import Feeds
+    from odbench.compressors.fidelity import OnnxFidelityTask
+    from odbench.core.records import Feeds
 
     path = make_tiny_ranker(tmp_path / "lr.onnx", low_rank_w1=True)
     task = OnnxFidelityTask(path, Feeds(dims=(("batch", 4),), int_high=2000), n_eval=4)
@@ -102,7 +102,7 @@ def test_int4_blocks_dequantize_within_their_scale_and_run_in_ort(tiny):
 
 
 def test_static_calibration_uses_the_samples_it_was_given(tiny, monkeypatch):
-    import compressors.inc as inc
+    import odbench.compressors.inc as inc
 
     base, task, out = tiny
     asked, seen = [], []
@@ -123,7 +123,7 @@ def test_static_calibration_uses_the_samples_it_was_given(tiny, monkeypatch):
 
 
 def test_training_compressors_refuse_without_a_torch_model(tiny):
-    from compressors.base import CompressionError
+    from odbench.compressors.base import CompressionError
 
     base, task, out = tiny
     for name in NEEDS_TORCH:
@@ -136,7 +136,7 @@ def test_inc_builds_for_the_target_isa_not_the_build_host(tiny):
     """INC's reduce_range follows target_isa (7-bit weights for x86-avx2), whatever CPU builds it."""
     from onnx import numpy_helper
 
-    from compressors.isa import isa_mismatch_warning
+    from odbench.compressors.isa import isa_mismatch_warning
 
     base, task, out = tiny
     inc = get_compressor("inc-int8")

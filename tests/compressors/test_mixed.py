@@ -5,12 +5,12 @@ import numpy as np
 import onnx
 import pytest
 
-from compressors.base import cache_key
-from compressors.int8_graph import WeightFormat, quantizable_matmuls, quantize_nodes, quantize_weight
-from compressors.isa import int8_isa, isa_mismatch_warning
-from compressors.prune import MagnitudePruneConfig
-from compressors.mixed import MixedInt8, MixedInt8Config, _session, output_cosine, sensitivity_scan
-from models.base import ort_run_fn
+from odbench.compressors.base import cache_key
+from odbench.compressors.int8_graph import WeightFormat, quantizable_matmuls, quantize_nodes, quantize_weight
+from odbench.compressors.isa import int8_isa, isa_mismatch_warning
+from odbench.compressors.prune import MagnitudePruneConfig
+from odbench.compressors.mixed import MixedInt8, MixedInt8Config, _session, output_cosine, sensitivity_scan
+from odbench.core.onnx_tools import ort_run_fn
 from tests.compressors.conftest import CORRUPT_NODE
 
 FAST = dict(calib_samples=16, scan_samples=16, max_fp32=2, smooth_alpha=None)
@@ -107,8 +107,8 @@ def test_uint8_weights_keep_8_bits_on_avx2_and_do_not_warn_of_saturation(tiny_tr
 
 
 def test_recipe_steps_record_their_target_runtimes(tiny_transformer):
-    from compressors.build import build_recipe
-    from compressors.recipes import Step, built_for
+    from odbench.compressors.build import build_recipe
+    from odbench.compressors.recipes import Step, built_for
 
     base, task, out = tiny_transformer
     steps = (Step("m", "int8-mixed", MixedInt8Config(**FAST), runtimes=("onnxruntime",)),

@@ -5,9 +5,9 @@ import dataclasses
 
 import pytest
 
-from compressors import COMPRESSORS, NEEDS_TORCH, get_compressor
-from compressors.recipes import RECIPES, Step
-from models import ZOO
+from odbench.compressors import COMPRESSORS, NEEDS_TORCH, get_compressor
+from odbench.compressors.recipes import RECIPES, Step
+from odbench.models import ZOO
 
 RECIPE_IDS = [f"{model}:{name}" for model, name in RECIPES]
 

@@ -5,9 +5,9 @@ import numpy as np
 import onnx
 import pytest
 
-from compressors.distill import Distill, DistillConfig
-from compressors.structured import StructuredPrune, StructuredPruneConfig
-from compressors.torch_hook import TorchTask
+from odbench.compressors.distill import Distill, DistillConfig
+from odbench.compressors.structured import StructuredPrune, StructuredPruneConfig
+from odbench.core.records import TorchTask
 from tests.compressors.conftest import baseline_variant
 
 torch = pytest.importorskip("torch")
@@ -111,7 +111,7 @@ def test_distillation_learns_from_the_teacher(teacher_variant, tmp_path):
 def test_transformer_style_training_freezes_embeddings_drops_dropout_and_schedules_the_rate(teacher_variant, monkeypatch):
     import dataclasses
 
-    from compressors.torch_hook import train
+    from odbench.compressors.torch_hook import train
 
     teacher, _ = teacher_variant
     student = nn.Sequential(nn.Embedding(10, 8), nn.Dropout(0.5), nn.Flatten(), nn.Linear(16, 1))

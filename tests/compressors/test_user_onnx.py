@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.feeds import load_feeds, materialize_feeds
-from bench.records import Feeds, Variant
-from compressors.build import compress_onnx_file
-from compressors.recipes import RECIPES
-from models.onnx_file import user_variant
+from odbench.core.feeds import load_feeds, materialize_feeds
+from odbench.core.records import Feeds, Variant
+from odbench.compressors.build import compress_onnx_file
+from odbench.compressors.recipes import RECIPES
+from odbench.models.onnx_file import user_variant
 from tests.compressors.conftest import make_tiny_transformer
 
 

@@ -5,11 +5,12 @@ import os
 
 import yaml
 
-from bench.executors.local import run_cell
-from bench.skips import skip_reason
-from devices.check import emulation_note, emulation_obstacle, missing_isa
-from devices.host import detect_host
-from devices.profile import get_profile, load_profile_file, parse_profile
+from odbench.bench.executors.local import run_cell
+from odbench.bench.skips import skip_reason
+from odbench.devices.check import emulation_note, emulation_obstacle, missing_isa
+from odbench.devices.host import detect_host
+from odbench.devices.profile import load_profile_file, parse_profile
+from odbench.devices.catalog import get_profile
 from tests.conftest import make_tiny_onnx
 from tests.helpers import cell
 

@@ -5,10 +5,10 @@ import os
 
 import pytest
 
-from bench.executors.local import run_cell
-from devices.host import detect_host
-from devices.profile import parse_profile
-from runtimes import get_runtime
+from odbench.bench.executors.local import run_cell
+from odbench.devices.host import detect_host
+from odbench.devices.profile import parse_profile
+from odbench.runtimes import get_runtime
 from tests.conftest import make_tiny_onnx
 from tests.helpers import cell
 

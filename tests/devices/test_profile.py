@@ -5,8 +5,9 @@ import sys
 import pytest
 import yaml
 
-from devices.host import detect_host
-from devices.profile import ProfileError, get_profile, list_profile_files, load_profile_file, parse_profile
+from odbench.devices.host import detect_host
+from odbench.devices.profile import ProfileError, list_profile_files, load_profile_file, parse_profile
+from odbench.devices.catalog import get_profile
 
 GOOD = {
     "name": "pi5", "arch": "aarch64", "isa": ["neon", "asimddp"], "cores": 4, "threads": 4,
@@ -73,7 +74,7 @@ def test_profiles_are_immutable():
 
 def test_apply_profile_in_a_child_process():
     code = (
-        "from devices.apply import apply_profile; from devices.profile import parse_profile;"
+        "from odbench.devices.apply import apply_profile; from odbench.devices.profile import parse_profile;"
         "import os, resource;"
         "a = apply_profile(parse_profile({'name':'t','arch':'x86_64','cores':1,'threads':1,'cpus':[0],'memory_mb':1024,'memory_cap_mb':1024}));"
         "print(a['cpus'], a['memory_cap_mb'], sorted(os.sched_getaffinity(0)), resource.getrlimit(resource.RLIMIT_AS)[0] // 2**20, os.environ['OMP_NUM_THREADS'])"
@@ -83,7 +84,7 @@ def test_apply_profile_in_a_child_process():
 
 
 def test_apply_profile_refuses_cpus_the_machine_lacks():
-    from devices.apply import ProfileNotApplied, apply_profile
+    from odbench.devices.apply import ProfileNotApplied, apply_profile
 
     p = parse_profile({**GOOD, "arch": "x86_64", "cpus": [4096], "threads": 1})
     with pytest.raises(ProfileNotApplied, match="4096"):
@@ -113,7 +114,7 @@ def test_datasheet_error_names_the_unsourced_figure(tmp_path):
 
 
 def _spec_for(profile, runtime="onnxruntime", measured_on="emulated", path="/nonexistent.onnx"):
-    from bench.records import CellSpec, Feeds
+    from odbench.core.records import CellSpec, Feeds
 
     from tests.helpers import FAST
 
@@ -123,7 +124,7 @@ def _spec_for(profile, runtime="onnxruntime", measured_on="emulated", path="/non
 
 
 def test_skip_reasons_are_given_before_any_timing():
-    from bench.skips import skip_reason
+    from odbench.bench.skips import skip_reason
 
     host = detect_host()
     other_arch = "aarch64" if host.arch == "x86_64" else "x86_64"
@@ -138,12 +139,12 @@ def test_skip_reasons_are_given_before_any_timing():
 
 
 def test_isa_cap_is_applied_in_the_child_and_ranked():
-    from devices.apply import isa_level
+    from odbench.devices.apply import isa_level
 
     assert isa_level("jit_avx512_f32") > isa_level("AVX2") >= isa_level("jit_avx2_i32")
     assert isa_level("ref_any_f32") is None and isa_level("brgemm_avx512_amx") == isa_level("AVX512_CORE_AMX")
     code = (
-        "from devices.apply import apply_profile; from devices.profile import parse_profile; import os;"
+        "from odbench.devices.apply import apply_profile; from odbench.devices.profile import parse_profile; import os;"
         "a = apply_profile(parse_profile({'name':'t','arch':'x86_64','cores':1,'threads':1,'cpus':[0],'memory_mb':1024,'isa_cap':'AVX2'}));"
         "print(a['isa_cap'], os.environ['ONEDNN_MAX_CPU_ISA'], os.environ['ATEN_CPU_CAPABILITY'])"
     )
@@ -152,7 +153,7 @@ def test_isa_cap_is_applied_in_the_child_and_ranked():
 
 
 def test_a_profile_of_this_whole_machine_is_measured_on_the_device():
-    from bench.matrix import measured_on
+    from odbench.bench.matrix import measured_on
 
     host = detect_host()
     same = host.model_copy(update={"name": "this-box", "description": "this machine, as a named profile"})

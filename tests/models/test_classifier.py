@@ -5,9 +5,10 @@ import numpy as np
 import onnx
 import pytest
 
-from bench.feeds import load_feeds
-from models.base import ZooTask, ort_run_fn, split_record
-from models.classifier import ClassifierConfig, ClassifierModel
+from odbench.core.feeds import load_feeds
+from odbench.models.base import ZooTask, split_record
+from odbench.core.onnx_tools import ort_run_fn
+from odbench.models.classifier import ClassifierConfig, ClassifierModel
 
 
 @pytest.fixture(scope="module")

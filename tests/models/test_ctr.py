@@ -5,9 +5,9 @@ import numpy as np
 import onnx
 import pytest
 
-from bench.feeds import load_feeds
-from models.base import ort_run_fn
-from models.ctr import CtrConfig, CtrModel
+from odbench.core.feeds import load_feeds
+from odbench.core.onnx_tools import ort_run_fn
+from odbench.models.ctr import CtrConfig, CtrModel
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def test_rank_feeds_are_one_user_by_n_candidates(built, scenario):
 
 def test_torch_eager_runtime_rebuilds_the_trained_module(built):
     """The sidecar names this very config, so the eager module is the trained one, not a default."""
-    from runtimes import get_runtime
+    from odbench.runtimes import get_runtime
 
     model, variant, cache = built
     rt = get_runtime("torch")
@@ -76,8 +76,8 @@ def test_torch_eager_runtime_rebuilds_the_trained_module(built):
 
 def _parity_vs_ort(runtime: str, variant, model, cache) -> list[str]:
     """bench/parity.py's runtime check of ``variant`` on ``runtime`` against ONNX Runtime, on real rank-200 feeds."""
-    from bench import parity
-    from runtimes import get_runtime
+    from odbench.bench import parity
+    from odbench.runtimes import get_runtime
 
     rt = get_runtime(runtime)
     ok, why = rt.available()
@@ -110,7 +110,7 @@ def test_portable_hash_passes_parity_where_the_int64_hash_fails(built, legacy, r
 def test_portable_hash_keeps_ids_apart_and_in_range():
     import torch
 
-    from models.ctr import HASH_A, HASH_B, HASH_P, ID_LIMIT, portable_hash
+    from odbench.models.ctr import HASH_A, HASH_B, HASH_P, ID_LIMIT, portable_hash
 
     assert (HASH_P - 1) * max(HASH_A, HASH_B) < 2**24 and 2 * 250_000 < 2**24  # exact in int32 and float32
     ids = torch.arange(0, 20_000, dtype=torch.int64)
@@ -142,7 +142,7 @@ def test_task_metrics_carry_intervals_and_zero_delta_for_fp32(built):
 
 def test_tuning_data_is_disjoint_from_the_test_period(built):
     """Checked from what the fp32 variant and the task record, not from the code's intent."""
-    from models.base import ZooTask, split_record
+    from odbench.models.base import ZooTask, split_record
 
     model, variant, cache = built
     rec = ZooTask(model, cache).tuned_on()
@@ -153,9 +153,9 @@ def test_tuning_data_is_disjoint_from_the_test_period(built):
 
 def test_a_compressed_variant_records_its_tuning_split_and_paired_deltas(built, tmp_path):
     """From what the variant records: the split its compressor could see is disjoint from the test period."""
-    from compressors import get_compressor
-    from compressors.prune import MagnitudePruneConfig
-    from models.base import ZooTask, split_record
+    from odbench.compressors import get_compressor
+    from odbench.compressors.prune import MagnitudePruneConfig
+    from odbench.models.base import ZooTask, split_record
 
     model, variant, cache = built
     pruned = get_compressor("prune-magnitude").compress(variant, ZooTask(model, cache), MagnitudePruneConfig(0.5), tmp_path)

@@ -5,9 +5,9 @@ import numpy as np
 import onnx
 import pytest
 
-from bench.feeds import load_feeds
-from models.base import ort_run_fn
-from models.encoder import EncoderConfig, EncoderModel, encode_batch, tokenizer
+from odbench.core.feeds import load_feeds
+from odbench.core.onnx_tools import ort_run_fn
+from odbench.models.encoder import EncoderConfig, EncoderModel, encode_batch, tokenizer
 
 
 def test_tokenizer_does_not_pad_to_128():
@@ -66,7 +66,7 @@ def test_retrieval_task_metrics_have_ground_truth_intervals_and_paired_deltas(bu
 
 
 def test_tuning_split_is_disjoint_from_evaluation(built):
-    from models.base import ZooTask, split_record
+    from odbench.models.base import ZooTask, split_record
 
     model, _, cache = built
     rec = ZooTask(model, cache).tuned_on()

@@ -6,7 +6,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from runtimes import INFERENCE_RUNTIMES, RUNTIMES, ProviderFallbackError, get_runtime, parse_options
+from odbench.runtimes import RUNTIMES, ProviderFallbackError, get_runtime, parse_options
+from odbench.core.constants import INFERENCE_RUNTIMES
 
 
 @pytest.mark.parametrize("name", sorted(RUNTIMES))
@@ -123,7 +124,7 @@ def test_mnn_never_imports_its_telemetry_package_and_refuses_int32_overflow(tmp_
     ok, why = rt.available()
     if not ok:
         pytest.skip(why)
-    from runtimes.mnn import convert
+    from odbench.runtimes.mnn import convert
 
     monkeypatch.setenv("ODBENCH_MNN_CACHE", str(tmp_path / "mnn-cache"))
     path = make_tiny_onnx(tmp_path / "m" / "model.onnx", width=5, seed=7)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from bench.feeds import (
+from odbench.core.feeds import (
     DEFAULT_SYMBOLIC_DIM,
     FeedError,
     check_feed,
@@ -10,7 +10,7 @@ from bench.feeds import (
     save_feeds,
     synthetic_feeds,
 )
-from runtimes.base import TensorSpec
+from odbench.core.records import TensorSpec
 
 SPEC = [TensorSpec("input_ids", "int64", ("batch", "seq")), TensorSpec("dense", "float32", ("batch", 4))]
 
@@ -51,10 +51,10 @@ def test_bad_feeds_name_the_input(feed, message):
 def test_transformer_inputs_follow_their_roles_and_give_finite_outputs(tmp_path):
     """A sentence-transformers-shaped model: the mask is all ones, token types zero, ids within
     the embedding table (read from the graph), and the outputs are finite."""
-    from bench.feeds import embedding_vocab
-    from bench.records import Feeds, Variant, sha256_file
-    from bench.feeds import materialize_feeds
-    from models.base import ort_run_fn
+    from odbench.core.feeds import embedding_vocab
+    from odbench.core.records import Feeds, Variant, sha256_file
+    from odbench.core.feeds import materialize_feeds
+    from odbench.core.onnx_tools import ort_run_fn
     from tests.compressors.conftest import TINY_VOCAB, make_tiny_transformer
 
     path = make_tiny_transformer(tmp_path / "tf.onnx")
@@ -71,8 +71,8 @@ def test_transformer_inputs_follow_their_roles_and_give_finite_outputs(tmp_path)
 
 
 def test_text_feeds_tokenise_each_line(tmp_path):
-    from bench.feeds import text_feeds
-    from models.encoder import model_dir
+    from odbench.core.feeds import text_feeds
+    from odbench.models.encoder import model_dir
 
     text = tmp_path / "queries.txt"
     text.write_text("red summer dress\n\nwool sweater, size m\n")

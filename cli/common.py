@@ -15,12 +15,13 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from bench.budgets import BudgetError, BudgetFile, load_budgets
-from bench.store import ResultStore
-from bench.tables import load_variants
-from devices.profile import DeviceProfile, ProfileError, get_profile
-from models import get_model
-from runtimes import get_runtime, parse_options
+from odbench.bench.budgets import BudgetError, BudgetFile, load_budgets
+from odbench.bench.store import ResultStore
+from odbench.bench.tables import load_variants
+from odbench.devices.profile import DeviceProfile, ProfileError
+from odbench.devices.catalog import get_profile
+from odbench.models import get_model
+from odbench.runtimes import get_runtime, parse_options
 
 BAD_VERDICTS = ("ERROR", "TIMEOUT")
 

@@ -7,12 +7,12 @@ from pathlib import Path
 import click
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from bench import accuracy_table, gate, report
-from bench.cli.common import err, load_run, log, read_budgets, usage
-from bench.decide import extend
-from bench.runs import RunError, gate_inputs
-from bench.store import ResultStore
-from bench.tables import write_tables
+from odbench.bench import accuracy_table, gate, report
+from odbench.cli.common import err, load_run, log, read_budgets, usage
+from odbench.bench.decide import extend
+from odbench.bench.runs import RunError, gate_inputs
+from odbench.bench.store import ResultStore
+from odbench.bench.tables import write_tables
 
 RUN_DIR = click.Path(file_okay=False, path_type=Path)
 

@@ -6,13 +6,14 @@ import sys
 import click
 from rich.table import Table
 
-from bench.cli.common import cache_path, out, resolve_profiles
-from bench.records import Variant
-from devices.check import emulation_note
-from devices.host import detect_host
-from devices.profile import DeviceProfile, ProfileError, list_profile_files, load_profile_file
-from models import ZOO, get_model
-from runtimes import INFERENCE_RUNTIMES, get_runtime
+from odbench.cli.common import cache_path, out, resolve_profiles
+from odbench.core.records import Variant
+from odbench.devices.check import emulation_note
+from odbench.devices.host import detect_host
+from odbench.devices.profile import DeviceProfile, ProfileError, list_profile_files, load_profile_file
+from odbench.models import ZOO, get_model
+from odbench.runtimes import get_runtime
+from odbench.core.constants import INFERENCE_RUNTIMES
 
 
 @click.command("models")

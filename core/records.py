@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from typing import Callable, Iterator
 
 RESULT_SCHEMA_VERSION = 3
 VARIANT_SCHEMA_VERSION = 1
@@ -162,7 +163,7 @@ class Feeds:
 
     Either ``path``: an ``.npz`` written by ``bench.feeds.save_feeds`` from real task samples,
     or synthetic feeds derived from the model's input signature (``dims`` overrides
-    symbolic dimensions; see bench/feeds.py for the defaults).
+    symbolic dimensions; see core/feeds.py for the defaults).
     """
 
     path: str | None = None
@@ -411,3 +412,33 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One model input or output as the runtime reports it.
+
+    ``shape`` holds ints for fixed dims and strings (or None) for symbolic ones.
+    ``dtype`` is a numpy dtype name, e.g. ``"float32"`` or ``"int64"``.
+    """
+
+    name: str
+    dtype: str
+    shape: tuple[int | str | None, ...]
+
+
+@dataclass(frozen=True)
+class TorchTask:
+    module: Any
+    batches: Callable[[int, int, int], Iterator[tuple[tuple, Any]]]
+    loss: Callable[[Any, Any, tuple, Any], Any]
+    export: Callable[[Any, Any], None]
+    prunable: Callable[[Any], list[tuple[Any, Any]]]
+    make_student: Callable[[Any, float, float], Any]
+    lr: float = 1e-3
+    # Fine-tuning a pretrained transformer (e.g. the MiniLM encoder) wants these (Devlin et al. 2019,
+    # BERT, appendix A.3: AdamW with linear warmup and decay; Sanh et al. 2019, DistilBERT):
+    freeze_embeddings: bool = False  # nn.Embedding weights stay as they are (no optimizer state over the vocab)
+    dropout: bool = True  # False: train in eval mode (no dropout), as when matching a teacher's outputs
+    warmup_frac: float = 0.0  # > 0: AdamW, linear warmup over this fraction of the steps, then linear decay to 0
+    weight_decay: float = 0.0

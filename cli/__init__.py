@@ -22,12 +22,12 @@ from importlib.metadata import PackageNotFoundError, version
 
 import click
 
-from bench.cli.common import parse_runtime, parse_runtimes, set_offline_env  # noqa: F401  (re-exported)
-from bench.cli.compress import build_cmd, compress_cmd
-from bench.cli.listing import devices_cmd, models_cmd
-from bench.cli.run import run_cmd
-from bench.cli.verdicts import accuracy_cmd, gate_cmd, report_cmd, table_cmd
-from bench.cli.worker import worker_cmd
+from odbench.cli.common import parse_runtime, parse_runtimes, set_offline_env  # noqa: F401  (re-exported)
+from odbench.cli.compress import build_cmd, compress_cmd
+from odbench.cli.listing import devices_cmd, models_cmd
+from odbench.cli.run import run_cmd
+from odbench.cli.verdicts import accuracy_cmd, gate_cmd, report_cmd, table_cmd
+from odbench.cli.worker import worker_cmd
 
 EXIT_USAGE = 2
 COMMANDS = (run_cmd, build_cmd, compress_cmd, models_cmd, devices_cmd, table_cmd, gate_cmd, report_cmd, accuracy_cmd, worker_cmd)

@@ -27,7 +27,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from runtimes.base import TensorSpec, onnx_signature
+from odbench.core.records import TensorSpec
+from odbench.core.onnx_tools import onnx_signature
 
 DEFAULT_SYMBOLIC_DIM = 32
 DEFAULT_BATCH = 1

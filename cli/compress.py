@@ -8,14 +8,15 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from bench.cli.common import cache_path, existing_file, log, out, parse_dims, resolve_models, usage
-from bench.records import Feeds, Variant
-from compressors.build import build_recipe
-from compressors.fidelity import OnnxFidelityTask
-from compressors.recipes import RECIPES, Step
-from models import ZOO
-from models.base import ZooTask, ort_run_fn
-from models.onnx_file import user_variant
+from odbench.cli.common import cache_path, existing_file, log, out, parse_dims, resolve_models, usage
+from odbench.core.records import Feeds, Variant
+from odbench.compressors.build import build_recipe
+from odbench.compressors.fidelity import OnnxFidelityTask
+from odbench.compressors.recipes import RECIPES, Step
+from odbench.models import ZOO
+from odbench.models.base import ZooTask
+from odbench.core.onnx_tools import ort_run_fn
+from odbench.models.onnx_file import user_variant
 
 
 def recipe_steps(model: str, recipe: str) -> tuple[Step, ...]:

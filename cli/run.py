@@ -15,24 +15,33 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bench import provenance
-from bench.cli.common import (
-    BAD_VERDICTS, cache_path, err, existing_file, log, parse_dims, parse_int_range, parse_runtimes, resolve_models,
-    resolve_profiles, usage,
+from odbench.bench import provenance
+from odbench.cli.common import (
+    BAD_VERDICTS,
+    cache_path,
+    err,
+    existing_file,
+    log,
+    parse_dims,
+    parse_int_range,
+    parse_runtimes,
+    resolve_models,
+    resolve_profiles,
+    usage,
 )
-from bench.cli.compress import compress_zoo, recipe_steps
-from bench.executors import EXECUTORS, Executor, ExecutorSettings, get_executor
-from bench.feeds import materialize_feeds
-from bench.matrix import Workload, plan
-from bench.parity import prepare
-from bench.records import TIMING_PRESETS, CellSpec, Feeds, Result, Timing, to_json
-from bench.store import ResultStore
-from bench.tables import load_variants, write_tables
-from devices.profile import DeviceProfile
-from models import ZOO
-from models.onnx_file import user_variant
-from compressors.build import compress_onnx_file
-from runtimes import get_runtime
+from odbench.cli.compress import compress_zoo, recipe_steps
+from odbench.bench.executors import EXECUTORS, Executor, ExecutorSettings, get_executor
+from odbench.core.feeds import materialize_feeds
+from odbench.bench.matrix import Workload, plan
+from odbench.bench.parity import prepare
+from odbench.core.records import TIMING_PRESETS, CellSpec, Feeds, Result, Timing, to_json
+from odbench.bench.store import ResultStore
+from odbench.bench.tables import load_variants, write_tables
+from odbench.devices.profile import DeviceProfile
+from odbench.models import ZOO
+from odbench.models.onnx_file import user_variant
+from odbench.compressors.build import compress_onnx_file
+from odbench.runtimes import get_runtime
 
 # The README's main command: every zoo model on these runtimes (a missing one is a reasoned SKIPPED).
 DEFAULT_RUNTIMES = ("onnxruntime", "openvino", "torch")

@@ -7,9 +7,9 @@ import sys
 
 import click
 
-from bench.cli.common import log, resolve_profiles, usage
-from bench.executors.dask import MEASURED_ON_ENV, SCHEDULER_ENV, resource_for
-from devices.check import mismatches
+from odbench.cli.common import log, resolve_profiles, usage
+from odbench.bench.executors.dask import MEASURED_ON_ENV, SCHEDULER_ENV, resource_for
+from odbench.devices.check import mismatches
 
 
 @click.command("worker")

@@ -1,0 +1,3 @@
+from odbench.cli import main
+
+raise SystemExit(main())
