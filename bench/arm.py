@@ -12,7 +12,7 @@ The hook: ``functional_cell(spec) -> Result`` for a cell whose profile is aarch6
 The environment comes from ``python -m bench.arm setup`` (bench/arm_env.py). Commands:
 
     python -m bench.arm setup [--refresh]     prepare or reuse ~/.cache/odbench/arm-<hash>
-    python -m bench.arm check RUN_DIR [--accuracy]   rerun RUN_DIR's aarch64 cells functionally
+    python -m bench.arm check RUN_DIR [--accuracy MODEL]   rerun RUN_DIR's aarch64 cells functionally
 """
 from __future__ import annotations
 
@@ -176,8 +176,8 @@ def functional_cell(spec: CellSpec, env: ArmEnv | None = None, accuracy: bool = 
     started, t0 = _now(), time.perf_counter()
 
     def result(verdict: str, reason: str = "", **fields) -> Result:
-        return Result.for_cell(spec, verdict, reason, started_at=started, finished_at=_now(),
-                               measure_s=round(time.perf_counter() - t0, 3), **fields).replace(measured_on=MEASURED_ON)
+        return Result.for_cell(spec, verdict, reason, started_at=started, finished_at=_now(),  # no timing: never gating
+                               measure_s=round(time.perf_counter() - t0, 3), **fields).replace(measured_on=MEASURED_ON, gating=False)
 
     profile = DeviceProfile.model_validate(spec.profile)
     why = why_not(spec, profile, None)
@@ -276,9 +276,10 @@ def prepare_env(refresh: bool = False, log: Callable[[str], None] = print) -> Ar
     return env
 
 
-def check_run(run_dir: Path, accuracy: bool = False, env: ArmEnv | None = None,
+def check_run(run_dir: Path, accuracy: Sequence[str] = (), env: ArmEnv | None = None,
               log: Callable[[str], None] = print) -> list[Result]:
-    """Rerun every aarch64 cell of a run folder as a functional check; its results replace the SKIPPED ones."""
+    """Rerun every aarch64 cell of a run folder as a functional check; its results replace the SKIPPED ones.
+    ``accuracy``: the zoo models whose task accuracy is also computed on the ARM outputs ("all" = every one)."""
     from bench.store import ResultStore
 
     store = ResultStore(run_dir)
@@ -287,7 +288,7 @@ def check_run(run_dir: Path, accuracy: bool = False, env: ArmEnv | None = None,
         spec = CellSpec.from_dict(json.loads(path.read_text()))
         if spec.profile.get("arch") != "aarch64" or spec.runtime in ("null", "faulty"):
             continue
-        r = functional_cell(spec, env=env, accuracy=accuracy)
+        r = functional_cell(spec, env=env, accuracy="all" in accuracy or spec.model in accuracy)
         store.put(r)
         results.append(r)
         log(f"[arm] {r.cell_id}: {r.verdict} ({r.measure_s:.1f}s) {r.reason}")
@@ -304,7 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     s.add_argument("--best-effort", action="store_true", help="exit 0 when it cannot be prepared (the checks then SKIP)")
     c = sub.add_parser("check", help="rerun a run folder's aarch64 cells on the aarch64 runtimes under qemu")
     c.add_argument("run_dir")
-    c.add_argument("--accuracy", action="store_true", help="also compute the zoo models' task accuracy on ARM outputs")
+    c.add_argument("--accuracy", action="append", default=[], metavar="MODEL",
+                   help="also compute this zoo model's task accuracy on the ARM outputs (repeatable; 'all')")
     args = ap.parse_args(argv)
     try:
         env = prepare_env(refresh=getattr(args, "refresh", False))
