@@ -164,6 +164,13 @@ def why_not(spec: CellSpec, profile: DeviceProfile, env: ArmEnv | None) -> str |
     return None
 
 
+def is_functional(spec: CellSpec) -> bool:
+    """Is this a cell for the functional check: an aarch64 profile on a host of another architecture?"""
+    from devices.host import detect_host
+
+    return spec.profile.get("arch") == "aarch64" and detect_host().arch != "aarch64"
+
+
 def _threads(profile: DeviceProfile) -> int:
     return max(1, min(profile.threads, len(os.sched_getaffinity(0))))
 
@@ -286,7 +293,7 @@ def check_run(run_dir: Path, accuracy: Sequence[str] = (), env: ArmEnv | None = 
     results = []
     for path in sorted((Path(run_dir) / "specs").glob("*.json")):
         spec = CellSpec.from_dict(json.loads(path.read_text()))
-        if spec.profile.get("arch") != "aarch64" or spec.runtime in ("null", "faulty"):
+        if not is_functional(spec) or spec.runtime in ("null", "faulty"):
             continue
         r = functional_cell(spec, env=env, accuracy="all" in accuracy or spec.model in accuracy)
         store.put(r)

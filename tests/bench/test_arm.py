@@ -199,3 +199,11 @@ def test_an_int8_kernel_that_differs_by_isa_is_caught_in_the_arm_row(tmp_path):
         assert "vs fp32" not in r.reason
     else:  # a VNNI (or ARM) host computes it exactly too: the ARM row agrees with it
         assert r.verdict == "OK", r.reason
+
+
+def test_only_aarch64_cells_on_another_host_are_functional(arm_cell):
+    spec, _, _ = arm_cell
+    from devices.host import detect_host
+
+    assert arm.is_functional(spec) == (detect_host().arch != "aarch64")
+    assert not arm.is_functional(dataclasses.replace(spec, profile=get_profile("x86-laptop-avx2").model_dump(mode="json")))
