@@ -22,6 +22,7 @@ import os
 import select
 import struct
 import subprocess
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,7 +41,7 @@ WORKER = Path(__file__).with_name("_arm_worker.py")
 ARM_RUNTIMES = ("onnxruntime", "openvino")  # the runtimes with an aarch64 wheel that the worker drives
 # The profile's core -> qemu's model of it (`qemu-aarch64 -cpu help`, QEMU 7.2); its ISA reaches the guest
 # through AT_HWCAP. A core qemu does not model runs on "max" (every feature qemu emulates), with a warning.
-QEMU_CPUS = {"cortex-a35": "cortex-a35", "cortex-a53": "cortex-a53", "cortex-a55": "cortex-a53", "cortex-a57": "cortex-a57",
+QEMU_CPUS = {"cortex-a35": "cortex-a35", "cortex-a53": "cortex-a53", "cortex-a57": "cortex-a57",
              "cortex-a72": "cortex-a72", "cortex-a76": "cortex-a76", "neoverse-n1": "neoverse-n1", "a64fx": "a64fx"}
 START_TIMEOUT_S = 300.0  # importing a runtime under qemu takes 10-30 s on a busy 2-core host
 LEN = struct.Struct("<Q")
@@ -72,9 +73,14 @@ class ArmSession:
         cmd = [env.qemu, "-L", str(env.root), "-cpu", cpu, str(env.python), "-I", "-c", _BOOT, runtime, str(model), str(threads), json.dumps(dict(options or {}))]
         guest_env = {"PATH": "/usr/bin:/bin", "ARM_SITE": env.pythonpath(runtime), "ARM_WORKER": str(WORKER),
                      "OMP_NUM_THREADS": str(threads), "LANG": "C.UTF-8"}
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=guest_env)
+        self._stderr = tempfile.TemporaryFile()  # a file, not a pipe: a chatty guest never blocks on it
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=guest_env)
         self.timeout_s = timeout_s
-        self.info = json.loads(self._expect(b"J", timeout_s))
+        try:
+            self.info = json.loads(self._expect(b"J", timeout_s))
+        except BaseException:
+            self.close()
+            raise
 
     def _read(self, n: int, deadline: float) -> bytes:
         fd, buf = self._proc.stdout.fileno(), b""
@@ -91,7 +97,8 @@ class ArmSession:
 
     def _died(self) -> str:
         self._proc.wait(timeout=30)
-        tail = self._proc.stderr.read().decode("utf-8", "replace").strip().splitlines()[-3:]
+        self._stderr.seek(0)
+        tail = self._stderr.read().decode("utf-8", "replace").strip().splitlines()[-3:]
         return f"the emulated session ended (exit {self._proc.returncode}): {' | '.join(tail) or 'no message'}"
 
     def _expect(self, kind: bytes, timeout_s: float) -> bytes:
@@ -120,15 +127,14 @@ class ArmSession:
     __call__ = run
 
     def close(self) -> None:
-        if self._proc.poll() is None:
-            try:
-                self._proc.stdin.close()
-                self._proc.wait(timeout=10)
-            except (OSError, subprocess.TimeoutExpired):
-                self._proc.kill()
-                self._proc.wait()
-        for stream in (self._proc.stdout, self._proc.stderr):
-            stream.close()
+        try:
+            self._proc.stdin.close()  # the worker's end of input: it returns
+            self._proc.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            self._proc.kill()
+            self._proc.wait()
+        self._proc.stdout.close()
+        self._stderr.close()
 
     def __enter__(self) -> "ArmSession":
         return self

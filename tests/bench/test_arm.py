@@ -207,3 +207,32 @@ def test_only_aarch64_cells_on_another_host_are_functional(arm_cell):
 
     assert arm.is_functional(spec) == (detect_host().arch != "aarch64")
     assert not arm.is_functional(dataclasses.replace(spec, profile=get_profile("x86-laptop-avx2").model_dump(mode="json")))
+
+
+def _host_python_env(tmp_path) -> ArmEnv:
+    """The worker protocol without qemu: a 'qemu' that runs the guest command line on this host's Python."""
+    import sys
+
+    fake = tmp_path / "fake-qemu"
+    fake.write_text(f'#!/bin/sh\nshift 5\nexec {sys.executable} "$@"\n')  # drops: -L ROOT -cpu CPU GUEST_PYTHON
+    fake.chmod(0o755)
+    import numpy
+    import onnxruntime
+
+    site = {"numpy": Path(numpy.__file__).parents[1], "onnxruntime": Path(onnxruntime.__file__).parents[1]}
+    return ArmEnv(path=tmp_path, key="host", qemu=str(fake), root=tmp_path, site=site, missing={}, manifest={})
+
+
+def test_the_worker_protocol_answers_each_feed_and_reports_errors(arm_cell, tmp_path):
+    spec, feeds, x86 = arm_cell
+    env = _host_python_env(tmp_path)
+    with arm.ArmSession(env, "onnxruntime", spec.variant_path, threads=1) as s:
+        assert s.info["runtime"] == "onnxruntime"
+        np.testing.assert_array_equal(s.run(feeds[0])[0], x86(feeds[0])[0])
+        with pytest.raises(arm.ArmWorkerError, match="x"):
+            s.run({"x": np.ones((2, 3), np.float32)})  # wrong width: the guest's error, one line
+        np.testing.assert_array_equal(s.run(feeds[1])[0], x86(feeds[1])[0])  # and the session goes on
+    with pytest.raises(arm.ArmWorkerError, match="NoSuchFile|No such file|doesn't exist|Load model"):
+        arm.ArmSession(env, "onnxruntime", str(tmp_path / "missing.onnx"))
+    r = arm.functional_cell(spec, env=env)
+    assert r.verdict == "OK" and r.parity["runtime"]["max_abs_diff"] == 0.0
