@@ -289,19 +289,23 @@ def prepare_env(refresh: bool = False, log: Callable[[str], None] = print) -> Ar
     return env
 
 
-def check_run(run_dir: Path, accuracy: Sequence[str] = (), env: ArmEnv | None = None,
+def check_run(run_dir: Path, accuracy: Sequence[str] = (), env: ArmEnv | None = None, runtimes: Sequence[str] = (),
               log: Callable[[str], None] = print) -> list[Result]:
     """Rerun every aarch64 cell of a run folder as a functional check; its results replace the SKIPPED ones.
     ``accuracy``: the zoo models whose task accuracy is also computed on the ARM outputs ("all" = every one)."""
     from bench.store import ResultStore
 
     store = ResultStore(run_dir)
-    results = []
+    results, evaluated = [], set()
     for path in sorted((Path(run_dir) / "specs").glob("*.json")):
         spec = CellSpec.from_dict(json.loads(path.read_text()))
-        if not is_functional(spec) or spec.runtime in ("null", "faulty"):
+        if not is_functional(spec) or spec.runtime in ("null", "faulty") or (runtimes and spec.runtime not in runtimes):
             continue
-        r = functional_cell(spec, env=env, accuracy="all" in accuracy or spec.model in accuracy)
+        once = (spec.variant_id, spec.runtime, json.dumps(spec.runtime_options, sort_keys=True), spec.profile_name)
+        wanted = ("all" in accuracy or spec.model in accuracy) and once not in evaluated  # once per variant, not per scenario
+        r = functional_cell(spec, env=env, accuracy=wanted)
+        if wanted and r.verdict in ("OK", "FAIL"):
+            evaluated.add(once)
         store.put(r)
         results.append(r)
         log(f"[arm] {r.cell_id}: {r.verdict} ({r.measure_s:.1f}s) {r.reason}")
@@ -320,6 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     c.add_argument("run_dir")
     c.add_argument("--accuracy", action="append", default=[], metavar="MODEL",
                    help="also compute this zoo model's task accuracy on the ARM outputs (repeatable; 'all')")
+    c.add_argument("--runtime", action="append", default=[], help="only this runtime's cells (repeatable)")
     args = ap.parse_args(argv)
     try:
         env = prepare_env(refresh=getattr(args, "refresh", False))
@@ -330,7 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{env.path}\truntimes: {', '.join(k for k in env.site if k != 'numpy') or 'none'}"
               + "".join(f"\n  {k}: {v}" for k, v in {**env.missing, **env.manifest.get("probe_failed", {})}.items()))
         return 0
-    results = check_run(Path(args.run_dir), accuracy=args.accuracy, env=env)
+    results = check_run(Path(args.run_dir), accuracy=args.accuracy, env=env, runtimes=args.runtime)
     print(arm_table(results))
     return 0 if all(r.verdict in ("OK", "SKIPPED") for r in results) else 1
 
