@@ -236,3 +236,22 @@ def test_the_worker_protocol_answers_each_feed_and_reports_errors(arm_cell, tmp_
         arm.ArmSession(env, "onnxruntime", str(tmp_path / "missing.onnx"))
     r = arm.functional_cell(spec, env=env)
     assert r.verdict == "OK" and r.parity["runtime"]["max_abs_diff"] == 0.0
+
+
+def test_check_run_replaces_the_skipped_aarch64_rows(arm_cell, tmp_path):
+    from bench.store import ResultStore
+    from devices.host import detect_host
+
+    spec, _, _ = arm_cell
+    store = ResultStore(tmp_path / "run")
+    store.put_spec(spec)
+    x86_spec = dataclasses.replace(spec, profile=get_profile("x86-laptop-avx2").model_dump(mode="json"))
+    store.put_spec(x86_spec)
+    results = arm.check_run(tmp_path / "run", env=_host_python_env(tmp_path), log=lambda m: None)
+    if detect_host().arch == "aarch64":  # an ARM host runs its aarch64 cells for real
+        assert results == []
+        return
+    assert [r.cell_id for r in results] == [spec.cell_id]
+    assert store.get(spec.cell_id).measured_on == arm.MEASURED_ON and store.get(spec.cell_id).verdict == "OK"
+    assert not store.done(x86_spec.cell_id)
+    assert "| functional-emulation | OK |" in arm.arm_table(results)
