@@ -12,7 +12,8 @@ The hook: ``functional_cell(spec) -> Result`` for a cell whose profile is aarch6
 The environment comes from ``python -m bench.arm setup`` (bench/arm_env.py). Commands:
 
     python -m bench.arm setup [--refresh]     prepare or reuse ~/.cache/odbench/arm-<hash>
-    python -m bench.arm check RUN_DIR [--accuracy MODEL]   rerun RUN_DIR's aarch64 cells functionally
+    python -m bench.arm check RUN_DIR [--accuracy MODEL] [--runtime NAME]   rerun RUN_DIR's aarch64 cells
+    python -m bench.arm table RUN_DIR         print the ARM functional table of a checked run
 """
 from __future__ import annotations
 
@@ -325,7 +326,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     c.add_argument("--accuracy", action="append", default=[], metavar="MODEL",
                    help="also compute this zoo model's task accuracy on the ARM outputs (repeatable; 'all')")
     c.add_argument("--runtime", action="append", default=[], help="only this runtime's cells (repeatable)")
+    t = sub.add_parser("table", help="print the ARM functional table of a run folder (no emulation)")
+    t.add_argument("run_dir")
     args = ap.parse_args(argv)
+    if args.cmd == "table":
+        return print_table(Path(args.run_dir))
     try:
         env = prepare_env(refresh=getattr(args, "refresh", False))
     except ArmEnvError as exc:
@@ -336,8 +341,19 @@ def main(argv: Sequence[str] | None = None) -> int:
               + "".join(f"\n  {k}: {v}" for k, v in {**env.missing, **env.manifest.get("probe_failed", {})}.items()))
         return 0
     results = check_run(Path(args.run_dir), accuracy=args.accuracy, env=env, runtimes=args.runtime)
-    print(arm_table(results))
+    from bench.tables import load_variants
+
+    print(arm_table(results, load_variants(Path(args.run_dir))))
     return 0 if all(r.verdict in ("OK", "SKIPPED") for r in results) else 1
+
+
+def print_table(run_dir: Path) -> int:
+    from bench.store import ResultStore
+    from bench.tables import load_variants
+
+    results = [r for r in ResultStore(run_dir).all() if r.measured_on == MEASURED_ON]
+    print(arm_table(sorted(results, key=lambda r: (r.model, r.runtime, r.scenario, r.variant_id)), load_variants(run_dir)))
+    return 0
 
 
 def _metric_text(m: Mapping | None) -> str:
@@ -347,14 +363,17 @@ def _metric_text(m: Mapping | None) -> str:
     return " ".join(f"{k}={m[k]:.4g}" for k in keys if k in m)
 
 
-def arm_table(results: Sequence[Result]) -> str:
-    """Markdown: one row per functional cell, parity vs x86 fp32 and vs x86 same variant, ARM accuracy."""
-    rows = ["| variant | runtime | profile | scenario | measured_on | verdict | vs x86 fp32 | vs x86 same variant | ARM accuracy | check s | reason |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+def arm_table(results: Sequence[Result], variants: Mapping | None = None) -> str:
+    """Markdown: one row per functional cell, parity vs x86 fp32 and vs x86 same variant, accuracy on ARM and
+    (from ``variants``, measured when the variant was built) on x86."""
+    rows = ["| variant | runtime | profile | scenario | measured_on | verdict | vs x86 fp32 | vs x86 same variant | "
+            "accuracy on ARM | accuracy on x86 | check s | reason |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         acc = " ".join(f"{k}={v:.4f}" for k, v in (r.parity.get("accuracy") or {}).items())
+        v = (variants or {}).get(r.variant_id)
+        x86 = " ".join(f"{k}={val:.4f}" for k, val in v.accuracy.items()) if v is not None and acc else ""
         rows.append(f"| {r.variant_id} | {r.runtime} | {r.profile} | {r.scenario} | {r.measured_on} | {r.verdict} | "
-                    f"{_metric_text(r.parity.get('fp32'))} | {_metric_text(r.parity.get('runtime'))} | {acc} | "
+                    f"{_metric_text(r.parity.get('fp32'))} | {_metric_text(r.parity.get('runtime'))} | {acc} | {x86} | "
                     f"{r.measure_s:.1f} | {r.reason[:200]} |")
     return "\n".join(rows)
 
