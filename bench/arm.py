@@ -44,7 +44,9 @@ ARM_RUNTIMES = ("onnxruntime", "openvino")  # the runtimes with an aarch64 wheel
 # through AT_HWCAP. A core qemu does not model runs on "max" (every feature qemu emulates), with a warning.
 QEMU_CPUS = {"cortex-a35": "cortex-a35", "cortex-a53": "cortex-a53", "cortex-a57": "cortex-a57",
              "cortex-a72": "cortex-a72", "cortex-a76": "cortex-a76", "neoverse-n1": "neoverse-n1", "a64fx": "a64fx"}
-START_TIMEOUT_S = 300.0  # importing a runtime under qemu takes 10-30 s on a busy 2-core host
+START_TIMEOUT_S = 300.0  # importing a runtime under qemu takes 10-60 s on a busy 2-core host
+# One request: MiniLM on a 32 x 128-token batch took more than 300 s under qemu on a busy 2-core host.
+FEED_TIMEOUT_S = 1800.0
 LEN = struct.Struct("<Q")
 
 
@@ -70,7 +72,7 @@ class ArmSession:
     """One runtime session in the aarch64 guest; ``run(feed) -> outputs`` like a RunFn."""
 
     def __init__(self, env: ArmEnv, runtime: str, model: str, threads: int = 1, options: Mapping | None = None,
-                 cpu: str = "max", timeout_s: float = START_TIMEOUT_S):
+                 cpu: str = "max", timeout_s: float = FEED_TIMEOUT_S):
         cmd = [env.qemu, "-L", str(env.root), "-cpu", cpu, str(env.python), "-I", "-c", _BOOT, runtime, str(model), str(threads), json.dumps(dict(options or {}))]
         guest_env = {"PATH": "/usr/bin:/bin", "ARM_SITE": env.pythonpath(runtime), "ARM_WORKER": str(WORKER),
                      "OMP_NUM_THREADS": str(threads), "LANG": "C.UTF-8"}
@@ -78,7 +80,7 @@ class ArmSession:
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=guest_env)
         self.timeout_s = timeout_s
         try:
-            self.info = json.loads(self._expect(b"J", timeout_s))
+            self.info = json.loads(self._expect(b"J", START_TIMEOUT_S))
         except BaseException:
             self.close()
             raise
@@ -89,7 +91,7 @@ class ArmSession:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([fd], [], [], left)[0]:
                 self.close()
-                raise ArmWorkerError(f"the emulated session gave no answer within {self.timeout_s:g}s")
+                raise ArmWorkerError(f"the emulated session gave no answer within {self._limit:g}s")
             chunk = os.read(fd, n - len(buf))
             if not chunk:
                 raise ArmWorkerError(self._died())
@@ -103,7 +105,7 @@ class ArmSession:
         return f"the emulated session ended (exit {self._proc.returncode}): {' | '.join(tail) or 'no message'}"
 
     def _expect(self, kind: bytes, timeout_s: float) -> bytes:
-        deadline = time.monotonic() + timeout_s
+        self._limit, deadline = timeout_s, time.monotonic() + timeout_s
         got = self._read(1, deadline)
         (n,) = LEN.unpack(self._read(LEN.size, deadline))
         payload = self._read(n, deadline)
