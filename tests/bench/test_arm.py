@@ -255,3 +255,13 @@ def test_check_run_replaces_the_skipped_aarch64_rows(arm_cell, tmp_path):
     assert store.get(spec.cell_id).measured_on == arm.MEASURED_ON and store.get(spec.cell_id).verdict == "OK"
     assert not store.done(x86_spec.cell_id)
     assert "| functional-emulation | OK |" in arm.arm_table(results)
+
+
+def test_a_silent_guest_times_out_and_is_killed(tmp_path, monkeypatch):
+    fake = tmp_path / "silent-qemu"
+    fake.write_text("#!/bin/sh\nexec sleep 60\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(arm, "START_TIMEOUT_S", 0.5)
+    env = dataclasses.replace(_host_python_env(tmp_path), qemu=str(fake))
+    with pytest.raises(arm.ArmWorkerError, match="no answer within 0.5s"):
+        arm.ArmSession(env, "onnxruntime", "model.onnx")
