@@ -90,6 +90,7 @@ class ArmSession:
         while len(buf) < n:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([fd], [], [], left)[0]:
+                self._proc.kill()  # hung: no point waiting for it to read the end of its input
                 self.close()
                 raise ArmWorkerError(f"the emulated session gave no answer within {self._limit:g}s")
             chunk = os.read(fd, n - len(buf))
