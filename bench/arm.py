@@ -31,11 +31,18 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from bench import parity
-from bench.arm_env import ArmEnv, ArmEnvError, find_env
-from bench.feeds import load_feeds
-from bench.records import CellSpec, Result, sha256_file
-from devices.profile import DeviceProfile
+from odbench.bench import parity
+from odbench.bench.arm_env import ArmEnv, ArmEnvError, find_env
+from odbench.core.feeds import load_feeds
+from odbench.core.records import CellSpec, Result, sha256_file
+from odbench.devices.profile import DeviceProfile
+from odbench.devices.host import detect_host
+from odbench.models import ZOO, get_model
+from odbench.models.base import cache_dir
+from odbench.bench.arm_env import load, setup
+from odbench.core.records import atomic_write_text
+from odbench.bench.store import ResultStore
+from odbench.bench.tables import load_variants
 
 MEASURED_ON = "functional-emulation"
 WORKER = Path(__file__).with_name("_arm_worker.py")
@@ -176,7 +183,6 @@ def why_not(spec: CellSpec, profile: DeviceProfile, env: ArmEnv | None) -> str |
 
 def is_functional(spec: CellSpec) -> bool:
     """Is this a cell for the functional check: an aarch64 profile on a host of another architecture?"""
-    from devices.host import detect_host
 
     return spec.profile.get("arch") == "aarch64" and detect_host().arch != "aarch64"
 
@@ -233,8 +239,6 @@ def functional_cell(spec: CellSpec, env: ArmEnv | None = None, accuracy: bool = 
 
 def task_accuracy(model: str, run: Callable) -> dict[str, float]:
     """The zoo model's own task metrics, computed from the ARM outputs (models/*.evaluate)."""
-    from models import ZOO, get_model
-    from models.base import cache_dir
 
     if model not in ZOO:
         return {}
@@ -263,8 +267,6 @@ def tiny_model(path: Path, seed: int = 0) -> Path:
 
 def probe(env: ArmEnv, log: Callable[[str], None] = print) -> ArmEnv:
     """Start each runtime of the environment once on a tiny model under qemu; record which ones run."""
-    from bench.arm_env import load
-    from bench.records import atomic_write_text
 
     model = tiny_model(env.path / "probe" / "tiny.onnx")
     ok, failed = {}, {}
@@ -285,7 +287,6 @@ def probe(env: ArmEnv, log: Callable[[str], None] = print) -> ArmEnv:
 
 def prepare_env(refresh: bool = False, log: Callable[[str], None] = print) -> ArmEnv:
     """``setup`` then, once per environment, ``probe``: the environment the checks will use."""
-    from bench.arm_env import setup
 
     env = setup(refresh=refresh, log=log)
     if "probe_ok" not in env.manifest:
@@ -297,7 +298,6 @@ def check_run(run_dir: Path, accuracy: Sequence[str] = (), env: ArmEnv | None = 
               log: Callable[[str], None] = print) -> list[Result]:
     """Rerun every aarch64 cell of a run folder as a functional check; its results replace the SKIPPED ones.
     ``accuracy``: the zoo models whose task accuracy is also computed on the ARM outputs ("all" = every one)."""
-    from bench.store import ResultStore
 
     store = ResultStore(run_dir)
     results, evaluated = [], set()
@@ -344,16 +344,12 @@ def main(argv: Sequence[str] | None = None) -> int:
               + "".join(f"\n  {k}: {v}" for k, v in {**env.missing, **env.manifest.get("probe_failed", {})}.items()))
         return 0
     results = check_run(Path(args.run_dir), accuracy=args.accuracy, env=env, runtimes=args.runtime)
-    from bench.tables import load_variants
 
     print(arm_table(results, load_variants(Path(args.run_dir))))
     return 0 if all(r.verdict in ("OK", "SKIPPED") for r in results) else 1
 
 
 def print_table(run_dir: Path) -> int:
-    from bench.store import ResultStore
-    from bench.tables import load_variants
-
     results = [r for r in ResultStore(run_dir).all() if r.measured_on == MEASURED_ON]
     print(arm_table(sorted(results, key=lambda r: (r.model, r.runtime, r.scenario, r.variant_id)), load_variants(run_dir)))
     return 0

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from bench.records import atomic_write_text
+from odbench.core.records import atomic_write_text
 
 DEBIAN_SUITE = "bookworm"  # its python3.11 matches the project's Python
 DEBIAN_SOURCES = (("http://deb.debian.org/debian", DEBIAN_SUITE), ("http://deb.debian.org/debian-security", f"{DEBIAN_SUITE}-security"))

@@ -26,11 +26,11 @@ from odbench.cli.common import parse_runtime, parse_runtimes, set_offline_env  #
 from odbench.cli.compress import build_cmd, compress_cmd
 from odbench.cli.listing import devices_cmd, models_cmd
 from odbench.cli.run import run_cmd
-from odbench.cli.verdicts import accuracy_cmd, gate_cmd, report_cmd, table_cmd
+from odbench.cli.verdicts import accuracy_cmd, arm_cmd, gate_cmd, report_cmd, table_cmd
 from odbench.cli.worker import worker_cmd
 
 EXIT_USAGE = 2
-COMMANDS = (run_cmd, build_cmd, compress_cmd, models_cmd, devices_cmd, table_cmd, gate_cmd, report_cmd, accuracy_cmd, worker_cmd)
+COMMANDS = (run_cmd, build_cmd, compress_cmd, models_cmd, devices_cmd, table_cmd, gate_cmd, report_cmd, accuracy_cmd, arm_cmd, worker_cmd)
 
 
 def _version() -> str:

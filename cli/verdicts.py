@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from odbench.bench import accuracy_table, gate, report
+from odbench.bench import accuracy_table, arm, gate, report
 from odbench.cli.common import err, load_run, log, read_budgets, usage
 from odbench.bench.decide import extend
 from odbench.bench.runs import RunError, gate_inputs
@@ -133,3 +133,14 @@ def accuracy_cmd(model: tuple[str, ...], runtime: tuple[str, ...], recipe: str, 
     argv = [*(a for m in model for a in ("--model", m)), *(a for r in runtime for a in ("--runtime", r)),
             "--recipe", recipe, *(a for o in only for a in ("--only", o))]
     return accuracy_table.main(argv)
+
+
+@click.command("arm", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def arm_cmd(args: tuple[str, ...]) -> int:
+    """The ARM functional check under qemu-user: `odbench arm setup [--refresh] [--best-effort]`,
+    `odbench arm check RUN [--runtime R] [--accuracy MODEL]`, `odbench arm table RUN`."""
+    try:
+        return arm.main(list(args))
+    except SystemExit as exc:  # argparse's usage errors
+        return exc.code if isinstance(exc.code, int) else 2

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from odbench.bench import stats
+from odbench.bench.arm import functional_cell, is_functional
 from odbench.core.records import NOT_MEASURED, CellSpec, Result, Verdict, atomic_write_text, to_json
 from odbench.bench.skips import skip_reason
 from odbench.bench.store import ResultStore
@@ -75,7 +76,11 @@ def run_cell(spec: CellSpec, python: str = sys.executable) -> Result:
 
 
 def pre_skip(spec: CellSpec) -> Result | None:
-    """A SKIPPED (or ERROR) Result decided in the parent before any process starts, else None."""
+    """A Result decided in the parent before any timed process starts, else None: SKIPPED or ERROR,
+    or, for an aarch64 profile on an x86 host, the ARM functional check (outputs on the aarch64
+    builds of the runtimes under qemu-user; no timing: bench/arm.py)."""
+    if is_functional(spec):
+        return functional_cell(spec)
     try:
         why = skip_reason(spec)
     except Exception as exc:  # noqa: BLE001 - e.g. an unknown runtime name: that cell's error

@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import arm
-from bench.arm_env import ArmEnv, ArmEnvError, env_key, find_env
-from bench.feeds import save_feeds
-from bench.parity import write_reference
-from bench.records import Feeds, ParitySpec, sha256_file
-from devices.profile import get_profile
-from models.base import ort_run_fn
+from odbench.bench import arm
+from odbench.bench.arm_env import ArmEnv, ArmEnvError, env_key, find_env
+from odbench.core.feeds import save_feeds
+from odbench.bench.parity import write_reference
+from odbench.core.records import Feeds, ParitySpec, sha256_file
+from odbench.devices.catalog import get_profile
+from odbench.core.onnx_tools import ort_run_fn
 from tests.conftest import make_tiny_onnx
 from tests.helpers import cell
 
@@ -203,7 +203,7 @@ def test_an_int8_kernel_that_differs_by_isa_is_caught_in_the_arm_row(tmp_path):
 
 def test_only_aarch64_cells_on_another_host_are_functional(arm_cell):
     spec, _, _ = arm_cell
-    from devices.host import detect_host
+    from odbench.devices.host import detect_host
 
     assert arm.is_functional(spec) == (detect_host().arch != "aarch64")
     assert not arm.is_functional(dataclasses.replace(spec, profile=get_profile("x86-laptop-avx2").model_dump(mode="json")))
@@ -239,8 +239,8 @@ def test_the_worker_protocol_answers_each_feed_and_reports_errors(arm_cell, tmp_
 
 
 def test_check_run_replaces_the_skipped_aarch64_rows(arm_cell, tmp_path):
-    from bench.store import ResultStore
-    from devices.host import detect_host
+    from odbench.bench.store import ResultStore
+    from odbench.devices.host import detect_host
 
     spec, _, _ = arm_cell
     store = ResultStore(tmp_path / "run")
