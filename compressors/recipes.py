@@ -99,6 +99,7 @@ CLASSIFIER_DEFAULT = (
     Step("int8dyn", "inc-int8", IncConfig(approach="dynamic", tune=False)),
     Step("embint8", "embedding-quant", EmbeddingQuantConfig(bits=8, min_rows=256)),
 )
+CLASSIFIER_FULL = CLASSIFIER_DEFAULT + tuple(s for s in ONNX_DEFAULT if s.key not in {s.key for s in CLASSIFIER_DEFAULT})
 
 RECIPES: dict[tuple[str, str], tuple[Step, ...]] = {
     ("ctr-ml100k", "default"): CTR_DEFAULT,
@@ -106,7 +107,7 @@ RECIPES: dict[tuple[str, str], tuple[Step, ...]] = {
     ("minilm-l6-query", "default"): ENCODER_DEFAULT,
     ("minilm-l6-query", "full"): ENCODER_FULL,
     ("reviews-dept-clf", "default"): CLASSIFIER_DEFAULT,
-    ("reviews-dept-clf", "full"): ONNX_DEFAULT,
+    ("reviews-dept-clf", "full"): CLASSIFIER_FULL,
     ("onnx", "default"): ONNX_DEFAULT,
     ("onnx", "full"): ONNX_DEFAULT,
 }
