@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from odbench.bench import provenance, stats
+from odbench.bench import provenance, stability
 from odbench.core.feeds import FeedError, check_feed, load_feeds, synthetic_feeds
 from odbench.bench.skips import skip_reason
 from odbench.core.records import (
@@ -220,7 +220,7 @@ def measure(spec: CellSpec, benchmark) -> dict:
     peak = round(peak_rss_mb(), 1)  # before the parity pass, which may load the reference file
     fail_reasons = check_parity(spec, session, feeds, out, out["warnings"])
     session.close()
-    out["warnings"] = tuple(out["warnings"] + stats.stability_warnings(samples_ms))
+    out["warnings"] = tuple(out["warnings"] + stability.stability_warnings(samples_ms))
     out.update(
         processes=(ProcessSamples(samples_ms, warmup_runs, started, measure_s, out["session_create_ms"], out["first_inference_ms"], peak),),
         n_samples=len(samples_ms), measure_s=measure_s, warmup_runs=warmup_runs, peak_rss_mb=peak,

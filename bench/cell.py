@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
             "-q",
             "-s",
             "-p", "no:cacheprovider",
+            "-p", "no:odbench_budgets",  # the budgets plugin (scipy) is for users' tests, not the cell
             "-o", "addopts=",
             "-o", "python_files=_cell_bench.py",
             "--rootdir", str(CELL_TEST.parent),

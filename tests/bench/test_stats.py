@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from odbench.bench import stats
+from odbench.bench import stability, stats
 
 
 def test_summary_of_processes_has_intervals_that_hold_the_point():
@@ -34,7 +34,7 @@ def test_no_samples_is_an_error():
 def test_pyperf_warnings():
     x = np.ones(100) * 2.0
     x[0] = 5.0
-    w = stats.stability_warnings(x)
+    w = stability.stability_warnings(x)
     assert any("max is" in m for m in w)
-    assert stats.stability_warnings(np.ones(100) * 2.0) == []
-    assert any("under 1 ms" in m for m in stats.stability_warnings(np.ones(100) * 0.2))
+    assert stability.stability_warnings(np.ones(100) * 2.0) == []
+    assert any("under 1 ms" in m for m in stability.stability_warnings(np.ones(100) * 0.2))

@@ -1,0 +1,27 @@
+"""pyperf's stability warnings for one process's samples (numpy only: the cell process imports this,
+and must not pay for scipy at every start)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+
+def stability_warnings(samples_ms: Sequence[float]) -> list[str]:
+    """pyperf's checks on one process: stdev >= 10% of the mean, min/max >= 50% off the mean,
+    and a mean under 1 ms (timer and harness overhead weigh more there)."""
+    x = np.asarray(samples_ms, dtype=np.float64)
+    mean = float(x.mean())
+    if mean <= 0:
+        return ["non-positive mean latency"]
+    warnings = []
+    cv = float(x.std(ddof=1)) / mean if x.size > 1 else 0.0
+    if cv >= 0.10:
+        warnings.append(f"stdev is {cv:.0%} of the mean (>= 10%)")
+    if (mean - x.min()) / mean >= 0.5:
+        warnings.append(f"min is {(mean - x.min()) / mean:.0%} below the mean (>= 50%)")
+    if (x.max() - mean) / mean >= 0.5:
+        warnings.append(f"max is {(x.max() - mean) / mean:.0%} above the mean (>= 50%)")
+    if mean < 1.0:
+        warnings.append(f"mean {mean:.3f} ms is under 1 ms: harness overhead is a larger share (see the null cell)")
+    return warnings
