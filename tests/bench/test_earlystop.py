@@ -1,4 +1,4 @@
-"""The verdict maths against MLPerf's published numbers (design/MEASUREMENT.md)."""
+"""The verdict maths against the numbers MLPerf LoadGen publishes (early stopping, minimum query counts)."""
 import pytest
 
 from odbench.bench import earlystop
