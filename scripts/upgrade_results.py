@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from odbench.bench import stats
-from odbench.core.records import CellSpec, Result, sha256_file
+from odbench.core.records import RESULT_SCHEMA_VERSION, CellSpec, Result, sha256_file
 from odbench.bench.store import REPO_ROOT, ResultStore
 
 SHARED_REFERENCES = REPO_ROOT / "results" / "references"
@@ -33,7 +33,10 @@ def repo_relative(path: str) -> str:
 
 
 def upgrade_cell(path: Path, store: ResultStore) -> Result:
-    r = Result.from_dict(json.loads(path.read_text()))
+    data = json.loads(path.read_text())
+    if data.get("schema_version") == RESULT_SCHEMA_VERSION:  # already v3: its samples are in the .npz
+        return store.get(data["cell_id"])
+    r = Result.from_dict(data)
     if r.processes:
         s = stats.summarize(r.process_samples, r.items_per_inference) if r.processes_known else stats.summarize([r.samples_ms], r.items_per_inference)
         r = r.replace(stats=s, throughput_items_s=s["throughput"])
