@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from odbench.core.records import Result, Variant, atomic_write_text
+from odbench.core.records import HARNESS_RUNTIMES, Result, Variant, atomic_write_text
 from odbench.bench.report_plots import (
-    HARNESS,
     OK,
     Cell,
     interval,
@@ -106,7 +105,7 @@ def selection(model: str, views: Sequence[MachineView], profiles: dict) -> tuple
             by_cell.setdefault(v.cell_id, []).append(v.verdict)
         cand: dict[tuple, list[Result]] = {}
         for r in view.group.results:
-            if r.model != model or r.runtime in HARNESS or r.cell_id not in by_cell or r.measured_on not in TIMED:
+            if r.model != model or r.runtime in HARNESS_RUNTIMES or r.cell_id not in by_cell or r.measured_on not in TIMED:
                 continue  # untimed rows (a functional check on another ISA) choose no hardware
             lacks = view.beyond(r, profiles)
             if lacks:
@@ -158,7 +157,7 @@ def differences(model: str, views: Sequence[MachineView], profiles: dict) -> lis
     whether the fastest int8 variant beats fp32 on that runtime."""
     rows = []
     for view in views:
-        usable = [r for r in view.group.results if r.model == model and r.runtime not in HARNESS and r.verdict in OK
+        usable = [r for r in view.group.results if r.model == model and r.runtime not in HARNESS_RUNTIMES and r.verdict in OK
                   and r.stats and "p50" in r.stats and not view.beyond(r, profiles)]
         _, focus = scenarios_of([Cell(view.tag, r) for r in usable])
         for (profile, on), group in sorted(_by(usable, lambda r: (r.profile, r.measured_on)).items()):
@@ -218,7 +217,7 @@ def functional_rows(model: str, views: Sequence[MachineView]) -> list[list[str]]
     """Cells checked without timing (e.g. measured_on 'functional-emulation': parity on another ISA's kernels)."""
     return [[v.tag, r.profile, r.measured_on, short(r.variant_id), runtime_label(r), r.scenario, r.verdict, r.reason[:200]]
             for v in views for r in v.group.results
-            if r.model == model and r.runtime not in HARNESS and r.measured_on not in TIMED]
+            if r.model == model and r.runtime not in HARNESS_RUNTIMES and r.measured_on not in TIMED]
 
 
 class _Doc:
@@ -307,7 +306,7 @@ def render_runs(groups: Sequence[MachineRuns], out_dir: Path, verdicts: Sequence
     emulated = sorted({f"{v.tag}:{r.profile}" for v in views for r in v.group.results if r.measured_on == "emulated" and r.stats})
     if emulated:
         doc.para(f"Emulated on their machine (not measured on the device): {', '.join(emulated)}. Drawn hollow / dashed.", "emu")
-    models = sorted({r.model for v in views for r in v.group.results if r.runtime not in HARNESS})
+    models = sorted({r.model for v in views for r in v.group.results if r.runtime not in HARNESS_RUNTIMES})
     for model in models:
         _model_section(doc, model, views, profiles, out_dir, verdicts is not None and any(v is not None for v in verdicts))
     doc.h.append("</body></html>")

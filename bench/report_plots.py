@@ -16,7 +16,6 @@ from odbench.core.records import HARNESS_RUNTIMES, NOT_MEASURED, Result, Variant
 from odbench.bench.tables import runtime_label as _runtime_label
 
 OK = tuple(v for v in Verdict if v not in NOT_MEASURED and v != Verdict.FAIL)  # timed, with outputs that match
-HARNESS = HARNESS_RUNTIMES
 PRIMARY_METRICS = ("auc", "top10_overlap", "cosine")
 
 
@@ -231,7 +230,7 @@ def scenarios_of(cells: list[Cell]) -> tuple[list[str], str | None]:
 def model_plots(model: str, cells: list[Cell], variants: list[Variant]) -> list[Plot]:
     """Every plot of one model. ``cells``: all of its results (FAILs too: the runtime plot hatches them);
     ``variants``: every machine's variants (the same id built on two machines may differ)."""
-    timed = [c for c in cells if c.r.model == model and c.r.runtime not in HARNESS and c.r.stats and "p50" in c.r.stats]
+    timed = [c for c in cells if c.r.model == model and c.r.runtime not in HARNESS_RUNTIMES and c.r.stats and "p50" in c.r.stats]
     usable = [c for c in timed if c.r.verdict in OK]
     mvars = list({(v.id, v.sha256): v for v in variants if v.model == model}.values())
     metric = primary_metric(mvars)
