@@ -5,7 +5,6 @@ kernel (``wait4``'s rusage for that child alone), so native allocations count.
 """
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import json
 import os
@@ -26,21 +25,6 @@ from odbench.bench.skips import skip_reason
 from odbench.bench.store import ResultStore
 
 STDERR_TAIL = 8000
-PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent(parent_pid: int) -> None:
-    """Called first thing in the cell process: SIGKILL it when its parent dies (Linux).
-
-    Done in the child, not in a ``preexec_fn``, because the Dask executor starts cells from
-    worker threads, where ``preexec_fn`` is unsafe.
-    """
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except OSError:
-        return
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os._exit(1)
 
 
 def _tail(path: Path, n: int = STDERR_TAIL) -> str:
