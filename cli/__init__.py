@@ -1,6 +1,6 @@
 """odbench: the suite's command line (Click, with rich tables and progress bars).
 
-    odbench run       build what is missing, then run the benchmark matrix (default: zoo x onnxruntime, openvino, torch x host)
+    odbench run       build what is missing, then run the benchmark matrix (default: zoo x onnxruntime, openvino x host)
     odbench build     build/cached-load the zoo's fp32 baselines
     odbench compress  build compressed variants (pruned, int8 via INC, low-rank, distilled, int8/int4 embeddings)
     odbench models    list the zoo models, their scenarios and built variants

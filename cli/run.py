@@ -41,10 +41,12 @@ from odbench.devices.profile import DeviceProfile
 from odbench.models import ZOO
 from odbench.models.onnx_file import user_variant
 from odbench.compressors.build import compress_onnx_file
+from odbench.compressors.recipes import built_for
 from odbench.runtimes import get_runtime
 
 # The README's main command: every zoo model on these runtimes (a missing one is a reasoned SKIPPED).
-DEFAULT_RUNTIMES = ("onnxruntime", "openvino", "torch")
+# torch (eager fp32, the pre-export baseline) costs 9-17 s per process: asked for with --runtime torch.
+DEFAULT_RUNTIMES = ("onnxruntime", "openvino")
 
 
 @dataclass(frozen=True)
@@ -149,12 +151,16 @@ def build_workloads(req: RunPlan, cache: Path) -> Built:
     return Built(tuple(workloads), headlines, time.perf_counter() - t0, compress_s)
 
 
-def _drop_unaccepted(cells: list[CellSpec]) -> list[CellSpec]:
+def _drop_unaccepted(cells: list[CellSpec], variants: dict) -> list[CellSpec]:
     """Default matrix only: cells a default runtime cannot run at all (the torch runtime on a compressed
-    variant) are left out with one line of log instead of a SKIPPED row each. Asked-for runtimes keep them."""
+    variant), or a variant was not built for (its recipe step's target runtimes, compressors/recipes.py),
+    are left out with one line of log instead of a row each. Asked-for runtimes keep them."""
     kept, dropped = [], {}
     for c in cells:
         ok, why = get_runtime(c.runtime).accepts(c.variant_path)
+        variant = variants.get(c.variant_id)
+        if ok and variant is not None and not built_for(variant, c.runtime):
+            ok, why = False, "variants built for other runtimes (recipe target_runtimes; --runtime keeps them)"
         if ok:
             kept.append(c)
         else:
@@ -178,7 +184,7 @@ def plan_cells(req: RunPlan, built: Built, parity_specs: dict) -> list[CellSpec]
             others = [Workload(w.variant, {head: w.feeds[head]}, w.output_kind)] if head in w.feeds else [w]
             cells += plan([w], runtimes[:1], profiles, req.timing, **kw) + plan(others, runtimes[1:], profiles, req.timing, **kw)
     if not req.runtimes_asked:  # the default runtimes: leave out what a runtime cannot run at all, and say so
-        cells = _drop_unaccepted(cells)
+        cells = _drop_unaccepted(cells, {w.variant.id: w.variant for w in built.workloads})
     if req.overhead and built.workloads:
         w0 = built.workloads[0]
         scenario = "rank-200" if "rank-200" in w0.feeds else next(iter(w0.feeds))
@@ -273,7 +279,7 @@ def _make_executor(name: str, scheduler: str | None, shared_root: str | None, se
 @click.command("run")
 @click.option("--model", multiple=True, help="zoo model (repeatable; default: every zoo model unless --onnx is given)")
 @click.option("--onnx", multiple=True, help="your own ONNX file (repeatable); feeds come from its input signature")
-@click.option("--runtime", multiple=True, help="NAME[:KEY=VALUE,...]; KEY=A|B sweeps the values (repeatable; default: onnxruntime, openvino, torch)")
+@click.option("--runtime", multiple=True, help="NAME[:KEY=VALUE,...]; KEY=A|B sweeps the values (repeatable; default: onnxruntime, openvino)")
 @click.option("--profile", multiple=True, help="device profile name or YAML path (repeatable; default: host)")
 @click.option("--scenario", multiple=True, help="only these scenarios (repeatable)")
 @click.option("--preset", type=click.Choice(sorted(TIMING_PRESETS)), default="default", show_default=True, help="timing preset")
@@ -298,7 +304,7 @@ def _make_executor(name: str, scheduler: str | None, shared_root: str | None, se
 @click.option("-q", "--quiet", is_flag=True, help="no progress bars and no table on stdout")
 @click.pass_context
 def run_cmd(ctx: click.Context, **opt) -> int:
-    """Run the benchmark matrix (default: zoo x onnxruntime, openvino, torch x host)."""
+    """Run the benchmark matrix (default: zoo x onnxruntime, openvino x host)."""
     models = resolve_models(opt["model"] or (() if opt["onnx"] else tuple(ZOO)))
     if opt["recipe"] != "none":
         for m in models:
