@@ -150,8 +150,8 @@ class Timing:
 TIMING_PRESETS: dict[str, Timing] = {
     # tests: seconds, one process, never gating
     "smoke": Timing(warmup_s=0.2, warmup_runs=3, min_time_s=0.5, min_samples=30, max_time_s=2.0, processes=1, max_samples=5000, gating=False),
-    # the README's default matrix: 5 interleaved processes x (0.5 s warm-up + 0.5-3 s, >= 200 samples)
-    "default": Timing(warmup_s=0.5, min_time_s=0.5, max_time_s=3.0, processes=5),
+    # the README's default matrix: 5 interleaved processes x (0.5 s warm-up + 0.5-2 s, >= 200 samples)
+    "default": Timing(warmup_s=0.5, min_time_s=0.5, max_time_s=2.0, processes=5),
     # release gates: 10 processes x (3 s warm-up + 6-20 s): >= 60 s timed in all
     "gate": Timing(warmup_s=3.0, min_time_s=6.0, min_samples=200, max_time_s=20.0, processes=10, max_samples=100_000),
 }
