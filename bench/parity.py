@@ -130,15 +130,13 @@ def judge(kind: str, parity: Mapping[str, Mapping[str, float]]) -> list[str]:
     return reasons
 
 
-def write_reference(path: Path, feeds: Sequence[Mapping[str, np.ndarray]], root_run: Callable, variant_run: Callable) -> Path:
-    """Reference outputs of the first feeds: the fp32 root, and the variant itself (on ONNX Runtime)."""
-
+def write_reference(path: Path, root_outputs: Sequence[Sequence[np.ndarray]], variant_outputs: Sequence[Sequence[np.ndarray]]) -> Path:
+    """Reference outputs of the first feeds: the fp32 root's, and the variant's own (on ONNX Runtime)."""
     arrays = {}
-    for i, feed in enumerate(feeds):
-        for j, o in enumerate(root_run(dict(feed))):
-            arrays[f"fp32/{i}/{j}"] = np.asarray(o)
-        for j, o in enumerate(variant_run(dict(feed))):
-            arrays[f"runtime/{i}/{j}"] = np.asarray(o)
+    for which, outputs in (("fp32", root_outputs), ("runtime", variant_outputs)):
+        for i, outs in enumerate(outputs):
+            for j, o in enumerate(outs):
+                arrays[f"{which}/{i}/{j}"] = np.asarray(o)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     atomic_write_bytes(path, buf.getvalue())
@@ -164,11 +162,15 @@ def prepare(workloads, variants: Mapping, out_dir: Path, n_feeds: int = 4, log=p
     """
 
     runs: dict[str, Callable] = {}
+    outputs: dict[tuple[str, str], list] = {}  # (model path, feeds path) -> outputs of the first feeds
 
-    def run_fn(path: str) -> Callable:
-        if path not in runs:
-            runs[path] = ort_run_fn(path)
-        return runs[path]
+    def outputs_of(path: str, feeds_path: str) -> list:
+        """Each model's outputs are computed once per feeds file: the root's serve all its variants."""
+        if (path, feeds_path) not in outputs:
+            if path not in runs:
+                runs[path] = ort_run_fn(path)
+            outputs[(path, feeds_path)] = [runs[path](dict(f)) for f in load_feeds(feeds_path)[:n_feeds]]
+        return outputs[(path, feeds_path)]
 
     specs = {}
     for w in workloads:
@@ -182,12 +184,14 @@ def prepare(workloads, variants: Mapping, out_dir: Path, n_feeds: int = 4, log=p
                 name = f"{w.variant.sha256[:12]}-{root.sha256[:12]}-{feed_sha[:12]}-{n_feeds}.npz"
                 path = Path(out_dir) / "references" / name
                 if not path.exists():
-                    write_reference(path, load_feeds(feeds.path)[:n_feeds], run_fn(root.path), run_fn(w.variant.path))
+                    write_reference(path, outputs_of(root.path, feeds.path), outputs_of(w.variant.path, feeds.path))
                 specs[(w.variant.id, scenario)] = ParitySpec(kind=kind, reference=str(path.resolve()),
                                                              reference_sha256=sha256_file(path), n_feeds=n_feeds)
             except Exception as exc:  # noqa: BLE001 - recorded in every affected cell
                 log(f"[parity] {w.variant.id} {scenario}: no reference outputs: {type(exc).__name__}: {exc}")
                 specs[(w.variant.id, scenario)] = ParitySpec(kind=kind, error=f"reference outputs could not be computed: {type(exc).__name__}: {exc}"[:500])
-        if w.variant.path != root.path:  # keep only the roots' sessions open: they serve every variant
+        if w.variant.path != root.path:  # keep only the roots' sessions and outputs: they serve every variant
             runs.pop(w.variant.path, None)
+            for key in [k for k in outputs if k[0] == w.variant.path]:
+                del outputs[key]
     return specs

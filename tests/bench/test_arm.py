@@ -43,7 +43,7 @@ def arm_cell(tmp_path):
     feeds = [{"x": rng.standard_normal((3, WIDTH)).astype(np.float32)} for _ in range(4)]
     feeds_path = save_feeds(feeds, tmp_path / "feeds.npz")
     x86 = ort_run_fn(model)
-    ref = write_reference(tmp_path / "ref.npz", feeds, x86, x86)
+    ref = write_reference(tmp_path / "ref.npz", [x86(f) for f in feeds], [x86(f) for f in feeds])
     spec = cell(model, feeds=Feeds(path=str(feeds_path)), profile=get_profile("rpi5"))
     par = ParitySpec(kind="values", reference=str(ref), reference_sha256=sha256_file(ref), n_feeds=4)
     return dataclasses.replace(spec, parity=par), feeds, x86
@@ -188,7 +188,7 @@ def test_an_int8_kernel_that_differs_by_isa_is_caught_in_the_arm_row(tmp_path):
     rng = np.random.default_rng(0)
     feeds = [{"x": rng.uniform(0.6, 1.0, (3, 64)).astype(np.float32)} for _ in range(2)]
     root, variant = ort_run_fn(fp32), ort_run_fn(int8)
-    ref = write_reference(tmp_path / "ref.npz", feeds, root, variant)
+    ref = write_reference(tmp_path / "ref.npz", [root(f) for f in feeds], [variant(f) for f in feeds])
     x86_saturates = not np.array_equal(variant(feeds[0])[0], root(feeds[0])[0])
     spec = cell(int8, feeds=Feeds(path=str(save_feeds(feeds, tmp_path / "feeds.npz"))), profile=get_profile("rpi5"))
     spec = dataclasses.replace(spec, parity=ParitySpec(kind="values", reference=str(ref), reference_sha256=sha256_file(ref), n_feeds=2))
