@@ -131,10 +131,11 @@ def report_cmd(run_dirs: tuple[Path, ...], budgets: str | None, out: Path | None
 @click.option("--recipe", type=click.Choice(["default", "full", "none"]), default="default", show_default=True,
               help="compressed variants to include (none = fp32 only)")
 @click.option("--only", multiple=True, help="only these recipe steps, by key (repeatable), e.g. int8dyn")
-def accuracy_cmd(model: tuple[str, ...], runtime: tuple[str, ...], recipe: str, only: tuple[str, ...]) -> int:
+@click.option("--out", type=RUN_DIR, help="also write accuracy.md (command, date and machine in its header) and accuracy.csv here")
+def accuracy_cmd(model: tuple[str, ...], runtime: tuple[str, ...], recipe: str, only: tuple[str, ...], out: Path | None) -> int:
     """Task metric, fidelity and delta vs fp32 with 95% CIs, per variant and runtime (each runtime's own outputs)."""
     argv = [*(a for m in model for a in ("--model", m)), *(a for r in runtime for a in ("--runtime", r)),
-            "--recipe", recipe, *(a for o in only for a in ("--only", o))]
+            "--recipe", recipe, *(a for o in only for a in ("--only", o)), *(("--out", str(out)) if out else ())]
     return accuracy_table.main(argv)
 
 
