@@ -7,19 +7,24 @@
 2. ``runtime_accuracy``: a variant's task metrics measured on a given runtime (through the runtimes
    registry's Runtime/Session seam), cached on disk by (variant sha256, runtime, runtime version, host ISA),
    so a row's accuracy is that runtime's own figure, not ONNX Runtime's.
+3. ``measure_run_accuracy``: after `odbench run`'s matrix, ``runtime_accuracy`` for every (variant,
+   runtime, options) that has a timed cell, written into the run folder (``accuracy.json``) so that a
+   committed run is self-contained; ``row_accuracy`` is what tables and the gate read for one row.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Iterable, Mapping
 
-from odbench.core.records import atomic_write_text
+from odbench.core.constants import REFERENCE_RUNTIME
+from odbench.core.records import HARNESS_RUNTIMES, Result, Variant, Verdict, atomic_write_text
 from odbench.devices.host import cpu_flags
 from odbench.models.metrics import LOWER_IS_BETTER, metric_kind, point_metrics
-from odbench.runtimes import RuntimeUnavailable, get_runtime
+from odbench.runtimes import RuntimeUnavailable, get_runtime, parse_options
 
 VERDICT_ORDER = ("ERROR", "FAIL", "INCONCLUSIVE", "PASS")
 
@@ -112,10 +117,10 @@ def cached_runtime_accuracy(variant, runtime_name: str, cache: Path) -> dict[str
     return None
 
 
-def runtime_accuracy(model, variant, runtime_name: str, cache: Path, threads: int = 1, options=None) -> dict[str, float]:
+def runtime_accuracy_record(model, variant, runtime_name: str, cache: Path, threads: int = 1, options=None) -> "RuntimeAccuracy":
     """``variant``'s task metrics computed by ``model`` (its zoo model, built in ``cache``) from
-    ``runtime_name``'s own outputs; cached by (variant sha256, runtime, runtime version, host ISA,
-    options). Raises RuntimeUnavailable when the runtime cannot run here."""
+    ``runtime_name``'s own outputs, with what they were measured on; cached by (variant sha256,
+    runtime, runtime version, host ISA, options). Raises RuntimeUnavailable when the runtime cannot run here."""
     rt = get_runtime(runtime_name)
     ok, why = rt.available()
     if not ok:
@@ -124,13 +129,154 @@ def runtime_accuracy(model, variant, runtime_name: str, cache: Path, threads: in
     version, isa = rt.version(), host_isa()
     path = _cache_path(Path(cache), variant.sha256, runtime_name, version, isa, repr(opts))
     if path.exists():
-        return json.loads(path.read_text())["accuracy"]
+        return RuntimeAccuracy.from_dict(json.loads(path.read_text()), cached=True)
     session = rt.open(variant.path, threads, opts)
     try:
         accuracy = model.evaluate(lambda feed: session.run(dict(feed)), Path(cache))
     finally:
         session.close()
-    atomic_write_text(path, json.dumps({"variant": variant.id, "sha256": variant.sha256, "runtime": runtime_name,
-                                        "runtime_version": version, "isa": isa, "options": repr(opts),
-                                        "accuracy": accuracy}, indent=1))
-    return accuracy
+    rec = RuntimeAccuracy(variant.id, variant.sha256, runtime_name, version, isa, repr(opts), dict(accuracy))
+    atomic_write_text(path, json.dumps(rec.to_dict(), indent=1))
+    return rec
+
+
+def runtime_accuracy(model, variant, runtime_name: str, cache: Path, threads: int = 1, options=None) -> dict[str, float]:
+    """The accuracy dict of ``runtime_accuracy_record``."""
+    return runtime_accuracy_record(model, variant, runtime_name, cache, threads, options).accuracy
+
+
+# ------------------------------------------------------------------ accuracy of a run's rows
+
+ACCURACY_FILE = "accuracy.json"
+ACCURACY_FILE_VERSION = 1
+TIMED_VERDICTS = (Verdict.OK, Verdict.FAIL)  # a FAIL cell was timed too: its accuracy says how wrong it is
+
+
+@dataclass(frozen=True)
+class RuntimeAccuracy:
+    """One variant's accuracy on one runtime (with its options) on this host, or why there is none."""
+
+    variant_id: str
+    sha256: str
+    runtime: str
+    runtime_version: str
+    isa: str
+    options: str  # repr of the runtime's typed Options: part of the cache key
+    accuracy: dict[str, float] | None
+    error: str = ""  # one line, when the runtime could not be evaluated
+    runtime_options: dict = field(default_factory=dict)  # the cell's options, as the run's rows name them
+    seconds: float = 0.0  # wall time of the evaluation (0 when read from the cache)
+    cached: bool = False
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["variant"] = d.pop("variant_id")
+        d.pop("cached")
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping, cached: bool = False) -> "RuntimeAccuracy":
+        return cls(variant_id=d["variant"], sha256=d["sha256"], runtime=d["runtime"], runtime_version=d.get("runtime_version", ""),
+                   isa=d.get("isa", ""), options=d.get("options", ""), accuracy=d.get("accuracy"), error=d.get("error", ""),
+                   runtime_options=dict(d.get("runtime_options") or {}), seconds=float(d.get("seconds", 0.0)), cached=cached)
+
+
+def accuracy_key(variant_id: str, runtime: str, runtime_options: Mapping | None) -> tuple[str, str, str]:
+    return (variant_id, runtime, json.dumps(dict(runtime_options or {}), sort_keys=True))
+
+
+def runtime_text(runtime: str, runtime_options: Mapping | None) -> str:
+    opts = dict(runtime_options or {})
+    return runtime + (f"[{','.join(f'{k}={v}' for k, v in sorted(opts.items()))}]" if opts else "")
+
+
+def accuracy_pairs(results: Iterable[Result | None]) -> list[tuple[str, str, dict]]:
+    """(variant id, runtime, options) of every timed cell (OK or FAIL) on an inference runtime, once each."""
+    pairs: dict[tuple, tuple[str, str, dict]] = {}
+    for r in results:
+        if r is not None and r.verdict in TIMED_VERDICTS and r.runtime not in HARNESS_RUNTIMES:
+            pairs.setdefault(accuracy_key(r.variant_id, r.runtime, r.runtime_options),
+                             (r.variant_id, r.runtime, dict(r.runtime_options or {})))
+    return list(pairs.values())
+
+
+def _measure_one(variant: Variant, runtime: str, options: dict, models: Mapping, cache: Path) -> RuntimeAccuracy:
+    """The record of one pair; an evaluation that fails is a record with its one-line reason."""
+    t0 = time.perf_counter()
+    model = models[variant.model]
+    try:
+        rt = get_runtime(runtime)
+        rec = runtime_accuracy_record(model, variant, runtime, cache, options=parse_options(rt, options))
+    except Exception as exc:  # noqa: BLE001 - one failing evaluation is a record with its reason; the run goes on
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+        return RuntimeAccuracy(variant.id, variant.sha256, runtime, "", host_isa(), "", None, reason, dict(options))
+    seconds = 0.0 if rec.cached else time.perf_counter() - t0
+    return RuntimeAccuracy(rec.variant_id, rec.sha256, runtime, rec.runtime_version, rec.isa, rec.options, rec.accuracy,
+                           "", dict(options), round(seconds, 2), rec.cached)
+
+
+def _summary_text(rec: RuntimeAccuracy, model) -> str:
+    if rec.accuracy is None:
+        return f"not measured: {rec.error}"
+    metric = getattr(model, "primary_metric", None)
+    keys = [metric] if metric in rec.accuracy else list(point_metrics(rec.accuracy))[:1]
+    return " ".join(f"{k}={rec.accuracy[k]:.4f}" for k in keys)
+
+
+def measure_run_accuracy(results: Iterable[Result | None], variants: Mapping[str, Variant], models: Mapping, cache: Path,
+                         out: Path, log: Callable[[str], None] = print) -> list[RuntimeAccuracy]:
+    """Every timed (variant, runtime, options) of a run evaluated on that runtime (cached: a rerun is
+    free), merged into ``out/accuracy.json``. ``models``: zoo model name -> model object."""
+    records = dict(load_run_accuracy(out) or {})
+    new, skipped = [], set()
+    for variant_id, runtime, options in accuracy_pairs(results):
+        variant = variants.get(variant_id)
+        if variant is None or variant.model not in models:
+            if variant is not None and variant_id not in skipped:  # a user's ONNX file: no task data to score it on
+                log(f"[accuracy] {variant_id}: not a zoo model, no task data: not evaluated per runtime")
+                skipped.add(variant_id)
+            continue
+        rec = _measure_one(variant, runtime, options, models, Path(cache))
+        where = "cached" if rec.cached else f"{rec.seconds:.1f}s"
+        log(f"[accuracy] {variant_id} on {runtime_text(runtime, options)}: {_summary_text(rec, models.get(variant.model))} ({where})")
+        records[accuracy_key(variant_id, runtime, options)] = rec
+        new.append(rec)
+    body = {"version": ACCURACY_FILE_VERSION, "records": [r.to_dict() for r in records.values()]}
+    atomic_write_text(Path(out) / ACCURACY_FILE, json.dumps(body, indent=1))
+    return new
+
+
+def load_run_accuracy(run_dir: Path) -> dict[tuple, RuntimeAccuracy] | None:
+    """A run folder's per-runtime accuracy records by ``accuracy_key``; None for a run without them."""
+    path = Path(run_dir) / ACCURACY_FILE
+    if not path.exists():
+        return None
+    body = json.loads(path.read_text())
+    if body.get("version") != ACCURACY_FILE_VERSION:
+        raise ValueError(f"{path}: version {body.get('version')!r}, this odbench reads version {ACCURACY_FILE_VERSION}")
+    recs = [RuntimeAccuracy.from_dict(d) for d in body["records"]]
+    return {accuracy_key(r.variant_id, r.runtime, r.runtime_options): r for r in recs}
+
+
+def merge_run_accuracy(run_dirs: Iterable[Path]) -> dict[tuple, RuntimeAccuracy] | None:
+    """The records of several folders of one machine (later folders win); None when none has any."""
+    found = [a for a in (load_run_accuracy(d) for d in run_dirs) if a is not None]
+    return {k: v for a in found for k, v in a.items()} if found else None
+
+
+def row_accuracy(r: Result, variants: Mapping[str, Variant], run_acc: Mapping[tuple, RuntimeAccuracy] | None) -> tuple[dict | None, str]:
+    """The accuracy of ``r``'s own runtime, or (None, why not). Without a record (a run from before
+    per-runtime accuracy, a user's ONNX file, --no-accuracy) a default ONNX Runtime row keeps
+    Variant.accuracy, which was measured there at build time; any other row is not measured."""
+    where = runtime_text(r.runtime, r.runtime_options)
+    v = variants.get(r.variant_id)
+    rec = (run_acc or {}).get(accuracy_key(r.variant_id, r.runtime, r.runtime_options))
+    if rec is None:
+        if r.runtime == REFERENCE_RUNTIME and not r.runtime_options and v is not None and v.accuracy:
+            return dict(v.accuracy), ""
+        return None, f"not measured on {where}"
+    if rec.accuracy is None:
+        return None, f"not measured on {where}: {rec.error}"
+    if v is not None and rec.sha256 != v.sha256:
+        return None, f"not measured on {where}: accuracy.json holds another model file ({rec.sha256[:12]} vs {v.sha256[:12]})"
+    return dict(rec.accuracy), ""

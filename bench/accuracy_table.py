@@ -1,19 +1,31 @@
 """The accuracy table: every variant of the zoo models, on each runtime, with the task metric [95% CI],
 fidelity, and the paired delta vs fp32 [95% CI], each measured from that runtime's own outputs.
 
-Run: ``python -m odbench.bench.accuracy_table [--model M ...] [--runtime R ...] [--recipe default]``
-(builds what is missing into ``$ODBENCH_CACHE`` or ./artifacts, then prints a markdown table).
+Run: ``odbench accuracy [--model M ...] [--runtime R ...] [--recipe default] [--out DIR]``
+(builds what is missing into ``$ODBENCH_CACHE`` or ./artifacts, prints a markdown table, and with
+``--out`` writes DIR/accuracy.md, with the command, date and machine in its header, and DIR/accuracy.csv).
 """
 from __future__ import annotations
 
 import argparse
+import csv
+import io
+import sys
+import time
 from pathlib import Path
 
-from odbench.bench.accuracy import runtime_accuracy
+from odbench.bench import provenance
+from odbench.bench.accuracy import runtime_accuracy_record
 from odbench.compressors.build import build_recipe
 from odbench.compressors.recipes import RECIPES
+from odbench.core.records import atomic_write_text
 from odbench.models import ZOO, get_model
 from odbench.models.base import ZooTask, cache_dir
+
+CSV_COLUMNS = ["model", "variant", "runtime", "runtime_version", "isa", "metric", "value", "lo", "hi", "delta", "delta_lo",
+               "delta_hi", "fidelity_metric", "fidelity", "fidelity_lo", "fidelity_hi", "seconds", "error"]
+HEADER = ("| model | variant | runtime | task metric [95% CI] | fidelity [95% CI] | "
+          "delta vs fp32 on ONNX Runtime [paired 95% CI] |")
 
 
 def _ci(acc: dict, key: str, pct: bool = False) -> str:
@@ -33,34 +45,88 @@ def variants_of(model, cache: Path, recipe: str, only: list[str] | None = None, 
     return [base] + [b.variant for b in built if b.variant is not None]
 
 
-def rows(model, variants: list, runtimes: list[str], cache: Path, log=print) -> list[str]:
+def measure(model, variants: list, runtimes: list[str], cache: Path, log=print) -> list[dict]:
+    """One record per (variant, runtime): the model's primary task metric, its fidelity metric and the delta."""
     out = []
     m, fid = model.primary_metric, model.fidelity_metric
     for v in variants:
         for rt in runtimes:
+            row = {"model": model.name, "variant": v.id.split("/", 1)[-1], "runtime": rt, "metric": m, "fidelity_metric": fid or ""}
+            t0 = time.perf_counter()
             try:
-                acc = runtime_accuracy(model, v, rt, cache)
+                rec = runtime_accuracy_record(model, v, rt, cache)
             except Exception as exc:  # noqa: BLE001 - one failing cell is a row with its reason, the table goes on
-                out.append(f"| {v.id} | {rt} | error: {type(exc).__name__}: {str(exc)[:80]} | | |")
+                out.append({**row, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:160]})
+                log(f"[accuracy] {v.id} on {rt}: {out[-1]['error']}")
                 continue
-            out.append(f"| {v.id} | {rt} | {m} {_ci(acc, m)} | {_ci(acc, fid) if fid else '—'} | {_ci(acc, f'delta_{m}', pct=True)} |")
-            log(out[-1])
+            acc = rec.accuracy
+            row.update(runtime_version=rec.runtime_version, isa=rec.isa, seconds=0.0 if rec.cached else round(time.perf_counter() - t0, 1))
+            for col, key in (("value", m), ("delta", f"delta_{m}"), ("fidelity", fid)):
+                if key and key in acc:
+                    lo = "lo" if col == "value" else f"{col}_lo"
+                    row.update({col: acc[key], lo: acc.get(f"{key}_lo"), lo[:-2] + "hi": acc.get(f"{key}_hi")})
+            row["_acc"] = acc
+            out.append(row)
+            took = "cached" if rec.cached else f"{row['seconds']}s"
+            log(f"[accuracy] {v.id} on {rt}: {m} {_ci(acc, m)} ({took})")
     return out
 
 
+def markdown_row(r: dict) -> str:
+    if r.get("error"):
+        return f"| {r['model']} | {r['variant']} | {r['runtime']} | error: {r['error']} | | |"
+    acc, m, fid = r["_acc"], r["metric"], r["fidelity_metric"]
+    fid_text = f"{fid} {_ci(acc, fid)}" if fid else "—"
+    return f"| {r['model']} | {r['variant']} | {r['runtime']} {r.get('runtime_version', '')} | {m} {_ci(acc, m)} | {fid_text} | {_ci(acc, f'delta_{m}', pct=True)} |"
+
+
+def render(records: list[dict], argv: list[str]) -> str:
+    mach = provenance.machine()
+    lines = [
+        "# Accuracy per variant and runtime",
+        "",
+        f"Command: `odbench accuracy {' '.join(argv)}`".rstrip() + f"; date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        f"Machine: {mach['cpu_model']} ({mach['arch']}), ISA {', '.join(mach['isa'])}, {mach['physical_cores']} physical cores; "
+        f"Python {mach['python']}.",
+        "",
+        "Each figure is computed from that runtime's own outputs on the model's held-out test split (bench/accuracy.py, "
+        "models/metrics.py): the task metric with its 95% interval (DeLong for AUC, a bootstrap over test examples otherwise), "
+        "fidelity to the fp32 reference, and the delta of the task metric vs the fp32 baseline **on ONNX Runtime**, "
+        "paired over the same test examples (on OpenVINO's fp32 row it is OpenVINO's own deviation).",
+        "",
+        HEADER,
+        "|---|---|---|---|---|---|",
+    ]
+    return "\n".join(lines + [markdown_row(r) for r in records]) + "\n"
+
+
+def to_csv(records: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+    w.writeheader()
+    w.writerows(records)
+    return buf.getvalue()
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m odbench.bench.accuracy_table", description=__doc__)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p = argparse.ArgumentParser(prog="odbench accuracy", description=__doc__)
     p.add_argument("--model", action="append", help=f"zoo model (repeatable; default: all of {', '.join(ZOO)})")
     p.add_argument("--runtime", action="append", help="runtime (repeatable; default: onnxruntime, openvino)")
     p.add_argument("--recipe", default="default", help="compressed variants to include (default: default; none = fp32 only)")
     p.add_argument("--only", action="append", help="only these recipe steps, by key (repeatable), e.g. int8dyn")
+    p.add_argument("--out", type=Path, help="write accuracy.md and accuracy.csv into this folder")
     args = p.parse_args(argv)
     cache = cache_dir()
-    lines = ["| variant | runtime | task metric [95% CI] | fidelity [95% CI] | delta vs fp32 [95% CI] |", "|---|---|---|---|---|"]
+    records = []
     for name in args.model or list(ZOO):
         model = get_model(name)
-        lines += rows(model, variants_of(model, cache, args.recipe, args.only), args.runtime or ["onnxruntime", "openvino"], cache)
-    print("\n".join(lines))
+        records += measure(model, variants_of(model, cache, args.recipe, args.only), args.runtime or ["onnxruntime", "openvino"], cache)
+    md = render(records, argv)
+    print(md)
+    if args.out:
+        atomic_write_text(args.out / "accuracy.md", md)
+        atomic_write_text(args.out / "accuracy.csv", to_csv(records))
     return 0
 
 

@@ -26,7 +26,7 @@ from enum import Enum
 import numpy as np
 
 from odbench.bench import earlystop, intervals
-from odbench.bench.accuracy import judge_budget
+from odbench.bench.accuracy import judge_budget, row_accuracy
 from odbench.bench.budgets import Budget, BudgetFile
 from odbench.core.records import (
     HARNESS_RUNTIMES,
@@ -169,19 +169,25 @@ def _limit_check(name: str, value: float | None, limit: float, what: str) -> Che
     return Check(name, verdict, f"{what} {value:.1f}", value, limit)
 
 
-def _accuracy_check(r: Result, budget: Budget, variants: dict[str, Variant]) -> Check:
-    """Non-inferiority on the budget's metric (or every metric of its kind): bench/accuracy.py."""
+def _accuracy_check(r: Result, budget: Budget, variants: dict[str, Variant], run_accuracy: dict | None = None) -> Check:
+    """Non-inferiority on the budget's metric (or every metric of its kind) of the row's OWN runtime's
+    accuracy (bench/accuracy.row_accuracy; ``run_accuracy``: the run's accuracy.json, None for a run
+    before it) against the fp32 baseline on ONNX Runtime. A row whose runtime was not evaluated is
+    ERROR with the reason, never judged on ONNX Runtime's figure."""
     cap = budget.accuracy_drop_max
     v = variants.get(r.variant_id)
     base = variants.get(lineage_root(r.variant_id, variants))
     name = f"accuracy_drop<={cap:.2%}({budget.accuracy_metric or budget.accuracy_kind})"
-    if v is None or base is None or not v.accuracy:
+    if v is None or base is None or not v.accuracy or not base.accuracy:
         return Check(name, GateVerdict.ERROR, f"no accuracy recorded for {r.variant_id} or the baseline it descends from")
-    j = judge_budget(v.accuracy, base.accuracy, cap, budget.accuracy_metric, budget.accuracy_kind)
+    acc, why = row_accuracy(r, variants, run_accuracy)
+    if acc is None:
+        return Check(name, GateVerdict.ERROR, f"accuracy {why}: the budget cannot be judged on another runtime's figure")
+    j = judge_budget(acc, base.accuracy, cap, budget.accuracy_metric, budget.accuracy_kind)
     return Check(name, GateVerdict(j.verdict), j.reason, j.drop, cap)
 
 
-def judge_cell(r: Result, budget: Budget, variants: dict[str, Variant], confidence: float) -> CellVerdict:
+def judge_cell(r: Result, budget: Budget, variants: dict[str, Variant], confidence: float, run_accuracy: dict | None = None) -> CellVerdict:
     meta = dict(model=r.model, variant_id=r.variant_id, profile=r.profile, scenario=r.scenario, measured_on=r.measured_on)
     if r.verdict in NOT_MEASURED:
         return CellVerdict(r.cell_id, budget.label, GateVerdict.ERROR, f"cell {r.verdict}: {r.reason}", **meta)
@@ -196,20 +202,21 @@ def judge_cell(r: Result, budget: Budget, variants: dict[str, Variant], confiden
         v = variants.get(r.variant_id)
         checks.append(_limit_check(f"size<={budget.size_mb_max:g}MB", v.size_bytes / 2**20 if v else None, budget.size_mb_max, "model file (MB)"))
     if budget.accuracy_drop_max is not None:
-        checks.append(_accuracy_check(r, budget, variants))
+        checks.append(_accuracy_check(r, budget, variants, run_accuracy))
     verdict = worst(c.verdict for c in checks)
     bad = [c for c in checks if c.verdict == verdict and verdict != GateVerdict.PASS]
     reason = "; ".join(f"{c.name}: {c.reason}" for c in (bad or checks))
     return CellVerdict(r.cell_id, budget.label, verdict, reason, tuple(checks), **meta)
 
 
-def evaluate(results: list[Result], variants: dict[str, Variant], budgets: BudgetFile) -> list[CellVerdict]:
+def evaluate(results: list[Result], variants: dict[str, Variant], budgets: BudgetFile, run_accuracy: dict | None = None) -> list[CellVerdict]:
+    """``run_accuracy``: the run's per-runtime accuracy (bench/accuracy.load_run_accuracy), for accuracy budgets."""
     out = []
     for budget in budgets.budgets:
         matched = [r for r in results if budget.matches(r) and r.runtime not in HARNESS_RUNTIMES]
         if not matched:
             out.append(CellVerdict("-", budget.label, GateVerdict.ERROR, "this budget matched no result: check its patterns against the run"))
-        out += [judge_cell(r, budget, variants, budgets.confidence) for r in matched]
+        out += [judge_cell(r, budget, variants, budgets.confidence, run_accuracy) for r in matched]
     return out
 
 

@@ -33,6 +33,7 @@ from odbench.bench.report_plots import (
     short,
 )
 from odbench.bench.runs import Machine, MachineRuns, distinct_labels
+from odbench.bench.accuracy import merge_run_accuracy
 from odbench.bench import gate
 from odbench.devices.profile import ProfileError
 from odbench.devices.catalog import get_profile
@@ -78,7 +79,8 @@ class Pick:
 def evaluate_groups(groups: Sequence[MachineRuns], budgets) -> list[tuple | None]:
     """Budget verdicts per machine, each judged on that machine's data alone."""
 
-    return [tuple(gate.evaluate(list(g.results), g.variants, budgets)) if budgets is not None else None for g in groups]
+    return [tuple(gate.evaluate(list(g.results), g.variants, budgets, merge_run_accuracy(g.paths))) if budgets is not None else None
+            for g in groups]
 
 
 def views_of(groups: Sequence[MachineRuns], verdicts: Sequence | None = None) -> list[MachineView]:

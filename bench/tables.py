@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from odbench.bench import intervals
+from odbench.bench.accuracy import RuntimeAccuracy, load_run_accuracy, row_accuracy
 from odbench.core.constants import REFERENCE_RUNTIME
 from odbench.core.records import HARNESS_RUNTIMES, NOT_MEASURED, Result, Variant, atomic_write_text, lineage_root
 from odbench.bench.store import ResultStore
@@ -27,6 +28,14 @@ MD_COLUMNS = [
     "p99 [95% CI]", "between_cv", "speedup_vs_fp32 [95% CI]", "speedup_vs_ort [95% CI]", "items_per_s", "parity_vs_fp32", "parity_vs_ort", "first_ms", "peak_rss_mb",
     "size_mb", "emb_mb", "accuracy", "acc_delta_vs_fp32", "reason",
 ]
+
+
+ACCURACY_NOTE = (
+    "Accuracy: `accuracy` is the task metrics [95% CI] (and fidelity) computed from the outputs of the row's own runtime "
+    "on the model's test split (`accuracy.json`, bench/accuracy.py); `acc_delta_vs_fp32` is that figure minus the fp32 "
+    "baseline's on ONNX Runtime, paired over the same test examples [95% CI] (on an fp32 row of another runtime it is "
+    "that runtime's own deviation). A default ONNX Runtime row without a record shows the variant's build-time figure, "
+    "measured on ONNX Runtime; any other row without one says `not measured on R` (with the reason when evaluation failed).")
 
 
 def runtime_label(runtime: str, options: dict) -> str:
@@ -78,6 +87,8 @@ def _delta_text(k: str, acc: dict, base: dict) -> str:
     d, lo, hi = acc.get(f"delta_{k}"), acc.get(f"delta_{k}_lo"), acc.get(f"delta_{k}_hi")
     if d is not None and lo is not None and hi is not None:
         return f"{k}={d:+.4f} [{lo:+.4f}, {hi:+.4f}]"
+    if d is not None:
+        return f"{k}={d:+.4f}"
     return f"{k}={acc[k] - base[k]:+.4f}"
 
 
@@ -109,19 +120,36 @@ def load_variants(run_dir: Path) -> dict[str, Variant]:
     return {d["id"]: Variant.from_dict(d) for d in json.loads(path.read_text())}
 
 
-def row(r: Result, variants: dict[str, Variant], results_by_key: dict | None = None) -> dict[str, str]:
+def accuracy_columns(r: Result, variants: dict[str, Variant], run_acc: dict[tuple, RuntimeAccuracy] | None) -> dict[str, str]:
+    """``accuracy`` and ``acc_delta_vs_fp32`` from the row's own runtime (bench/accuracy.row_accuracy): never
+    ONNX Runtime's figure on another runtime's row. The delta is against the fp32 baseline on ONNX Runtime
+    (paired over the same test examples where the record has the interval)."""
+    v = variants.get(r.variant_id)
+    if r.runtime in HARNESS_RUNTIMES or v is None:
+        return {"accuracy": "", "acc_delta_vs_fp32": ""}
+    acc, why = row_accuracy(r, variants, run_acc)
+    if acc is None:
+        return {"accuracy": why, "acc_delta_vs_fp32": why}
+    base_v = variants.get(lineage_root(r.variant_id, variants))
+    delta = ""
+    trivial = v is base_v and r.runtime == REFERENCE_RUNTIME and not r.runtime_options  # fp32 on ORT vs itself
+    if base_v is not None and not trivial:
+        delta = " ".join(_delta_text(k, acc, base_v.accuracy) for k in point_metrics(acc)
+                         if f"delta_{k}" in acc or k in base_v.accuracy)
+    return {"accuracy": " ".join(_metric_text(k, acc) for k in point_metrics(acc)), "acc_delta_vs_fp32": delta}
+
+
+def row(r: Result, variants: dict[str, Variant], results_by_key: dict | None = None,
+        run_acc: dict[tuple, RuntimeAccuracy] | None = None) -> dict[str, str]:
+    """One table row. ``run_acc``: the run's accuracy.json records (None: a run from before them)."""
     harness = r.runtime in HARNESS_RUNTIMES
     v = variants.get(r.variant_id) if not harness else None
     root = lineage_root(r.variant_id, variants)  # the fp32 (or as-is) baseline of the lineage
-    base_v = variants.get(root)
     by_key = results_by_key or {}
     vs_fp32 = speedup(by_key.get(cell_key(root, r)), r) if not harness else None
     ref = by_key.get(cell_key(r.variant_id, r, REFERENCE_RUNTIME, {}))
     vs_ort = speedup(ref, r) if not harness else None
     par = r.parity or {}
-    delta = ""
-    if v and base_v and v is not base_v:
-        delta = " ".join(_delta_text(k, v.accuracy, base_v.accuracy) for k in point_metrics(v.accuracy) if k in base_v.accuracy)
     s = r.stats or {}
     reason = r.reason
     if r.warnings and r.verdict not in NOT_MEASURED:
@@ -142,7 +170,6 @@ def row(r: Result, variants: dict[str, Variant], results_by_key: dict | None = N
         "emb_mb": _fmt(v.embedding_mb) if v and v.embedding_mb is not None else "",
         "dense_mb": _fmt(v.dense_mb) if v and v.dense_mb is not None else "",
         "sparsity": _fmt(v.sparsity, 2) if v and v.sparsity is not None else "",
-        "acc_delta_vs_fp32": delta,
         "runtime": runtime_label(r.runtime, r.runtime_options),
         "profile": r.profile,
         "measured_on": r.measured_on,
@@ -164,7 +191,7 @@ def row(r: Result, variants: dict[str, Variant], results_by_key: dict | None = N
         "peak_rss_mb": _fmt(r.peak_rss_mb),
         "size_mb": _fmt(v.size_bytes / 2**20) if v else "",
         "params": str(v.params) if v and v.params else "",
-        "accuracy": " ".join(_metric_text(k, v.accuracy) for k in point_metrics(v.accuracy)) if v else "",
+        **accuracy_columns(r, variants, run_acc),
         "gating": "yes" if r.gating else "no",
         "reason": reason.replace("\n", " ").replace("|", "/")[:240],
     }
@@ -216,7 +243,8 @@ def write_tables(run_dir: str | Path) -> tuple[Path, Path]:
     results = sorted_results(ResultStore(run_dir).all())
     variants = load_variants(run_dir)
     by_key = {cell_key(r.variant_id, r): r for r in results}
-    rows = [row(r, variants, by_key) for r in results]
+    run_acc = load_run_accuracy(run_dir)
+    rows = [row(r, variants, by_key, run_acc) for r in results]
     machine = {}
     if (run_dir / "machine.json").exists():
         machine = json.loads((run_dir / "machine.json").read_text())
@@ -245,6 +273,8 @@ def write_tables(run_dir: str | Path) -> tuple[Path, Path]:
     md.append("Parity: outputs of the first feeds against the fp32 root (`parity_vs_fp32`) and against the same variant "
               "on onnxruntime (`parity_vs_ort`), both computed on onnxruntime from the same feeds: cosine for "
               "embeddings, top-10 overlap and Spearman ρ for rankings. A cell below the floors of bench/parity.py is FAIL.")
+    md.append("")
+    md.append(ACCURACY_NOTE + ("" if run_acc is not None else " This run has no `accuracy.json` (it predates per-runtime accuracy, or ran with --no-accuracy)."))
     md.append("")
     md.append("All columns (lineage, compressor, runtime, sparsity, params, ...) are in `table.csv`; raw samples in `cells/`.")
     md_path = run_dir / "table.md"

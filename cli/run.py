@@ -16,6 +16,7 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from odbench.bench import provenance
+from odbench.bench.accuracy import ACCURACY_FILE, measure_run_accuracy
 from odbench.cli.common import (
     BAD_VERDICTS,
     cache_path,
@@ -74,6 +75,7 @@ class RunPlan:
     quiet: bool
     executor_name: str
     onnx_recipe: str | None = None  # --recipe given explicitly with --onnx: compress the user's file too
+    accuracy: bool = True  # evaluate each timed (variant, runtime) on its own outputs after the matrix
 
 
 @dataclass(frozen=True)
@@ -266,7 +268,13 @@ def run_matrix(req: RunPlan, executor: Executor, cache: Path) -> int:
         f"preset {req.preset!r}, results -> {req.out}/")
     t0 = time.perf_counter()
     execute(executor, cells, store, req.quiet)
-    return _summary(req, built, cells, store, time.perf_counter() - t0)
+    run_s = time.perf_counter() - t0
+    if req.accuracy:  # each timed (variant, runtime)'s own accuracy, cached, into RUN/accuracy.json (bench/accuracy.py)
+        t1 = time.perf_counter()
+        results = [store.get(c.cell_id) if store.done(c.cell_id) else None for c in cells]
+        measure_run_accuracy(results, load_variants(req.out), {m.name: m for m in req.models}, cache, req.out, log)
+        log(f"[accuracy] {time.perf_counter() - t1:.0f}s; per-runtime accuracy -> {req.out / ACCURACY_FILE}")
+    return _summary(req, built, cells, store, run_s)
 
 
 def _make_executor(name: str, scheduler: str | None, shared_root: str | None, seed: int) -> Executor:
@@ -293,6 +301,7 @@ def _make_executor(name: str, scheduler: str | None, shared_root: str | None, se
 @click.option("--force", is_flag=True, help="rerun cells that already have results")
 @click.option("--no-overhead", is_flag=True, help="skip the null-session harness-overhead cell")
 @click.option("--no-parity", is_flag=True, help="skip the output-parity spot check against fp32 on onnxruntime")
+@click.option("--no-accuracy", is_flag=True, help="skip evaluating each timed variant's accuracy on its own runtime (RUN/accuracy.json)")
 @click.option("--executor", type=click.Choice(list(EXECUTORS)), default="local", show_default=True, help="where cells run")
 @click.option("--scheduler", help="Dask scheduler address for --executor dask (env ODBENCH_SCHEDULER)")
 @click.option("--shared-root", help="--executor dask: workers see files under this path as-is (else files are sent)")
@@ -320,6 +329,7 @@ def run_cmd(ctx: click.Context, **opt) -> int:
         overhead=not opt["no_overhead"], parity=not opt["no_parity"], recipe=opt["recipe"],
         all_scenarios=opt["all_scenarios"], quiet=opt["quiet"], executor_name=opt["executor"],
         onnx_recipe=opt["recipe"] if ctx.get_parameter_source("recipe") == click.core.ParameterSource.COMMANDLINE else None,
+        accuracy=not opt["no_accuracy"],
     )
     executor = _make_executor(opt["executor"], opt["scheduler"], opt["shared_root"], opt["seed"])
     return run_matrix(req, executor, cache_path(ctx))

@@ -8,6 +8,7 @@ import click
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from odbench.bench import accuracy_table, arm, gate, report
+from odbench.bench.accuracy import load_run_accuracy
 from odbench.cli.common import err, load_run, log, read_budgets, usage
 from odbench.bench.decide import extend
 from odbench.bench.runs import RunError, gate_inputs
@@ -27,7 +28,7 @@ def table_cmd(run_dir: Path) -> int:
     return 0
 
 
-def _decide(store: ResultStore, verdicts: list, variants: dict, budgets, opt: dict) -> list:
+def _decide(store: ResultStore, verdicts: list, variants: dict, budgets, opt: dict, run_acc: dict | None = None) -> list:
     """Add batches of processes to INCONCLUSIVE cells (each batch a stricter look) until decided or a limit."""
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err()) as progress:
         task = progress.add_task("decide", total=None)
@@ -39,7 +40,7 @@ def _decide(store: ResultStore, verdicts: list, variants: dict, budgets, opt: di
                        on_result=lambda r: progress.console.print(f"  [decide {rounds}] {r.verdict} {r.cell_id} processes={len(r.processes)} look {r.looks}"))
             if not n:
                 break
-            verdicts = gate.evaluate(store.all(), variants, budgets)
+            verdicts = gate.evaluate(store.all(), variants, budgets, run_acc)
     return verdicts
 
 
@@ -77,9 +78,10 @@ def gate_cmd(run_dirs: tuple[Path, ...], **opt) -> int:
         raise usage("--decide and --baseline take one run folder")
     if len(run_dirs) == 1:
         store, variants, machine = load_run(run_dirs[0])
-        verdicts = gate.evaluate(store.all(), variants, budgets)
+        run_acc = load_run_accuracy(run_dirs[0])
+        verdicts = gate.evaluate(store.all(), variants, budgets, run_acc)
         if opt["decide"]:
-            verdicts = _decide(store, verdicts, variants, budgets, opt)
+            verdicts = _decide(store, verdicts, variants, budgets, opt, run_acc)
         regressions = _regressions(store, machine, opt["baseline"], rule)
     else:
         verdicts, regressions = _per_machine(run_dirs, budgets), []
@@ -93,13 +95,14 @@ def gate_cmd(run_dirs: tuple[Path, ...], **opt) -> int:
 def _per_machine(run_dirs: tuple[Path, ...], budgets) -> list:
     for d in run_dirs:
         load_run(d)  # a folder without cells/ is a usage error
-    try:
-        groups = list(gate_inputs(run_dirs))
+    try:  # folder by folder: each one's accuracy.json goes with its own results
+        groups = [(d, g) for d in run_dirs for g in gate_inputs([d])]
     except RunError as exc:
         raise usage(str(exc)) from None
     verdicts = []
-    for machine, results, variants in groups:
-        verdicts += [dataclasses.replace(v, cell_id=f"[{machine.label}] {v.cell_id}") for v in gate.evaluate(results, variants, budgets)]
+    for d, (machine, results, variants) in groups:
+        judged = gate.evaluate(results, variants, budgets, load_run_accuracy(d))
+        verdicts += [dataclasses.replace(v, cell_id=f"[{machine.label}] {v.cell_id}") for v in judged]
     return verdicts
 
 
@@ -128,10 +131,11 @@ def report_cmd(run_dirs: tuple[Path, ...], budgets: str | None, out: Path | None
 @click.option("--recipe", type=click.Choice(["default", "full", "none"]), default="default", show_default=True,
               help="compressed variants to include (none = fp32 only)")
 @click.option("--only", multiple=True, help="only these recipe steps, by key (repeatable), e.g. int8dyn")
-def accuracy_cmd(model: tuple[str, ...], runtime: tuple[str, ...], recipe: str, only: tuple[str, ...]) -> int:
+@click.option("--out", type=RUN_DIR, help="also write accuracy.md (command, date and machine in its header) and accuracy.csv here")
+def accuracy_cmd(model: tuple[str, ...], runtime: tuple[str, ...], recipe: str, only: tuple[str, ...], out: Path | None) -> int:
     """Task metric, fidelity and delta vs fp32 with 95% CIs, per variant and runtime (each runtime's own outputs)."""
     argv = [*(a for m in model for a in ("--model", m)), *(a for r in runtime for a in ("--runtime", r)),
-            "--recipe", recipe, *(a for o in only for a in ("--only", o))]
+            "--recipe", recipe, *(a for o in only for a in ("--only", o)), *(("--out", str(out)) if out else ())]
     return accuracy_table.main(argv)
 
 

@@ -1,12 +1,14 @@
 """Accuracy budgets as non-inferiority tests (bench/accuracy.py through gate.py), and per-runtime accuracy."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from odbench.bench import accuracy as A
 from odbench.bench import gate
 from odbench.bench.budgets import Budget, BudgetFile
-from odbench.core.records import ProcessSamples, Result, Variant
+from odbench.core.records import ProcessSamples, Result, Variant, sha256_file
 from odbench.runtimes import get_runtime
 
 BASE = {"auc": 0.70, "auc_lo": 0.69, "auc_hi": 0.71, "delta_auc": 0.0, "delta_auc_lo": 0.0, "delta_auc_hi": 0.0,
@@ -79,3 +81,85 @@ def test_runtime_accuracy_is_that_runtimes_own_and_cached(tmp_path):
     ov_acc = A.runtime_accuracy(model, variant, "openvino", tmp_path)  # the int64 hash wraps there: other rows
     assert ov_acc["auc"] != pytest.approx(ort_acc["auc"], abs=1e-4)
     assert len(list((tmp_path / "accuracy").glob("*.json"))) == 2
+
+
+# ------------------------------------------------------------------ accuracy of a run's rows
+
+
+def _tiny_onnx(path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "tiny", [x], [y])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+class FakeModel:
+    """A zoo-model stand-in: its 'task metric' is the sum of the runtime's outputs on one feed."""
+
+    name = "fake"
+    primary_metric = "score"
+
+    def __init__(self):
+        self.calls = []
+
+    def evaluate(self, run, cache):
+        import numpy as np
+
+        out = run({"x": np.array([[1.0, -2.0, 3.0, -4.0]], dtype=np.float32)})
+        self.calls.append(1)
+        return {"score": float(np.asarray(next(iter(out.values())) if isinstance(out, dict) else out[0]).sum())}
+
+
+def _cell(variant_id, runtime, verdict="OK", options=None):
+    return Result(cell_id=f"{variant_id}__{runtime}", model="fake", variant_id=variant_id, runtime=runtime, profile="host",
+                  measured_on="device", scenario="s", items_per_inference=1, processes=(ProcessSamples((1.0,)),),
+                  verdict=verdict, runtime_options=options or {})
+
+
+def test_measure_run_accuracy_writes_the_records_and_a_rerun_hits_the_cache(tmp_path):
+    _tiny_onnx(tmp_path / "m.onnx")
+    v = Variant(id="fake/fp32", model="fake", path=str(tmp_path / "m.onnx"), sha256=sha256_file(tmp_path / "m.onnx"), size_bytes=1)
+    results = [_cell(v.id, "onnxruntime"), _cell(v.id, "onnxruntime"), _cell(v.id, "null"), _cell(v.id, "mnn", "SKIPPED"),
+               _cell(v.id, "faulty"), _cell(v.id, "nosuch-runtime", "FAIL"), None]
+    model, lines, out = FakeModel(), [], tmp_path / "run"
+    recs = A.measure_run_accuracy(results, {v.id: v}, {"fake": model}, tmp_path / "cache", out, lines.append)
+    assert [(r.runtime, r.accuracy) for r in recs] == [("onnxruntime", {"score": 4.0}), ("nosuch-runtime", None)]
+    assert "nosuch-runtime" in recs[1].error and "\n" not in recs[1].error  # the one-line reason; the run went on
+    assert len(model.calls) == 1 and len(lines) == 2 and not recs[0].cached
+    stored = A.load_run_accuracy(out)
+    assert stored[A.accuracy_key(v.id, "onnxruntime", {})].accuracy == {"score": 4.0}
+    assert json.loads((out / A.ACCURACY_FILE).read_text())["version"] == A.ACCURACY_FILE_VERSION
+    again = A.measure_run_accuracy(results[:1], {v.id: v}, {"fake": model}, tmp_path / "cache", out, lines.append)
+    assert len(model.calls) == 1 and again[0].cached and "(cached)" in lines[-1]  # evaluated once only
+    assert len(A.load_run_accuracy(out)) == 2  # the earlier records are kept
+    user = Variant(id="user/x", model="user", path=v.path, sha256=v.sha256, size_bytes=1)
+    assert A.measure_run_accuracy([_cell(user.id, "onnxruntime")], {user.id: user}, {"fake": model}, tmp_path / "cache",
+                                  out, lines.append) == []  # not a zoo model: no task data, said in the log
+    assert "not a zoo model" in lines[-1]
+
+
+def _budget_run(records):
+    variants = {
+        "m/fp32": Variant(id="m/fp32", model="m", path="x", sha256="a", size_bytes=1, accuracy=BASE),
+        "m/int8": Variant(id="m/int8", model="m", path="y", sha256="b", size_bytes=1, accuracy=acc(-0.001, -0.004, 0.002), parent="m/fp32"),
+    }
+    results = [Result(cell_id=f"c-{rt}", model="m", variant_id="m/int8", runtime=rt, profile="host", measured_on="host", scenario="s",
+                      items_per_inference=1, processes=(ProcessSamples((1.0,) * 50),), verdict="OK", gating=True)
+               for rt in ("onnxruntime", "openvino", "mnn")]
+    run_acc = None if records is None else {A.accuracy_key(r.variant_id, r.runtime, {}): r for r in records}
+    budgets = BudgetFile(budgets=(Budget(accuracy_drop_max=0.01, accuracy_metric="auc"),))
+    return {v.cell_id: v for v in gate.evaluate(results, variants, budgets, run_acc)}
+
+
+def test_the_gate_judges_each_runtimes_own_accuracy_and_never_passes_an_unmeasured_row():
+    ov = A.RuntimeAccuracy("m/int8", "b", "openvino", "1", "avx2", "", acc(-0.05, -0.06, -0.04))  # OV reads other rows
+    verdicts = _budget_run([A.RuntimeAccuracy("m/int8", "b", "onnxruntime", "1", "avx2", "", acc(-0.001, -0.004, 0.002)), ov])
+    assert verdicts["c-onnxruntime"].verdict == "PASS"
+    assert verdicts["c-openvino"].verdict == "FAIL" and "0.6500" in verdicts["c-openvino"].reason
+    assert verdicts["c-mnn"].verdict == "ERROR" and "not measured on mnn" in verdicts["c-mnn"].reason
+    old = _budget_run(None)  # a run without accuracy.json: ORT's build-time figure on ORT rows only
+    assert old["c-onnxruntime"].verdict == "PASS"
+    assert old["c-openvino"].verdict == "ERROR" and "not measured on openvino" in old["c-openvino"].reason

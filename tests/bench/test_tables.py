@@ -1,0 +1,78 @@
+"""Tables: each row's accuracy is its own runtime's (RUN/accuracy.json), never ONNX Runtime's on another runtime's row."""
+from __future__ import annotations
+
+import csv
+import json
+
+from odbench.bench import accuracy as A
+from odbench.bench.store import ResultStore
+from odbench.bench.tables import write_tables
+from odbench.core.records import ProcessSamples, Result, Variant, to_json
+
+ORT_INT8 = {"auc": 0.79, "auc_lo": 0.78, "auc_hi": 0.80, "delta_auc": -0.01, "delta_auc_lo": -0.012, "delta_auc_hi": -0.008}
+OV_INT8 = {"auc": 0.61, "auc_lo": 0.60, "auc_hi": 0.62, "delta_auc": -0.19, "delta_auc_lo": -0.20, "delta_auc_hi": -0.18}
+OV_FP32 = {"auc": 0.7999, "auc_lo": 0.79, "auc_hi": 0.81, "delta_auc": -0.0001, "delta_auc_lo": -0.0002, "delta_auc_hi": 0.0}
+VARIANTS = [
+    Variant(id="ctr/fp32", model="ctr", path="x", sha256="a" * 64, size_bytes=2**20, accuracy={"auc": 0.80, "auc_lo": 0.79, "auc_hi": 0.81}),
+    Variant(id="ctr/int8", model="ctr", path="y", sha256="b" * 64, size_bytes=2**20, accuracy=ORT_INT8, parent="ctr/fp32"),
+]
+
+
+def result(variant: str, runtime: str) -> Result:
+    return Result(cell_id=f"ctr.{variant}__{runtime}__host__rank-200", model="ctr", variant_id=f"ctr/{variant}", runtime=runtime,
+                  profile="host", measured_on="device", scenario="rank-200", items_per_inference=200,
+                  processes=(ProcessSamples((1.0, 1.1, 1.2)),), verdict="OK", stats={"p50": 1.1, "mean": 1.1})
+
+
+def record(variant: Variant, runtime: str, accuracy: dict | None, error: str = "") -> A.RuntimeAccuracy:
+    return A.RuntimeAccuracy(variant.id, variant.sha256, runtime, "1.0", "avx2", "Options()", accuracy, error)
+
+
+def make_run(tmp_path, records: list[A.RuntimeAccuracy] | None):
+    store = ResultStore(tmp_path)
+    for v, rt in (("fp32", "onnxruntime"), ("fp32", "openvino"), ("int8", "onnxruntime"), ("int8", "openvino"), ("int8", "mnn")):
+        store.put(result(v, rt))
+    store.write_json("variants.json", [json.loads(to_json(v)) for v in VARIANTS])
+    if records is not None:
+        store.write_json(A.ACCURACY_FILE, {"version": A.ACCURACY_FILE_VERSION, "records": [r.to_dict() for r in records]})
+    _md, csv_path = write_tables(tmp_path)
+    with open(csv_path) as f:
+        return {(r["variant"], r["runtime"]): r for r in csv.DictReader(f)}, _md.read_text()
+
+
+def test_each_row_shows_its_own_runtimes_accuracy(tmp_path):
+    fp32, int8 = VARIANTS
+    rows, md = make_run(tmp_path, [record(int8, "onnxruntime", ORT_INT8), record(int8, "openvino", OV_INT8),
+                                   record(fp32, "openvino", OV_FP32), record(int8, "mnn", None, "RuntimeError: boom")])
+    assert rows[("int8", "openvino")]["accuracy"].startswith("auc=0.6100 [0.6000, 0.6200]")
+    assert rows[("int8", "openvino")]["acc_delta_vs_fp32"] == "auc=-0.1900 [-0.2000, -0.1800]"
+    assert rows[("int8", "onnxruntime")]["accuracy"].startswith("auc=0.7900")
+    assert rows[("fp32", "openvino")]["acc_delta_vs_fp32"].startswith("auc=-0.0001")  # OV's own deviation from fp32 on ORT
+    assert rows[("int8", "mnn")]["accuracy"] == "not measured on mnn: RuntimeError: boom"
+    assert "0.7900" not in rows[("int8", "mnn")]["acc_delta_vs_fp32"]
+    assert "fp32 baseline's on ONNX Runtime" in md
+
+
+def test_a_row_without_a_record_is_not_measured(tmp_path):
+    int8 = VARIANTS[1]
+    rows, _ = make_run(tmp_path, [record(int8, "onnxruntime", ORT_INT8)])
+    assert rows[("int8", "openvino")]["accuracy"] == "not measured on openvino"
+    assert rows[("int8", "openvino")]["acc_delta_vs_fp32"] == "not measured on openvino"
+    assert rows[("fp32", "openvino")]["accuracy"] == "not measured on openvino"
+
+
+def test_an_old_run_keeps_the_build_time_figure_on_ort_rows_only(tmp_path):
+    rows, md = make_run(tmp_path, None)
+    assert rows[("int8", "onnxruntime")]["accuracy"].startswith("auc=0.7900")
+    assert rows[("int8", "onnxruntime")]["acc_delta_vs_fp32"] == "auc=-0.0100 [-0.0120, -0.0080]"
+    assert rows[("fp32", "onnxruntime")]["acc_delta_vs_fp32"] == ""  # fp32 on ORT against itself
+    for rt in ("openvino", "mnn"):
+        assert rows[("int8", rt)]["accuracy"] == f"not measured on {rt}"
+    assert "no `accuracy.json`" in md
+
+
+def test_a_record_for_another_model_file_is_not_used(tmp_path):
+    int8 = VARIANTS[1]
+    stale = A.RuntimeAccuracy(int8.id, "c" * 64, "openvino", "1.0", "avx2", "Options()", OV_INT8)
+    rows, _ = make_run(tmp_path, [stale])
+    assert rows[("int8", "openvino")]["accuracy"].startswith("not measured on openvino: accuracy.json holds another model file")
