@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
+from odbench.compressors.isa import host_int8_isa
 from odbench.core.constants import REFERENCE_RUNTIME
 from odbench.core.records import HARNESS_RUNTIMES, Result, Variant, Verdict, atomic_write_text
 from odbench.devices.host import cpu_flags
@@ -148,6 +150,7 @@ def runtime_accuracy(model, variant, runtime_name: str, cache: Path, threads: in
 # ------------------------------------------------------------------ accuracy of a run's rows
 
 ACCURACY_FILE = "accuracy.json"
+EVAL_THREADS = max(1, len(os.sched_getaffinity(0)))  # accuracy is not timed: every CPU the process may use
 ACCURACY_FILE_VERSION = 1
 TIMED_VERDICTS = (Verdict.OK, Verdict.FAIL)  # a FAIL cell was timed too: its accuracy says how wrong it is
 
@@ -167,6 +170,7 @@ class RuntimeAccuracy:
     runtime_options: dict = field(default_factory=dict)  # the cell's options, as the run's rows name them
     seconds: float = 0.0  # wall time of the evaluation (0 when read from the cache)
     cached: bool = False
+    source: str = "evaluated"  # or "build": ONNX Runtime's own figure from the variant's build on this ISA
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -178,7 +182,8 @@ class RuntimeAccuracy:
     def from_dict(cls, d: Mapping, cached: bool = False) -> "RuntimeAccuracy":
         return cls(variant_id=d["variant"], sha256=d["sha256"], runtime=d["runtime"], runtime_version=d.get("runtime_version", ""),
                    isa=d.get("isa", ""), options=d.get("options", ""), accuracy=d.get("accuracy"), error=d.get("error", ""),
-                   runtime_options=dict(d.get("runtime_options") or {}), seconds=float(d.get("seconds", 0.0)), cached=cached)
+                   runtime_options=dict(d.get("runtime_options") or {}), seconds=float(d.get("seconds", 0.0)), cached=cached,
+                   source=d.get("source", "evaluated"))
 
 
 def accuracy_key(variant_id: str, runtime: str, runtime_options: Mapping | None) -> tuple[str, str, str]:
@@ -200,13 +205,28 @@ def accuracy_pairs(results: Iterable[Result | None]) -> list[tuple[str, str, dic
     return list(pairs.values())
 
 
+def _from_build(variant: Variant, runtime: str, options: dict) -> RuntimeAccuracy | None:
+    """A variant's build already scored it on ONNX Runtime (default options, all threads) with this very
+    computation: that is the ONNX Runtime row's own figure when it was built for this host's ISA
+    (int8 kernels differ by ISA; float variants record no target)."""
+    target = variant.config.get("target_isa")
+    if runtime != REFERENCE_RUNTIME or options or not variant.accuracy or target not in (None, host_int8_isa()):
+        return None
+    rt = get_runtime(runtime)
+    return RuntimeAccuracy(variant.id, variant.sha256, runtime, rt.version(), host_isa(), repr(rt.Options()),
+                           dict(variant.accuracy), "", {}, 0.0, True, "build")
+
+
 def _measure_one(variant: Variant, runtime: str, options: dict, models: Mapping, cache: Path) -> RuntimeAccuracy:
     """The record of one pair; an evaluation that fails is a record with its one-line reason."""
     t0 = time.perf_counter()
     model = models[variant.model]
     try:
         rt = get_runtime(runtime)
-        rec = runtime_accuracy_record(model, variant, runtime, cache, options=parse_options(rt, options))
+        built = _from_build(variant, runtime, options)
+        if built is not None:
+            return built
+        rec = runtime_accuracy_record(model, variant, runtime, cache, threads=EVAL_THREADS, options=parse_options(rt, options))
     except Exception as exc:  # noqa: BLE001 - one failing evaluation is a record with its reason; the run goes on
         reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
         return RuntimeAccuracy(variant.id, variant.sha256, runtime, "", host_isa(), "", None, reason, dict(options))
@@ -237,7 +257,7 @@ def measure_run_accuracy(results: Iterable[Result | None], variants: Mapping[str
                 skipped.add(variant_id)
             continue
         rec = _measure_one(variant, runtime, options, models, Path(cache))
-        where = "cached" if rec.cached else f"{rec.seconds:.1f}s"
+        where = "from its build" if rec.source == "build" else "cached" if rec.cached else f"{rec.seconds:.1f}s"
         log(f"[accuracy] {variant_id} on {runtime_text(runtime, options)}: {_summary_text(rec, models.get(variant.model))} ({where})")
         records[accuracy_key(variant_id, runtime, options)] = rec
         new.append(rec)

@@ -141,6 +141,25 @@ def test_measure_run_accuracy_writes_the_records_and_a_rerun_hits_the_cache(tmp_
     assert "not a zoo model" in lines[-1]
 
 
+def test_an_onnx_runtime_row_reuses_the_builds_own_figure_and_other_runtimes_are_evaluated(tmp_path):
+    """The build scored the variant on ONNX Runtime already: no second evaluation there (make run's time),
+    unless the variant was built for another ISA; OpenVINO is always evaluated on its own outputs."""
+    _tiny_onnx(tmp_path / "m.onnx")
+    sha = sha256_file(tmp_path / "m.onnx")
+    built = Variant(id="fake/fp32", model="fake", path=str(tmp_path / "m.onnx"), sha256=sha, size_bytes=1, accuracy={"score": 7.0})
+    model, out = FakeModel(), tmp_path / "run"
+    (ort,) = A.measure_run_accuracy([_cell(built.id, "onnxruntime")], {built.id: built}, {"fake": model}, tmp_path / "c", out, print)
+    assert ort.source == "build" and ort.accuracy == {"score": 7.0} and model.calls == []
+    (ov,) = A.measure_run_accuracy([_cell(built.id, "openvino")], {built.id: built}, {"fake": model}, tmp_path / "c", out, print)
+    assert ov.source == "evaluated" and ov.accuracy == {"score": 4.0} and len(model.calls) == 1
+    elsewhere = Variant(id="fake/int8", model="fake", path=built.path, sha256=sha, size_bytes=1, accuracy={"score": 7.0},
+                        config={"target_isa": "no-such-isa"})
+    (other,) = A.measure_run_accuracy([_cell(elsewhere.id, "onnxruntime")], {elsewhere.id: elsewhere}, {"fake": model},
+                                      tmp_path / "c2", out, print)
+    assert other.source == "evaluated" and len(model.calls) == 2
+    assert A.load_run_accuracy(out)[A.accuracy_key(built.id, "onnxruntime", {})].source == "build"
+
+
 def _budget_run(records):
     variants = {
         "m/fp32": Variant(id="m/fp32", model="m", path="x", sha256="a", size_bytes=1, accuracy=BASE),
