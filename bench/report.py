@@ -33,7 +33,7 @@ from odbench.bench.report_plots import (
     short,
 )
 from odbench.bench.runs import Machine, MachineRuns, distinct_labels
-from odbench.bench.accuracy import merge_run_accuracy
+from odbench.bench.accuracy import merge_run_accuracy, row_accuracy
 from odbench.bench import gate
 from odbench.devices.profile import ProfileError
 from odbench.devices.catalog import get_profile
@@ -285,7 +285,9 @@ def _model_section(doc: _Doc, model: str, views: Sequence[MachineView], profiles
     if functional:
         doc.heading(3, "Functional checks (outputs checked, no timing)")
         doc.table(["machine", "profile", "measured_on", "variant", "runtime", "scenario", "verdict", "reason"], functional)
-    cells = [Cell(v.tag, r, v.group.variants.get(r.variant_id)) for v in views for r in v.group.results if not v.beyond(r, profiles)]
+    run_acc = {id(v): merge_run_accuracy(v.group.paths) for v in views}  # each row's own runtime's accuracy
+    cells = [Cell(v.tag, r, v.group.variants.get(r.variant_id), row_accuracy(r, v.group.variants, run_acc[id(v)])[0])
+             for v in views for r in v.group.results if not v.beyond(r, profiles)]
     for plot in model_plots(model, cells, [x for v in views for x in v.group.variants.values()]):
         (out_dir / "plots" / f"{plot.id}.png").write_bytes(plot.png)
         b64 = base64.b64encode(plot.png).decode()

@@ -26,6 +26,7 @@ class Cell:
     machine: str
     r: Result
     variant: Variant | None = None  # the variant as that machine's run folder built it
+    accuracy: dict | None = None  # measured on this row's own runtime (bench/accuracy.row_accuracy), else None
 
     @property
     def where(self) -> str:
@@ -108,10 +109,10 @@ def pareto_plot(model: str, cells: list[Cell], metric: str | None, focus: str) -
     fig, ax = plt.subplots(figsize=(7, 4.2))
     groups = _group(cells, lambda c: (c.where, runtime_label(c.r), c.r.measured_on))
     for i, ((where, rt, on), group) in enumerate(groups.items()):
-        hits = [c for c in group if c.r.scenario == focus and c.variant is not None and metric in c.variant.accuracy]
+        hits = [c for c in group if c.r.scenario == focus and c.accuracy and metric in c.accuracy]
         if not hits:
             continue
-        xs, ys = [c.r.stats["p95"] for c in hits], [c.variant.accuracy[metric] for c in hits]
+        xs, ys = [c.r.stats["p95"] for c in hits], [c.accuracy[metric] for c in hits]
         hits = [c.r for c in hits]
         color = f"C{i % 10}"
         ax.errorbar(xs, ys, xerr=_errs(xs, [r.stats for r in hits], "p95"), fmt="o", ms=7, color=color,
