@@ -34,6 +34,7 @@ from odbench.bench.store import ResultStore
 from odbench.bench.tables import load_variants, speedup
 
 GOAL_TOP10, GOAL_COSINE = 0.95, 0.995  # the fidelity goal of issue 11
+HARNESS_ONLY = ("null",)  # the harness-overhead cell's runtime: not a variant's speed
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,8 @@ def load_runtime_accuracy(run_dir: Path) -> dict[tuple[str, str], dict]:
 
 def points(run_dir: Path, model: str, scenario: str, profile_1t: str, profile_2t: str) -> list[Point]:
     variants = {k: v for k, v in load_variants(run_dir).items() if v.model == model}
-    results = [r for r in ResultStore(run_dir).all() if r.model == model and r.scenario == scenario and not r.runtime_options]
+    results = [r for r in ResultStore(run_dir).all() if r.model == model and r.scenario == scenario
+               and not r.runtime_options and r.runtime not in HARNESS_ONLY]
     cells = {(r.variant_id, r.runtime, r.profile): r for r in results}
     by_runtime = {}
     for r in results:
@@ -135,7 +137,9 @@ def _latency(r: Result | None) -> str:
 
 
 def _speedup(base: Result | None, r: Result | None) -> str:
-    if r is not None and r is base and _p50(r) is not None:
+    if _p50(r) is None:  # not run, or failed parity: its speed means nothing
+        return "—"
+    if r is base:
         return "1.00x (baseline)"
     ratio = speedup(base, r) if r is not None else None
     return _ci(ratio.ratio, ratio.lo, ratio.hi) + "x" if ratio is not None else "—"
