@@ -18,7 +18,8 @@ shapes: a list of ``{"variant_id", "runtime", "accuracy": {...}}`` or ``{variant
 Front: per runtime, a variant is on it when no other measured variant is at least as fast at 1 thread
 (p50) and at least as faithful (top-10 overlap), strictly better in one. Chosen: on the front, meeting
 the fidelity goal (top-10 overlap >= 0.95 and cosine >= 0.995), the fastest at 1 thread. A cell that failed
-parity (verdict FAIL) or did not run has no speed and is on no front.
+parity (verdict FAIL: a distillation or pruning tier, say) shows its p50 marked "(parity FAIL)" and is
+on no front; a cell that did not run has no speed.
 """
 from __future__ import annotations
 
@@ -131,18 +132,20 @@ def _ci(point, lo, hi, digits: int = 2) -> str:
 def _latency(r: Result | None) -> str:
     if r is None:
         return "not run"
-    if r.verdict != Verdict.OK:
-        return f"{r.verdict.value}" + (" (parity)" if r.verdict == Verdict.FAIL else "")
-    return _ci(r.stats.get("p50"), r.stats.get("p50_lo"), r.stats.get("p50_hi"))
+    text = _ci(r.stats.get("p50"), r.stats.get("p50_lo"), r.stats.get("p50_hi"))
+    if r.verdict == Verdict.FAIL and text != "—":  # timed, outputs off fp32: an accuracy tier's own speed, never on the front
+        return f"{text} (parity FAIL)"
+    return text if r.verdict == Verdict.OK else r.verdict.value
 
 
 def _speedup(base: Result | None, r: Result | None) -> str:
-    if _p50(r) is None:  # not run, or failed parity: its speed means nothing
+    if r is None or r.verdict not in (Verdict.OK, Verdict.FAIL):
         return "—"
     if r is base:
         return "1.00x (baseline)"
-    ratio = speedup(base, r) if r is not None else None
-    return _ci(ratio.ratio, ratio.lo, ratio.hi) + "x" if ratio is not None else "—"
+    ratio = speedup(base, r)
+    text = _ci(ratio.ratio, ratio.lo, ratio.hi) + "x" if ratio is not None else "—"
+    return f"{text} (parity FAIL)" if r.verdict == Verdict.FAIL and ratio is not None else text
 
 
 def _acc(a: dict, key: str, digits: int) -> str:

@@ -81,7 +81,8 @@ def test_the_table_has_speedups_with_intervals_and_marks(tmp_path, capsys):
     assert mixed[-2] == "★" and mixed[-1] == "**chosen**" and mixed[-3] == "yes"
     assert r[("int8-slow", "onnxruntime")][-2] == ""
     assert r[("int8-dyn", "onnxruntime")][-1] == "" and r[("int8-dyn", "onnxruntime")][-3] == "no"
-    assert r[("distill", "openvino")][2] == "FAIL (parity)" and r[("distill", "openvino")][3] == "—"
+    assert r[("distill", "openvino")][2].endswith("(parity FAIL)") and r[("distill", "openvino")][3].endswith("(parity FAIL)")
+    assert r[("distill", "openvino")][-2] == ""
     assert r[("fp32", "onnxruntime")][3].startswith("1.00")
     assert "0.500 [0.470, 0.530]" in mixed
     assert "warning" not in text
