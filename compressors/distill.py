@@ -8,15 +8,16 @@ layers initialised from the teacher's for the encoder.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from odbench.core.records import Variant
 from odbench.compressors.base import CompressionError, Task, finalize, fresh_dir, output
-from odbench.compressors.torch_hook import train
+from odbench.compressors.torch_hook import train, training_record
 from odbench.core.records import TorchTask
 
-CODE_VERSION = 1
+CODE_VERSION = 2  # 2: the training setup (TorchTask's optimiser fields) is recorded
 
 
 @dataclass(frozen=True)
@@ -44,10 +45,12 @@ class Distill:
         student = torch_task.make_student(torch_task.module, config.width, config.depth)
         teacher_n = sum(p.numel() for p in torch_task.module.parameters())
         student_n = sum(p.numel() for p in student.parameters())
+        t0 = time.perf_counter()
         losses = train(student, torch_task, config.steps, config.batch_size, config.seed,
                        temperature=config.temperature, alpha=config.alpha)
+        record = training_record(torch_task, config.steps, config.batch_size, losses, time.perf_counter() - t0)
         path = fresh_dir(out_dir) / "model.onnx"
         torch_task.export(student, path)
         return finalize(variant, path, name, self.name, config, task,
                         notes=(f"student {student_n} params vs teacher {teacher_n}; {config.steps} steps, loss {losses[0]:.4f} -> {losses[-1]:.4f}",),
-                        extra={"teacher_params": teacher_n, "student_params": student_n})
+                        extra={"teacher_params": teacher_n, "student_params": student_n, "training": record})

@@ -5,7 +5,9 @@ ONNX Runtime adaptor: the 2.x ``quantization.fit`` API with ``PostTrainingQuantC
 * ``approach="static"``: QDQ, calibrated on real task samples (``calibration_samples``).
 * accuracy-aware tuning: INC evaluates each candidate with the task's own tuning metric and
   falls back sensitive ops to fp32 until the relative loss is within ``tolerance``
-  (default 1%), for at most ``max_trials``. When the goal cannot be met we say so in the
+  (default 1%), for at most ``max_trials``. INC 3.7.1's ``basic`` strategy tries op-type-wise configs
+  first, then block fallback, and only then one op at a time (strategy/basic.py), so a few trials
+  never reach op-wise fallback on a transformer; compressors/mixed.py gets there by its sensitivity order. When the goal cannot be met we say so in the
   variant's notes and keep the best candidate seen.
 
 ISA: INC picks ``reduce_range = not VNNI`` from the CPU it runs on (adaptor/onnxrt.py), so its
@@ -27,9 +29,10 @@ from typing import Literal
 
 from odbench.core.records import Variant
 from odbench.compressors.base import CompressionError, Task, finalize, fresh_dir, output
+from odbench.compressors.int8_graph import quantizable_matmuls
 from odbench.compressors.isa import resolve_target, weight_bits_for
 
-CODE_VERSION = 2
+CODE_VERSION = 3  # 3: records the MatMuls left in fp32
 
 
 @dataclass(frozen=True)
@@ -150,4 +153,5 @@ class IncQuant:
             notes.append(f"calibrated on {config.calibration_samples} real task samples")
         return finalize(variant, path, name, self.name, config, task, notes=tuple(notes),
                         extra={"weight_bits": bits, "tuning_s": round(tune_s, 1), "candidates_evaluated": max(0, len(seen) - 1),
+                               "fp32_matmuls": [t.node for t in quantizable_matmuls(proto)],
                                "tuning_baseline": baseline})

@@ -10,7 +10,12 @@ the few the output is most sensitive to, found by a per-layer scan on held-out s
    ``0..max_fp32`` that meets both goals: output cosine >= ``goal_cosine`` on the scan samples
    and the task's tuning metric within ``tolerance`` (relative) of fp32's. ``k`` is found by
    bisection over the sensitivity order (so at most ~log2(max_fp32)+2 task evaluations), or
-   stops at ``time_budget_s``; when no ``k`` meets the goals we keep ``max_fp32`` and say so.
+   stops at ``time_budget_s`` (keeping the smallest ``k`` known to meet the goals); when no ``k``
+   meets the goals we keep ``max_fp32`` and say so. This is op-wise fallback reached in
+   ``len(MatMuls)`` scan trials + ~log2(max_fp32)+2 task trials, all on the tuning split.
+   INC 3.7.1's ``basic`` strategy (neural_compressor/strategy/basic.py) gets there only after its
+   op-type-wise stage and block fallback, then one trial per op ("fallback one by one") and an
+   accumulated pass: hundreds of trials on MiniLM, far beyond the 3 the suite's ``int8-dyn-tuned`` allows.
 
 Weights follow the target ISA (compressors/isa.py): 7-bit on x86 without VNNI, else 8-bit;
 ``weight_bits`` overrides it. The variant records ``target_isa``, ``weight_bits``, the fp32
@@ -35,7 +40,7 @@ from odbench.compressors.int8_graph import (
 )
 from odbench.compressors.isa import resolve_target, weight_bits_for
 
-CODE_VERSION = 1
+CODE_VERSION = 2  # 2: records trials, the budget and whether it stopped the search
 
 
 @dataclass(frozen=True)
@@ -123,9 +128,15 @@ class MixedInt8:
         if not met:
             notes.append(f"fidelity goal NOT met with up to {config.max_fp32} fp32 MatMuls "
                          f"(cosine >= {config.goal_cosine}, tuning metric within {config.tolerance:.0%}); kept k={k}")
+        trials = [t for t in trace if "fp32_matmuls" in t]
+        stopped = any(t.get("stopped_by_budget") for t in trace)
+        notes.append(f"tuning: {len(targets)} scan trials + {len(trials)} fallback trials on the tuning split in "
+                     f"{time.perf_counter() - t0:.0f} s (budget {config.time_budget_s:.0f} s"
+                     f"{', stopped by it' if stopped else ''}); fp32 ops: {', '.join(fp32_nodes) or 'none'}")
         return finalize(variant, path, name, self.name, config, task, notes=tuple(notes), extra={
             "fp32_nodes": fp32_nodes, "sensitivity_top": [[n, round(s, 6)] for n, s in ranking[:10]],
-            "search": trace, "scan_s": round(scan_s, 1), "tuning_s": round(time.perf_counter() - t0, 1)})
+            "search": trace, "scan_trials": len(targets), "trials": len(trials), "stopped_by_budget": stopped,
+            "scan_s": round(scan_s, 1), "tuning_s": round(time.perf_counter() - t0, 1)})
 
     def _fallback(self, model, targets, ranking, fmt, task, held, reference, variant, config, t0):
         """Bisection over k (how many of the most sensitive MatMuls stay fp32) for the smallest k
@@ -157,7 +168,10 @@ class MixedInt8:
         if not trial(hi):
             return cache[hi][1], hi, trace, False
         lo = 0  # fails
-        while hi - lo > 1 and time.perf_counter() - t0 < config.time_budget_s:
+        while hi - lo > 1:
+            if time.perf_counter() - t0 >= config.time_budget_s:
+                trace.append({"stopped_by_budget": True, "bracket": [lo, hi]})  # keep hi: it meets the goals
+                break
             mid = (lo + hi) // 2
             if trial(mid):
                 hi = mid

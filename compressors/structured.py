@@ -8,15 +8,16 @@ MLP width; on MiniLM it is the FFN width of every layer.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from odbench.core.records import Variant
 from odbench.compressors.base import CompressionError, Task, finalize, fresh_dir, output
-from odbench.compressors.torch_hook import train
+from odbench.compressors.torch_hook import train, training_record
 from odbench.core.records import TorchTask
 
-CODE_VERSION = 1
+CODE_VERSION = 2  # 2: the training setup (TorchTask's optimiser fields) is recorded
 
 
 @dataclass(frozen=True)
@@ -92,10 +93,12 @@ class StructuredPrune:
             raise CompressionError("the model has no prunable Linear pairs")
         notes = prune_pairs(student, torch_task.prunable, config.ratio)
         after = sum(p.numel() for p in student.parameters())
+        t0 = time.perf_counter()
         losses = train(student, torch_task, config.finetune_steps, config.batch_size, config.seed) if config.finetune_steps else []
+        record = training_record(torch_task, config.finetune_steps, config.batch_size, losses, time.perf_counter() - t0)
         path = fresh_dir(out_dir) / "model.onnx"
         torch_task.export(student, path)
         summary = f"{len(pairs)} Linear pairs pruned ({notes[0]}, ...); torch params {before} -> {after}"
         ft = f"fine-tuned {config.finetune_steps} steps, loss {losses[0]:.4f} -> {losses[-1]:.4f}" if losses else "no fine-tune"
         return finalize(variant, path, name, self.name, config, task, notes=(summary, ft),
-                        extra={"torch_params_before": before, "torch_params_after": after})
+                        extra={"torch_params_before": before, "torch_params_after": after, "training": record})

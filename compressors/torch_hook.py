@@ -65,3 +65,11 @@ def train(student, task: TorchTask, steps: int, batch: int, seed: int = 0, lr: f
         losses.append(float(loss.detach()))
     student.eval()
     return losses
+
+
+def training_record(task: TorchTask, steps: int, batch: int, losses: list[float], seconds: float) -> dict:
+    """What a trained variant records about its training: the optimiser setup, the data, the cost."""
+    return {"train_steps": steps, "train_batch": batch, "lr": task.lr, "optimizer": "AdamW" if task.warmup_frac > 0 else "Adam",
+            "warmup_frac": task.warmup_frac, "weight_decay": task.weight_decay, "freeze_embeddings": task.freeze_embeddings,
+            "dropout": task.dropout, "loss_first": round(losses[0], 5) if losses else None,
+            "loss_last": round(losses[-1], 5) if losses else None, "train_s": round(seconds, 1)}

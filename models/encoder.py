@@ -37,11 +37,15 @@ from odbench.models.base import FeedSet, config_hash, make_variant, split_record
 from odbench.core.onnx_tools import ort_run_fn
 from odbench.models.data import clothing_reviews
 from odbench.core.records import TorchTask
+from odbench.models.encoder_train import EncoderObjective, make_batches, make_loss
 
 CODE_VERSION = 3
 FP32_EVAL = "fp32_eval_per_query.npz"  # the fp32 ONNX baseline's per-query task metrics: deltas pair with them
 QUERY_FEEDS = 200  # real titles in the query scenario's feed file
 TUNE_Q, TUNE_DOCS = 100, 400  # the tuning metric: top-10 overlap with fp32 for 100 tuning titles over 400 tuning texts
+
+TRAIN_OBJECTIVE = EncoderObjective(token_weight=1.0, pooled_weight=10.0)  # pruning fine-tunes and distillation
+TRAIN_LR = 1e-4
 
 
 @dataclass(frozen=True)
@@ -226,26 +230,16 @@ class EncoderModel:
             )
 
     def torch_task(self, cache: Path):
-        """The hook for training compressors: fine-tune/distil by matching the teacher's
-        embeddings (cosine) on real review text disjoint from the evaluation set."""
+        """The hook for training compressors (models/encoder_train.py): the tuning split only, at the
+        evaluation's max_len, teacher targets cached under the cache folder, token-level + pooled losses;
+        embeddings frozen, dropout off, AdamW with 10% warmup then linear decay."""
         import copy
 
         import torch
 
-
-        texts = self.data.train_texts + self.data.train_titles
-        short = tokenizer(64)
-
-        def batches(steps, batch, seed):
-            rng = np.random.default_rng(seed)
-            for _ in range(steps):
-                feed = encode_batch(short, [texts[i] for i in rng.integers(0, len(texts), size=batch)])
-                yield (torch.from_numpy(feed["input_ids"]), torch.from_numpy(feed["attention_mask"])), None
-
-        def loss(student, teacher, inputs, labels, temperature, alpha):
-            with torch.no_grad():
-                t = teacher(*inputs)
-            return (1 - torch.nn.functional.cosine_similarity(student(*inputs), t, dim=-1)).mean()
+        teacher = build_module()
+        batches = make_batches(self.data.train_titles, self.data.train_texts, lambda texts: encode_batch(self.tok, texts),
+                               teacher, self._dir(cache) / "teacher", f"L{self.config.max_len}")
 
         def prunable(module):
             return [(layer.intermediate.dense, layer.output.dense) for layer in module.bert.encoder.layer]
@@ -259,8 +253,9 @@ class EncoderModel:
             student.bert.config.num_hidden_layers = len(keep)
             return student
 
-        return TorchTask(module=build_module(), batches=batches, loss=loss, export=lambda m, p: self.export(m, Path(p)),
-                         prunable=prunable, make_student=make_student, lr=5e-5)
+        return TorchTask(module=teacher, batches=batches, loss=make_loss(TRAIN_OBJECTIVE), export=lambda m, p: self.export(m, Path(p)),
+                         prunable=prunable, make_student=make_student, lr=TRAIN_LR, freeze_embeddings=True, dropout=False,
+                         warmup_frac=0.1, weight_decay=0.01)
 
     def evaluate(self, run, cache: Path) -> dict[str, float]:
         return self._score(self._embed(run, self.data.queries, 1), self._embed(run, self.data.corpus, 32), cache)

@@ -120,3 +120,26 @@ def test_recipe_steps_record_their_target_runtimes(tiny_transformer):
     assert built_for(pruned, "openvino") and built_for(base, "openvino")
     again = build_recipe(base, steps, task, out, log=lambda m: None)  # a cache hit keeps the record
     assert again[0].variant.config["target_runtimes"] == ["onnxruntime"]
+
+
+def test_the_search_reaches_op_wise_fallback_and_records_its_trials(tiny_transformer):
+    """Only keeping the one corrupted MatMul in fp32 meets the goal; all int8 fails it: the search must
+    get to the op-wise stage (k=1 of 3) and say how many trials it ran, on which split, and in what time."""
+    base, task, out = tiny_transformer
+    cfg = MixedInt8Config(target_isa="x86-avx2", **{**FAST, "max_fp32": 3})
+    v = MixedInt8().compress(base, task, cfg, out)
+    trials = {t["fp32_matmuls"]: t["ok"] for t in v.config["search"] if "fp32_matmuls" in t}
+    assert trials[0] is False and trials[1] is True
+    assert v.config["fp32_nodes"] == [CORRUPT_NODE]
+    assert v.config["trials"] == len(trials) >= 3 and v.config["scan_trials"] == 3
+    assert v.config["stopped_by_budget"] is False and v.config["tuning_s"] >= 0
+    assert any("fallback trials" in n and CORRUPT_NODE in n for n in v.notes)
+
+
+def test_a_spent_time_budget_stops_the_search_on_a_point_that_meets_the_goal(tiny_transformer):
+    base, task, out = tiny_transformer
+    cfg = MixedInt8Config(target_isa="x86-avx2", **{**FAST, "max_fp32": 3, "time_budget_s": 0.0})
+    v = MixedInt8().compress(base, task, cfg, out)
+    assert v.config["stopped_by_budget"] is True
+    assert len(v.config["fp32_nodes"]) == 3  # the bracket's upper end: known to meet the goal
+    assert not any("NOT met" in n for n in v.notes)

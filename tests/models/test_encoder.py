@@ -75,3 +75,44 @@ def test_tuning_split_is_disjoint_from_evaluation(built):
     assert split_record("tuning", ids)["sha256"] == rec["sha256"]
     assert not set(ids.tolist()) & set(model.split_ids("evaluation").tolist())
     assert not set(model.data.train_texts) & set(model.data.corpus)  # no evaluation review is tuned on
+
+
+def test_torch_task_trains_like_a_transformer_distillation(built, monkeypatch):
+    """torch_task opts in to frozen embeddings, no dropout and AdamW warmup/decay; its batches are
+    tuning-split text at the evaluation's max_len (not 64) with the teacher's targets as labels."""
+    import torch
+
+    model, _, cache = built
+    task = model.torch_task(cache)
+    assert task.freeze_embeddings and not task.dropout and task.warmup_frac > 0
+    tuning = set(model.data.train_titles) | set(model.data.train_texts)
+    evaluation = set(model.data.queries) | set(model.data.corpus)
+    widths, seen = [], []
+    decode = model.tok.decode_batch
+    for (ids, mask), (hidden, pooled) in task.batches(6, 8, 0):
+        widths.append(ids.shape[1])
+        assert hidden.shape == (*ids.shape, 384) and pooled.shape == (ids.shape[0], 384)
+        seen += [t.lower() for t in decode(ids.tolist(), skip_special_tokens=True)]
+        # the teacher matched against its own cached targets: both losses ~0
+        assert float(task.loss(task.module, task.module, (ids, mask), (hidden, pooled), 2.0, 0.5)) < 1e-3
+    assert max(widths) > 64 and max(widths) <= model.config.max_len  # real lengths, review texts past 64 tokens
+    eval_only = {" ".join(t.lower().split()) for t in evaluation - tuning}
+    assert seen and not any(" ".join(s.split()) in eval_only for s in seen)
+    # cached: a second pass reads the teacher's targets from disk and never runs the teacher
+    task2 = model.torch_task(cache)
+    monkeypatch.setattr(type(task2.module), "forward", lambda *a, **k: (_ for _ in ()).throw(AssertionError("teacher ran")))
+    monkeypatch.setattr(task2.module.bert, "forward", lambda *a, **k: (_ for _ in ()).throw(AssertionError("teacher ran")))
+    assert sum(1 for _ in task2.batches(6, 8, 0)) == 6
+
+
+def test_torch_task_loss_sees_token_and_pooled_differences(built):
+    import torch
+
+    model, _, cache = built
+    task = model.torch_task(cache)
+    (ids, mask), (hidden, pooled) = next(iter(task.batches(1, 4, 1)))
+    same = float(task.loss(task.module, None, (ids, mask), (hidden, pooled), 2.0, 0.5))
+    off = float(task.loss(task.module, None, (ids, mask), (hidden * 1.5, pooled), 2.0, 0.5))  # token targets only
+    assert same < 1e-3 < off
+    rolled = torch.roll(pooled, 1, dims=0)  # another text's embedding as the target
+    assert float(task.loss(task.module, None, (ids, mask), (hidden, rolled), 2.0, 0.5)) > off / 10

@@ -1,0 +1,213 @@
+"""The encoder's Pareto table for a run folder: every variant of a model, on each runtime, with p50
+[95% CI] at 1 and at 2 threads, the speedup vs fp32 [95% CI] on the same runtime and profile,
+fidelity (cosine, top-10 overlap) and recall@10 [95% CI]; the Pareto front and the chosen point.
+
+    odbench run --model minilm-l6-query --recipe full --runtime onnxruntime --runtime openvino \\
+        --profile host --profile host-1t --out RUN
+    python -m odbench.bench.pareto_table RUN
+
+Threads: the 1- and 2-thread columns are the cells of ``--profile-1t`` (host-1t) and ``--profile-2t``
+(host, which on a 2-core machine runs 2 threads). The header shows the threads the cells really ran,
+read back from the runtime (``runtime_info.intra_op_threads``: ORT's session option, OpenVINO's
+INFERENCE_NUM_THREADS property); a cell that ran another count than its column says is listed under the table.
+
+Accuracy: ``Variant.accuracy`` (measured on ONNX Runtime at build time), unless ``RUN/accuracy.json``
+holds a record for that variant on that runtime, measured from the runtime's own outputs. Accepted
+shapes: a list of ``{"variant_id", "runtime", "accuracy": {...}}`` or ``{variant_id: {runtime: {...}}}``.
+
+Front: per runtime, a variant is on it when no other measured variant is at least as fast at 1 thread
+(p50) and at least as faithful (top-10 overlap), strictly better in one. Chosen: on the front, meeting
+the fidelity goal (top-10 overlap >= 0.95 and cosine >= 0.995), the fastest at 1 thread. A cell that failed
+parity (verdict FAIL: a distillation or pruning tier, say) shows its p50 marked "(parity FAIL)" and is
+on no front; a cell that did not run has no speed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from odbench.core.records import Result, Variant, Verdict
+from odbench.bench.store import ResultStore
+from odbench.bench.tables import load_variants, speedup
+
+GOAL_TOP10, GOAL_COSINE = 0.95, 0.995  # the fidelity goal of issue 11
+HARNESS_ONLY = ("null",)  # the harness-overhead cell's runtime: not a variant's speed
+
+
+@dataclass(frozen=True)
+class Point:
+    """One variant on one runtime: its 1- and 2-thread cells and the accuracy that applies there."""
+
+    variant: Variant
+    runtime: str
+    one: Result | None
+    two: Result | None
+    accuracy: dict
+    accuracy_from: str  # "runtime" (RUN/accuracy.json) | "onnxruntime (build)"
+
+    @property
+    def p50_1t(self) -> float | None:
+        return _p50(self.one)
+
+    @property
+    def meets_goal(self) -> bool:
+        a = self.accuracy
+        return a.get("top10_overlap", -1.0) >= GOAL_TOP10 and a.get("cosine", -1.0) >= GOAL_COSINE
+
+
+def _p50(r: Result | None) -> float | None:
+    if r is None or r.verdict != Verdict.OK:
+        return None
+    p = r.stats.get("p50")
+    return p if p is not None and math.isfinite(p) else None
+
+
+def threads_of(r: Result) -> int | None:
+    """The threads the runtime really used (read back from it), else what the profile applied."""
+    t = (r.runtime_info or {}).get("intra_op_threads", (r.applied or {}).get("threads"))
+    return int(t) if t is not None else None
+
+
+def load_runtime_accuracy(run_dir: Path) -> dict[tuple[str, str], dict]:
+    path = run_dir / "accuracy.json"
+    if not path.exists():
+        return {}
+    data = json.loads(path.read_text())
+    if isinstance(data, list):
+        return {(d["variant_id"], d["runtime"]): dict(d["accuracy"]) for d in data if "accuracy" in d}
+    return {(vid, rt): dict(acc) for vid, per in data.items() for rt, acc in per.items()}
+
+
+def points(run_dir: Path, model: str, scenario: str, profile_1t: str, profile_2t: str) -> list[Point]:
+    variants = {k: v for k, v in load_variants(run_dir).items() if v.model == model}
+    results = [r for r in ResultStore(run_dir).all() if r.model == model and r.scenario == scenario
+               and not r.runtime_options and r.runtime not in HARNESS_ONLY]
+    cells = {(r.variant_id, r.runtime, r.profile): r for r in results}
+    by_runtime = {}
+    for r in results:
+        by_runtime.setdefault(r.runtime, set()).add(r.variant_id)
+    runtime_acc = load_runtime_accuracy(run_dir)
+    out = []
+    for rt in sorted(by_runtime):
+        for vid in sorted(by_runtime[rt], key=lambda v: (variants[v].parent is not None, v) if v in variants else (True, v)):
+            if vid not in variants:
+                continue
+            own = runtime_acc.get((vid, rt))
+            out.append(Point(variants[vid], rt, cells.get((vid, rt, profile_1t)), cells.get((vid, rt, profile_2t)),
+                             own if own is not None else dict(variants[vid].accuracy),
+                             "runtime" if own is not None else "onnxruntime (build)"))
+    return out
+
+
+def front(pts: list[Point]) -> set[str]:
+    """Variant ids on one runtime's front over (p50 at 1 thread: lower, top-10 overlap: higher)."""
+    measured = [p for p in pts if p.p50_1t is not None and "top10_overlap" in p.accuracy]
+    on = set()
+    for p in measured:
+        s, f = p.p50_1t, p.accuracy["top10_overlap"]
+        dominated = any(q is not p and q.p50_1t <= s and q.accuracy["top10_overlap"] >= f
+                        and (q.p50_1t < s or q.accuracy["top10_overlap"] > f) for q in measured)
+        if not dominated:
+            on.add(p.variant.id)
+    return on
+
+
+def chosen(pts: list[Point], on_front: set[str]) -> str | None:
+    ok = [p for p in pts if p.variant.id in on_front and p.meets_goal]
+    return min(ok, key=lambda p: p.p50_1t).variant.id if ok else None
+
+
+def _ci(point, lo, hi, digits: int = 2) -> str:
+    if point is None or not math.isfinite(point):
+        return "—"
+    if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
+        return f"{point:.{digits}f}"
+    return f"{point:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def _latency(r: Result | None) -> str:
+    if r is None:
+        return "not run"
+    text = _ci(r.stats.get("p50"), r.stats.get("p50_lo"), r.stats.get("p50_hi"))
+    if r.verdict == Verdict.FAIL and text != "—":  # timed, outputs off fp32: an accuracy tier's own speed, never on the front
+        return f"{text} (parity FAIL)"
+    return text if r.verdict == Verdict.OK else r.verdict.value
+
+
+def _speedup(base: Result | None, r: Result | None) -> str:
+    if r is None or r.verdict not in (Verdict.OK, Verdict.FAIL):
+        return "—"
+    if r is base:
+        return "1.00x (baseline)"
+    ratio = speedup(base, r)
+    text = _ci(ratio.ratio, ratio.lo, ratio.hi) + "x" if ratio is not None else "—"
+    return f"{text} (parity FAIL)" if r.verdict == Verdict.FAIL and ratio is not None else text
+
+
+def _acc(a: dict, key: str, digits: int) -> str:
+    return _ci(a.get(key), a.get(f"{key}_lo"), a.get(f"{key}_hi"), digits) if key in a else "—"
+
+
+def _threads_label(cells: list[Result]) -> str:
+    seen = sorted({t for r in cells if (t := threads_of(r)) is not None})
+    return "/".join(str(t) for t in seen) or "?"
+
+
+def render(pts: list[Point], profile_1t: str, profile_2t: str) -> str:
+    ones = [p.one for p in pts if p.one is not None]
+    twos = [p.two for p in pts if p.two is not None]
+    head = (f"| variant | runtime | p50 ms, {profile_1t} ({_threads_label(ones)} thr) [95% CI] | x fp32, 1 thr [95% CI] "
+            f"| p50 ms, {profile_2t} ({_threads_label(twos)} thr) [95% CI] | x fp32, 2 thr [95% CI] | cosine | top-10 overlap "
+            f"| recall@10 [95% CI] | accuracy from | meets goal | Pareto front | chosen |")
+    lines = [head, "|" + "---|" * 13]
+    for rt in sorted({p.runtime for p in pts}):
+        mine = [p for p in pts if p.runtime == rt]
+        base = next((p for p in mine if p.variant.parent is None), None)
+        on = front(mine)
+        pick = chosen(mine, on)
+        for p in mine:
+            a = p.accuracy
+            lines.append(
+                f"| {p.variant.id} | {rt} | {_latency(p.one)} | {_speedup(base.one if base else None, p.one)} "
+                f"| {_latency(p.two)} | {_speedup(base.two if base else None, p.two)} | {_acc(a, 'cosine', 4)} "
+                f"| {_acc(a, 'top10_overlap', 3)} | {_acc(a, 'recall@10', 3)} | {p.accuracy_from} "
+                f"| {'yes' if p.meets_goal else 'no'} | {'★' if p.variant.id in on else ''} | {'**chosen**' if p.variant.id == pick else ''} |")
+    return "\n".join(lines + thread_warnings(pts, profile_1t, profile_2t))
+
+
+def thread_warnings(pts: list[Point], profile_1t: str, profile_2t: str) -> list[str]:
+    """Cells whose runtime ran another thread count than their column (1 for profile_1t, 2 for profile_2t)."""
+    out = []
+    for p in pts:
+        for r, want in ((p.one, 1), (p.two, 2)):
+            if r is not None and (t := threads_of(r)) is not None and t != want:
+                out.append(f"- warning: {r.cell_id} ran {t} threads, not {want}")
+    return [""] + out if out else []
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m odbench.bench.pareto_table", description=__doc__.split("\n\n")[0])
+    ap.add_argument("run", help="a run folder (odbench run --out RUN)")
+    ap.add_argument("--model", default="minilm-l6-query")
+    ap.add_argument("--scenario", default="query")
+    ap.add_argument("--profile-1t", default="host-1t", help="the profile of the 1-thread column")
+    ap.add_argument("--profile-2t", default="host", help="the profile of the 2-thread column")
+    args = ap.parse_args(argv)
+    run_dir = Path(args.run)
+    if not (run_dir / "cells").is_dir():
+        print(f"error: {run_dir} is not a run folder (no cells/)", file=sys.stderr)
+        return 2
+    pts = points(run_dir, args.model, args.scenario, args.profile_1t, args.profile_2t)
+    if not pts:
+        print(f"error: {run_dir} holds no {args.scenario!r} cells of {args.model} with a variant in variants.json", file=sys.stderr)
+        return 2
+    print(render(pts, args.profile_1t, args.profile_2t))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,110 @@
+"""The encoder's Pareto table on a synthetic run folder: front, chosen point, threads, accuracy source."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from odbench.bench import pareto_table as PT
+from odbench.bench.store import ResultStore
+from odbench.core.records import ProcessSamples, Result, Variant, Verdict, to_json
+
+MODEL = "minilm-l6-query"
+# name: (parent, p50 ms at 1 thread, cosine, top-10 overlap)
+VARIANTS = {
+    "fp32": (None, 4.0, 1.0, 1.0),
+    "int8-mixed": ("fp32", 2.8, 0.9994, 0.958),  # meets the goal, fastest such: chosen
+    "int8-dyn": ("fp32", 1.9, 0.987, 0.81),  # faster, unfaithful: on the front, not chosen
+    "int8-slow": ("fp32", 3.5, 0.990, 0.80),  # slower and less faithful than int8-mixed: dominated
+    "distill": ("fp32", 2.0, 0.97, 0.60),  # parity FAIL on openvino
+}
+
+
+def variant(name: str) -> Variant:
+    parent, _, cos, top = VARIANTS[name]
+    acc = {"cosine": cos, "top10_overlap": top, "recall@10": 0.5, "recall@10_lo": 0.47, "recall@10_hi": 0.53}
+    return Variant(id=f"{MODEL}/{name}", model=MODEL, path=f"/nowhere/{name}.onnx", sha256="0" * 64, size_bytes=1,
+                   parent=f"{MODEL}/{parent}" if parent else None, compressor=None if parent is None else "x", accuracy=acc)
+
+
+def result(name: str, runtime: str, profile: str, threads: int, p50: float, seed: int, verdict=Verdict.OK) -> Result:
+    rng = np.random.default_rng(seed)
+    procs = tuple(ProcessSamples(samples_ms=tuple(float(x) for x in p50 * np.exp(rng.normal(0, 0.02, 50)))) for _ in range(5))
+    return Result(cell_id=f"{MODEL}.{name}__{runtime}__{profile}__query", model=MODEL, variant_id=f"{MODEL}/{name}", runtime=runtime,
+                  profile=profile, measured_on="device", scenario="query", verdict=verdict, processes=procs,
+                  stats={"p50": p50, "p50_lo": p50 * 0.97, "p50_hi": p50 * 1.03},
+                  runtime_info={"intra_op_threads": threads}, applied={"profile": profile, "threads": threads})
+
+
+def make_run(tmp_path, threads_2t: int = 2):
+    store = ResultStore(tmp_path)
+    store.write_json("variants.json", [json.loads(to_json(variant(n))) for n in VARIANTS])
+    seed = 0
+    for rt in ("onnxruntime", "openvino"):
+        for name, (_, p1, _, _) in VARIANTS.items():
+            fail = rt == "openvino" and name == "distill"
+            for profile, threads, p in (("host-1t", 1, p1), ("host", threads_2t, p1 * 0.7)):
+                seed += 1
+                store.put(result(name, rt, profile, threads, p, seed, Verdict.FAIL if fail else Verdict.OK))
+    store.put(result("fp32", "null", "host-1t", 1, 0.001, 99))  # the harness-overhead cell: no row
+    return tmp_path
+
+
+def rows(text: str) -> dict[tuple[str, str], list[str]]:
+    out = {}
+    for line in text.splitlines()[2:]:
+        if line.startswith("| "):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            out[(cells[0].split("/")[1], cells[1])] = cells
+    return out
+
+
+def test_front_and_chosen_point_per_runtime(tmp_path):
+    run = make_run(tmp_path)
+    pts = PT.points(run, MODEL, "query", "host-1t", "host")
+    ort = [p for p in pts if p.runtime == "onnxruntime"]
+    on = PT.front(ort)
+    assert on == {f"{MODEL}/{n}" for n in ("fp32", "int8-mixed", "int8-dyn")}
+    assert PT.chosen(ort, on) == f"{MODEL}/int8-mixed"
+    ov = [p for p in pts if p.runtime == "openvino"]
+    assert f"{MODEL}/distill" not in PT.front(ov)  # failed parity: no speed, no place on the front
+
+
+def test_the_table_has_speedups_with_intervals_and_marks(tmp_path, capsys):
+    assert PT.main([str(make_run(tmp_path))]) == 0
+    text = capsys.readouterr().out
+    assert "host-1t (1 thr)" in text and "host (2 thr)" in text
+    r = rows(text)
+    assert len(r) == 2 * len(VARIANTS)
+    mixed = r[("int8-mixed", "onnxruntime")]
+    assert mixed[2].startswith("2.80 [") and mixed[3].startswith("1.43 [") and mixed[3].endswith("]x")
+    assert mixed[-2] == "★" and mixed[-1] == "**chosen**" and mixed[-3] == "yes"
+    assert r[("int8-slow", "onnxruntime")][-2] == ""
+    assert r[("int8-dyn", "onnxruntime")][-1] == "" and r[("int8-dyn", "onnxruntime")][-3] == "no"
+    assert r[("distill", "openvino")][2].endswith("(parity FAIL)") and r[("distill", "openvino")][3].endswith("(parity FAIL)")
+    assert r[("distill", "openvino")][-2] == ""
+    assert r[("fp32", "onnxruntime")][3].startswith("1.00")
+    assert "0.500 [0.470, 0.530]" in mixed
+    assert "warning" not in text
+
+
+def test_runtime_accuracy_records_win_over_the_build_time_figure(tmp_path, capsys):
+    run = make_run(tmp_path)
+    (run / "accuracy.json").write_text(json.dumps(
+        {f"{MODEL}/int8-mixed": {"openvino": {"cosine": 0.9, "top10_overlap": 0.5, "recall@10": 0.4}}}))
+    PT.main([str(run)])
+    r = rows(capsys.readouterr().out)
+    assert r[("int8-mixed", "openvino")][7] == "0.500" and r[("int8-mixed", "openvino")][9] == "runtime"
+    assert r[("int8-mixed", "onnxruntime")][7] == "0.958" and r[("int8-mixed", "onnxruntime")][9] == "onnxruntime (build)"
+    assert r[("int8-mixed", "openvino")][-1] == ""  # no longer meets the goal on openvino
+
+
+def test_a_cell_that_ran_the_wrong_thread_count_is_flagged(tmp_path, capsys):
+    PT.main([str(make_run(tmp_path, threads_2t=4))])
+    text = capsys.readouterr().out
+    assert "host (4 thr)" in text and "warning:" in text and "ran 4 threads, not 2" in text
+
+
+def test_not_a_run_folder_is_a_one_line_error(tmp_path, capsys):
+    assert PT.main([str(tmp_path / "missing")]) == 2
+    assert "not a run folder" in capsys.readouterr().err
