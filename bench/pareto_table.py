@@ -12,8 +12,7 @@ read back from the runtime (``runtime_info.intra_op_threads``: ORT's session opt
 INFERENCE_NUM_THREADS property); a cell that ran another count than its column says is listed under the table.
 
 Accuracy: ``Variant.accuracy`` (measured on ONNX Runtime at build time), unless ``RUN/accuracy.json``
-holds a record for that variant on that runtime, measured from the runtime's own outputs. Accepted
-shapes: a list of ``{"variant_id", "runtime", "accuracy": {...}}`` or ``{variant_id: {runtime: {...}}}``.
+holds a record for that variant on that runtime (``odbench run`` writes it), measured from the runtime's own outputs.
 
 Front: per runtime, a variant is on it when no other measured variant is at least as fast at 1 thread
 (p50) and at least as faithful (top-10 overlap), strictly better in one. Chosen: on the front, meeting
@@ -24,13 +23,13 @@ on no front; a cell that did not run has no speed.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from odbench.core.records import Result, Variant, Verdict
+from odbench.bench.accuracy import load_run_accuracy
 from odbench.bench.store import ResultStore
 from odbench.bench.tables import load_variants, speedup
 
@@ -73,13 +72,10 @@ def threads_of(r: Result) -> int | None:
 
 
 def load_runtime_accuracy(run_dir: Path) -> dict[tuple[str, str], dict]:
-    path = run_dir / "accuracy.json"
-    if not path.exists():
-        return {}
-    data = json.loads(path.read_text())
-    if isinstance(data, list):
-        return {(d["variant_id"], d["runtime"]): dict(d["accuracy"]) for d in data if "accuracy" in d}
-    return {(vid, rt): dict(acc) for vid, per in data.items() for rt, acc in per.items()}
+    """(variant id, runtime) -> that runtime's own accuracy from ``RUN/accuracy.json`` (bench/accuracy.py),
+    default runtime options only (the table's cells have none)."""
+    records = load_run_accuracy(run_dir) or {}
+    return {(r.variant_id, r.runtime): dict(r.accuracy) for r in records.values() if r.accuracy and not r.runtime_options}
 
 
 def points(run_dir: Path, model: str, scenario: str, profile_1t: str, profile_2t: str) -> list[Point]:

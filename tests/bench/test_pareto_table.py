@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 
+from odbench.bench.accuracy import ACCURACY_FILE, ACCURACY_FILE_VERSION, RuntimeAccuracy
 from odbench.bench import pareto_table as PT
 from odbench.bench.store import ResultStore
 from odbench.core.records import ProcessSamples, Result, Variant, Verdict, to_json
@@ -90,8 +91,9 @@ def test_the_table_has_speedups_with_intervals_and_marks(tmp_path, capsys):
 
 def test_runtime_accuracy_records_win_over_the_build_time_figure(tmp_path, capsys):
     run = make_run(tmp_path)
-    (run / "accuracy.json").write_text(json.dumps(
-        {f"{MODEL}/int8-mixed": {"openvino": {"cosine": 0.9, "top10_overlap": 0.5, "recall@10": 0.4}}}))
+    record = RuntimeAccuracy(f"{MODEL}/int8-mixed", "sha", "openvino", "2026.4.0", "avx2", "",
+                             {"cosine": 0.9, "top10_overlap": 0.5, "recall@10": 0.4})
+    (run / ACCURACY_FILE).write_text(json.dumps({"version": ACCURACY_FILE_VERSION, "records": [record.to_dict()]}))
     PT.main([str(run)])
     r = rows(capsys.readouterr().out)
     assert r[("int8-mixed", "openvino")][7] == "0.500" and r[("int8-mixed", "openvino")][9] == "runtime"
