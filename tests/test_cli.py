@@ -8,7 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from odbench.models import ZOO
+from odbench.cli import run as run_cli
+from odbench.models import ZOO, get_model
 from tests.conftest import make_tiny_onnx
 
 REPO = Path(__file__).resolve().parents[1]
@@ -173,3 +174,11 @@ def test_a_usage_error_from_the_console_script_has_no_traceback(tmp_path):
     p = odbench("run", "--model", "nosuch", "--out", str(tmp_path / "r"))
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert p.stderr.strip() == f"odbench: error: unknown zoo model 'nosuch'; known: {', '.join(ZOO)}"
+
+
+def test_the_default_plan_names_real_zoo_models_and_scenarios():
+    """make run's models and the scenarios it leaves out must exist (a renamed model would silently drop out)."""
+    assert set(run_cli.DEFAULT_MODELS) <= set(ZOO)
+    for name, left_out in run_cli.SWEEP_LEFT_OUT.items():
+        model = get_model(name)
+        assert set(left_out) <= set(model.scenarios) and model.headline not in left_out
