@@ -48,6 +48,14 @@ class IncConfig:
     float_outputs: tuple[str, ...] = ()  # op types whose outputs stay float (INC recipe optypes_to_exclude_output_quant)
 
 
+def variant_name(config: IncConfig) -> str:
+    """A name per distinct recipe, e.g. int8-static, int8-static-matmul-fout, int8-dyn-tuned: two configs of one
+    model must never share a variant id (cell ids, tables and variants.json are keyed by it)."""
+    name = "int8-" + ("dyn" if config.approach == "dynamic" else "static")
+    name += "".join(f"-{op.lower()}" for op in config.op_types) + ("-fout" if config.float_outputs else "")
+    return name + ("-tuned" if config.tune else "")
+
+
 class _Loader:
     """The minimal dataloader INC's ONNX Runtime adaptor iterates: (inputs dict, label) pairs."""
 
@@ -91,8 +99,7 @@ class IncQuant:
         target = resolve_target(config.target_isa)
         config = replace(config, target_isa=target)  # the cache key holds the resolved ISA, never "host"
         bits = weight_bits_for(target)
-        tag = "dyn" if config.approach == "dynamic" else "static"
-        name, out_dir, hit = output(variant, f"int8-{tag}" + ("-tuned" if config.tune else ""), self.name, config, CODE_VERSION, out_dir)
+        name, out_dir, hit = output(variant, variant_name(config), self.name, config, CODE_VERSION, out_dir)
         if hit is not None:
             return hit
         try:

@@ -7,6 +7,8 @@ import numpy as np
 import onnx
 import pytest
 
+from odbench.compressors.inc import IncConfig, variant_name
+from odbench.compressors.recipes import RECIPES
 from odbench.compressors import COMPRESSORS, NEEDS_TORCH, get_compressor
 from odbench.compressors.base import config_dict
 from odbench.compressors.embedding import EmbeddingQuantConfig, quantize_blocks_int4, quantize_rows_int8
@@ -153,3 +155,10 @@ def test_inc_builds_for_the_target_isa_not_the_build_host(tiny):
 
     assert widest_weight(avx2.path) <= 64 < widest_weight(vnni.path)  # ORT reduce_range: [-64, 64]
     assert "saturate" in isa_mismatch_warning(vnni, "x86-avx2")
+
+
+def test_every_inc_recipe_in_the_recipes_has_its_own_variant_name():
+    """Two INC configs of one model under one id would share cells and rows (found in an encoder run)."""
+    for (model, recipe), steps in RECIPES.items():
+        names = [variant_name(s.config) for s in steps if isinstance(s.config, IncConfig) and s.parent is None]
+        assert len(names) == len(set(names)), (model, recipe, names)
