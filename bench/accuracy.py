@@ -205,15 +205,14 @@ def accuracy_pairs(results: Iterable[Result | None]) -> list[tuple[str, str, dic
     return list(pairs.values())
 
 
-def _from_build(variant: Variant, runtime: str, options: dict) -> RuntimeAccuracy | None:
+def _from_build(variant: Variant, rt, options: dict) -> RuntimeAccuracy | None:
     """A variant's build already scored it on ONNX Runtime (default options, all threads) with this very
     computation: that is the ONNX Runtime row's own figure when it was built for this host's ISA
     (int8 kernels differ by ISA; float variants record no target)."""
     target = variant.config.get("target_isa")
-    if runtime != REFERENCE_RUNTIME or options or not variant.accuracy or target not in (None, host_int8_isa()):
+    if rt.name != REFERENCE_RUNTIME or options or not variant.accuracy or target not in (None, host_int8_isa()):
         return None
-    rt = get_runtime(runtime)
-    return RuntimeAccuracy(variant.id, variant.sha256, runtime, rt.version(), host_isa(), repr(rt.Options()),
+    return RuntimeAccuracy(variant.id, variant.sha256, rt.name, rt.version(), host_isa(), repr(rt.Options()),
                            dict(variant.accuracy), "", {}, 0.0, True, "build")
 
 
@@ -223,7 +222,7 @@ def _measure_one(variant: Variant, runtime: str, options: dict, models: Mapping,
     model = models[variant.model]
     try:
         rt = get_runtime(runtime)
-        built = _from_build(variant, runtime, options)
+        built = _from_build(variant, rt, options)
         if built is not None:
             return built
         rec = runtime_accuracy_record(model, variant, runtime, cache, threads=EVAL_THREADS, options=parse_options(rt, options))

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
-from enum import Enum
+from enum import StrEnum
 
 import numpy as np
 
@@ -41,14 +41,11 @@ from odbench.core.records import (
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INCONCLUSIVE = 0, 1, 2, 3
 
 
-class GateVerdict(str, Enum):
+class GateVerdict(StrEnum):
     ERROR = "ERROR"
     FAIL = "FAIL"
     INCONCLUSIVE = "INCONCLUSIVE"
     PASS = "PASS"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 ORDER = tuple(GateVerdict)  # worst first
@@ -222,15 +219,12 @@ def evaluate(results: list[Result], variants: dict[str, Variant], budgets: Budge
 
 # ---------------------------------------------------------------- regression check
 
-class Change(str, Enum):
+class Change(StrEnum):
     REGRESSION = "REGRESSION"
     IMPROVEMENT = "IMPROVEMENT"
     SAME = "SAME"
     MODEL_CHANGED = "MODEL CHANGED"  # a different model file under the same cell id: not comparable
     UNKNOWN = "UNKNOWN"  # too few processes on a side to test
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)

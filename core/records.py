@@ -21,7 +21,7 @@ import hashlib
 import heapq
 import json
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,7 +32,7 @@ RESULT_SCHEMA_VERSION = 3
 VARIANT_SCHEMA_VERSION = 1
 
 
-class Verdict(str, Enum):
+class Verdict(StrEnum):
     """A cell's outcome. FAIL: measured, but the outputs do not match the references (bench/parity.py),
     so its speed means nothing. UNSTABLE is only read from v1/v2 results."""
 
@@ -42,9 +42,6 @@ class Verdict(str, Enum):
     UNSTABLE = "UNSTABLE"
     SKIPPED = "SKIPPED"
     FAIL = "FAIL"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 NOT_MEASURED = (Verdict.ERROR, Verdict.TIMEOUT, Verdict.SKIPPED)
