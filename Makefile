@@ -24,12 +24,12 @@ $(STAMP): requirements.txt pyproject.toml
 run: setup
 	$(VENV)/bin/odbench run
 
-# The emulated aarch64 environment of the ARM functional check (bench/arm_env.py, bench/arm.py): Debian's
+# The emulated aarch64 environment of the ARM functional check (bench/arm/env.py, bench/arm/functional.py): Debian's
 # arm64 Python + PyPI's aarch64 wheels (+ qemu-user if the host has none) under ~/.cache/odbench/arm-<hash>,
 # about 300 MB and 2 minutes once, then reused offline in about 2 s. --best-effort: where it cannot be
 # prepared (no apt-get, no network) this prints why and the ARM tests skip with that reason.
 arm-setup: setup
-	$(PY) -m odbench.bench.arm setup --best-effort
+	$(PY) -m odbench.bench.arm.functional setup --best-effort
 
 test: setup arm-setup
 	./scripts/ensure-chromium

@@ -198,7 +198,7 @@ def spot_check(session, feeds: list, first_out, warnings: list) -> None:
 
 
 def measure(spec: CellSpec, benchmark) -> dict:
-    """One process of a cell: its samples and what it saw. Statistics are the parent's (bench/stats.py)."""
+    """One process of a cell: its samples and what it saw. Statistics are the parent's (stats/summary.py)."""
     out: dict = {"warnings": []}
     session = open_session(spec, out)
     feeds = cell_feeds(spec, session)

@@ -7,7 +7,7 @@ timing ends, never at pytest's session end, so nothing waits on pytest-benchmark
 own JSON. The parent (bench/executors/local.py) adds exit status and peak RSS.
 
 Every import here is paid once per process, i.e. by every sample of the design: keep the
-heavy analysis modules (scipy through bench/stats.py) out of this module and of _cell_bench.py.
+heavy analysis modules (scipy through stats/summary.py) out of this module and of _cell_bench.py.
 """
 from __future__ import annotations
 

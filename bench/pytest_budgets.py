@@ -5,7 +5,7 @@
         benchmark.pedantic(session.run, args=(feed,), rounds=1000, iterations=1)
 
 After the test body, the raw samples of its ``benchmark`` fixture are judged with MLPerf's
-early-stopping rule (bench/earlystop.py): FAIL fails the test with the reason,
+early-stopping rule (stats/earlystop.py): FAIL fails the test with the reason,
 INCONCLUSIVE skips it saying how many more samples are needed (``--budget-strict`` makes
 that a failure), PASS passes. Enabled by the ``pytest11`` entry point ``odbench_budgets``.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from odbench.bench import earlystop
+from odbench.stats import earlystop
 
 
 def pytest_addoption(parser):

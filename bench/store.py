@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from odbench.core.records import CellSpec, Result, atomic_write_bytes, atomic_write_text, to_json
+from odbench.core.records import CellSpec, Result, Variant, atomic_write_bytes, atomic_write_text, to_json
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,6 +46,13 @@ def portable_spec(spec: CellSpec, to_disk: bool) -> CellSpec:
     feeds = dataclasses.replace(spec.feeds, path=fix(spec.feeds.path) if spec.feeds.path else None)
     parity = dataclasses.replace(spec.parity, reference=fix(spec.parity.reference)) if spec.parity and spec.parity.reference else spec.parity
     return dataclasses.replace(spec, variant_path=fix(spec.variant_path), feeds=feeds, parity=parity)
+
+
+def load_variants(run_dir: Path) -> dict[str, Variant]:
+    path = run_dir / "variants.json"
+    if not path.exists():
+        return {}
+    return {d["id"]: Variant.from_dict(d) for d in json.loads(path.read_text())}
 
 
 class ResultStore:

@@ -15,9 +15,9 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from odbench.bench.budgets import BudgetError, BudgetFile, load_budgets
+from odbench.verdicts.budgets import BudgetError, BudgetFile, load_budgets
 from odbench.bench.store import ResultStore
-from odbench.bench.tables import load_variants
+from odbench.bench.store import load_variants
 from odbench.devices.profile import DeviceProfile, ProfileError
 from odbench.devices.catalog import get_profile
 from odbench.models import get_model

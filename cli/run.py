@@ -16,7 +16,7 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from odbench.bench import provenance
-from odbench.bench.accuracy import ACCURACY_FILE, measure_run_accuracy
+from odbench.verdicts.accuracy import ACCURACY_FILE, measure_run_accuracy
 from odbench.cli.common import (
     BAD_VERDICTS,
     cache_path,
@@ -37,7 +37,8 @@ from odbench.bench.matrix import Workload, plan
 from odbench.bench.parity import prepare
 from odbench.core.records import TIMING_PRESETS, CellSpec, Feeds, Result, Timing, to_json
 from odbench.bench.store import ResultStore
-from odbench.bench.tables import load_variants, write_tables
+from odbench.report.tables import write_tables
+from odbench.bench.store import load_variants
 from odbench.devices.profile import DeviceProfile
 from odbench.models.onnx_file import user_variant
 from odbench.compressors.build import compress_onnx_file
@@ -278,7 +279,7 @@ def run_matrix(req: RunPlan, executor: Executor, cache: Path) -> int:
     t0 = time.perf_counter()
     execute(executor, cells, store, req.quiet)
     run_s = time.perf_counter() - t0
-    if req.accuracy:  # each timed (variant, runtime)'s own accuracy, cached, into RUN/accuracy.json (bench/accuracy.py)
+    if req.accuracy:  # each timed (variant, runtime)'s own accuracy, cached, into RUN/accuracy.json (verdicts/accuracy.py)
         t1 = time.perf_counter()
         results = [store.get(c.cell_id) if store.done(c.cell_id) else None for c in cells]
         measure_run_accuracy(results, load_variants(req.out), {m.name: m for m in req.models}, cache, req.out, log)

@@ -7,13 +7,15 @@ from pathlib import Path
 import click
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from odbench.bench import accuracy_table, arm, gate, report
-from odbench.bench.accuracy import load_run_accuracy
+from odbench.report import accuracy_table, html as report
+from odbench.bench.arm import functional as arm
+from odbench.verdicts import gate
+from odbench.verdicts.accuracy import load_run_accuracy
 from odbench.cli.common import err, load_run, log, read_budgets, usage
-from odbench.bench.decide import extend
-from odbench.bench.runs import RunError, gate_inputs
+from odbench.verdicts.decide import extend
+from odbench.report.runs import RunError, gate_inputs
 from odbench.bench.store import ResultStore
-from odbench.bench.tables import write_tables
+from odbench.report.tables import write_tables
 
 RUN_DIR = click.Path(file_okay=False, path_type=Path)
 

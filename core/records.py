@@ -9,7 +9,7 @@ Result fields and say why here:
   3 (2026-11-29): ``processes``: each fresh process's samples in order, with its own warm-up count,
                   start time and one-time costs (the process is the unit of replication); the pooled
                   ``samples_ms`` and ``process_medians_ms`` become properties derived from it; ``looks``
-                  counts the batches of processes a cell was judged on (bench/gate.py spends its error
+                  counts the batches of processes a cell was judged on (verdicts/gate.py spends its error
                   rate over them). Cells no longer get UNSTABLE (intervals carry the noise); old ones
                   still read. v1/v2 files read as one batch whose process boundaries are recovered from
                   their per-process medians where they can be, else marked unknown.
@@ -272,7 +272,7 @@ class Result:
     gating: bool = False
     session_create_ms: float | None = None
     first_inference_ms: float | None = None
-    stats: dict[str, float] = field(default_factory=dict)  # bench/stats.py: p50 and p50_lo/p50_hi, ... between_cv
+    stats: dict[str, float] = field(default_factory=dict)  # stats/summary.py: p50 and p50_lo/p50_hi, ... between_cv
     throughput_items_s: float | None = None
     peak_rss_mb: float | None = None
     rss_before_load_mb: float | None = None

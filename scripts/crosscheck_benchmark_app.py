@@ -7,7 +7,7 @@ benchmark_app reads the scenario's first real feed from raw binary files (``-i n
 harness times the same single feed (``same input``) and, apart, all the scenario's real feeds
 (``real feeds``: the data dependence). Each pair of runs is two fresh processes back to back, the
 pairs interleaved, and the ratio of medians is given with its Welch interval over the pairs
-(processes as the replicates, bench/intervals.py).
+(processes as the replicates, stats/intervals.py).
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from odbench.bench import intervals
+from odbench.stats import intervals
 from odbench.bench.executors.local import run_cell
 from odbench.core.feeds import load_feeds, save_feeds
 from odbench.bench.matrix import Workload, plan

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from odbench.bench import intervals
+from odbench.stats import intervals
 from odbench.bench.store import ResultStore
 
 THP = Path("/sys/kernel/mm/transparent_hugepage/enabled")

@@ -6,7 +6,7 @@ parity references stored once under results/references/).
 v1/v2 cells pooled their processes' samples; where one split reproduces the stored per-process
 medians the processes are recovered (core/records.py), else the cell is marked
 ``processes_known: false`` and the gate will not judge its timing. Statistics are recomputed from
-the samples with the current code (bench/stats.py), so intervals appear where processes are known.
+the samples with the current code (stats/summary.py), so intervals appear where processes are known.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from odbench.bench import stats
+from odbench.stats import summary as stats
 from odbench.core.records import RESULT_SCHEMA_VERSION, CellSpec, Result, sha256_file
 from odbench.bench.store import REPO_ROOT, ResultStore
 

@@ -2,7 +2,7 @@
 
 Layers, bottom to top; a module may import its own package and any package below it, never above:
 
-    odbench.core -> devices -> runtimes -> models -> compressors -> bench -> cli
+    odbench.core -> devices -> runtimes -> models -> compressors -> stats -> bench -> verdicts -> report -> cli
 
 So there are no package-level import cycles. Project modules are imported at module level (a function-level
 import of a project module is how a cycle used to be hidden); heavy third-party libraries may still be
@@ -18,8 +18,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 NS = "odbench"
-LAYERS = ("core", "devices", "runtimes", "models", "compressors", "bench", "cli")
-OLD_TOP_LEVEL = ("bench", "runtimes", "devices", "models", "compressors", "core", "cli")
+LAYERS = ("core", "devices", "runtimes", "models", "compressors", "stats", "bench", "verdicts", "report", "cli")
+OLD_TOP_LEVEL = ("bench", "runtimes", "devices", "models", "compressors", "core", "cli", "stats", "verdicts", "report")
 MODULE_STRING = re.compile(r"^odbench\.(\w+)(\.\w+)*(:\w+)?$")
 
 
@@ -112,4 +112,4 @@ def test_the_contract_catches_a_violation(tmp_path):
     found = [(targets[0], inside) for _, targets, inside in _imports(tree)]
     assert found == [("odbench.bench", False), ("odbench.core", True)] or sorted(found) == sorted(
         [("odbench.bench", False), ("odbench.core", True)])
-    assert LAYERS.index(_layer_of("odbench.bench.gate")) > LAYERS.index("core")
+    assert LAYERS.index(_layer_of("odbench.verdicts.gate")) > LAYERS.index("core")

@@ -18,8 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable
 
-from odbench.bench import stats
-from odbench.bench.arm import functional_cell, is_functional
+from odbench.stats import summary as stats
+from odbench.bench.arm.functional import functional_cell, is_functional
 from odbench.core.records import NOT_MEASURED, CellSpec, Result, Verdict, atomic_write_text, to_json
 from odbench.bench.skips import skip_reason
 from odbench.bench.store import ResultStore
@@ -62,7 +62,7 @@ def run_cell(spec: CellSpec, python: str = sys.executable) -> Result:
 def pre_skip(spec: CellSpec) -> Result | None:
     """A Result decided in the parent before any timed process starts, else None: SKIPPED or ERROR,
     or, for an aarch64 profile on an x86 host, the ARM functional check (outputs on the aarch64
-    builds of the runtimes under qemu-user; no timing: bench/arm.py)."""
+    builds of the runtimes under qemu-user; no timing: bench/arm/functional.py)."""
     if is_functional(spec):
         return functional_cell(spec)
     try:
@@ -78,7 +78,7 @@ def merge_processes(spec: CellSpec, parts: list[Result], prior: Result | None = 
     """One Result from the processes' Results (and a ``prior`` batch that ``--decide`` extends).
 
     A process that could not measure (ERROR, TIMEOUT, SKIPPED) decides the cell; wrong outputs in
-    any process FAIL it. Statistics come from bench/stats.py, once, from every process's samples.
+    any process FAIL it. Statistics come from stats/summary.py, once, from every process's samples.
     """
     bad = next((p for p in parts if p.verdict in NOT_MEASURED), None)
     if bad is not None:

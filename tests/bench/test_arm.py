@@ -1,4 +1,4 @@
-"""The ARM functional check (bench/arm.py): aarch64 runtimes under qemu-user, judged by parity floors.
+"""The ARM functional check (bench/arm/functional.py): aarch64 runtimes under qemu-user, judged by parity floors.
 
 Tests marked ``emulated`` need the environment of ``python -m bench.arm setup`` (``make test`` prepares it
 through ``make arm-setup``); where it cannot be had they skip with the reason. The others use a stub
@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from odbench.bench import arm
-from odbench.bench.arm_env import ArmEnv, ArmEnvError, env_key, find_env
+from odbench.bench.arm import functional as arm
+from odbench.bench.arm.env import ArmEnv, ArmEnvError, env_key, find_env
 from odbench.core.feeds import save_feeds
 from odbench.bench.parity import write_reference
 from odbench.core.records import Feeds, ParitySpec, sha256_file

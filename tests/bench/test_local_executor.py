@@ -145,8 +145,8 @@ def test_a_slowed_process_widens_the_interval_and_never_passes_a_tight_budget(mo
     fast processes would meet is not passed."""
     from dataclasses import replace
 
-    from odbench.bench import gate
-    from odbench.bench.budgets import BudgetFile
+    from odbench.verdicts import gate
+    from odbench.verdicts.budgets import BudgetFile
 
     timing = replace(FAST, processes=3, gating=True, min_samples=60)
     even = run_cell(cell(models["good"], "even", runtime="faulty", options={"fault": "none", "work_ms": 1.0}, timing=timing))

@@ -2,12 +2,12 @@
 plots, and a Markdown twin for a PR comment.
 
 Each run folder was measured on its own machine (its machine.json). Results are grouped by machine
-(bench/runs.py) and never pooled across machines: every statistic, box and bar is one cell on one
+(report/runs.py) and never pooled across machines: every statistic, box and bar is one cell on one
 machine, and budgets are judged per machine. Per model the report shows
   * which machine, device profile and variant meet all the budgets -- ranked by price, then power
     (datasheet figures of the profile), then worst p95 -- with 95% intervals where results carry them;
   * where the machines' answers differ: fastest variant, its runtime, and whether int8 pays;
-  * the plots (bench/report_plots.py): latency vs accuracy with the Pareto frontier, p50 per variant
+  * the plots (report/plots.py): latency vs accuracy with the Pareto frontier, p50 per variant
     and runtime, latency distributions, throughput vs batch size / N, size vs accuracy.
 Emulated results are drawn hollow. A result emulating a profile beyond its machine (ISA features,
 cores or memory the machine lacks; older runs could record such rows) is never used for selection.
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Sequence
 
 from odbench.core.records import HARNESS_RUNTIMES, Result, Variant, atomic_write_text
-from odbench.bench.report_plots import (
+from odbench.report.plots import (
     OK,
     Cell,
     interval,
@@ -32,12 +32,12 @@ from odbench.bench.report_plots import (
     scenarios_of,
     short,
 )
-from odbench.bench.runs import Machine, MachineRuns, distinct_labels
-from odbench.bench.accuracy import merge_run_accuracy, row_accuracy
-from odbench.bench import gate
+from odbench.report.runs import Machine, MachineRuns, distinct_labels
+from odbench.verdicts.accuracy import merge_run_accuracy, row_accuracy
+from odbench.verdicts import gate
 from odbench.devices.profile import ProfileError
 from odbench.devices.catalog import get_profile
-from odbench.bench.runs import by_machine, load_runs
+from odbench.report.runs import by_machine, load_runs
 
 TIMED = ("device", "emulated")  # measured_on values whose latency is a measurement
 __all__ = ["pareto", "primary_metric", "render", "render_runs", "evaluate_groups", "selection", "differences"]

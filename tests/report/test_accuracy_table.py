@@ -4,9 +4,9 @@ from __future__ import annotations
 import csv
 import io
 
-from odbench.bench import accuracy_table as T
+from odbench.report import accuracy_table as T
 from odbench.core.records import Variant, sha256_file
-from tests.bench.test_accuracy import FakeModel, _tiny_onnx
+from tests.verdicts.test_accuracy import FakeModel, _tiny_onnx
 
 
 def test_the_table_has_a_row_per_runtime_and_says_what_the_delta_is_against(tmp_path):

@@ -1,7 +1,7 @@
 """The stated error rates, shown by seeded simulation (numpy only, no processes).
 
 Latencies carry a per-process random offset (between-process CV 0, 3, 10, 20%) and a spiky tail
-within each process (bench/simulation.py). Binomial margin: with 2,000 runs at a true rate of 1%,
+within each process (verdicts/simulation.py). Binomial margin: with 2,000 runs at a true rate of 1%,
 an observed rate above 1% + 2.33 * sqrt(0.01 * 0.99 / 2000) = 1.52% would be a real excess.
 """
 from __future__ import annotations
@@ -11,7 +11,9 @@ import math
 import numpy as np
 import pytest
 
-from odbench.bench import earlystop, gate, intervals, simulation
+from odbench.stats import earlystop, intervals
+
+from odbench.verdicts import gate, simulation
 from odbench.core.records import TIMING_PRESETS
 
 RUNS = 2000

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from odbench.bench import provenance
-from odbench.bench.accuracy import runtime_accuracy_record
+from odbench.verdicts.accuracy import runtime_accuracy_record
 from odbench.compressors.build import build_recipe
 from odbench.compressors.recipes import RECIPES
 from odbench.core.records import atomic_write_text
@@ -89,7 +89,7 @@ def render(records: list[dict], argv: list[str]) -> str:
         f"Machine: {mach['cpu_model']} ({mach['arch']}), ISA {', '.join(mach['isa'])}, {mach['physical_cores']} physical cores; "
         f"Python {mach['python']}.",
         "",
-        "Each figure is computed from that runtime's own outputs on the model's held-out test split (bench/accuracy.py, "
+        "Each figure is computed from that runtime's own outputs on the model's held-out test split (verdicts/accuracy.py, "
         "models/metrics.py): the task metric with its 95% interval (DeLong for AUC, a bootstrap over test examples otherwise), "
         "fidelity to the fp32 reference, and the delta of the task metric vs the fp32 baseline **on ONNX Runtime**, "
         "paired over the same test examples (on OpenVINO's fp32 row it is OpenVINO's own deviation).",

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import yaml
 
-from odbench.bench import gate
-from odbench.bench.budgets import BudgetError, BudgetFile, load_budgets
+from odbench.verdicts import gate
+from odbench.verdicts.budgets import BudgetError, BudgetFile, load_budgets
 from odbench.core.records import ProcessSamples, Result, Variant, to_json
 from odbench.bench.store import ResultStore
 
@@ -214,7 +214,7 @@ def test_decide_adds_processes_to_an_inconclusive_cell_and_counts_the_look(tmp_p
     """Too few processes for a tight budget -> INCONCLUSIVE with how many would decide -> a batch added -> look 2."""
     import dataclasses
 
-    from odbench.bench.decide import extend
+    from odbench.verdicts.decide import extend
     from odbench.bench.executors.local import LocalExecutor
     from tests.conftest import make_tiny_onnx
     from tests.helpers import cell

@@ -1,13 +1,13 @@
-"""Accuracy budgets as non-inferiority tests (bench/accuracy.py through gate.py), and per-runtime accuracy."""
+"""Accuracy budgets as non-inferiority tests (verdicts/accuracy.py through gate.py), and per-runtime accuracy."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from odbench.bench import accuracy as A
-from odbench.bench import gate
-from odbench.bench.budgets import Budget, BudgetFile
+from odbench.verdicts import accuracy as A
+from odbench.verdicts import gate
+from odbench.verdicts.budgets import Budget, BudgetFile
 from odbench.core.records import ProcessSamples, Result, Variant, sha256_file
 from odbench.runtimes import get_runtime
 

@@ -9,11 +9,11 @@ same variant (``RUNTIME_FLOORS``, always checked here, the ISA being what change
 outputs is added for zoo models when asked (``accuracy=True``).
 
 The hook: ``functional_cell(spec) -> Result`` for a cell whose profile is aarch64 on a non-aarch64 host.
-The environment comes from ``python -m bench.arm setup`` (bench/arm_env.py). Commands:
+The environment comes from ``odbench arm setup`` (bench/arm/env.py). Commands:
 
-    python -m bench.arm setup [--refresh]     prepare or reuse ~/.cache/odbench/arm-<hash>
-    python -m bench.arm check RUN_DIR [--accuracy MODEL] [--runtime NAME]   rerun RUN_DIR's aarch64 cells
-    python -m bench.arm table RUN_DIR         print the ARM functional table of a checked run
+    odbench arm setup [--refresh]     prepare or reuse ~/.cache/odbench/arm-<hash>
+    odbench arm check RUN_DIR [--accuracy MODEL] [--runtime NAME]   rerun RUN_DIR's aarch64 cells
+    odbench arm table RUN_DIR         print the ARM functional table of a checked run
 """
 from __future__ import annotations
 
@@ -32,20 +32,20 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from odbench.bench import parity
-from odbench.bench.arm_env import ArmEnv, ArmEnvError, find_env
+from odbench.bench.arm.env import ArmEnv, ArmEnvError, find_env
 from odbench.core.feeds import load_feeds
 from odbench.core.records import CellSpec, Result, sha256_file
 from odbench.devices.profile import DeviceProfile
 from odbench.devices.host import detect_host
 from odbench.models import ZOO, get_model
 from odbench.models.base import cache_dir
-from odbench.bench.arm_env import load, setup
+from odbench.bench.arm.env import load, setup
 from odbench.core.records import atomic_write_text
 from odbench.bench.store import ResultStore
-from odbench.bench.tables import load_variants
+from odbench.bench.store import load_variants
 
 MEASURED_ON = "functional-emulation"
-WORKER = Path(__file__).with_name("_arm_worker.py")
+WORKER = Path(__file__).with_name("_worker.py")
 ARM_RUNTIMES = ("onnxruntime", "openvino")  # the runtimes with an aarch64 wheel that the worker drives
 # The profile's core -> qemu's model of it (`qemu-aarch64 -cpu help`, QEMU 7.2); its ISA reaches the guest
 # through AT_HWCAP. A core qemu does not model runs on "max" (every feature qemu emulates), with a warning.
@@ -319,7 +319,7 @@ def check_run(run_dir: Path, accuracy: Sequence[str] = (), env: ArmEnv | None = 
 def main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m bench.arm", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="odbench arm", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("setup", help="prepare (or reuse) the emulated aarch64 environment")
     s.add_argument("--refresh", action="store_true", help="ask Debian and PyPI again (new versions make a new folder)")

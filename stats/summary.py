@@ -1,4 +1,4 @@
-"""A cell's statistics, computed in one place from its processes (bench/intervals.py for the intervals).
+"""A cell's statistics, computed in one place from its processes (stats/intervals.py for the intervals).
 
 Every percentile is the population's (each process weighs the same) with its 95% interval, the
 process being the unit of replication; throughput is the geometric mean of the per-process
@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from odbench.bench import intervals
+from odbench.stats import intervals
 
 PERCENTILES = (50, 90, 95, 99)
 LEVEL = 0.95  # the level of every interval a table or report shows

@@ -1,13 +1,13 @@
 """Run until decided, without optional stopping: add a batch of fresh processes to each INCONCLUSIVE
 cell and judge again. Each batch is a new look that the gate judges at half the error rate of the
-previous one (bench/gate.py ``look_confidence``), so the rate summed over all looks stays the stated
+previous one (verdicts/gate.py ``look_confidence``), so the rate summed over all looks stays the stated
 one however many batches are added; a cell is never simply rerun until it passes."""
 from __future__ import annotations
 
 from typing import Callable
 
 from odbench.bench.executors.local import merge_processes, run_process
-from odbench.bench.gate import CellVerdict, GateVerdict
+from odbench.verdicts.gate import CellVerdict, GateVerdict
 from odbench.core.records import NOT_MEASURED
 from odbench.bench.store import ResultStore
 

@@ -1,7 +1,7 @@
 """The verdict maths against the numbers MLPerf LoadGen publishes (early stopping, minimum query counts)."""
 import pytest
 
-from odbench.bench import earlystop
+from odbench.stats import earlystop
 
 
 @pytest.mark.parametrize("p, minimum", [(0.90, 64), (0.95, 130), (0.99, 662)])

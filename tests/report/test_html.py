@@ -8,8 +8,10 @@ import subprocess
 import numpy as np
 import pytest
 
-from odbench.bench import gate, report
-from odbench.bench.budgets import BudgetFile
+from odbench.verdicts import gate
+
+from odbench.report import html as report
+from odbench.verdicts.budgets import BudgetFile
 from odbench.core.records import ProcessSamples, Result, Variant
 from odbench.devices.catalog import get_profile
 
@@ -132,7 +134,7 @@ def _with_ci(r, scale):
 
 
 def test_a_report_over_two_machines_names_both_and_never_pools_their_samples(run):
-    from odbench.bench.runs import by_machine, load_runs
+    from odbench.report.runs import by_machine, load_runs
 
     tmp_path, results, variants = run
     host = [r for r in results if r.profile == "host"]
@@ -162,7 +164,7 @@ def test_a_report_over_two_machines_names_both_and_never_pools_their_samples(run
 def test_rows_emulated_beyond_their_machine_are_never_selected(run):
     import dataclasses
 
-    from odbench.bench.runs import by_machine, load_runs
+    from odbench.report.runs import by_machine, load_runs
 
     tmp_path, results, variants = run
     server = {**get_profile("x86-server-avx512").model_dump(mode="json"), "name": "big-server"}
@@ -180,7 +182,7 @@ def test_rows_emulated_beyond_their_machine_are_never_selected(run):
 def test_untimed_functional_rows_are_shown_beside_timings_and_never_selected(run):
     import dataclasses
 
-    from odbench.bench.runs import by_machine, load_runs
+    from odbench.report.runs import by_machine, load_runs
 
     tmp_path, results, variants = run
     host = [r for r in results if r.profile == "host"]

@@ -6,11 +6,11 @@ import io
 import json
 from pathlib import Path
 
-from odbench.bench import intervals
-from odbench.bench.accuracy import RuntimeAccuracy, load_run_accuracy, row_accuracy
+from odbench.stats import intervals
+from odbench.verdicts.accuracy import RuntimeAccuracy, load_run_accuracy, row_accuracy
 from odbench.core.constants import REFERENCE_RUNTIME
 from odbench.core.records import HARNESS_RUNTIMES, NOT_MEASURED, Result, Variant, atomic_write_text, lineage_root
-from odbench.bench.store import ResultStore
+from odbench.bench.store import ResultStore, load_variants
 from odbench.models.metrics import point_metrics
 
 COLUMNS = [
@@ -32,7 +32,7 @@ MD_COLUMNS = [
 
 ACCURACY_NOTE = (
     "Accuracy: `accuracy` is the task metrics [95% CI] (and fidelity) computed from the outputs of the row's own runtime "
-    "on the model's test split (`accuracy.json`, bench/accuracy.py); `acc_delta_vs_fp32` is that figure minus the fp32 "
+    "on the model's test split (`accuracy.json`, verdicts/accuracy.py); `acc_delta_vs_fp32` is that figure minus the fp32 "
     "baseline's on ONNX Runtime, paired over the same test examples [95% CI] (on an fp32 row of another runtime it is "
     "that runtime's own deviation). A default ONNX Runtime row without a record shows the variant's build-time figure, "
     "measured on ONNX Runtime; any other row without one says `not measured on R` (with the reason when evaluation failed).")
@@ -111,13 +111,6 @@ def speedup(base: Result | None, r: Result) -> intervals.Ratio | None:
     if not base.process_medians_ms or not r.process_medians_ms:
         return None
     return intervals.ratio_interval(base.process_medians_ms, r.process_medians_ms)
-
-
-def load_variants(run_dir: Path) -> dict[str, Variant]:
-    path = run_dir / "variants.json"
-    if not path.exists():
-        return {}
-    return {d["id"]: Variant.from_dict(d) for d in json.loads(path.read_text())}
 
 
 def accuracy_columns(r: Result, variants: dict[str, Variant], run_acc: dict[tuple, RuntimeAccuracy] | None) -> dict[str, str]:
@@ -261,7 +254,7 @@ def write_tables(run_dir: str | Path) -> tuple[Path, Path]:
         counts[str(r.verdict)] = counts.get(str(r.verdict), 0) + 1
     md.append(f"{len(results)} cells: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ".")
     md.append("Latencies in ms, one inference per sample. `measured_on` says whether the profile is this machine "
-              "(`device`) or emulated on it (`emulated`). `gating: no` marks smoke runs that a release gate must not trust. Every interval is 95% with the fresh process as the unit of replication (bench/intervals.py): percentiles of the population of processes, speedups as ratios of per-process medians (Welch on logs); `between_cv` is the CV of the per-process medians; `processes` ends in `?` for old results whose process boundaries are lost. Verdicts: FAIL = timed, but the outputs do not match the references (parity); SKIPPED = could not run here, with the reason.")
+              "(`device`) or emulated on it (`emulated`). `gating: no` marks smoke runs that a release gate must not trust. Every interval is 95% with the fresh process as the unit of replication (stats/intervals.py): percentiles of the population of processes, speedups as ratios of per-process medians (Welch on logs); `between_cv` is the CV of the per-process medians; `processes` ends in `?` for old results whose process boundaries are lost. Verdicts: FAIL = timed, but the outputs do not match the references (parity); SKIPPED = could not run here, with the reason.")
     md.append("")
     md.append(overhead_line(results))
     md.append("")

@@ -5,8 +5,8 @@ import json
 
 import numpy as np
 
-from odbench.bench.accuracy import ACCURACY_FILE, ACCURACY_FILE_VERSION, RuntimeAccuracy
-from odbench.bench import pareto_table as PT
+from odbench.verdicts.accuracy import ACCURACY_FILE, ACCURACY_FILE_VERSION, RuntimeAccuracy
+from odbench.report import pareto as PT
 from odbench.bench.store import ResultStore
 from odbench.core.records import ProcessSamples, Result, Variant, Verdict, to_json
 

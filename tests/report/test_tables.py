@@ -4,9 +4,9 @@ from __future__ import annotations
 import csv
 import json
 
-from odbench.bench import accuracy as A
+from odbench.verdicts import accuracy as A
 from odbench.bench.store import ResultStore
-from odbench.bench.tables import write_tables
+from odbench.report.tables import write_tables
 from odbench.core.records import ProcessSamples, Result, Variant, to_json
 
 ORT_INT8 = {"auc": 0.79, "auc_lo": 0.78, "auc_hi": 0.80, "delta_auc": -0.01, "delta_auc_lo": -0.012, "delta_auc_hi": -0.008}

@@ -6,8 +6,8 @@ import dataclasses
 import pytest
 
 from odbench.core.records import ProcessSamples, Result, Variant
-from odbench.bench.runs import Machine, RunError, by_machine, distinct_labels, gate_inputs, load_runs
-from tests.bench.test_report import AVX2, AVX512, write_run
+from odbench.report.runs import Machine, RunError, by_machine, distinct_labels, gate_inputs, load_runs
+from tests.report.test_html import AVX2, AVX512, write_run
 
 VARIANTS = {"m/fp32": Variant(id="m/fp32", model="m", path="a", sha256="a", size_bytes=1, accuracy={"auc": 0.7})}
 
@@ -70,8 +70,8 @@ def test_labels_are_distinct_and_bad_folders_are_named(tmp_path):
 def test_each_machines_cells_are_judged_on_its_own_data(tmp_path):
     import numpy as np
 
-    from odbench.bench import gate
-    from odbench.bench.budgets import BudgetFile
+    from odbench.verdicts import gate
+    from odbench.verdicts.budgets import BudgetFile
 
     def timed(p50):
         x = p50 * (1 + 0.05 * np.random.default_rng(0).random(300))

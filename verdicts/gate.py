@@ -1,7 +1,7 @@
 """The release gate: budgets -> PASS / FAIL / INCONCLUSIVE / ERROR, with reasons, plus a regression
 check against a baseline run (effect size AND significance, on per-process summaries).
 
-Percentile budgets are judged on the population of fresh processes (bench/intervals.py): a PASS
+Percentile budgets are judged on the population of fresh processes (stats/intervals.py): a PASS
 needs the one-sided upper bound of the percentile, which includes the variation between processes,
 under the budget, and MLPerf's early-stopping rule on the pooled samples (its minimum counts a
 floor); a FAIL needs the lower bound over it and MLPerf's confident FAIL. The error rate is spent
@@ -25,9 +25,9 @@ from enum import StrEnum
 
 import numpy as np
 
-from odbench.bench import earlystop, intervals
-from odbench.bench.accuracy import judge_budget, row_accuracy
-from odbench.bench.budgets import Budget, BudgetFile
+from odbench.stats import earlystop, intervals
+from odbench.verdicts.accuracy import judge_budget, row_accuracy
+from odbench.verdicts.budgets import Budget, BudgetFile
 from odbench.core.records import (
     HARNESS_RUNTIMES,
     NOT_MEASURED,

@@ -1,5 +1,5 @@
 """Seeded simulations of the gate and the regression check: the evidence that their verdicts keep
-the error rates they state (tests/bench/test_simulation.py asserts them; ``python -m odbench.bench.simulation``
+the error rates they state (tests/bench/test_simulation.py asserts them; ``python -m odbench.verdicts.simulation``
 prints the table the README quotes).
 
 Latency model: each fresh process draws a multiplicative offset, lognormal with the given
@@ -17,7 +17,9 @@ import numpy as np
 from scipy import optimize
 from scipy import stats as sps
 
-from odbench.bench import gate, intervals
+from odbench.verdicts import gate
+
+from odbench.stats import intervals
 from odbench.core.records import TIMING_PRESETS
 
 WITHIN_SD = 0.08

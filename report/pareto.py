@@ -4,7 +4,7 @@ fidelity (cosine, top-10 overlap) and recall@10 [95% CI]; the Pareto front and t
 
     odbench run --model minilm-l6-query --recipe full --runtime onnxruntime --runtime openvino \\
         --profile host --profile host-1t --out RUN
-    python -m odbench.bench.pareto_table RUN
+    python -m odbench.report.pareto RUN
 
 Threads: the 1- and 2-thread columns are the cells of ``--profile-1t`` (host-1t) and ``--profile-2t``
 (host, which on a 2-core machine runs 2 threads). The header shows the threads the cells really ran,
@@ -29,9 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from odbench.core.records import Result, Variant, Verdict
-from odbench.bench.accuracy import load_run_accuracy
+from odbench.verdicts.accuracy import load_run_accuracy
 from odbench.bench.store import ResultStore
-from odbench.bench.tables import load_variants, speedup
+from odbench.report.tables import speedup
+from odbench.bench.store import load_variants
 
 GOAL_TOP10, GOAL_COSINE = 0.95, 0.995  # the fidelity goal of issue 11
 HARNESS_ONLY = ("null",)  # the harness-overhead cell's runtime: not a variant's speed
@@ -72,7 +73,7 @@ def threads_of(r: Result) -> int | None:
 
 
 def load_runtime_accuracy(run_dir: Path) -> dict[tuple[str, str], dict]:
-    """(variant id, runtime) -> that runtime's own accuracy from ``RUN/accuracy.json`` (bench/accuracy.py),
+    """(variant id, runtime) -> that runtime's own accuracy from ``RUN/accuracy.json`` (verdicts/accuracy.py),
     default runtime options only (the table's cells have none)."""
     records = load_run_accuracy(run_dir) or {}
     return {(r.variant_id, r.runtime): dict(r.accuracy) for r in records.values() if r.accuracy and not r.runtime_options}
@@ -186,7 +187,7 @@ def thread_warnings(pts: list[Point], profile_1t: str, profile_2t: str) -> list[
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m odbench.bench.pareto_table", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m odbench.report.pareto", description=__doc__.split("\n\n")[0])
     ap.add_argument("run", help="a run folder (odbench run --out RUN)")
     ap.add_argument("--model", default="minilm-l6-query")
     ap.add_argument("--scenario", default="query")

@@ -1,10 +1,11 @@
-"""bench/stats.py: one summary per cell, from its processes."""
+"""stats/summary.py: one summary per cell, from its processes."""
 import math
 
 import numpy as np
 import pytest
 
-from odbench.bench import stability, stats
+from odbench.bench import stability
+from odbench.stats import summary as stats
 
 
 def test_summary_of_processes_has_intervals_that_hold_the_point():

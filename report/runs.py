@@ -16,7 +16,7 @@ from typing import Iterator, Sequence
 
 from odbench.core.records import Result, Variant
 from odbench.bench.store import ResultStore
-from odbench.bench.tables import load_variants
+from odbench.bench.store import load_variants
 from odbench.devices.check import missing_isa
 from odbench.devices.profile import DeviceProfile
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from odbench.core.records import HARNESS_RUNTIMES, NOT_MEASURED, Result, Variant, Verdict
-from odbench.bench.tables import runtime_label as _runtime_label
+from odbench.report.tables import runtime_label as _runtime_label
 
 OK = tuple(v for v in Verdict if v not in NOT_MEASURED and v != Verdict.FAIL)  # timed, with outputs that match
 PRIMARY_METRICS = ("auc", "top10_overlap", "cosine")

@@ -1,6 +1,6 @@
-"""The guest side of the ARM functional check: ``python3.11 _arm_worker.py RUNTIME MODEL THREADS OPTIONS_JSON``.
+"""The guest side of the ARM functional check: ``python3.11 _worker.py RUNTIME MODEL THREADS OPTIONS_JSON``.
 
-Runs under qemu-user on the aarch64 Python of bench/arm_env.py, where only numpy and the one
+Runs under qemu-user on the aarch64 Python of bench/arm/env.py, where only numpy and the one
 runtime are importable: so this file imports nothing from the project. It opens one session and
 answers requests on stdin/stdout until stdin closes.
 

@@ -1,4 +1,4 @@
-"""The emulated aarch64 environment for ARM functional checks (bench/arm.py), built from the registries.
+"""The emulated aarch64 environment for ARM functional checks (bench/arm/functional.py), built from the registries.
 
 Three parts, none installed system-wide:
 

@@ -3,7 +3,7 @@
 ``variance_rows`` splits each measured cell's log-latency variance into within- and between-process
 parts and gives Kalibera & Jones's cost-optimal samples per process for it; ``agreement_rows`` asks,
 for two runs of the same matrix, whether run 1's 95% intervals (p50, speedup vs fp32) contain run 2's
-point estimates. ``python -m odbench.bench.design RUN [RUN2]`` prints both as Markdown.
+point estimates. ``python -m odbench.report.design RUN [RUN2]`` prints both as Markdown.
 """
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from odbench.bench import intervals
+from odbench.stats import intervals
 from odbench.core.records import HARNESS_RUNTIMES, NOT_MEASURED, Result, lineage_root
 from odbench.bench.store import ResultStore
-from odbench.bench.tables import cell_key, load_variants, speedup
+from odbench.report.tables import cell_key, speedup
+from odbench.bench.store import load_variants
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Reporting: tables, plots, the HTML/Markdown report, Pareto and accuracy tables, run designs."""

@@ -1,0 +1,1 @@
+"""Statistics: intervals over processes, per-process summaries, MLPerf early stopping."""

@@ -1,0 +1,1 @@
+"""Verdicts: budgets, the gate, sequential decisions, accuracy judgements, their simulation."""
