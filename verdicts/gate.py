@@ -1,13 +1,20 @@
 """The release gate: budgets -> PASS / FAIL / INCONCLUSIVE / ERROR, with reasons, plus a regression
-check against a baseline run (effect size AND significance, on per-process summaries).
+check against a baseline run (verdicts/regression.py).
 
-Percentile budgets are judged on the population of fresh processes (stats/intervals.py): a PASS
-needs the one-sided upper bound of the percentile, which includes the variation between processes,
-under the budget, and MLPerf's early-stopping rule on the pooled samples (its minimum counts a
-floor); a FAIL needs the lower bound over it and MLPerf's confident FAIL. The error rate is spent
-over the batches of processes a cell was judged on (``Result.looks``, grown by ``--decide``): batch
-j is judged at alpha / 2**j, so that any number of extensions keeps the stated rate overall. Size,
-memory and accuracy budgets do not depend on timing noise and are never blocked by it.
+Percentile budgets are judged on the population of fresh processes. A PASS needs all of: MLPerf's
+early-stopping rule on the pooled samples; the generalized pivot's upper bound of the percentile
+(stats/intervals.py, between-process variation included) under the budget; the upper bound of the
+population's exceedance over the budget from the per-process fractions (stats/robust.py) under
+the tail; no rejection of the pivot's model by the run's own processes (groups, heavy tails, tails
+that differ: INCONCLUSIVE with the reason); and at least ``processes_for_pass`` processes, so that a
+group of at least ``MIN_GROUP`` of processes that differs is drawn (the assumption that remains,
+docs/statistics.md). A FAIL needs the mirror image, without the process floor.
+
+The error rate is spent over looks: every batch of processes a cell was judged on (``Result.looks``,
+grown by ``--decide``) and every earlier run folder of the same cell (verdicts/ledger.py). Look j is
+judged at alpha / 2**j, half of it for the bounds and half for a group going unseen, so any number of
+extensions or reruns keeps the stated rate overall. Size, memory and accuracy budgets do not depend
+on timing noise and are never blocked by it.
 
 Exit codes of ``odbench gate``: 0 every gated cell PASSES; 1 any FAIL, ERROR or regression;
 3 nothing failed but something is INCONCLUSIVE; 2 usage errors and refusals.
@@ -25,7 +32,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from odbench.stats import earlystop, intervals
+from odbench.stats import earlystop, intervals, robust
 from odbench.verdicts.accuracy import judge_budget, row_accuracy
 from odbench.verdicts.budgets import Budget, BudgetFile
 from odbench.core.records import (
@@ -36,6 +43,16 @@ from odbench.core.records import (
     Verdict,
     atomic_write_text,
     lineage_root,
+)
+from odbench.verdicts.regression import (  # noqa: F401  (re-exported: the CLI and tests read them here)
+    HARDWARE_KEYS,
+    BaselineRefused,
+    Change,
+    Regression,
+    RegressionRule,
+    check_same_machine,
+    compare,
+    compare_cell,
 )
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INCONCLUSIVE = 0, 1, 2, 3
@@ -49,10 +66,6 @@ class GateVerdict(StrEnum):
 
 
 ORDER = tuple(GateVerdict)  # worst first
-
-
-class BaselineRefused(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -100,54 +113,102 @@ def _timing_refusal(r: Result) -> str:
     return ""
 
 
+MIN_GROUP = 0.10  # the assumption that remains: a group of processes that differs is at least this share of them
+
+
 @dataclass(frozen=True)
 class PercentileJudgement:
     verdict: GateVerdict
-    lo: float  # one-sided bounds at the look's confidence (NaN where not needed to decide)
+    lo: float  # one-sided bounds at the bounds' confidence (NaN where not needed to decide)
     hi: float
     early: earlystop.PercentileVerdict
     fit: intervals.Fit
+    why: str = ""  # for INCONCLUSIVE: what kept it from a verdict
+    shape: str = ""  # the assumption check's rejection, or ''
 
 
-def judge_percentile(process_samples, q: int, limit: float, confidence: float) -> PercentileJudgement:
-    """PASS: the upper bound (between-process variation included) under ``limit`` and MLPerf's rule
-    passes on the pooled samples; FAIL: the lower bound over it and MLPerf's confident FAIL."""
+def bounds_confidence(confidence: float) -> float:
+    """A look's error rate is split in two: half for the bounds, half for a group of processes going unseen."""
+    return 1 - (1 - confidence) / 2
+
+
+def processes_for_pass(confidence: float, min_group: float = MIN_GROUP) -> int:
+    """Processes a PASS needs at a look's ``confidence``: a group of ``min_group`` goes unseen with
+    probability at most half the look's error rate."""
+    return robust.min_processes(min_group, (1 - confidence) / 2)
+
+
+def judge_percentile(process_samples, q: int, limit: float, confidence: float, min_group: float = MIN_GROUP) -> PercentileJudgement:
+    """PASS: at least ``processes_for_pass`` processes, no rejected assumption (stats/robust.py), the
+    pivot's upper bound and the per-process exceedance bound both under the budget, and MLPerf's rule
+    passes on the pooled samples; FAIL: the same with lower bounds and MLPerf's confident FAIL (no
+    process floor: a group not drawn cannot turn a clear FAIL into a PASS unless it is faster, and
+    the floor guards only against that for PASS)."""
     f = intervals.fit(process_samples)
-    early = earlystop.judge(f.pooled.size, int((f.pooled > limit).sum()), q / 100, confidence)
+    c = bounds_confidence(confidence)
+    early = earlystop.judge(f.pooled.size, int((f.pooled > limit).sum()), q / 100, c)
+    nan = math.nan
     if early.verdict == "INCONCLUSIVE":  # the pooled samples alone cannot decide: no bound can
-        return PercentileJudgement(GateVerdict.INCONCLUSIVE, math.nan, math.nan, early, f)
-    lo, hi = intervals.quantile_bounds(f, q, confidence)
-    if early.verdict == "PASS" and hi < limit:
+        return PercentileJudgement(GateVerdict.INCONCLUSIVE, nan, nan, early, f, "MLPerf's rule on the pooled samples cannot decide")
+    need = processes_for_pass(confidence, min_group)
+    if early.verdict == "PASS" and f.k < need:
+        miss = robust.unseen_probability(min_group, f.k)
+        return PercentileJudgement(GateVerdict.INCONCLUSIVE, nan, nan, early, f,
+                                   f"a PASS needs {need} processes: a group of {min_group:.0%} of processes that differs goes unseen "
+                                   f"in {f.k} with probability {miss:.1%}")
+    shape = robust.shape_check(f, q)
+    if shape:
+        return PercentileJudgement(GateVerdict.INCONCLUSIVE, nan, nan, early, f, shape, shape)
+    lo, hi = intervals.quantile_bounds(f, q, c)
+    e_lo, e_hi = robust.exceedance_bounds(f, limit, c)
+    tail = 1 - q / 100
+    if early.verdict == "PASS" and hi < limit and e_hi < tail:
         return PercentileJudgement(GateVerdict.PASS, lo, hi, early, f)
-    if early.verdict == "FAIL" and lo > limit:
+    if early.verdict == "FAIL" and lo > limit and e_lo > tail:
         return PercentileJudgement(GateVerdict.FAIL, lo, hi, early, f)
-    return PercentileJudgement(GateVerdict.INCONCLUSIVE, lo, hi, early, f)
+    return PercentileJudgement(GateVerdict.INCONCLUSIVE, lo, hi, early, f,
+                               f"the bounds straddle the budget (exceedance over it {e_lo:.2%} to {e_hi:.2%} against {tail:.0%})")
 
 
-def _latency_check(r: Result, pname: str, limit: float, confidence: float) -> Check:
+def processes_to_add(j: PercentileJudgement, q: int, limit: float, confidence: float, looks: int, min_group: float = MIN_GROUP) -> int:
+    """Processes to add so that the NEXT look (a stricter confidence) would likely decide: 0 when not
+    within reach, or when the processes reject the model (more of them will not make it hold)."""
+    if j.shape:
+        return 0
+    nxt = look_confidence(confidence, looks + 1)
+    k = intervals.processes_to_decide(j.fit, q, limit, bounds_confidence(nxt), cap=128)
+    if k and float(np.quantile(j.fit.pooled, q / 100)) < limit:  # heading for a PASS: the process floor too
+        k = max(k, processes_for_pass(nxt, min_group))
+    return max(0, k - j.fit.k) if k else 0
+
+
+def _latency_check(r: Result, pname: str, limit: float, confidence: float, looks: int, min_group: float) -> Check:
     name = f"{pname}<={limit:g}ms"
     refusal = _timing_refusal(r)
     if refusal:
         return Check(name, GateVerdict.INCONCLUSIVE, refusal, r.stats.get(pname), limit)
     q = int(pname[1:])
-    c = look_confidence(confidence, r.looks)
-    j = judge_percentile(r.process_samples, q, limit, c)
-    lo, hi = (j.lo, j.hi) if not math.isnan(j.hi) else intervals.quantile_bounds(j.fit, q, c)
-    where = (f"{pname} {intervals.pooled_percentile(r.process_samples, q):.4g} ms, one-sided {c:.2%} bounds "
-             f"[{lo:.4g}, {hi:.4g}] over {j.fit.k} processes (look {r.looks}); MLPerf: {j.early.reason}")
+    c = look_confidence(confidence, looks)
+    j = judge_percentile(r.process_samples, q, limit, c, min_group)
+    lo, hi = (j.lo, j.hi) if not math.isnan(j.hi) else intervals.quantile_bounds(j.fit, q, bounds_confidence(c))
+    earlier = f", {looks - r.looks} in earlier run folders" if looks > r.looks else ""
+    point = intervals.pooled_percentile(r.process_samples, q)
+    where = (f"{pname} {point:.4g} ms, one-sided {bounds_confidence(c):.2%} bounds "
+             f"[{lo:.4g}, {hi:.4g}] over {j.fit.k} processes (look {looks}{earlier}); MLPerf: {j.early.reason}")
     if j.verdict != GateVerdict.INCONCLUSIVE:
         return Check(name, j.verdict, where, float(hi if j.verdict == GateVerdict.PASS else lo), limit)
-    more = intervals.processes_to_decide(j.fit, q, limit, c)
-    hint = f"; about {more} processes in all would likely decide it" if more else "; more processes are unlikely to decide it soon"
-    return Check(name, GateVerdict.INCONCLUSIVE, where + hint, float(hi), limit, max(0, more - j.fit.k))
+    more = processes_to_add(j, q, limit, confidence, looks, min_group)
+    hint = (f"; about {more} more processes would likely decide it at look {looks + 1}" if more else
+            "; more processes of this population will not decide it" if j.shape else "; more processes are unlikely to decide it soon")
+    return Check(name, GateVerdict.INCONCLUSIVE, f"{j.why}; {where}{hint}", float(hi), limit, more)
 
 
-def _throughput_check(r: Result, floor: float, confidence: float) -> Check:
+def _throughput_check(r: Result, floor: float, confidence: float, looks: int) -> Check:
     name = f"throughput>={floor:g}/s"
     refusal = _timing_refusal(r)
     if refusal:
         return Check(name, GateVerdict.INCONCLUSIVE, refusal, r.throughput_items_s, floor)
-    c = look_confidence(confidence, r.looks)
+    c = look_confidence(confidence, looks)
     per_process = [r.items_per_inference / (np.mean(p) / 1e3) for p in r.process_samples]
     point, lo, hi = intervals.log_mean_interval(per_process, 1 - 2 * (1 - c))
     where = f"{point:.4g} items/s, one-sided {c:.2%} bounds [{lo:.4g}, {hi:.4g}] over {len(per_process)} processes"
@@ -184,15 +245,19 @@ def _accuracy_check(r: Result, budget: Budget, variants: dict[str, Variant], run
     return Check(name, GateVerdict(j.verdict), j.reason, j.drop, cap)
 
 
-def judge_cell(r: Result, budget: Budget, variants: dict[str, Variant], confidence: float, run_accuracy: dict | None = None) -> CellVerdict:
+def judge_cell(r: Result, budget: Budget, variants: dict[str, Variant], confidence: float, run_accuracy: dict | None = None,
+               earlier_looks: int = 0, min_group: float = MIN_GROUP) -> CellVerdict:
+    """``earlier_looks``: looks this cell had in earlier run folders (verdicts/ledger.py), so that a
+    rerun into a fresh folder is judged as the next look, not the first."""
     meta = dict(model=r.model, variant_id=r.variant_id, profile=r.profile, scenario=r.scenario, measured_on=r.measured_on)
     if r.verdict in NOT_MEASURED:
         return CellVerdict(r.cell_id, budget.label, GateVerdict.ERROR, f"cell {r.verdict}: {r.reason}", **meta)
     if r.verdict == Verdict.FAIL:  # measured, but the outputs are wrong: no latency can make up for that
         return CellVerdict(r.cell_id, budget.label, GateVerdict.FAIL, f"cell FAIL: {r.reason}", **meta)
-    checks = [_latency_check(r, pname, limit, confidence) for pname, limit in sorted(budget.latency_ms.items())]
+    looks = r.looks + earlier_looks
+    checks = [_latency_check(r, pname, limit, confidence, looks, min_group) for pname, limit in sorted(budget.latency_ms.items())]
     if budget.throughput_min:
-        checks.append(_throughput_check(r, budget.throughput_min, confidence))
+        checks.append(_throughput_check(r, budget.throughput_min, confidence, looks))
     if budget.peak_rss_mb_max:
         checks.append(_limit_check(f"peak_rss<={budget.peak_rss_mb_max:g}MB", r.peak_rss_mb, budget.peak_rss_mb_max, "peak RSS (MB)"))
     if budget.size_mb_max:
@@ -206,114 +271,18 @@ def judge_cell(r: Result, budget: Budget, variants: dict[str, Variant], confiden
     return CellVerdict(r.cell_id, budget.label, verdict, reason, tuple(checks), **meta)
 
 
-def evaluate(results: list[Result], variants: dict[str, Variant], budgets: BudgetFile, run_accuracy: dict | None = None) -> list[CellVerdict]:
-    """``run_accuracy``: the run's per-runtime accuracy (bench/accuracy.load_run_accuracy), for accuracy budgets."""
+def evaluate(results: list[Result], variants: dict[str, Variant], budgets: BudgetFile, run_accuracy: dict | None = None,
+             earlier_looks: dict[str, int] | None = None, min_group: float = MIN_GROUP) -> list[CellVerdict]:
+    """``run_accuracy``: the run's per-runtime accuracy (bench/accuracy.load_run_accuracy), for accuracy budgets;
+    ``earlier_looks``: per cell id, its looks in earlier run folders (verdicts/ledger.py)."""
+    earlier = earlier_looks or {}
     out = []
     for budget in budgets.budgets:
         matched = [r for r in results if budget.matches(r) and r.runtime not in HARNESS_RUNTIMES]
         if not matched:
             out.append(CellVerdict("-", budget.label, GateVerdict.ERROR, "this budget matched no result: check its patterns against the run"))
-        out += [judge_cell(r, budget, variants, budgets.confidence, run_accuracy) for r in matched]
-    return out
-
-
-# ---------------------------------------------------------------- regression check
-
-class Change(StrEnum):
-    REGRESSION = "REGRESSION"
-    IMPROVEMENT = "IMPROVEMENT"
-    SAME = "SAME"
-    MODEL_CHANGED = "MODEL CHANGED"  # a different model file under the same cell id: not comparable
-    UNKNOWN = "UNKNOWN"  # too few processes on a side to test
-
-
-@dataclass(frozen=True)
-class RegressionRule:
-    """Parsed from e.g. ``"10%:0.01"``: flag a regression when the per-process medians are at least
-    10% slower AND a one-sided Welch test on their logs (processes as the replicates) gives p < 0.01."""
-
-    min_effect: float = 0.10
-    alpha: float = 0.01
-
-    @classmethod
-    def parse(cls, text: str) -> "RegressionRule":
-        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)%\s*(?::\s*(0?\.\d+|1e-\d+))?\s*", text)
-        if not m:
-            raise ValueError(f"regression rule {text!r}: expected EFFECT%[:ALPHA], e.g. '10%:0.01'")
-        return cls(float(m.group(1)) / 100, float(m.group(2)) if m.group(2) else cls.alpha)
-
-
-@dataclass(frozen=True)
-class Regression:
-    cell_id: str
-    verdict: Change
-    effect: float  # geometric mean of per-process medians, current / baseline - 1
-    effect_lo: float  # its 95% interval
-    effect_hi: float
-    p_value: float
-    n_current: int  # processes
-    n_baseline: int
-    reason: str
-
-
-# What makes two machines the same for a comparison of timings.
-HARDWARE_KEYS = ("cpu_model", "arch", "isa", "physical_cores", "logical_cpus", "memory_mb")
-
-
-def check_same_machine(current: dict, baseline: dict) -> None:
-    def norm(k, v):
-        return sorted(v) if k == "isa" and isinstance(v, list) else v
-
-    diff = {k: (baseline.get(k), current.get(k)) for k in HARDWARE_KEYS if norm(k, baseline.get(k)) != norm(k, current.get(k))}
-    if diff:
-        detail = ", ".join(_describe_difference(k, b, c) for k, (b, c) in diff.items())
-        raise BaselineRefused(f"refusing to compare against a baseline from another machine ({detail})")
-
-
-def _describe_difference(key: str, base, cur) -> str:
-    if key == "isa" and isinstance(base, list) and isinstance(cur, list):
-        only_b, only_c = sorted(set(base) - set(cur)), sorted(set(cur) - set(base))
-        return f"isa: baseline has {only_b or 'nothing more'}, current has {only_c or 'nothing more'}"
-    return f"{key}: baseline {base!r} vs current {cur!r}"
-
-
-def compare_cell(r: Result, b: Result, rule: RegressionRule) -> Regression | None:
-    cur, base = r.process_medians_ms, b.process_medians_ms
-    if not cur or not base:
-        return None
-    sha_r, sha_b = r.provenance.get("model_sha256"), b.provenance.get("model_sha256")
-    if sha_r and sha_b and sha_r != sha_b:
-        return Regression(r.cell_id, Change.MODEL_CHANGED, math.nan, math.nan, math.nan, math.nan, len(cur), len(base),
-                          f"the model file changed (sha256 {sha_b[:12]} -> {sha_r[:12]}): timings are not comparable")
-    ratio = intervals.ratio_interval(cur, base)
-    effect = ratio.ratio - 1
-    if len(cur) < 2 or len(base) < 2 or not r.processes_known or not b.processes_known:
-        return Regression(r.cell_id, Change.UNKNOWN, effect, math.nan, math.nan, math.nan, len(cur), len(base),
-                          f"median {effect:+.1%}; fewer than 2 known processes on a side: cannot test")
-    if effect >= rule.min_effect and ratio.p_greater < rule.alpha:
-        verdict, p = Change.REGRESSION, ratio.p_greater
-    elif effect <= -rule.min_effect and ratio.p_less < rule.alpha:
-        verdict, p = Change.IMPROVEMENT, ratio.p_less
-    else:
-        verdict, p = Change.SAME, min(ratio.p_greater, ratio.p_less)
-    return Regression(r.cell_id, verdict, effect, ratio.lo - 1, ratio.hi - 1, p, len(cur), len(base),
-                      f"median {effect:+.1%} [{ratio.lo - 1:+.1%}, {ratio.hi - 1:+.1%}] (Welch on log per-process medians, "
-                      f"p={p:.2g}, {len(cur)} vs {len(base)} processes; rule >= {rule.min_effect:.0%} and p < {rule.alpha:g})")
-
-
-def compare(current: list[Result], baseline: list[Result], rule: RegressionRule) -> list[Regression]:
-    base = {r.cell_id: r for r in baseline}
-    out = []
-    for r in current:
-        b = base.get(r.cell_id)
-        if b is None or r.verdict in NOT_MEASURED or b.verdict in NOT_MEASURED:
-            continue
-        rv, bv = r.provenance.get("runtime_version"), b.provenance.get("runtime_version")
-        if rv != bv:
-            raise BaselineRefused(f"refusing to compare {r.cell_id}: runtime version {rv} vs baseline {bv}")
-        g = compare_cell(r, b, rule)
-        if g is not None:
-            out.append(g)
+        out += [judge_cell(r, budget, variants, budgets.confidence, run_accuracy, earlier.get(r.cell_id, 0), min_group)
+                for r in matched]
     return out
 
 
@@ -339,7 +308,9 @@ def to_markdown(verdicts: list[CellVerdict], regressions: list[Regression], code
     for v in sorted(verdicts, key=lambda v: (ORDER.index(v.verdict), v.cell_id)):
         lines.append(f"| {icon.get(v.verdict, '')} | {v.budget} | `{v.cell_id}` | {v.measured_on} | **{v.verdict}** | {v.reason.replace('|', '/')[:400]} |")
     if regressions:
-        lines += ["", "| regression check | cell | result |", "|---|---|---|"]
+        tested = sum(g.verdict in (Change.REGRESSION, Change.IMPROVEMENT, Change.SAME) for g in regressions)
+        rule = f"{regressions[0].correction} over {tested} cells (family-wise error)"
+        lines += ["", f"| regression check ({rule}) | cell | result |", "|---|---|---|"]
         for g in sorted(regressions, key=lambda g: (g.verdict != "REGRESSION", g.cell_id)):
             lines.append(f"| {g.verdict} | `{g.cell_id}` | {g.reason} |")
     return "\n".join(lines) + "\n"
