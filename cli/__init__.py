@@ -9,6 +9,7 @@
     odbench gate      judge a run against a budgets file (and a baseline run): PASS/FAIL/INCONCLUSIVE/...
     odbench report    the hardware-selection report (HTML with plots + Markdown)
     odbench worker    start a Dask worker on a target device (for run --executor dask)
+    odbench simulate  the seeded error-rate table of the gate and the regression check
 
 Every usage error (an unknown model, runtime, profile or option, a bad budgets file, a missing run
 folder) is one line on stderr and exit code 2, never a traceback. Each command module registers
@@ -26,11 +27,12 @@ from odbench.cli.common import parse_runtime, parse_runtimes, set_offline_env  #
 from odbench.cli.compress import build_cmd, compress_cmd
 from odbench.cli.listing import devices_cmd, models_cmd
 from odbench.cli.run import run_cmd
+from odbench.cli.simulate import simulate_cmd
 from odbench.cli.verdicts import accuracy_cmd, arm_cmd, gate_cmd, report_cmd, table_cmd
 from odbench.cli.worker import worker_cmd
 
 EXIT_USAGE = 2
-COMMANDS = (run_cmd, build_cmd, compress_cmd, models_cmd, devices_cmd, table_cmd, gate_cmd, report_cmd, accuracy_cmd, arm_cmd, worker_cmd)
+COMMANDS = (run_cmd, build_cmd, compress_cmd, models_cmd, devices_cmd, table_cmd, gate_cmd, report_cmd, accuracy_cmd, arm_cmd, worker_cmd, simulate_cmd)
 
 
 def _version() -> str:

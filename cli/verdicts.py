@@ -9,7 +9,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from odbench.report import accuracy_table, html as report
 from odbench.bench.arm import functional as arm
-from odbench.verdicts import gate
+from odbench.verdicts import gate, ledger
 from odbench.verdicts.accuracy import load_run_accuracy
 from odbench.cli.common import err, load_run, log, read_budgets, usage
 from odbench.verdicts.decide import extend
@@ -30,7 +30,8 @@ def table_cmd(run_dir: Path) -> int:
     return 0
 
 
-def _decide(store: ResultStore, verdicts: list, variants: dict, budgets, opt: dict, run_acc: dict | None = None) -> list:
+def _decide(store: ResultStore, verdicts: list, variants: dict, budgets, opt: dict, run_acc: dict | None = None,
+            earlier: dict | None = None) -> list:
     """Add batches of processes to INCONCLUSIVE cells (each batch a stricter look) until decided or a limit."""
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err()) as progress:
         task = progress.add_task("decide", total=None)
@@ -42,7 +43,7 @@ def _decide(store: ResultStore, verdicts: list, variants: dict, budgets, opt: di
                        on_result=lambda r: progress.console.print(f"  [decide {rounds}] {r.verdict} {r.cell_id} processes={len(r.processes)} look {r.looks}"))
             if not n:
                 break
-            verdicts = gate.evaluate(store.all(), variants, budgets, run_acc)
+            verdicts = gate.evaluate(store.all(), variants, budgets, run_acc, earlier, opt["min_group"])
     return verdicts
 
 
@@ -65,6 +66,8 @@ def _regressions(store: ResultStore, machine: dict, baseline: Path | None, rule:
 @click.option("--decide", is_flag=True, help="add batches of processes to INCONCLUSIVE cells; batch j is judged at alpha/2^j, so the stated rate holds overall (one RUN only)")
 @click.option("--max-rounds", type=click.IntRange(min=1), default=3, show_default=True, help="--decide: batches to add at most")
 @click.option("--max-processes", type=click.IntRange(min=2), default=40, show_default=True, help="--decide: most processes a cell may reach")
+@click.option("--min-group", type=click.FloatRange(0.001, 0.5), default=gate.MIN_GROUP, show_default=True,
+              help="the assumption a PASS rests on: a group of processes that differs is at least this share of them")
 @click.option("--out", type=RUN_DIR, help="where gate.json, gate.junit.xml and gate.md go (default: the first run folder)")
 def gate_cmd(run_dirs: tuple[Path, ...], **opt) -> int:
     """Judge run folders against a budgets file (and a baseline run): PASS / FAIL / INCONCLUSIVE.
@@ -81,9 +84,11 @@ def gate_cmd(run_dirs: tuple[Path, ...], **opt) -> int:
     if len(run_dirs) == 1:
         store, variants, machine = load_run(run_dirs[0])
         run_acc = load_run_accuracy(run_dirs[0])
-        verdicts = gate.evaluate(store.all(), variants, budgets, run_acc)
+        earlier = {c: e.looks for c, e in ledger.earlier_looks(run_dirs[0], store.all(), machine).items()}
+        verdicts = gate.evaluate(store.all(), variants, budgets, run_acc, earlier, opt["min_group"])
         if opt["decide"]:
-            verdicts = _decide(store, verdicts, variants, budgets, opt, run_acc)
+            verdicts = _decide(store, verdicts, variants, budgets, opt, run_acc, earlier)
+        _record_looks(run_dirs[0], store, machine, verdicts)
         regressions = _regressions(store, machine, opt["baseline"], rule)
     else:
         verdicts, regressions = _per_machine(run_dirs, budgets), []
@@ -92,6 +97,16 @@ def gate_cmd(run_dirs: tuple[Path, ...], **opt) -> int:
     print(paths["markdown"].read_text())
     log(f"[gate] exit {code}; {', '.join(str(p) for p in paths.values())}")
     return code
+
+
+def _record_looks(run_dir: Path, store: ResultStore, machine: dict, verdicts: list) -> None:
+    """The ledger of fresh runs (verdicts/ledger.py): this folder's looks, and gate-looks.json in it."""
+    per_cell: dict[str, list] = {}
+    for v in verdicts:
+        per_cell.setdefault(v.cell_id, []).append(v.verdict)
+    worst = {c: str(gate.worst(vs)) for c, vs in per_cell.items()}
+    results = store.all()
+    ledger.record(run_dir, results, machine, worst, ledger.earlier_looks(run_dir, results, machine))
 
 
 def _per_machine(run_dirs: tuple[Path, ...], budgets) -> list:

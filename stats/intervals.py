@@ -47,7 +47,8 @@ def _tq(confidence: float, k: int) -> float:
 
 
 _DRAWS = 2**14
-_RESIDUAL_POINTS = 1000  # the within-process shape is kept as this many quantiles of the residuals
+_RESIDUAL_POINTS = 600
+KURTOSIS_MIN_K = 20  # the within-process shape is kept as this many quantiles of the residuals
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def _offset(residuals: np.ndarray, sigmas: np.ndarray, q: float) -> np.ndarray:
     sig = np.maximum(sigmas, 1e-12)[:, None]
     lo = np.full(sigmas.shape, float(e[0]) - 9 * float(sigmas.max()) - 1e-9)
     hi = np.full(sigmas.shape, float(e[-1]) + 9 * float(sigmas.max()) + 1e-9)
-    for _ in range(34):
+    for _ in range(30):
         mid = (lo + hi) / 2
         over = ndtr((e[None, :] - mid[:, None]) / sig).mean(axis=1) > 1 - q
         lo, hi = np.where(over, mid, lo), np.where(over, hi, mid)
@@ -117,9 +118,10 @@ def spread_df(centres: np.ndarray) -> float:
     """Degrees of freedom of the chi-square pivot for the offsets' spread, lowered for heavy tails:
     var(ln s^2) ~ (kurtosis - (k - 3) / k) / (k - 1) with Bonett's kurtosis estimate (Bonett 2006,
     "Approximate confidence interval for standard deviation of nonnormal distributions", CSDA 50),
-    matched to chi2's 2 / df; never above k - 1 (the normal's). Rounded to a quarter for caching."""
+    matched to chi2's 2 / df; never above k - 1 (the normal's). Rounded to a quarter for caching.
+    Below KURTOSIS_MIN_K processes a kurtosis cannot be told from noise: k - 1."""
     k = centres.size
-    if k < 5:
+    if k < KURTOSIS_MIN_K:
         return float(k - 1)
     trim = 1 / (2 * math.sqrt(k - 4))
     m = float(sps.trim_mean(centres, trim))
@@ -169,17 +171,23 @@ def quantile_bounds(f: Fit, q: float, confidence: float) -> tuple[float, float]:
 
 
 def processes_to_decide(f: Fit, q: float, budget: float, confidence: float, cap: int = 64) -> int:
-    """Processes in all that would likely decide, if new ones look like these; 0 if not within ``cap``."""
+    """Processes in all that would likely decide, if new ones look like these; 0 if not within ``cap``.
+    The bounds narrow as processes are added, so the smallest deciding count is found by bisection."""
     if f.k < 2 or not f.s > 0:
         return 0
-    for k in (*range(f.k + 1, 16), 20, 24, 32, 48, 64, 80, 96, 128):
-        if k > cap:
-            break
-        more = Fit(_spread(f, k), f.residuals, f.pooled, f.logs)
-        lo, hi = quantile_bounds(more, q, confidence)
-        if hi < budget or lo > budget:
-            return k
-    return 0
+    ks = [k for k in (*range(f.k + 1, 16), 20, 24, 32, 48, 64, 80, 96, 128) if k <= cap]
+
+    def decides(k: int) -> bool:
+        lo, hi = quantile_bounds(Fit(_spread(f, k), f.residuals, f.pooled, f.logs), q, confidence)
+        return hi < budget or lo > budget
+
+    if not ks or not decides(ks[-1]):
+        return 0
+    a, b = 0, len(ks) - 1  # ks[b] decides
+    while a < b:
+        mid = (a + b) // 2
+        a, b = (a, mid) if decides(ks[mid]) else (mid + 1, b)
+    return ks[b]
 
 
 def _spread(f: Fit, k: int) -> np.ndarray:

@@ -28,16 +28,13 @@ _SCREEN = 1_000  # a first batch of draws: a p-value far above any level stops t
 
 
 @lru_cache(maxsize=256)
-def _masks(n: int, n1: int, draws: int) -> tuple[np.ndarray, bool]:
-    """(rows choosing n1 of n as float 0/1 masks, exact): every split when there are few enough,
-    else ``draws`` uniform random ones from a fixed seed."""
+def _splits(n: int, n1: int, draws: int) -> tuple[np.ndarray, bool]:
+    """(rows of the n1 indices chosen of n, exact): every split when there are few enough, else
+    ``draws`` uniform random ones from a fixed seed."""
     if math.comb(n, n1) <= EXACT_LIMIT:
-        rows = np.zeros((math.comb(n, n1), n))
-        for i, c in enumerate(combinations(range(n), n1)):
-            rows[i, list(c)] = 1.0
-        return rows, True
+        return np.array(list(combinations(range(n), n1)), dtype=np.intp).reshape(-1, n1), True
     rng = np.random.default_rng(1979 + 1000 * n + n1 + draws)
-    return (np.argsort(rng.random((draws, n)), axis=1) < n1).astype(np.float64), False
+    return np.argsort(rng.random((draws, n)), axis=1)[:, :n1], False
 
 
 def permutation_p(current: Sequence[float], baseline: Sequence[float], shift: float = 0.0, stop_above: float = 0.05) -> float:
@@ -56,10 +53,10 @@ def permutation_p(current: Sequence[float], baseline: Sequence[float], shift: fl
     total = z.sum()
 
     def p_of(draws: int) -> float:
-        masks, exact = _masks(n, n1, draws)
-        s = masks @ z
+        rows, exact = _splits(n, n1, draws)
+        s = z[rows].sum(axis=1)
         hits = int(((s / n1 - (total - s) / (n - n1)) >= observed).sum())
-        return hits / masks.shape[0] if exact else (1 + hits) / (1 + masks.shape[0])
+        return hits / rows.shape[0] if exact else (1 + hits) / (1 + rows.shape[0])
 
     if math.comb(n, n1) > EXACT_LIMIT:
         p = p_of(_SCREEN)

@@ -32,7 +32,7 @@ from scipy import stats as sps
 from odbench.stats.intervals import Fit
 
 SHAPE_ALPHA = 0.005  # each of the two Shapiro-Wilk tests; a false rejection costs a decision, not an error
-MIN_TAIL_SAMPLES = 20  # the tail width is read where at least this many samples per process lie above
+MIN_TAIL_SAMPLES = 10  # the tail width is read where at least this many samples per process lie above
 
 
 def min_processes(min_group: float, alpha: float) -> int:
@@ -67,13 +67,14 @@ def tail_fractions(f: Fit, q: float) -> tuple[np.ndarray, np.ndarray, float]:
 
 def _tail_outliers(f: Fit, q: float, alpha: float) -> tuple[int, float, float]:
     """(processes whose tail fraction stands out, the worst one's fraction, the typical one): robust z
-    against the median process, scale max(1.4826 MAD, binomial sd), two-sided, Bonferroni over k."""
+    against the median process, scale max(1.4826 MAD, binomial sd), two-sided, Bonferroni over k
+    against Student's t on k - 1 df."""
     frac, n, level = tail_fractions(f, q)
     mid = float(np.median(frac))
     binom_sd = np.sqrt(max(mid, 1.0 / n.min()) * (1 - mid) / n)
     scale = np.maximum(1.4826 * float(np.median(np.abs(frac - mid))), binom_sd)
     z = np.abs(frac - mid) / scale
-    limit = float(sps.norm.isf(alpha / (2 * f.k)))
+    limit = float(sps.t.isf(alpha / (2 * f.k), f.k - 1))  # t, not normal: the MAD of k values is itself noisy
     worst = int(np.argmax(z))
     return int((z > limit).sum()), float(frac[worst]), mid
 

@@ -21,7 +21,7 @@ MACHINE = {"cpu_model": "AMD EPYC", "arch": "x86_64", "isa": ["avx2", "fma"], "p
 
 
 def result(scenario, samples, variant="fp32", model="ctr", verdict="OK", gating=True, runtime_version="1.32.0", items=200,
-           processes=5, sha="a", **kw):
+           processes=64, sha="a", **kw):
     """A result whose samples are dealt round-robin over ``processes`` processes (or a list of arrays)."""
     parts = samples if isinstance(samples, list) else [np.asarray(samples, dtype=float)[i::processes] for i in range(processes)]
     procs = tuple(ProcessSamples(tuple(float(v) for v in p)) for p in parts if len(p))
@@ -67,17 +67,35 @@ def test_pass_fail_inconclusive_error():
 
 def test_processes_that_disagree_widen_the_bound_and_block_a_pass():
     """The same pooled samples PASS when the processes agree, and not when one process is 60% slower."""
-    agree = [FAST[i::5] for i in range(5)]
-    slow_one = [FAST[i::5] * (1.6 if i == 0 else 1.0) for i in range(5)]
+    agree = [FAST[i::64] for i in range(64)]
+    slow_one = [FAST[i::64] * (1.6 if i == 0 else 1.0) for i in range(64)]
     b = budgets(latency_ms={"p50": 1.2})
     (ok,) = gate.evaluate([result("rank-50", agree)], VARIANTS, b)
     (wide,) = gate.evaluate([result("rank-50", slow_one)], VARIANTS, b)
     assert ok.verdict == "PASS"
-    assert wide.verdict == "INCONCLUSIVE" and "over 5 processes" in wide.reason
+    assert wide.verdict == "INCONCLUSIVE" and "not one normal group" in wide.reason and "over 64 processes" in wide.reason
+
+
+def test_a_pass_needs_enough_processes_to_see_a_group_and_says_how_many_at_the_next_look():
+    """5 processes that agree: no PASS (a 10% group goes unseen 59% of the time); the hint is sized for look 2."""
+    (v,) = gate.evaluate([result("rank-50", FAST, processes=5)], VARIANTS, budgets(latency_ms={"p95": 2.0}))
+    assert v.verdict == "INCONCLUSIVE" and "a PASS needs 57 processes" in v.reason and "59.0%" in v.reason
+    assert v.checks[0].more_samples == gate.processes_for_pass(gate.look_confidence(0.99, 2)) - 5 == 59
+    (w,) = gate.evaluate([result("rank-50", FAST, processes=10)], VARIANTS, budgets(latency_ms={"p95": 2.0}), min_group=0.5)
+    assert w.verdict == "PASS"  # 0.5^10 < 0.25%: the user may state a weaker assumption (--min-group), and the verdict rests on it
+
+
+def test_processes_whose_tail_differs_are_inconclusive_with_the_reason():
+    rng = np.random.default_rng(5)
+    procs = [rng.lognormal(0, 0.05, 200) for _ in range(64)]
+    for p in procs[:12]:  # a group of processes that spikes 10% of the time
+        p[rng.random(200) < 0.10] *= 2.0
+    (v,) = gate.evaluate([result("rank-50", procs)], VARIANTS, budgets(latency_ms={"p95": 3.0}))
+    assert v.verdict == "INCONCLUSIVE" and "tails differ" in v.reason and "will not decide it" in v.reason
 
 
 def test_timing_noise_never_blocks_size_or_memory_budgets():
-    noisy = [FAST[i::5] * (1 + i) for i in range(5)]  # processes 1x..5x apart
+    noisy = [FAST[i::5] * (1 + i) for i in range(5)]  # processes 1x..5x apart, and too few for a timing PASS
     (v,) = gate.evaluate([result("rank-50", noisy)], VARIANTS, budgets(size_mb_max=100, peak_rss_mb_max=400))
     assert v.verdict == "PASS"
 
