@@ -3,23 +3,25 @@
 Samples inside one process are not independent: a fresh process lands on other memory, other
 frequencies and another thread placement, and its whole distribution shifts (Kalibera & Jones,
 "Rigorous Benchmarking in Reasonable Time", ISMM 2013). Every statement here is therefore made
-from per-process summaries, with Student's t on k - 1 degrees of freedom, k = number of processes.
+from per-process summaries, with k = number of processes.
 
 The quantity a latency budget speaks of is the percentile of the *population* of processes: the
 latency a query sees in a randomly started process (the mixture of the per-process distributions).
-Its exceedance at a budget B is the mean over processes of each process's fraction of samples over
-B. That mean is estimated from the k per-process fractions, whose spread holds both the
-between-process variation and the binomial noise of a finite run; its variance is floored by the
-binomial variance, so that k processes that agree by chance do not look exact.
 
-* ``exceedance_bounds``: the one-sided bounds of the population exceedance at B (the gate's test);
-* ``percentile_interval``: the interval of a percentile, by inverting that test over B;
+* ``fit`` and ``quantile_bounds``: the one-sided bounds of that percentile from a generalized pivot
+  (Weerahandi 1993) over normal process offsets on the log scale and the pooled within-process
+  shape; ``tolerance_factor`` checks the pivot against the exact normal tolerance factor;
+  ``processes_to_decide`` sizes a design from a fit. What guards the pivot's assumptions is in
+  stats/robust.py; how the gate combines them, in verdicts/gate.py;
+* ``percentile_interval``: the two-sided interval of a percentile, for tables;
 * ``log_mean_interval``: the interval of the geometric mean of per-process values (a median, a
   throughput), and ``ratio_interval`` the Welch interval of the ratio of two cells' (speedups);
 * ``between_cv``: the between-process CV of the medians with its chi-square interval;
-* ``cost_optimal_samples``: Kalibera & Jones's cost-optimal number of samples per process.
+* ``variance_components`` and ``cost_optimal_samples``: Kalibera & Jones's cost-optimal number of
+  samples per process.
 
-The error rates these keep are shown by simulation in tests/bench/test_intervals.py.
+The error rates these keep are shown by simulation in tests/stats/test_intervals.py and, through the
+gate, tests/verdicts/test_simulation.py.
 """
 from __future__ import annotations
 

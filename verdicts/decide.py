@@ -1,7 +1,9 @@
 """Run until decided, without optional stopping: add a batch of fresh processes to each INCONCLUSIVE
 cell and judge again. Each batch is a new look that the gate judges at half the error rate of the
 previous one (verdicts/gate.py ``look_confidence``), so the rate summed over all looks stays the stated
-one however many batches are added; a cell is never simply rerun until it passes."""
+one however many batches are added; a cell is never simply rerun until it passes. The batch is sized
+by the gate for the NEXT look's confidence and process floor (``gate.processes_to_add``), not the
+current one's; reruns into fresh run folders are counted as looks too (verdicts/ledger.py)."""
 from __future__ import annotations
 
 from typing import Callable
