@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 import os
 import sys
 from pathlib import Path
@@ -16,8 +15,7 @@ import click
 from rich.console import Console
 
 from odbench.verdicts.budgets import BudgetError, BudgetFile, load_budgets
-from odbench.bench.store import ResultStore
-from odbench.bench.store import load_variants
+from odbench.bench.run_folder import RunFolder, RunFolderError
 from odbench.devices.profile import DeviceProfile, ProfileError
 from odbench.devices.catalog import get_profile
 from odbench.models import get_model
@@ -164,12 +162,18 @@ def read_budgets(path: str) -> BudgetFile:
         raise usage(str(exc)) from None
 
 
-def load_run(run_dir: Path) -> tuple[ResultStore, dict, dict]:
-    """A run folder's store, variants and machine record; a folder without cells/ is a usage error."""
-    if not (run_dir / "cells").is_dir():
-        raise usage(f"{run_dir} is not a run folder (no cells/); run `odbench run --out {run_dir}` first")
-    machine = json.loads((run_dir / "machine.json").read_text()) if (run_dir / "machine.json").exists() else {}
-    return ResultStore(run_dir), load_variants(run_dir), machine
+def open_run(run_dir: Path, need_machine: bool = False) -> RunFolder:
+    """An existing run folder; one that lacks cells/ (or machine.json, where ``need_machine``) is a usage error
+    that says what is missing."""
+    try:
+        folder = RunFolder.open(run_dir)
+        if need_machine and not folder.has_machine():
+            raise RunFolderError(f"{run_dir} has no machine.json (the host its cells ran on): it cannot be judged "
+                                 f"or compared; rerun `odbench run --out {run_dir}` to write it")
+        folder.variants(), folder.machine()  # a damaged variants.json or machine.json is named here, once
+    except RunFolderError as exc:
+        raise usage(str(exc)) from None
+    return folder
 
 
 def set_offline_env() -> None:

@@ -6,7 +6,6 @@ workloads (zoo + --onnx) -> parity references -> cells -> executor -> tables and
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 import time
 from dataclasses import dataclass
@@ -35,10 +34,10 @@ from odbench.bench.executors import EXECUTORS, Executor, ExecutorSettings, get_e
 from odbench.core.feeds import materialize_feeds
 from odbench.bench.matrix import Workload, plan
 from odbench.bench.parity import prepare
-from odbench.core.records import TIMING_PRESETS, CellSpec, Feeds, Result, Timing, to_json
-from odbench.bench.store import ResultStore
+from odbench.core.records import TIMING_PRESETS, CellSpec, Feeds, Result, Timing
+from odbench.bench.resume import recover
+from odbench.bench.run_folder import RunFolder, RunFolderError
 from odbench.report.tables import write_tables
-from odbench.bench.store import load_variants
 from odbench.devices.profile import DeviceProfile
 from odbench.models.onnx_file import user_variant
 from odbench.compressors.build import compress_onnx_file
@@ -207,7 +206,7 @@ def plan_cells(req: RunPlan, built: Built, parity_specs: dict) -> list[CellSpec]
 def _parity_specs(req: RunPlan, built: Built) -> dict:
     if not req.parity:
         return {}
-    known = {**load_variants(req.out), **{w.variant.id: w.variant for w in built.workloads}}
+    known = {**RunFolder(req.out).variants(), **{w.variant.id: w.variant for w in built.workloads}}
     t0 = time.perf_counter()
     specs = prepare(list(built.workloads), known, req.out, log=log)
     log(f"[parity] reference outputs for {len(specs)} (variant, scenario) pairs on onnxruntime "
@@ -215,7 +214,7 @@ def _parity_specs(req: RunPlan, built: Built) -> dict:
     return specs
 
 
-def execute(executor: Executor, cells: list[CellSpec], store: ResultStore, quiet: bool) -> None:
+def execute(executor: Executor, cells: list[CellSpec], store: RunFolder, quiet: bool) -> None:
     """Run the cells with one progress bar per device profile; one log line per finished cell."""
     todo = [c for c in cells if not store.done(c.cell_id)]
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -239,25 +238,23 @@ def execute(executor: Executor, cells: list[CellSpec], store: ResultStore, quiet
         executor.run(cells, store, on_start=on_start, on_result=on_result)
 
 
-def _write_run_files(req: RunPlan, built: Built, cells: list[CellSpec], store: ResultStore) -> None:
-    variants = load_variants(req.out)
-    variants.update({w.variant.id: w.variant for w in built.workloads})
-    store.write_json("variants.json", [json.loads(to_json(v)) for v in variants.values()])
-    store.write_json("machine.json", provenance.machine())
+def _write_run_files(req: RunPlan, built: Built, cells: list[CellSpec], store: RunFolder) -> None:
+    store.put_variants({**store.variants(), **{w.variant.id: w.variant for w in built.workloads}})
+    store.put_machine(provenance.machine())
+    store.put_run_info({"preset": req.preset, "executor": req.executor_name, "timing": dataclasses.asdict(req.timing),
+                        "recipe": req.recipe, "cells": len(cells), "argv": sys.argv[1:]})
     if req.force:
         for c in cells:
             store.path_for(c.cell_id).unlink(missing_ok=True)
 
 
-def _summary(req: RunPlan, built: Built, cells: list[CellSpec], store: ResultStore, run_s: float) -> int:
+def _summary(req: RunPlan, built: Built, cells: list[CellSpec], store: RunFolder, run_s: float) -> int:
     md, csv_path = write_tables(req.out)
-    store.write_json("run.json", {"preset": req.preset, "executor": req.executor_name, "timing": dataclasses.asdict(req.timing),
-                                  "build_s": round(built.build_s, 1), "compress_s": round(built.compress_s, 1),
-                                  "recipe": req.recipe, "matrix_s": round(run_s, 1), "cells": len(cells), "argv": sys.argv[1:]})
+    store.put_run_info({"build_s": round(built.build_s, 1), "compress_s": round(built.compress_s, 1), "matrix_s": round(run_s, 1)})
     log(f"[done] build {built.build_s:.0f}s, matrix {run_s:.0f}s; tables: {md} {csv_path}")
     if not req.quiet:
         print(md.read_text())
-    results = [store.get(c.cell_id) for c in cells]
+    results = [store.read(c.cell_id) for c in cells]
     failed = [r for r in results if r.verdict == "FAIL"]
     if failed:
         log(f"[parity] {len(failed)} cell(s) FAIL: timed, but their outputs do not match the fp32 reference "
@@ -271,8 +268,9 @@ def run_matrix(req: RunPlan, executor: Executor, cache: Path) -> int:
     cells = plan_cells(req, built, _parity_specs(req, built))
     if not cells:
         raise usage("the plan is empty (check --scenario against the models' scenarios)")
-    store = ResultStore(req.out)
+    store = RunFolder(req.out)
     _write_run_files(req, built, cells, store)
+    recover(store, cells, log)
     done = sum(store.done(c.cell_id) for c in cells)
     log(f"[run] {len(cells)} cells planned, {done} already done (resume), {len(cells) - done} to run; "
         f"preset {req.preset!r}, results -> {req.out}/")
@@ -282,7 +280,7 @@ def run_matrix(req: RunPlan, executor: Executor, cache: Path) -> int:
     if req.accuracy:  # each timed (variant, runtime)'s own accuracy, cached, into RUN/accuracy.json (verdicts/accuracy.py)
         t1 = time.perf_counter()
         results = [store.get(c.cell_id) if store.done(c.cell_id) else None for c in cells]
-        measure_run_accuracy(results, load_variants(req.out), {m.name: m for m in req.models}, cache, req.out, log)
+        measure_run_accuracy(results, store.variants(), {m.name: m for m in req.models}, cache, req.out, log)
         log(f"[accuracy] {time.perf_counter() - t1:.0f}s; per-runtime accuracy -> {req.out / ACCURACY_FILE}")
     return _summary(req, built, cells, store, run_s)
 
@@ -341,5 +339,9 @@ def run_cmd(ctx: click.Context, **opt) -> int:
         onnx_recipe=opt["recipe"] if ctx.get_parameter_source("recipe") == click.core.ParameterSource.COMMANDLINE else None,
         accuracy=not opt["no_accuracy"],
     )
+    try:
+        RunFolder(req.out)  # a file in the way, or a folder that cannot be made, is said before anything is built
+    except (RunFolderError, OSError) as exc:
+        raise usage(f"--out {req.out}: {exc}") from None
     executor = _make_executor(opt["executor"], opt["scheduler"], opt["shared_root"], opt["seed"])
     return run_matrix(req, executor, cache_path(ctx))

@@ -11,10 +11,10 @@ from odbench.report import accuracy_table, html as report
 from odbench.bench.arm import functional as arm
 from odbench.verdicts import gate
 from odbench.verdicts.accuracy import load_run_accuracy
-from odbench.cli.common import err, load_run, log, read_budgets, usage
+from odbench.cli.common import err, log, open_run, read_budgets, usage
 from odbench.verdicts.decide import extend
 from odbench.report.runs import RunError, gate_inputs
-from odbench.bench.store import ResultStore
+from odbench.bench.run_folder import RunFolder, is_unreadable
 from odbench.report.tables import write_tables
 
 RUN_DIR = click.Path(file_okay=False, path_type=Path)
@@ -24,13 +24,13 @@ RUN_DIR = click.Path(file_okay=False, path_type=Path)
 @click.argument("run_dir", type=RUN_DIR)
 def table_cmd(run_dir: Path) -> int:
     """Regenerate table.md and table.csv of a run folder."""
-    load_run(run_dir)
+    open_run(run_dir)
     md, _csv = write_tables(run_dir)
     print(md.read_text())
     return 0
 
 
-def _decide(store: ResultStore, verdicts: list, variants: dict, budgets, opt: dict, run_acc: dict | None = None) -> list:
+def _decide(folder: RunFolder, verdicts: list, variants: dict, budgets, opt: dict, run_acc: dict | None = None) -> list:
     """Add batches of processes to INCONCLUSIVE cells (each batch a stricter look) until decided or a limit."""
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err()) as progress:
         task = progress.add_task("decide", total=None)
@@ -38,23 +38,30 @@ def _decide(store: ResultStore, verdicts: list, variants: dict, budgets, opt: di
             if not any(v.verdict == "INCONCLUSIVE" for v in verdicts):
                 break
             progress.update(task, description=f"decide: round {rounds}/{opt['max_rounds']}")
-            n = extend(store, verdicts, opt["max_processes"],
+            n = extend(folder, verdicts, opt["max_processes"],
                        on_result=lambda r: progress.console.print(f"  [decide {rounds}] {r.verdict} {r.cell_id} processes={len(r.processes)} look {r.looks}"))
             if not n:
                 break
-            verdicts = gate.evaluate(store.all(), variants, budgets, run_acc)
+            verdicts = gate.evaluate(folder.results(), variants, budgets, run_acc)
     return verdicts
 
 
-def _regressions(store: ResultStore, machine: dict, baseline: Path | None, rule: gate.RegressionRule) -> list:
+def _regressions(folder: RunFolder, baseline: Path | None, rule: gate.RegressionRule) -> list:
     if baseline is None:
         return []
-    base_store, _, base_machine = load_run(baseline)
+    base = open_run(baseline, need_machine=True)
     try:
-        gate.check_same_machine(machine, base_machine)
+        gate.check_same_machine(folder.machine(), base.machine())
     except gate.BaselineRefused as exc:
         raise usage(str(exc)) from None
-    return gate.compare(store.all(), base_store.all(), rule)
+    return gate.compare(folder.results(), base.results(), rule)
+
+
+def unreadable_notes(results: list, verdicts: list) -> list[str]:
+    """Result files that could not be read: those a budget needed are ERROR verdicts already; the rest are named here."""
+    judged = {v.cell_id.rsplit("] ", 1)[-1] for v in verdicts}
+    return [f"- unreadable result, no budget needed it: `{r.cell_id}`: {r.reason}"
+            for r in results if is_unreadable(r) and r.cell_id not in judged]
 
 
 @click.command("gate", epilog="Exit codes: 0 PASS, 1 FAIL/ERROR/regression, 2 usage error or refused baseline, 3 INCONCLUSIVE.")
@@ -78,25 +85,25 @@ def gate_cmd(run_dirs: tuple[Path, ...], **opt) -> int:
         raise usage(f"--regression {opt['regression']!r}: {exc}") from None
     if len(run_dirs) > 1 and (opt["decide"] or opt["baseline"]):
         raise usage("--decide and --baseline take one run folder")
-    if len(run_dirs) == 1:
-        store, variants, machine = load_run(run_dirs[0])
-        run_acc = load_run_accuracy(run_dirs[0])
-        verdicts = gate.evaluate(store.all(), variants, budgets, run_acc)
+    folders = [open_run(d) for d in run_dirs]
+    if len(folders) == 1:
+        folder = folders[0]
+        variants, run_acc = folder.variants(), load_run_accuracy(folder)
+        verdicts = gate.evaluate(folder.results(), variants, budgets, run_acc)
         if opt["decide"]:
-            verdicts = _decide(store, verdicts, variants, budgets, opt, run_acc)
-        regressions = _regressions(store, machine, opt["baseline"], rule)
+            verdicts = _decide(folder, verdicts, variants, budgets, opt, run_acc)
+        regressions = _regressions(folder, opt["baseline"], rule)
     else:
         verdicts, regressions = _per_machine(run_dirs, budgets), []
+    notes = unreadable_notes([r for f in folders for r in f.results()], verdicts)
     code = gate.exit_code(verdicts, regressions)
-    paths = gate.write_outputs(opt["out"] or run_dirs[0], verdicts, regressions, code)
+    paths = gate.write_outputs(opt["out"] or run_dirs[0], verdicts, regressions, code, notes)
     print(paths["markdown"].read_text())
     log(f"[gate] exit {code}; {', '.join(str(p) for p in paths.values())}")
     return code
 
 
 def _per_machine(run_dirs: tuple[Path, ...], budgets) -> list:
-    for d in run_dirs:
-        load_run(d)  # a folder without cells/ is a usage error
     try:  # folder by folder: each one's accuracy.json goes with its own results
         groups = [(d, g) for d in run_dirs for g in gate_inputs([d])]
     except RunError as exc:
@@ -118,7 +125,7 @@ def report_cmd(run_dirs: tuple[Path, ...], budgets: str | None, out: Path | None
     an HTML page with plots, and its Markdown twin."""
     budget_file = read_budgets(budgets) if budgets else None
     for d in run_dirs:
-        load_run(d)
+        open_run(d)
     try:
         html_path, md_path = report.render_folders(run_dirs, budget_file, out)
     except RunError as exc:
