@@ -19,9 +19,8 @@ from scipy import stats as sps
 
 from odbench.stats import intervals
 from odbench.core.records import HARNESS_RUNTIMES, NOT_MEASURED, Result, lineage_root
-from odbench.bench.store import ResultStore
+from odbench.bench.run_folder import RunFolder
 from odbench.report.tables import cell_key, speedup
-from odbench.bench.store import load_variants
 
 
 @dataclass(frozen=True)
@@ -93,8 +92,8 @@ def _standardize(cell_id: str, what: str, x1: float, se1: float, k1: float, x2: 
 
 
 def _speedups(run: Path) -> dict[str, intervals.Ratio]:
-    results = ResultStore(run).all()
-    variants = load_variants(run)
+    folder = RunFolder.open(run)
+    results, variants = folder.results(), folder.variants()
     by_key = {cell_key(r.variant_id, r): r for r in results}
     out = {}
     for r in measured(results):
@@ -106,8 +105,8 @@ def _speedups(run: Path) -> dict[str, intervals.Ratio]:
 
 def standardized_rows(run1: Path, run2: Path) -> list[Standardized]:
     """Every cell measured in both runs: its p50, and its speedup over its fp32 baseline where it has one."""
-    one = {r.cell_id: r for r in measured(ResultStore(run1).all())}
-    two = {r.cell_id: r for r in measured(ResultStore(run2).all())}
+    one = {r.cell_id: r for r in measured(RunFolder.open(run1).results())}
+    two = {r.cell_id: r for r in measured(RunFolder.open(run2).results())}
     s1, s2 = _speedups(run1), _speedups(run2)
     rows = []
     for cid in sorted(one.keys() & two.keys()):
@@ -146,7 +145,7 @@ def main(argv: list[str]) -> None:  # pragma: no cover - prints the README's tab
     run1 = Path(argv[0])
     print("| cell | processes | samples/process | within sd (log) | between sd (log) | ms/sample | s/process besides samples | optimal samples/process |")
     print("|---|---|---|---|---|---|---|---|")
-    for v in variance_rows(ResultStore(run1).all()):
+    for v in variance_rows(RunFolder.open(run1).results()):
         print(f"| `{v.cell_id}` | {v.processes} | {v.samples_per_process:.0f} | {v.within_sd:.3f} | {v.between_sd:.3f} | "
               f"{v.sample_ms:.3f} | {v.process_cost_s:.2f} | {v.optimal_samples if v.optimal_samples < 10**8 else 'any'} |")
     if len(argv) > 1:
