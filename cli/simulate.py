@@ -1,6 +1,8 @@
 """`odbench simulate`: the seeded simulation of the gate and the regression check (docs/statistics.md)."""
 from __future__ import annotations
 
+import sys
+
 import click
 
 from odbench.verdicts import simulation
@@ -12,5 +14,6 @@ from odbench.verdicts import simulation
 @click.option("--seed", type=int, default=0, show_default=True)
 def simulate_cmd(trials: int, regression_trials: int, seed: int) -> int:
     """Print the error-rate table of the gate and the regression check (minutes at the defaults)."""
-    print(simulation.to_markdown(simulation.table(trials, regression_trials, seed)))
+    t = simulation.table(trials, regression_trials, seed, on_row=lambda row: print(f"# done: {row}", file=sys.stderr, flush=True))
+    print(simulation.to_markdown(t))
     return 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Callable
 
 import numpy as np
 from scipy import optimize
@@ -201,27 +202,34 @@ ISSUE_ROWS = (  # issue 19's populations
 DESIGNS = ((5, 200), (10, 200), (3, 400), (64, 200))
 
 
-@dataclass(frozen=True)
+@dataclass
 class Table:
     gate: list[GateRow] = field(default_factory=list)
     regression: list[RegressionRow] = field(default_factory=list)
+    on_row: Callable | None = None
+
+    def add(self, row: GateRow | RegressionRow) -> None:
+        (self.gate if isinstance(row, GateRow) else self.regression).append(row)
+        if self.on_row:
+            self.on_row(row)
 
 
-def table(trials: int = 2000, regression_trials: int = 2000, seed: int = 0) -> Table:
-    """Every row of docs/statistics.md (an hour on one core at the default trial counts; a count of 0 skips that part)."""
-    out = Table()
+def table(trials: int = 2000, regression_trials: int = 2000, seed: int = 0, on_row: Callable | None = None) -> Table:
+    """Every row of docs/statistics.md (hours on one core at the default trial counts; a count of 0 skips
+    that part). ``on_row`` is called with each row as it is done."""
+    out = Table(on_row=on_row)
     for i, pop in enumerate((*ISSUE_ROWS, MODEL, MEASURED) if trials else ()):
         for k, n in DESIGNS:
             for q in (95, 99):
-                out.gate.append(gate_rates(pop, q, k, n, trials, seed=seed + 10 * i + q))
-        out.gate.append(gate_rates(pop, 95, 10, 200, max(1, trials // 4), seed=seed + 10 * i + 7, looks=3))
+                out.add(gate_rates(pop, q, k, n, trials, seed=seed + 10 * i + q))
+        out.add(gate_rates(pop, 95, 10, 200, max(1, trials // 4), seed=seed + 10 * i + 7, looks=3))
     for i, pop in enumerate((MODEL, MEASURED, ISSUE_ROWS[0], ISSUE_ROWS[2]) if regression_trials else ()):
         for kc, kb in ((10, 10), (10, 3), (10, 2), (3, 10), (5, 5)):
-            out.regression.append(regression_rates(pop, kc, kb, 200, regression_trials, seed=seed + 100 * i + kc + kb))
-        out.regression.append(regression_rates(pop, 10, 10, 200, max(1, regression_trials // 4), cells=20, seed=seed + 100 * i + 50))
-        out.regression.append(regression_rates(pop, 10, 10, 200, max(1, regression_trials // 4), 0.20, seed=seed + 100 * i + 60))
-        out.regression.append(regression_rates(pop, 10, 10, 200, max(1, regression_trials // 4), 0.20, cells=20, seed=seed + 100 * i + 70))
-        out.regression.append(regression_rates(pop, 10, 10, 200, max(1, regression_trials // 4), 0.08, seed=seed + 100 * i + 80))
+            out.add(regression_rates(pop, kc, kb, 200, regression_trials, seed=seed + 100 * i + kc + kb))
+        out.add(regression_rates(pop, 10, 10, 200, max(1, regression_trials // 4), cells=20, seed=seed + 100 * i + 50))
+        out.add(regression_rates(pop, 10, 10, 200, max(1, regression_trials // 4), 0.20, seed=seed + 100 * i + 60))
+        out.add(regression_rates(pop, 10, 10, 200, max(1, regression_trials // 4), 0.20, cells=20, seed=seed + 100 * i + 70))
+        out.add(regression_rates(pop, 10, 10, 200, max(1, regression_trials // 4), 0.08, seed=seed + 100 * i + 80))
     return out
 
 
