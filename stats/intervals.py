@@ -48,8 +48,8 @@ def _tq(confidence: float, k: int) -> float:
     return float(sps.t.ppf(confidence, k - 1)) if k >= 2 else math.inf
 
 
-_DRAWS = 2**14
-_RESIDUAL_POINTS = 600
+_DRAWS = 2**15
+_RESIDUAL_POINTS = 400
 KURTOSIS_MIN_K = 20  # the within-process shape is kept as this many quantiles of the residuals
 
 
@@ -85,27 +85,28 @@ def fit(processes: Processes) -> Fit:
     return Fit(centres, residuals, np.sort(np.concatenate(arrays)), tuple(logs))
 
 
-def _offset(residuals: np.ndarray, sigmas: np.ndarray, q: float) -> np.ndarray:
-    """For each sigma: the q-quantile of e + sigma*Z, Z ~ N(0, 1) (the population of processes), by
-    bisection on P(e + sigma Z > x) = mean over residuals of Phi((e - x) / sigma)."""
+def _offset(residuals: np.ndarray, sigmas: np.ndarray, q: np.ndarray | float) -> np.ndarray:
+    """For each (sigma, q) pair: the q-quantile of e + sigma*Z, Z ~ N(0, 1) (the population of
+    processes), by bisection on P(e + sigma Z > x) = mean over residuals of Phi((e - x) / sigma)."""
+    q = np.broadcast_to(np.asarray(q, dtype=np.float64), sigmas.shape)
     n = residuals.size
     e = residuals if n <= _RESIDUAL_POINTS else np.quantile(residuals, (np.arange(_RESIDUAL_POINTS) + 0.5) / _RESIDUAL_POINTS)
     sig = np.maximum(sigmas, 1e-12)[:, None]
     lo = np.full(sigmas.shape, float(e[0]) - 9 * float(sigmas.max()) - 1e-9)
     hi = np.full(sigmas.shape, float(e[-1]) + 9 * float(sigmas.max()) + 1e-9)
-    for _ in range(30):
+    for _ in range(24):
         mid = (lo + hi) / 2
         over = ndtr((e[None, :] - mid[:, None]) / sig).mean(axis=1) > 1 - q
         lo, hi = np.where(over, mid, lo), np.where(over, hi, mid)
     out = (lo + hi) / 2
-    return np.where(sigmas > 0, out, float(np.quantile(residuals, q)))
+    return np.where(sigmas > 0, out, np.quantile(residuals, q))
 
 
 @lru_cache(maxsize=8)
 def _uniforms(k: int) -> np.ndarray:
-    """Fixed-seed quasi-random points in the unit square (smaller error than iid draws): the same
+    """Fixed-seed quasi-random points in the unit cube (smaller error than iid draws): the same
     data always give the same bounds."""
-    return qmc.Sobol(2, scramble=True, seed=20131003 + k).random(_DRAWS)
+    return qmc.Sobol(3, scramble=True, seed=20131003 + k).random(_DRAWS)
 
 
 @lru_cache(maxsize=256)
@@ -135,20 +136,41 @@ def spread_df(centres: np.ndarray) -> float:
     return float(min(k - 1, max(1.0, round(4 * df) / 4)))
 
 
+@lru_cache(maxsize=64)
+def _levels(k: int, n: int, q: float) -> np.ndarray:
+    """Per draw, the level of the within-process shape that stands for its q-quantile: (J + 1/2) / n,
+    J ~ Binomial(n, q), the fiducial distribution of a quantile from n samples (its c-quantile gives
+    the binomial order-statistic bound, as in MLPerf's rule; Hannig 2009, "On generalized fiducial
+    inference", Statistica Sinica 19). It carries the finite sampling of the tail into the bounds;
+    n counts samples as independent, which within-process autocorrelation makes optimistic."""
+    j = sps.binom.ppf(_uniforms(k)[:, 2], n, q)
+    return np.clip((j + 0.5) / n, 0.5 / n, 1 - 0.5 / n)
+
+
 def _quantile_draws(f: Fit, q: float) -> np.ndarray:
     """Generalized pivotal draws of the population's log q-quantile mu + h(sigma_b) (Weerahandi 1993;
     Krishnamoorthy & Mathew 2003, "Inferences on the means of lognormal distributions using
     generalized p-values and generalized confidence intervals", JSPI 115): with one U ~ chi2(df)
     per draw, sigma_b* = s sqrt(df / U) and mu* = ybar - Z sigma_b* / sqrt(k), df = k - 1 for
     normal offsets (then the bound is the exact normal tolerance bound, the noncentral t), fewer
-    when the offsets' kurtosis says their spread is less certain (``spread_df``)."""
+    when the offsets' kurtosis says their spread is less certain (``spread_df``); h at a level
+    drawn for the finite tail (``_levels``)."""
     k, s = f.k, f.s
     df = spread_df(f.centres)
     z, u = _pivots(k, df)
-    sig = s * np.sqrt(df / u)
-    grid = np.unique(np.quantile(sig, np.linspace(0, 1, 11))) if s > 0 else np.zeros(1)
-    h = _offset(f.residuals, grid, q)
-    hs = np.interp(sig, grid, h) if grid.size > 1 else np.full(_DRAWS, h[0])
+    sig = s * np.sqrt(df / u) if s > 0 else np.zeros(_DRAWS)
+    lev = _levels(k, f.residuals.size, q)
+    sgrid = np.unique(np.quantile(sig, np.linspace(0, 1, 7)))
+    lgrid = np.unique(np.quantile(lev, np.linspace(0, 1, 5)))
+    h = _offset(f.residuals, np.repeat(sgrid, lgrid.size), np.tile(lgrid, sgrid.size)).reshape(sgrid.size, lgrid.size)
+    by_level = np.array([np.interp(sig, sgrid, h[:, j]) for j in range(lgrid.size)])  # (levels, draws)
+    if lgrid.size == 1:
+        hs = by_level[0]
+    else:
+        i = np.clip(np.searchsorted(lgrid, lev) - 1, 0, lgrid.size - 2)
+        w = np.clip((lev - lgrid[i]) / (lgrid[i + 1] - lgrid[i]), 0.0, 1.0)
+        cols = np.arange(_DRAWS)
+        hs = (1 - w) * by_level[i, cols] + w * by_level[i + 1, cols]
     return f.centres.mean() - z * sig / math.sqrt(k) + hs
 
 
