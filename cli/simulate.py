@@ -10,7 +10,8 @@ from odbench.verdicts import simulation
 
 @click.command("simulate")
 @click.option("--trials", type=click.IntRange(min=0), default=2000, show_default=True, help="runs per gate row (0: skip the gate rows)")
-@click.option("--regression-trials", type=click.IntRange(min=0), default=2000, show_default=True, help="runs per regression row (0: skip them)")
+@click.option("--regression-trials", type=click.IntRange(min=0), default=2000, show_default=True,
+              help="runs per regression row (0: skip them)")
 @click.option("--seed", type=int, default=0, show_default=True)
 def simulate_cmd(trials: int, regression_trials: int, seed: int) -> int:
     """Print the error-rate table of the gate and the regression check (minutes at the defaults)."""

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 from scipy import stats as sps
 
-from odbench.stats import intervals
-from odbench.core.records import HARNESS_RUNTIMES, NOT_MEASURED, Result, lineage_root
 from odbench.bench.run_folder import RunFolder
+from odbench.core.records import HARNESS_RUNTIMES, NOT_MEASURED, Result, lineage_root
 from odbench.report.tables import cell_key, speedup
+from odbench.stats import intervals
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Callable
 
 from odbench.bench.executors.local import merge_processes, run_process
-from odbench.verdicts.gate import CellVerdict, GateVerdict
-from odbench.core.records import NOT_MEASURED
 from odbench.bench.run_folder import RunFolder
+from odbench.core.records import NOT_MEASURED
+from odbench.verdicts.gate import CellVerdict, GateVerdict
 
 MAX_LOOKS = 4
 

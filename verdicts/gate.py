@@ -23,19 +23,14 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from xml.sax.saxutils import quoteattr
-from typing import Sequence
-
 from enum import StrEnum
+from pathlib import Path
+from typing import Sequence
+from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
-from odbench.stats import earlystop, intervals, robust
-from odbench.verdicts.accuracy import judge_budget, row_accuracy
-from odbench.verdicts.budgets import Budget, BudgetFile
 from odbench.core.records import (
     HARNESS_RUNTIMES,
     NOT_MEASURED,
@@ -45,6 +40,9 @@ from odbench.core.records import (
     atomic_write_text,
     lineage_root,
 )
+from odbench.stats import earlystop, intervals, robust
+from odbench.verdicts.accuracy import judge_budget, row_accuracy
+from odbench.verdicts.budgets import Budget, BudgetFile
 from odbench.verdicts.regression import (  # noqa: F401  (re-exported: the CLI and tests read them here)
     HARDWARE_KEYS,
     BaselineRefused,

@@ -28,7 +28,8 @@ def ledger_path(run_dir: Path) -> Path:
 
 
 def _key(r: Result, machine: dict) -> str:
-    return "|".join((r.cell_id, str(r.provenance.get("model_sha256", "")), str(machine.get("cpu_model", "")), str(machine.get("hostname", ""))))
+    parts = (r.cell_id, r.provenance.get("model_sha256", ""), machine.get("cpu_model", ""), machine.get("hostname", ""))
+    return "|".join(str(p) for p in parts)
 
 
 @dataclass(frozen=True)

@@ -239,7 +239,8 @@ def to_markdown(t: Table) -> str:
              "| population | processes x samples | looks | percentile | false PASS | false FAIL | decided at ±20% | processes at the end |",
              "|---|---|---|---|---|---|---|---|"]
     for r in t.gate:
-        lines.append(f"| {r.population} | {r.design} | {r.looks} | p{r.q} | {r.false_pass} | {r.false_fail} | {r.decided} | {r.processes:.0f} |")
+        lines.append(f"| {r.population} | {r.design} | {r.looks} | p{r.q} | {r.false_pass} | {r.false_fail} | {r.decided} "
+                     f"| {r.processes:.0f} |")
     lines += ["", "Regression check 10%:0.01 (permutation test, effect on the bound, Holm over the cells).", "",
               "| population | current v baseline x samples | cells | true slowdown | flagged REGRESSION |", "|---|---|---|---|---|"]
     for r in t.regression:

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import yaml
 
+from odbench.bench.run_folder import RunFolder
+from odbench.core.records import ProcessSamples, Result, Variant, to_json
 from odbench.verdicts import gate
 from odbench.verdicts.budgets import BudgetError, BudgetFile, load_budgets
-from odbench.core.records import ProcessSamples, Result, Variant, to_json
-from odbench.bench.run_folder import RunFolder
 
 REPO = Path(__file__).resolve().parents[2]
 MACHINE = {"cpu_model": "AMD EPYC", "arch": "x86_64", "isa": ["avx2", "fma"], "physical_cores": 2, "logical_cpus": 2, "memory_mb": 24105}
@@ -232,8 +232,8 @@ def test_decide_adds_processes_to_an_inconclusive_cell_and_counts_the_look(tmp_p
     """Too few processes for a tight budget -> INCONCLUSIVE with how many would decide -> a batch added -> look 2."""
     import dataclasses
 
-    from odbench.verdicts.decide import extend
     from odbench.bench.executors.local import LocalExecutor
+    from odbench.verdicts.decide import extend
     from tests.conftest import make_tiny_onnx
     from tests.helpers import cell
 
