@@ -35,11 +35,12 @@ def test_upper_bound_misses_at_its_nominal_rate():
 
 
 def test_heavy_tailed_offsets_lower_the_spread_df():
+    """Bonett's kurtosis, floored at 5: normal offsets get 2(k-1)/(5-(k-3)/k) = 31.1 df at k = 64, heavy ones fewer."""
     rng = np.random.default_rng(3)
     normal = np.median([intervals.spread_df(rng.normal(size=64)) for _ in range(30)])
     heavy = np.median([intervals.spread_df(rng.standard_t(3, 64)) for _ in range(30)])
-    assert normal > 50 and heavy < 35
-    assert intervals.spread_df(rng.normal(size=4)) == 3
+    assert normal == pytest.approx(2 * 63 / (5 - 61 / 64), abs=0.25) and heavy < normal
+    assert intervals.spread_df(rng.normal(size=4)) == 3 and intervals.spread_df(rng.normal(size=19)) == 18
 
 
 @pytest.mark.parametrize("cv, q", [(0.0, 95), (0.0, 99), (0.10, 95)])
