@@ -49,7 +49,7 @@ def unreadable_notes(results: Sequence, verdicts: Sequence) -> list[str]:
 
 def decide(folder: RunFolder, verdicts: list, budgets: BudgetFile, max_rounds: int = 3, max_processes: int = 80,
            on_round: Callable[[int], None] | None = None, on_result: Callable | None = None,
-           earlier_looks: dict[str, int] | None = None, min_group: float = gating.MIN_GROUP) -> list:
+           earlier_looks: dict[str, int] | None = None, min_group: float | None = None) -> list:
     """Add batches of processes to INCONCLUSIVE cells (each batch a stricter look) until decided or a limit."""
     variants, run_acc = folder.variants(), load_run_accuracy(folder)
     for rounds in range(1, max_rounds + 1):
@@ -88,13 +88,13 @@ def _per_machine(run_dirs: Sequence[Path], budgets: BudgetFile) -> list:
 def gate(run_dirs: str | Path | Sequence[str | Path], budgets: str | Path | BudgetFile, baseline: str | Path | None = None,
          regression: str = "10%:0.01", decide_rounds: int = 0, max_processes: int = 80, out: str | Path | None = None,
          on_round: Callable[[int], None] | None = None, on_result: Callable | None = None,
-         min_group: float = gating.MIN_GROUP) -> GateOutcome:
+         min_group: float | None = None) -> GateOutcome:
     """Judge run folders against a budgets file: PASS / FAIL / INCONCLUSIVE / ERROR per budget and cell.
 
     Several folders (each from its own machine) are judged machine by machine. ``baseline``: a run folder
     from the same machine, checked for regressions by ``regression`` ('EFFECT%[:ALPHA]'). ``decide_rounds``
     > 0 adds batches of processes to INCONCLUSIVE cells (one folder only). ``min_group``: the share of
-    processes a group that differs is assumed to have at least (a PASS rests on it). Looks in earlier run
+    processes a group that differs is assumed to have at least (a PASS rests on it; default: the budgets file's). Looks in earlier run
     folders of the same cells count (verdicts/ledger.py; one folder only). An unreadable result is an ERROR
     where a budget needs it, and named in the notes otherwise. Writes gate.json, gate.junit.xml and gate.md
     to ``out`` (default: the first folder)."""

@@ -10,7 +10,6 @@ from odbench.api import verdicts as api
 from odbench.bench.arm import functional as arm
 from odbench.cli.common import err, log
 from odbench.report import accuracy_table
-from odbench.verdicts import gate
 
 RUN_DIR = click.Path(file_okay=False, path_type=Path)
 
@@ -34,8 +33,9 @@ def table_cmd(run_dir: Path) -> int:
 @click.option("--max-rounds", type=click.IntRange(min=1), default=3, show_default=True, help="--decide: batches to add at most")
 @click.option("--max-processes", type=click.IntRange(min=2), default=80, show_default=True,
               help="--decide: most processes a cell may reach (a PASS needs 57 at look 1, 64 at look 2, 71 at look 3)")
-@click.option("--min-group", type=click.FloatRange(0.001, 0.5), default=gate.MIN_GROUP, show_default=True,
-              help="the assumption a PASS rests on: a group of processes that differs is at least this share of them")
+@click.option("--min-group", type=click.FloatRange(0.001, 0.99), default=None,
+              help="the assumption a PASS rests on: a group of processes that differs is at least this share of them "
+                   "(default: the budgets file's min_group, 0.10)")
 @click.option("--out", type=RUN_DIR, help="where gate.json, gate.junit.xml and gate.md go (default: the first run folder)")
 def gate_cmd(run_dirs: tuple[Path, ...], **opt) -> int:
     """Judge run folders against a budgets file (and a baseline run): PASS / FAIL / INCONCLUSIVE.

@@ -3,6 +3,7 @@
 ```yaml
 version: 1
 confidence: 0.99            # for percentile and throughput verdicts
+min_group: 0.10             # a PASS assumes any group of processes that differs is >= 10% of them
 budgets:
   - name: ranker-on-host    # optional; shown in reports
     model: ctr-ml100k       # glob patterns; "*" (the default) matches anything
@@ -86,6 +87,7 @@ class BudgetFile(BaseModel):
 
     version: Literal[1] = 1
     confidence: float = Field(default=0.99, gt=0.5, lt=1)
+    min_group: float = Field(default=0.10, gt=0, lt=1)  # the gate's assumption (verdicts/gate.py MIN_GROUP)
     budgets: tuple[Budget, ...] = Field(min_length=1)
 
 

@@ -271,10 +271,12 @@ def judge_cell(r: Result, budget: Budget, variants: dict[str, Variant], confiden
 
 
 def evaluate(results: list[Result], variants: dict[str, Variant], budgets: BudgetFile, run_accuracy: dict | None = None,
-             earlier_looks: dict[str, int] | None = None, min_group: float = MIN_GROUP) -> list[CellVerdict]:
+             earlier_looks: dict[str, int] | None = None, min_group: float | None = None) -> list[CellVerdict]:
     """``run_accuracy``: the run's per-runtime accuracy (bench/accuracy.load_run_accuracy), for accuracy budgets;
-    ``earlier_looks``: per cell id, its looks in earlier run folders (verdicts/ledger.py)."""
+    ``earlier_looks``: per cell id, its looks in earlier run folders (verdicts/ledger.py); ``min_group``
+    overrides the budgets file's."""
     earlier = earlier_looks or {}
+    min_group = budgets.min_group if min_group is None else min_group
     out = []
     for budget in budgets.budgets:
         matched = [r for r in results if budget.matches(r) and r.runtime not in HARNESS_RUNTIMES]

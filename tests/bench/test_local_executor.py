@@ -157,10 +157,15 @@ def test_a_slowed_process_widens_the_interval_and_never_passes_a_tight_budget(mo
     assert medians[1] > 2.5 * min(medians[0], medians[2])  # the option reached process 2 only
     width = lambda r: r.stats["p50_hi"] / r.stats["p50_lo"]  # noqa: E731
     assert width(slowed) > 2 * width(even)
-    b = BudgetFile.model_validate({"budgets": [{"runtime": "faulty", "latency_ms": {"p50": 2.0}}]})
-    # judged directly: gate.evaluate leaves harness doubles (null, faulty) out of a run's verdicts
-    assert gate.judge_cell(even, b.budgets[0], {}, b.confidence).verdict == "PASS"
-    assert gate.judge_cell(slowed, b.budgets[0], {}, b.confidence).verdict != "PASS"
+    # judged directly: gate.evaluate leaves harness doubles (null, faulty) out of a run's verdicts. min_group 0.9:
+    # the test states its processes are alike (3 processes see a group of 90% with 99.9% probability)
+    loose = BudgetFile.model_validate({"min_group": 0.9, "budgets": [{"runtime": "faulty", "latency_ms": {"p50": 20.0}}]})
+    ok = gate.judge_cell(even, loose.budgets[0], {}, loose.confidence, min_group=loose.min_group)
+    assert ok.verdict == "PASS", ok.reason
+    # 2 ms: the fast processes' medians (1 ms) meet it; on a loaded machine some of their samples do not, and 3
+    # processes cannot bound the fraction over it (the gate's model-free exceedance bound), so only the slowed cell is asserted
+    b = BudgetFile.model_validate({"min_group": 0.9, "budgets": [{"runtime": "faulty", "latency_ms": {"p50": 2.0}}]})
+    assert gate.judge_cell(slowed, b.budgets[0], {}, b.confidence, min_group=b.min_group).verdict != "PASS"
 
 
 def test_input_binding_stays_outside_the_timer(models):

@@ -46,7 +46,7 @@ def test_pareto_frontier():
 
 def test_report_has_every_plot_and_the_selection(run):
     tmp_path, results, variants = run
-    budgets = BudgetFile.model_validate({"budgets": [{"scenario": "rank-200", "latency_ms": {"p95": 0.5}}]})
+    budgets = BudgetFile.model_validate({"min_group": 0.9, "budgets": [{"scenario": "rank-200", "latency_ms": {"p95": 0.5}}]})
     verdicts = gate.evaluate(results, variants, budgets)
     html_path, md_path = report.render(tmp_path, results, variants, {"cpu_model": "test"}, verdicts, {})
     html = html_path.read_text()
@@ -93,7 +93,7 @@ def test_runtimes_are_compared_and_a_wrong_fast_cell_is_left_out(run):
     other = [dataclasses.replace(r, cell_id=r.cell_id.replace("onnxruntime", "openvino"), runtime="openvino",
                                  stats={k: v / 4 for k, v in r.stats.items()}) for r in host]
     other[0] = dataclasses.replace(other[0], verdict="FAIL", reason="outputs do not match: vs fp32 on onnxruntime: cosine 0.2 < 0.9")
-    budgets = BudgetFile.model_validate({"budgets": [{"scenario": other[0].scenario, "latency_ms": {"p95": 0.5}}]})
+    budgets = BudgetFile.model_validate({"min_group": 0.9, "budgets": [{"scenario": other[0].scenario, "latency_ms": {"p95": 0.5}}]})
     verdicts = gate.evaluate(host + other, variants, budgets)
     html = report.render(tmp_path, host + other, variants, {"cpu_model": "test"}, verdicts, {})[0].read_text()
     assert "id='ctr-runtimes'" in html and (tmp_path / "report" / "plots" / "ctr-runtimes.png").stat().st_size > 5000
@@ -146,7 +146,7 @@ def test_a_report_over_two_machines_names_both_and_never_pools_their_samples(run
         for r in g.results:
             own = next(h for h in host if h.cell_id == r.cell_id)
             assert r.n_samples == own.n_samples and r.stats["p50"] == pytest.approx(np.median(own.samples_ms) * scale)
-    budgets = BudgetFile.model_validate({"budgets": [{"scenario": "rank-200", "latency_ms": {"p95": 1.0}}]})
+    budgets = BudgetFile.model_validate({"min_group": 0.9, "budgets": [{"scenario": "rank-200", "latency_ms": {"p95": 1.0}}]})
     html_path, md_path = report.render_runs(groups, tmp_path / "out", report.evaluate_groups(groups, budgets))
     html, md = html_path.read_text(), md_path.read_text()
     assert "AMD EPYC (AVX-512 VNNI, 2 cores, 24 GiB)" in html and "AMD EPYC (AVX2, 2 cores, 24 GiB)" in html

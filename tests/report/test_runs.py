@@ -80,6 +80,6 @@ def test_each_machines_cells_are_judged_on_its_own_data(tmp_path):
 
     fast = write_run(tmp_path / "fast", AVX512, [timed(1.0)], VARIANTS)
     slow = write_run(tmp_path / "slow", AVX2, [timed(9.0)], VARIANTS)
-    budgets = BudgetFile.model_validate({"budgets": [{"scenario": "s", "latency_ms": {"p95": 5.0}}]})
+    budgets = BudgetFile.model_validate({"min_group": 0.9, "budgets": [{"scenario": "s", "latency_ms": {"p95": 5.0}}]})
     verdicts = {m.isa_class: [v.verdict for v in gate.evaluate(rs, vs, budgets)] for m, rs, vs in gate_inputs([fast, slow])}
     assert verdicts == {"AVX-512 VNNI": ["PASS"], "AVX2": ["FAIL"]}  # pooled, 600 samples half over: one FAIL for both
