@@ -41,8 +41,11 @@ from odbench.report.tables import write_tables
 from odbench.bench.store import load_variants
 from odbench.devices.profile import DeviceProfile
 from odbench.models.onnx_file import user_variant
+from odbench.models.user_data import EvalError, load_eval
+from odbench.models.user_task import UserTask
 from odbench.compressors.build import compress_onnx_file
 from odbench.compressors.recipes import built_for
+from odbench.core.onnx_tools import ort_run_fn
 from odbench.runtimes import get_runtime
 
 # The README's main command: every zoo model on these runtimes (a missing one is a reasoned SKIPPED).
@@ -83,6 +86,7 @@ class RunPlan:
     executor_name: str
     onnx_recipe: str | None = None  # --recipe given explicitly with --onnx: compress the user's file too
     accuracy: bool = True  # evaluate each timed (variant, runtime) on its own outputs after the matrix
+    eval_tasks: tuple = ()  # (onnx path, UserTask) per --onnx given with --eval (models/user_task.py)
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,28 @@ def _onnx_workloads(path: str, req: RunPlan, cache: Path) -> list[Workload]:
     return [Workload(v, {"synthetic": (feeds, batch)}) for v in [baseline] + [b.variant for b in built if b.variant]]
 
 
+def _eval_workloads(path: str, task: UserTask, req: RunPlan, cache: Path) -> list[Workload]:
+    """The user's file with its evaluation set: timing feeds from the set's test rows in its declared
+    scenario, variants calibrated and tuned on its tuning rows, accuracy on its test rows."""
+    variant = user_variant(path)
+    variant = dataclasses.replace(variant, scenarios=(task.scenario,), notes=variant.notes + (
+        f"evaluation set {task.data.path.name} ({task.spec.task}; tuning/test split: {task.spec.split.rule})",))
+    task.name = variant.model
+    feeds = Feeds(path=str(task.write_timing_feeds(req.out / "feeds")))
+    scen = {task.scenario: (feeds, task.items_per_inference)}
+    recipe = req.onnx_recipe or req.recipe
+    log(f"[eval] {variant.id}: {task.spec.task} on {task.data.path} ({len(task.data.ids('tuning'))} tuning / "
+        f"{len(task.data.ids('test'))} test {'queries' if task.spec.task == 'retrieval' else 'rows'}); timing scenario {task.scenario}")
+    if recipe == "none":
+        variant = dataclasses.replace(variant, accuracy=task.evaluate(ort_run_fn(variant.path)))
+        return [Workload(variant, scen, task.output_kind)]
+    baseline, built = compress_onnx_file(variant, feeds, recipe, cache, log=log, task=task)
+    for b in built:
+        if b.variant is None:
+            log(f"[compress] {b.step.key}: not built: {b.error}")
+    return [Workload(v, scen, task.output_kind) for v in [baseline] + [b.variant for b in built if b.variant]]
+
+
 def build_workloads(req: RunPlan, cache: Path) -> Built:
     t0 = time.perf_counter()
     workloads: list[Workload] = []
@@ -158,8 +184,9 @@ def build_workloads(req: RunPlan, cache: Path) -> Built:
         workloads += zoo
         headlines[zoo[0].variant.model] = model.headline
         compress_s += seconds
+    tasks = dict(req.eval_tasks)
     for path in req.onnx:
-        workloads += _onnx_workloads(path, req, cache)
+        workloads += _eval_workloads(path, tasks[path], req, cache) if path in tasks else _onnx_workloads(path, req, cache)
     return Built(tuple(workloads), headlines, time.perf_counter() - t0, compress_s)
 
 
@@ -283,8 +310,25 @@ def run_matrix(req: RunPlan, executor: Executor, cache: Path) -> int:
         t1 = time.perf_counter()
         results = [store.get(c.cell_id) if store.done(c.cell_id) else None for c in cells]
         measure_run_accuracy(results, load_variants(req.out), {m.name: m for m in req.models}, cache, req.out, log)
+        for _, task in req.eval_tasks:  # a user's model on its evaluation set: cached per set (the cache key is the file)
+            measure_run_accuracy(results, load_variants(req.out), {task.name: task},
+                                 cache / "user-eval" / task.data.sha256[:12], req.out, log)
         log(f"[accuracy] {time.perf_counter() - t1:.0f}s; per-runtime accuracy -> {req.out / ACCURACY_FILE}")
     return _summary(req, built, cells, store, run_s)
+
+
+def _eval_tasks(onnx: tuple[str, ...], eval_file: str | None) -> tuple:
+    """--eval checked before anything is built: the file, its rows, split and tokenizer, and its columns
+    against each --onnx model's signature (one line and exit 2 on any problem)."""
+    if eval_file is None:
+        return ()
+    if not onnx:
+        raise usage("--eval needs --onnx (the model the evaluation set is for)")
+    try:
+        data = load_eval(eval_file)
+        return tuple((path, UserTask(Path(path).resolve(), data)) for path in onnx)
+    except EvalError as exc:
+        raise usage(str(exc)) from None
 
 
 def _make_executor(name: str, scheduler: str | None, shared_root: str | None, seed: int) -> Executor:
@@ -306,6 +350,8 @@ def _make_executor(name: str, scheduler: str | None, shared_root: str | None, se
 @click.option("--timeout", type=float, help="per-cell timeout in seconds (default: from the preset)")
 @click.option("--dim", multiple=True, help="symbolic dimension size for --onnx feeds, NAME=SIZE (repeatable)")
 @click.option("--int-range", default="0:100", show_default=True, help="LOW:HIGH for synthetic integer inputs")
+@click.option("--eval", "eval_file", help="your evaluation set for --onnx (eval.yaml: ranking, retrieval or classification "
+              "rows; docs/your-data.md): task accuracy per runtime, variants calibrated on its tuning rows")
 @click.option("--feeds", help=".npz feed file for --onnx models (keys '<index>/<input name>')")
 @click.option("--out", default="results/latest", show_default=True, help="run folder; reruns resume")
 @click.option("--force", is_flag=True, help="rerun cells that already have results")
@@ -330,6 +376,7 @@ def run_cmd(ctx: click.Context, **opt) -> int:
             recipe_steps(m.name, opt["recipe"])
     for path in opt["onnx"]:
         existing_file(path, "ONNX file")
+    eval_tasks = _eval_tasks(opt["onnx"], opt["eval_file"])
     req = RunPlan(
         models=tuple(models), onnx=opt["onnx"], runtimes=tuple(parse_runtimes(opt["runtime"] or DEFAULT_RUNTIMES)),
         runtimes_asked=bool(opt["runtime"]), profiles=tuple(resolve_profiles(opt["profile"])), scenarios=opt["scenario"],
@@ -339,7 +386,7 @@ def run_cmd(ctx: click.Context, **opt) -> int:
         overhead=not opt["no_overhead"], parity=not opt["no_parity"], recipe=opt["recipe"],
         all_scenarios=opt["all_scenarios"], quiet=opt["quiet"], executor_name=opt["executor"],
         onnx_recipe=opt["recipe"] if ctx.get_parameter_source("recipe") == click.core.ParameterSource.COMMANDLINE else None,
-        accuracy=not opt["no_accuracy"],
+        accuracy=not opt["no_accuracy"], eval_tasks=eval_tasks,
     )
     executor = _make_executor(opt["executor"], opt["scheduler"], opt["shared_root"], opt["seed"])
     return run_matrix(req, executor, cache_path(ctx))

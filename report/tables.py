@@ -150,7 +150,7 @@ def row(r: Result, variants: dict[str, Variant], results_by_key: dict | None = N
         reason = "; ".join(filter(None, [reason, r.warnings[0] + more]))
     return {
         "model": r.model,
-        "variant": r.variant_id.split("/", 1)[-1],
+        "variant": r.variant_id.split("/", 1)[-1] + (f" ({v.config['label']})" if v and v.config.get("label") else ""),
         "parent": (v.parent or "").split("/", 1)[-1] if v else "",
         "compressor": (v.compressor or "") if v else "",
         **_ratio_columns("speedup_vs_fp32", vs_fp32),
