@@ -40,6 +40,7 @@ from odbench.bench.store import ResultStore
 from odbench.report.tables import write_tables
 from odbench.bench.store import load_variants
 from odbench.devices.profile import DeviceProfile
+from odbench.models.base import split_record
 from odbench.models.onnx_file import user_variant
 from odbench.models.user_data import EvalError, load_eval
 from odbench.models.user_task import UserTask
@@ -156,7 +157,8 @@ def _eval_workloads(path: str, task: UserTask, req: RunPlan, cache: Path) -> lis
     """The user's file with its evaluation set: timing feeds from the set's test rows in its declared
     scenario, variants calibrated and tuned on its tuning rows, accuracy on its test rows."""
     variant = user_variant(path)
-    variant = dataclasses.replace(variant, scenarios=(task.scenario,), notes=variant.notes + (
+    variant = dataclasses.replace(variant, scenarios=(task.scenario,), config={"eval": str(task.data.path), "eval_sha256": task.data.sha256,
+                                  "test": split_record("test", task.data.ids("test"))}, notes=variant.notes + (
         f"evaluation set {task.data.path.name} ({task.spec.task}; tuning/test split: {task.spec.split.rule})",))
     task.name = variant.model
     feeds = Feeds(path=str(task.write_timing_feeds(req.out / "feeds")))
@@ -309,10 +311,14 @@ def run_matrix(req: RunPlan, executor: Executor, cache: Path) -> int:
     if req.accuracy:  # each timed (variant, runtime)'s own accuracy, cached, into RUN/accuracy.json (verdicts/accuracy.py)
         t1 = time.perf_counter()
         results = [store.get(c.cell_id) if store.done(c.cell_id) else None for c in cells]
-        measure_run_accuracy(results, load_variants(req.out), {m.name: m for m in req.models}, cache, req.out, log)
-        for _, task in req.eval_tasks:  # a user's model on its evaluation set: cached per set (the cache key is the file)
-            measure_run_accuracy(results, load_variants(req.out), {task.name: task},
-                                 cache / "user-eval" / task.data.sha256[:12], req.out, log)
+        variants = load_variants(req.out)
+        tasks = {task.name: task for _, task in req.eval_tasks}
+        of_task = [r is not None and getattr(variants.get(r.variant_id), "model", None) in tasks for r in results]
+        measure_run_accuracy([r for r, t in zip(results, of_task) if not t], variants, {m.name: m for m in req.models},
+                             cache, req.out, log)
+        for name, task in tasks.items():  # a user's model on its evaluation set: cached per set (the cache key is the file)
+            mine = [r for r, t in zip(results, of_task) if t and variants[r.variant_id].model == name]
+            measure_run_accuracy(mine, variants, {name: task}, cache / "user-eval" / task.data.sha256[:12], req.out, log)
         log(f"[accuracy] {time.perf_counter() - t1:.0f}s; per-runtime accuracy -> {req.out / ACCURACY_FILE}")
     return _summary(req, built, cells, store, run_s)
 

@@ -223,7 +223,7 @@ class UserTask:
 
     def write_timing_feeds(self, out_dir: Path) -> Path:
         """The timing feeds (test rows, like the zoo's) in an .npz keyed by the eval set's content."""
-        path = Path(out_dir) / f"eval-{self.data.sha256[:12]}-{self.scenario}.npz"
+        path = (Path(out_dir) / f"eval-{self.data.sha256[:12]}-{self.scenario}.npz").resolve()
         if not path.exists():
             save_feeds(self.feeds("test", self.spec.timing.count), path)
         return path

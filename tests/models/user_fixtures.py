@@ -130,7 +130,7 @@ def word_tokenizer(path: Path, words: list[str]) -> Path:
     return path
 
 
-def encoder_model(path: Path, vocab: int, dim: int = 16, zero_w: bool = False, seed: int = 0) -> Path:
+def encoder_model(path: Path, vocab: int, dim: int = 32, zero_w: bool = False, seed: int = 0) -> Path:
     """input_ids, attention_mask -> token embeddings [b, s, dim] @ W (token-level output; pooling is the eval's)."""
     from onnx import TensorProto, helper
 
