@@ -38,6 +38,7 @@ from odbench.bench.parity import prepare
 from odbench.core.records import TIMING_PRESETS, CellSpec, Feeds, Result, Timing, to_json
 from odbench.bench.store import ResultStore
 from odbench.report.tables import write_tables
+from odbench.report.user_table import write_user_table
 from odbench.bench.store import load_variants
 from odbench.devices.profile import DeviceProfile
 from odbench.models.base import split_record
@@ -320,7 +321,13 @@ def run_matrix(req: RunPlan, executor: Executor, cache: Path) -> int:
             mine = [r for r, t in zip(results, of_task) if t and variants[r.variant_id].model == name]
             measure_run_accuracy(mine, variants, {name: task}, cache / "user-eval" / task.data.sha256[:12], req.out, log)
         log(f"[accuracy] {time.perf_counter() - t1:.0f}s; per-runtime accuracy -> {req.out / ACCURACY_FILE}")
-    return _summary(req, built, cells, store, run_s)
+    code = _summary(req, built, cells, store, run_s)
+    if req.eval_tasks:  # the user's model on the user's data: the short table
+        path = write_user_table(req.out, {t.name: t.primary_metric for _, t in req.eval_tasks})
+        log(f"[eval] your model on your data: {path}")
+        if not req.quiet:
+            print(path.read_text())
+    return code
 
 
 def _eval_tasks(onnx: tuple[str, ...], eval_file: str | None) -> tuple:

@@ -106,7 +106,11 @@ NO_FT = "no fine-tuning"
 ONNX_INT8DYN = Step("int8dyn", "inc-int8", IncConfig(approach="dynamic", tune=False))
 ONNX_MIXED = Step("int8mixed", "int8-mixed", MixedInt8Config(calib_samples=8, scan_samples=8), runtimes=("onnxruntime",))
 ONNX_EMB = Step("embint8", "embedding-quant", EmbeddingQuantConfig(bits=8, min_rows=256))
-ONNX_STATIC = Step("int8static", "inc-int8", IncConfig(approach="static", tune=False, calibration_samples=32))
+# Static int8 of the MatMuls/Gemms alone, outputs left in float (ORT's MatMulIntegerToFloat pattern): INC's full
+# static QDQ also quantizes Gather tables, and ORT then dequantizes the whole table on every call (the CTR
+# ranker's 64 MB tables: 28.8 ms vs 0.09 ms fp32 at rank-50, Xeon AVX-512, 2026-12-03, smoke preset, load ~8).
+ONNX_STATIC = Step("int8static", "inc-int8", IncConfig(approach="static", tune=False, op_types=("MatMul", "Gemm"),
+                                                       float_outputs=("MatMul", "Gemm"), calibration_samples=32))
 ONNX_NO_FT = (
     Step("prune50", "prune-magnitude", MagnitudePruneConfig(0.5), label=NO_FT),
     Step("svd", "lowrank-svd", LowRankConfig(target="matmul", energy=0.95), label=NO_FT),

@@ -271,7 +271,8 @@ def _load_rows(spec: EvalSpec, base: Path) -> tuple[pd.DataFrame, np.ndarray]:
         if not labels <= {0, 1, True, False}:
             raise EvalError(f"{path}: ranking label column {c.label!r} must be 0/1, found {sorted(labels, key=str)[:5]}")
     group = c.group or (c.user if spec.task == "ranking" else None)
-    test = split_rows(df, spec.split, group, c.time, str(path))
+    # the hash rule's key: the group (e.g. user), else the row id column, else the row's position
+    test = split_rows(df, spec.split, group or (c.id if spec.split.rule == "hash" else None), c.time, str(path))
     check_parts(test, str(path), "rows")
     for part, mask in (("test", test), ("tuning", ~test)):
         if spec.task == "ranking" and df.loc[mask, c.label].nunique() < 2:
