@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from odbench.core.feeds import embedding_vocab, load_feeds, synthetic_feeds
-from odbench.core.records import Feeds
 from odbench.core.onnx_tools import ort_run_fn
+from odbench.core.records import Feeds
 from odbench.runtimes.ort import OnnxRuntime
 
 

@@ -201,7 +201,8 @@ def check_parts(test: np.ndarray, where: str, unit: str) -> None:
     if n_test == 0:
         raise EvalError(f"{where}: the split leaves the test part empty (0 of {n} {unit}); change split.test_fraction or the rule")
     if n_test == n:
-        raise EvalError(f"{where}: the split leaves the tuning part empty (all {n} {unit} are test); change split.test_fraction or the rule")
+        raise EvalError(f"{where}: the split leaves the tuning part empty (all {n} {unit} are test); "
+                        "change split.test_fraction or the rule")
 
 
 def resolve_tokenizer(spec: TextSpec, base: Path) -> Path:
@@ -209,7 +210,8 @@ def resolve_tokenizer(spec: TextSpec, base: Path) -> Path:
     if p.is_dir():
         p = p / "tokenizer.json"
     if not p.exists():
-        raise EvalError(f"tokenizer path {spec.tokenizer!r} does not exist (looked for {p}); give a local tokenizer folder or tokenizer.json")
+        raise EvalError(f"tokenizer path {spec.tokenizer!r} does not exist (looked for {p}); "
+                        "give a local tokenizer folder or tokenizer.json")
     return p
 
 

@@ -12,11 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from odbench.models.metrics import point_metrics
 from odbench.core.records import HARNESS_RUNTIMES, NOT_MEASURED, Result, Variant, Verdict
 from odbench.report.tables import runtime_label as _runtime_label
 
 OK = tuple(v for v in Verdict if v not in NOT_MEASURED and v != Verdict.FAIL)  # timed, with outputs that match
-PRIMARY_METRICS = ("auc", "top10_overlap", "cosine")
+# The zoo's, then a user's evaluation set's (docs/your-data.md): ranking auc, retrieval ndcg@10, classification macro_f1.
+PRIMARY_METRICS = ("auc", "top10_overlap", "cosine", "ndcg@10", "macro_f1")
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,7 @@ class Plot:
 
 
 def primary_metric(variants) -> str | None:
-    keys = {k for v in variants for k in v.accuracy}
+    keys = {k for v in variants for k in point_metrics(v.accuracy)}  # never an interval bound or a delta
     for m in PRIMARY_METRICS:
         if m in keys:
             return m

@@ -24,8 +24,8 @@ import pandas as pd
 import yaml
 
 from odbench.models.base import cache_dir
-from odbench.models.ctr import CtrModel
 from odbench.models.classifier import ClassifierModel
+from odbench.models.ctr import CtrModel
 from odbench.models.data import movielens_100k
 from odbench.models.encoder import EncoderModel, model_dir
 

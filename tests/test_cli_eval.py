@@ -28,6 +28,8 @@ def test_run_with_an_evaluation_set_scores_each_row_on_its_own_runtime(tmp_path,
         assert "ndcg@10=" in r["accuracy"] and "[" in r["accuracy"], r
         assert r["scenario"] == "retrieval-b1"
         assert "ndcg@10=" in r["acc_delta_vs_fp32"], r
+    short = (out / "your-data.md").read_text()  # the short table: p50, the user's metric, the paired delta
+    assert "ndcg@10 [95% CI]" in short and "| prune50-global (no fine-tuning) |" in short and "(the reference)" not in short
     records = json.loads((out / "accuracy.json").read_text())["records"]
     assert {rec["source"] for rec in records} == {"evaluated"}  # not ONNX Runtime's build figure: options differ
     assert all(rec["accuracy"] and "delta_ndcg@10_lo" in rec["accuracy"] for rec in records)

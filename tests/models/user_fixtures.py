@@ -14,9 +14,12 @@ def _save(nodes, inputs, outputs, inits: dict, path: Path) -> Path:
     import onnx
     from onnx import helper, numpy_helper
 
+    def array(a):
+        a = np.asarray(a)
+        return a.astype(np.float32) if a.dtype.kind == "f" else a
+
     graph = helper.make_graph(nodes, path.stem, inputs, outputs,
-                              initializer=[numpy_helper.from_array(np.asarray(a, dtype=np.float32 if np.asarray(a).dtype.kind == "f" else None), n)
-                                           for n, a in inits.items()])
+                              initializer=[numpy_helper.from_array(array(a), n) for n, a in inits.items()])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)
