@@ -23,7 +23,7 @@ def test_run_with_an_evaluation_set_scores_each_row_on_its_own_runtime(tmp_path,
     assert "prune50-global (no fine-tuning)" in by_variant  # full-only, and labelled in the table
     assert not [v for v in by_variant if "int8" in v and "no fine-tuning" in v]
     ok = [r for r in rows if r["verdict"] == "OK"]
-    assert {"as-is", "int8-dyn", "int8-static"} <= {r["variant"] for r in ok}
+    assert {"as-is", "int8-dyn", "int8-static-matmul-gemm-fout"} <= {r["variant"] for r in ok}
     for r in ok:  # the user's metric, from this runtime's own outputs, with the paired delta vs the user's fp32
         assert "ndcg@10=" in r["accuracy"] and "[" in r["accuracy"], r
         assert r["scenario"] == "retrieval-b1"
@@ -41,3 +41,12 @@ def test_run_with_an_evaluation_set_scores_each_row_on_its_own_runtime(tmp_path,
     for v in variants:
         if v["parent"] is not None:
             assert v["config"]["tuned_on"]["sha256"] == tuning and v["config"]["tuned_on"]["unit"] == "queries"
+    # the gate's non-inferiority accuracy budget works on the user's metric
+    (tmp_path / "budgets.yaml").write_text("version: 1\nbudgets:\n  - name: mine\n    model: onnx-model-*\n"
+                                          "    accuracy_drop_max: 0.5\n    accuracy_metric: ndcg@10\n")
+    capsys.readouterr()
+    code = cli_main(["gate", str(out), "--budgets", str(tmp_path / "budgets.yaml")])
+    gate = capsys.readouterr().out
+    assert "ndcg@10 (task)" in gate and "paired 95% interval" in gate, gate
+    assert code in (0, 3), gate
+
