@@ -6,6 +6,7 @@ Layout of a run folder (results/README.md has the full description)::
     <run>/cells/<cell_id>.samples.npz   each process's samples, in order (p0, p1, ...; float32 ms)
     <run>/parts/<cell_id>/<k>.json      a finished process of a cell still running (interleaved runs)
     <run>/specs/<cell_id>.json          the CellSpec that produced it (lets the gate add processes)
+    <run>/variants.json                 every variant (its lineage), and each recipe step that built nothing (built: false)
     <run>/machine.json                  the host the run was made on
     <run>/table.md, table.csv           comparison tables (regenerated from cells/)
 
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from odbench.core.not_built import NotBuilt, split_variants_json
 from odbench.core.records import CellSpec, Result, Variant, atomic_write_bytes, atomic_write_text, to_json
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -48,11 +50,21 @@ def portable_spec(spec: CellSpec, to_disk: bool) -> CellSpec:
     return dataclasses.replace(spec, variant_path=fix(spec.variant_path), feeds=feeds, parity=parity)
 
 
-def load_variants(run_dir: Path) -> dict[str, Variant]:
-    path = run_dir / "variants.json"
+def _variants_json(run_dir: Path) -> tuple[list[dict], list[NotBuilt]]:
+    path = Path(run_dir) / "variants.json"
     if not path.exists():
-        return {}
-    return {d["id"]: Variant.from_dict(d) for d in json.loads(path.read_text())}
+        return [], []
+    return split_variants_json(json.loads(path.read_text()))
+
+
+def load_variants(run_dir: Path) -> dict[str, Variant]:
+    """The built variants of a run (variants.json's ``built: false`` entries are left out: load_not_built)."""
+    return {d["id"]: Variant.from_dict(d) for d in _variants_json(run_dir)[0]}
+
+
+def load_not_built(run_dir: Path) -> dict[str, NotBuilt]:
+    """The recipe steps of a run that built nothing, each with its reason (core/not_built.py)."""
+    return {nb.id: nb for nb in _variants_json(run_dir)[1]}
 
 
 class ResultStore:

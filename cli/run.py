@@ -38,7 +38,8 @@ from odbench.bench.parity import prepare
 from odbench.core.records import TIMING_PRESETS, CellSpec, Feeds, Result, Timing, to_json
 from odbench.bench.store import ResultStore
 from odbench.report.tables import write_tables
-from odbench.bench.store import load_variants
+from odbench.bench.store import load_not_built, load_variants
+from odbench.core.not_built import NotBuilt
 from odbench.devices.profile import DeviceProfile
 from odbench.models.onnx_file import user_variant
 from odbench.compressors.build import compress_onnx_file
@@ -91,6 +92,7 @@ class Built:
     headlines: dict[str, str]
     build_s: float
     compress_s: float
+    not_built: tuple[NotBuilt, ...] = ()  # recipe steps that built nothing, with their reasons (variants.json)
 
 
 def _timing(preset: str, min_time: float | None, processes: int | None = None) -> Timing:
@@ -106,7 +108,7 @@ def _timing(preset: str, min_time: float | None, processes: int | None = None) -
     return dataclasses.replace(timing, min_time_s=min_time, max_time_s=max(timing.max_time_s, min_time))
 
 
-def _zoo_workloads(model, cache: Path, req: RunPlan) -> tuple[list[Workload], float]:
+def _zoo_workloads(model, cache: Path, req: RunPlan) -> tuple[list[Workload], float, list[NotBuilt]]:
     """The fp32 baseline on every scenario, then its recipe's variants (headline scenario unless --all-scenarios)."""
     log(f"[build] {model.name}: fp32 baseline (cached after the first run) ...")
     variant = model.build(cache, log=log)
@@ -120,16 +122,17 @@ def _zoo_workloads(model, cache: Path, req: RunPlan) -> tuple[list[Workload], fl
     log(f"[build] {variant.id}: {variant.size_bytes / 2**20:.1f} MB, accuracy {variant.accuracy}, parity {variant.parity}")
     workloads = [Workload(variant, feeds, model.output_kind)]
     if req.recipe == "none":
-        return workloads, 0.0
+        return workloads, 0.0, []
     t0 = time.perf_counter()
     built = compress_zoo(model, variant, cache, req.recipe)
     scen = feeds if req.all_scenarios else {model.headline: feeds[model.headline]}
     workloads += [Workload(b.variant, scen, model.output_kind) for b in built if b.variant is not None]
-    return workloads, time.perf_counter() - t0
+    return workloads, time.perf_counter() - t0, [nb for b in built if (nb := b.not_built(variant))]
 
 
-def _onnx_workloads(path: str, req: RunPlan, cache: Path) -> list[Workload]:
-    """The user's file, and with an explicit --recipe every variant built from it (with lineage)."""
+def _onnx_workloads(path: str, req: RunPlan, cache: Path) -> tuple[list[Workload], list[NotBuilt]]:
+    """The user's file first, and with an explicit --recipe every variant built from it (with lineage);
+    a step that builds nothing is a NotBuilt record (its reason logged), never the end of the run."""
     try:
         variant = user_variant(path)
     except FileNotFoundError as exc:
@@ -140,12 +143,10 @@ def _onnx_workloads(path: str, req: RunPlan, cache: Path) -> list[Workload]:
     feeds = materialize_feeds(variant, feeds, req.out / "feeds", log=log)
     batch = dict(req.dims).get("batch", 1)
     if not req.onnx_recipe or req.onnx_recipe == "none":
-        return [Workload(variant, {"synthetic": (feeds, batch)})]
+        return [Workload(variant, {"synthetic": (feeds, batch)})], []
     baseline, built = compress_onnx_file(variant, feeds, req.onnx_recipe, cache, log=log)
-    for b in built:
-        if b.variant is None:
-            log(f"[compress] {b.step.name}: not built: {b.error}")
-    return [Workload(v, {"synthetic": (feeds, batch)}) for v in [baseline] + [b.variant for b in built if b.variant]]
+    workloads = [Workload(v, {"synthetic": (feeds, batch)}) for v in [baseline] + [b.variant for b in built if b.variant]]
+    return workloads, [nb for b in built if (nb := b.not_built(baseline))]
 
 
 def build_workloads(req: RunPlan, cache: Path) -> Built:
@@ -153,14 +154,23 @@ def build_workloads(req: RunPlan, cache: Path) -> Built:
     workloads: list[Workload] = []
     headlines: dict[str, str] = {}
     compress_s = 0.0
+    not_built: list[NotBuilt] = []
     for model in req.models:
-        zoo, seconds = _zoo_workloads(model, cache, req)
+        zoo, seconds, failed = _zoo_workloads(model, cache, req)
         workloads += zoo
         headlines[zoo[0].variant.model] = model.headline
         compress_s += seconds
+        not_built += failed
     for path in req.onnx:
-        workloads += _onnx_workloads(path, req, cache)
-    return Built(tuple(workloads), headlines, time.perf_counter() - t0, compress_s)
+        mine, failed = _onnx_workloads(path, req, cache)
+        workloads += mine
+        not_built += failed
+    if not_built:
+        log(f"[compress] {len(not_built)} recipe step(s) built nothing (listed in variants.json as built: false); "
+            f"the run benchmarks the {len(workloads)} variant(s) that were built:")
+        for nb in not_built:
+            log(f"  {nb.line()}")
+    return Built(tuple(workloads), headlines, time.perf_counter() - t0, compress_s, tuple(not_built))
 
 
 def _drop_unaccepted(cells: list[CellSpec], variants: dict) -> list[CellSpec]:
@@ -242,7 +252,11 @@ def execute(executor: Executor, cells: list[CellSpec], store: ResultStore, quiet
 def _write_run_files(req: RunPlan, built: Built, cells: list[CellSpec], store: ResultStore) -> None:
     variants = load_variants(req.out)
     variants.update({w.variant.id: w.variant for w in built.workloads})
-    store.write_json("variants.json", [json.loads(to_json(v)) for v in variants.values()])
+    # This run's models get this run's outcome; steps of models not built this time keep their earlier record.
+    models = {w.variant.model for w in built.workloads}
+    not_built = {k: nb for k, nb in load_not_built(req.out).items() if nb.model not in models}
+    not_built.update({nb.id: nb for nb in built.not_built})
+    store.write_json("variants.json", [json.loads(to_json(v)) for v in [*variants.values(), *not_built.values()]])
     store.write_json("machine.json", provenance.machine())
     if req.force:
         for c in cells:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -49,6 +50,35 @@ def test_run_with_a_corrupt_onnx_records_an_error_row_and_exits_nonzero(tmp_path
     assert p.returncode == 1
     rows = list(csv.DictReader((out / "table.csv").open()))
     assert rows[0]["verdict"] == "ERROR" and rows[0]["reason"]
+
+
+def test_a_step_that_builds_nothing_is_a_row_and_the_run_benchmarks_the_rest(tmp_path):
+    """--onnx with --recipe on a 6x6 MatMul: int8 dynamic builds, every other ONNX step refuses (no weight
+    large enough to split, prune or mix, no embedding table). Before issue 24 the failed-step log line
+    raised AttributeError and nothing was benchmarked."""
+    import json
+
+    from odbench.compressors.recipes import RECIPES
+
+    model = make_tiny_onnx(tmp_path / "mine.onnx", width=6)
+    out = tmp_path / "run"
+    env = {**os.environ, "ODBENCH_CACHE": str(tmp_path / "cache")}
+    p = subprocess.run([sys.executable, "-m", "odbench", "run", "--onnx", str(model), "--recipe", "default", "--runtime", "onnxruntime",
+                        "--preset", "smoke", "--out", str(out), "-q", "--no-overhead", "--no-accuracy"],
+                       capture_output=True, text=True, cwd=REPO, timeout=300, env=env)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr[-3000:]
+    entries = json.loads((out / "variants.json").read_text())
+    built = [e for e in entries if e.get("built", True)]
+    not_built = {e["step"]: e for e in entries if e.get("built", True) is False}
+    steps = {s.key for s in RECIPES[("onnx", "default")]}
+    assert set(not_built) == steps - {"int8dyn"}, not_built.keys()
+    for step, e in not_built.items():
+        assert e["kind"] == "refused" and e["reason"] and e["schema_version"] == 1, e
+        assert f"{e['id']} ({e['compressor']}): not built, refused: {e['reason']}" in p.stderr  # logged with its reason
+    assert [e["id"].split("/")[1] for e in built] == ["as-is", "int8-dyn"]  # the user's own file first
+    rows = list(csv.DictReader((out / "table.csv").open()))
+    assert sorted(r["variant"] for r in rows) == ["as-is", "int8-dyn"]
+    assert all(r["verdict"] == "OK" for r in rows), [(r["variant"], r["reason"]) for r in rows]
 
 
 def test_devices_validate_names_the_bad_field(tmp_path):
