@@ -41,7 +41,8 @@ from odbench.report.tables import write_tables
 from odbench.bench.store import load_not_built, load_variants
 from odbench.core.not_built import NotBuilt
 from odbench.devices.profile import DeviceProfile
-from odbench.models.onnx_file import user_variant
+from odbench.core.onnx_tools import quantized_summary
+from odbench.models.onnx_file import OWN_OUTPUTS, user_variant
 from odbench.compressors.build import compress_onnx_file
 from odbench.compressors.recipes import built_for
 from odbench.runtimes import get_runtime
@@ -137,6 +138,9 @@ def _onnx_workloads(path: str, req: RunPlan, cache: Path) -> tuple[list[Workload
         variant = user_variant(path)
     except FileNotFoundError as exc:
         raise usage(str(exc)) from None
+    if variant.config.get("already_quantized"):
+        log(f"[onnx] {variant.id}: {quantized_summary(variant.config['already_quantized'])}: benchmarked as-is as your baseline; "
+            f"the quantizers skip it; fidelity and parity are measured against {OWN_OUTPUTS}")
     lo, hi = req.int_range
     feeds = Feeds(path=str(req.feeds)) if req.feeds else Feeds(dims=req.dims, int_low=lo, int_high=hi)
     # Every runtime and the parity references must see the very same feeds: write them once.

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import csv
-import os
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from odbench.cli import run as run_cli
@@ -52,33 +53,63 @@ def test_run_with_a_corrupt_onnx_records_an_error_row_and_exits_nonzero(tmp_path
     assert rows[0]["verdict"] == "ERROR" and rows[0]["reason"]
 
 
-def test_a_step_that_builds_nothing_is_a_row_and_the_run_benchmarks_the_rest(tmp_path):
+def _run_in_process(argv, tmp_path, capsys, monkeypatch) -> tuple[int, str]:
+    from odbench.cli import main
+
+    monkeypatch.chdir(REPO)
+    monkeypatch.setenv("ODBENCH_CACHE", str(tmp_path / "cache"))  # main() sets it; monkeypatch restores it
+    code = main(["--cache", str(tmp_path / "cache"), *argv])
+    return code, capsys.readouterr().err
+
+
+def _variants_json(run_dir: Path) -> tuple[list[dict], dict[str, dict]]:
+    entries = json.loads((run_dir / "variants.json").read_text())
+    return [e for e in entries if e.get("built", True)], {e["step"]: e for e in entries if e.get("built", True) is False}
+
+
+def test_a_step_that_builds_nothing_is_a_row_and_the_run_benchmarks_the_rest(tmp_path, capsys, monkeypatch):
     """--onnx with --recipe on a 6x6 MatMul: int8 dynamic builds, every other ONNX step refuses (no weight
     large enough to split, prune or mix, no embedding table). Before issue 24 the failed-step log line
     raised AttributeError and nothing was benchmarked."""
-    import json
-
     from odbench.compressors.recipes import RECIPES
 
     model = make_tiny_onnx(tmp_path / "mine.onnx", width=6)
     out = tmp_path / "run"
-    env = {**os.environ, "ODBENCH_CACHE": str(tmp_path / "cache")}
-    p = subprocess.run([sys.executable, "-m", "odbench", "run", "--onnx", str(model), "--recipe", "default", "--runtime", "onnxruntime",
-                        "--preset", "smoke", "--out", str(out), "-q", "--no-overhead", "--no-accuracy"],
-                       capture_output=True, text=True, cwd=REPO, timeout=300, env=env)
-    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr[-3000:]
-    entries = json.loads((out / "variants.json").read_text())
-    built = [e for e in entries if e.get("built", True)]
-    not_built = {e["step"]: e for e in entries if e.get("built", True) is False}
+    code, err = _run_in_process(["run", "--onnx", str(model), "--recipe", "default", "--runtime", "onnxruntime", "--preset", "smoke",
+                                 "--out", str(out), "-q", "--no-overhead", "--no-accuracy"], tmp_path, capsys, monkeypatch)
+    assert code == 0 and "Traceback" not in err, err[-3000:]
+    built, not_built = _variants_json(out)
     steps = {s.key for s in RECIPES[("onnx", "default")]}
     assert set(not_built) == steps - {"int8dyn"}, not_built.keys()
-    for step, e in not_built.items():
+    for e in not_built.values():
         assert e["kind"] == "refused" and e["reason"] and e["schema_version"] == 1, e
-        assert f"{e['id']} ({e['compressor']}): not built, refused: {e['reason']}" in p.stderr  # logged with its reason
+        assert f"{e['id']} ({e['compressor']}): not built, refused: {e['reason']}" in err  # logged with its reason
+        assert f"`{e['id']}` ({e['compressor']}): not built, refused: {e['reason']}" in (out / "table.md").read_text()
     assert [e["id"].split("/")[1] for e in built] == ["as-is", "int8-dyn"]  # the user's own file first
     rows = list(csv.DictReader((out / "table.csv").open()))
     assert sorted(r["variant"] for r in rows) == ["as-is", "int8-dyn"]
     assert all(r["verdict"] == "OK" for r in rows), [(r["variant"], r["reason"]) for r in rows]
+
+
+def test_an_already_int8_file_is_benchmarked_as_is_and_not_quantized_again(tmp_path, capsys, monkeypatch):
+    """The issue's first case in small: ONNX Runtime's dynamic int8 of the tiny model, run with --recipe default."""
+    from tests.core.test_onnx_tools import make_dynamic
+
+    model = make_dynamic(tmp_path / "mine-int8.onnx", tmp_path)
+    out = tmp_path / "run"
+    code, err = _run_in_process(["run", "--onnx", str(model), "--recipe", "default", "--runtime", "onnxruntime", "--preset", "smoke",
+                                 "--out", str(out), "-q", "--no-overhead", "--no-accuracy"], tmp_path, capsys, monkeypatch)
+    assert code == 0, err[-3000:]
+    assert "already quantized (1 DynamicQuantizeLinear, 1 MatMulInteger): benchmarked as-is as your baseline" in err
+    built, not_built = _variants_json(out)
+    for step in ("int8dyn", "int8mixed", "embint8"):  # the quantizers skip it, saying why
+        assert not_built[step]["reason"].startswith("already quantized (1 DynamicQuantizeLinear, 1 MatMulInteger)"), not_built[step]
+    (baseline,) = [e for e in built if e["parent"] is None]
+    assert baseline["id"].endswith("/as-is") and baseline["config"]["fidelity_reference"] == "the user's own outputs (this file as-is)"
+    assert baseline["accuracy"]["fidelity_cosine"] == pytest.approx(1.0)  # against its own outputs, labelled so
+    rows = {r["variant"]: r for r in csv.DictReader((out / "table.csv").open())}
+    assert rows["as-is"]["verdict"] == "OK", rows["as-is"]["reason"]
+    assert "is already quantized (1 DynamicQuantizeLinear, 1 MatMulInteger): benchmarked as-is" in (out / "table.md").read_text()
 
 
 def test_devices_validate_names_the_bad_field(tmp_path):
