@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -164,10 +165,46 @@ def read_budgets(path: str) -> BudgetFile:
         raise usage(str(exc)) from None
 
 
-def load_run(run_dir: Path) -> tuple[ResultStore, dict, dict]:
-    """A run folder's store, variants and machine record; a folder without cells/ is a usage error."""
-    if not (run_dir / "cells").is_dir():
-        raise usage(f"{run_dir} is not a run folder (no cells/); run `odbench run --out {run_dir}` first")
+def positive(value: float | None, flag: str, unit: str = "seconds") -> float | None:
+    """A duration or count that must be a finite number above zero (None: not given)."""
+    if value is None:
+        return None
+    if not math.isfinite(value) or value <= 0:
+        raise usage(f"{flag} must be a positive number of {unit}, got {value:g}")
+    return value
+
+
+def output_folder(path: str, flag: str = "--out") -> Path:
+    """A folder results may be written to: an existing directory, or one that can be created (its first
+    existing ancestor is a writable directory). Checked before anything is built."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise usage(f"{flag} {path} is a file, not a folder: give a folder (it is created if missing)")
+    ancestor = p if p.exists() else next((a for a in p.absolute().parents if a.exists()), Path("/"))
+    if not ancestor.is_dir():
+        raise usage(f"{flag} {path} cannot be created: {ancestor} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise usage(f"{flag} {path} cannot be written: {ancestor} is not writable")
+    return p
+
+
+def check_run_folder(run_dir: Path, need_machine: bool = True) -> None:
+    """A run folder holds cells/ and machine.json (`odbench run --out` writes both); the message names what is missing."""
+    if not run_dir.exists():
+        raise usage(f"{run_dir} is not a run folder: it does not exist; run `odbench run --out {run_dir}` first")
+    if not run_dir.is_dir():
+        raise usage(f"{run_dir} is not a run folder: it is a file")
+    missing = [name for name, there in (("cells/", (run_dir / "cells").is_dir()),
+                                        ("machine.json", not need_machine or (run_dir / "machine.json").is_file())) if not there]
+    if missing:
+        raise usage(f"{run_dir} is not a run folder: it has no {' and no '.join(missing)} "
+                    f"(`odbench run --out {run_dir}` writes cells/ and machine.json)")
+
+
+def load_run(run_dir: Path, need_machine: bool = True) -> tuple[ResultStore, dict, dict]:
+    """A run folder's store, variants and machine record; a folder without cells/ (or machine.json,
+    unless ``need_machine`` is False) is a usage error naming what is missing."""
+    check_run_folder(run_dir, need_machine)
     machine = json.loads((run_dir / "machine.json").read_text()) if (run_dir / "machine.json").exists() else {}
     return ResultStore(run_dir), load_variants(run_dir), machine
 

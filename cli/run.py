@@ -23,9 +23,11 @@ from odbench.cli.common import (
     err,
     existing_file,
     log,
+    output_folder,
     parse_dims,
     parse_int_range,
     parse_runtimes,
+    positive,
     resolve_models,
     resolve_profiles,
     usage,
@@ -104,8 +106,7 @@ def _timing(preset: str, min_time: float | None, processes: int | None = None) -
         timing = dataclasses.replace(timing, processes=processes)
     if min_time is None:
         return timing
-    if min_time <= 0:
-        raise usage(f"--min-time must be > 0, got {min_time:g}")
+    positive(min_time, "--min-time")
     return dataclasses.replace(timing, min_time_s=min_time, max_time_s=max(timing.max_time_s, min_time))
 
 
@@ -351,9 +352,10 @@ def run_cmd(ctx: click.Context, **opt) -> int:
     req = RunPlan(
         models=tuple(models), onnx=opt["onnx"], runtimes=tuple(parse_runtimes(opt["runtime"] or DEFAULT_RUNTIMES)),
         runtimes_asked=bool(opt["runtime"]), profiles=tuple(resolve_profiles(opt["profile"])), scenarios=opt["scenario"],
-        timing=_timing(opt["preset"], opt["min_time"], opt["processes"]), preset=opt["preset"], timeout_s=opt["timeout"],
+        timing=_timing(opt["preset"], opt["min_time"], opt["processes"]), preset=opt["preset"],
+        timeout_s=positive(opt["timeout"], "--timeout"),
         dims=parse_dims(opt["dim"]), int_range=parse_int_range(opt["int_range"]),
-        feeds=existing_file(opt["feeds"], "feeds file"), out=Path(opt["out"]), force=opt["force"],
+        feeds=existing_file(opt["feeds"], "feeds file"), out=output_folder(opt["out"]), force=opt["force"],
         overhead=not opt["no_overhead"], parity=not opt["no_parity"], recipe=opt["recipe"],
         all_scenarios=opt["all_scenarios"], quiet=opt["quiet"], executor_name=opt["executor"],
         onnx_recipe=opt["recipe"] if ctx.get_parameter_source("recipe") == click.core.ParameterSource.COMMANDLINE else None,

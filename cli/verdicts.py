@@ -24,7 +24,7 @@ RUN_DIR = click.Path(file_okay=False, path_type=Path)
 @click.argument("run_dir", type=RUN_DIR)
 def table_cmd(run_dir: Path) -> int:
     """Regenerate table.md and table.csv of a run folder."""
-    load_run(run_dir)
+    load_run(run_dir, need_machine=False)  # a table names the machine when it is known
     md, _csv = write_tables(run_dir)
     print(md.read_text())
     return 0

@@ -179,6 +179,11 @@ def _usage_cases(tmp_path):
     (run_dir / "cells").mkdir(parents=True)
     bad_budgets = tmp_path / "bad.yaml"
     bad_budgets.write_text(BUDGETS_BAD)
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    no_cells = tmp_path / "no-cells"
+    no_cells.mkdir()
+    (no_cells / "machine.json").write_text("{}")
     return {
         "unknown model": (["run", "--model", "nosuch"], "unknown zoo model 'nosuch'"),
         "unknown runtime": (["run", "--onnx", model, "--runtime", "tflite"], "unknown runtime 'tflite'"),
@@ -202,6 +207,19 @@ def _usage_cases(tmp_path):
         "show unknown profile": (["devices", "show", "rpi9"], "unknown device profile 'rpi9'"),
         "worker without scheduler": (["worker", "--profile", "host"], "no scheduler address"),
         "compress unknown model": (["compress", "--model", "nosuch"], "unknown zoo model 'nosuch'"),
+        # issue 24: paths and values checked before anything is built
+        "out is a file": (["run", "--onnx", model, "--out", str(a_file)], f"--out {a_file} is a file, not a folder"),
+        "out under a file": (["run", "--onnx", model, "--out", str(a_file / "sub")], f"cannot be created: {a_file} is a file"),
+        "negative timeout": (["run", "--onnx", model, "--timeout", "-1"], "--timeout must be a positive number of seconds, got -1"),
+        "zero timeout": (["run", "--onnx", model, "--timeout", "0"], "--timeout must be a positive number of seconds, got 0"),
+        "nan min-time": (["run", "--onnx", model, "--min-time", "nan"], "--min-time must be a positive number of seconds, got nan"),
+        "zero processes": (["run", "--onnx", model, "--processes", "0"], "'--processes': 0 is not in the range x>=1"),
+        "zero decide rounds": (["gate", str(run_dir), "--budgets", "budgets/example.yaml", "--max-rounds", "0"], "'--max-rounds': 0"),
+        "gate without machine.json": (["gate", str(run_dir), "--budgets", "budgets/example.yaml"],
+                                      f"{run_dir} is not a run folder: it has no machine.json"),
+        "report without machine.json": (["report", str(run_dir)], f"{run_dir} is not a run folder: it has no machine.json"),
+        "gate without cells": (["gate", str(no_cells), "--budgets", "budgets/example.yaml"], f"{no_cells} is not a run folder: it has no cells/"),
+        "report of a file": (["report", str(a_file)], "is a file"),
     }
 
 
