@@ -50,7 +50,7 @@ def portable_spec(spec: CellSpec, to_disk: bool) -> CellSpec:
     return dataclasses.replace(spec, variant_path=fix(spec.variant_path), feeds=feeds, parity=parity)
 
 
-def _variants_json(run_dir: Path) -> tuple[list[dict], list[NotBuilt]]:
+def _variants_json(run_dir: Path) -> tuple[list[dict], list[dict]]:
     path = Path(run_dir) / "variants.json"
     if not path.exists():
         return [], []
@@ -64,7 +64,7 @@ def load_variants(run_dir: Path) -> dict[str, Variant]:
 
 def load_not_built(run_dir: Path) -> dict[str, NotBuilt]:
     """The recipe steps of a run that built nothing, each with its reason (core/not_built.py)."""
-    return {nb.id: nb for nb in _variants_json(run_dir)[1]}
+    return {nb.id: nb for nb in map(NotBuilt.from_dict, _variants_json(run_dir)[1])}
 
 
 class ResultStore:

@@ -3,7 +3,7 @@
 ``variants.json`` is a list. Each entry is either a built ``Variant`` (core/records.py; no ``built`` key,
 or ``built: true``) or a ``NotBuilt`` (``built: false``) naming the model, the step, the compressor and
 why it was not built. Readers that want the built variants only (tables, gate, report) skip the
-``built: false`` entries; ``split_variants_json`` hands back both.
+``built: false`` entries; ``split_variants_json`` hands back both, unparsed.
 
 NOT_BUILT_SCHEMA_VERSION:
   1 (2026-12-03): first version (issue 24: a failed compression step is a row, not a crash).
@@ -64,12 +64,13 @@ def is_not_built(entry: dict[str, Any]) -> bool:
     return entry.get("built", True) is False
 
 
-def split_variants_json(entries: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[NotBuilt]]:
-    """variants.json entries -> (built variants' dicts, NotBuilt records)."""
+def split_variants_json(entries: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """variants.json entries -> (built variants' dicts, not-built entries' dicts), neither parsed: a reader of
+    the built variants never fails on a not-built record (NotBuilt.from_dict parses those)."""
     built, not_built = [], []
     for entry in entries:
         if is_not_built(entry):
-            not_built.append(NotBuilt.from_dict(entry))
+            not_built.append(entry)
         else:
             built.append({k: v for k, v in entry.items() if k != "built"})
     return built, not_built
