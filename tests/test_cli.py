@@ -80,14 +80,16 @@ def test_a_step_that_builds_nothing_is_a_row_and_the_run_benchmarks_the_rest(tmp
     assert code == 0 and "Traceback" not in err, err[-3000:]
     built, not_built = _variants_json(out)
     steps = {s.key for s in RECIPES[("onnx", "default")]}
-    assert set(not_built) == steps - {"int8dyn"}, not_built.keys()
+    # today int8dyn builds and int8mixed, prune50, svd and embint8 refuse; a recipe that grows keeps the accounting
+    assert set(not_built) <= steps - {"int8dyn"} and {"int8mixed", "embint8"} <= set(not_built), not_built.keys()
+    assert len(built) == 1 + len(steps) - len(not_built)  # the user's file, and every step that built
     for e in not_built.values():
         assert e["kind"] == "refused" and e["reason"] and e["schema_version"] == 1, e
         assert f"{e['id']} ({e['compressor']}): not built, refused: {e['reason']}" in err  # logged with its reason
         assert f"`{e['id']}` ({e['compressor']}): not built, refused: {e['reason']}" in (out / "table.md").read_text()
-    assert [e["id"].split("/")[1] for e in built] == ["as-is", "int8-dyn"]  # the user's own file first
+    assert built[0]["id"].endswith("/as-is") and "int8-dyn" in [e["id"].split("/")[1] for e in built]  # the user's own file first
     rows = list(csv.DictReader((out / "table.csv").open()))
-    assert sorted(r["variant"] for r in rows) == ["as-is", "int8-dyn"]
+    assert sorted(r["variant"] for r in rows) == sorted(e["id"].split("/")[1] for e in built)  # all built, all benchmarked
     assert all(r["verdict"] == "OK" for r in rows), [(r["variant"], r["reason"]) for r in rows]
 
 
