@@ -212,8 +212,10 @@ def _usage_cases(tmp_path):
         # issue 24: paths and values checked before anything is built
         "out is a file": (["run", "--onnx", model, "--out", str(a_file)], f"--out {a_file} is a file, not a folder"),
         "out under a file": (["run", "--onnx", model, "--out", str(a_file / "sub")], f"cannot be created: {a_file} is a file"),
-        "negative timeout": (["run", "--onnx", model, "--timeout", "-1"], "--timeout must be a positive number of seconds, got -1"),
-        "zero timeout": (["run", "--onnx", model, "--timeout", "0"], "--timeout must be a positive number of seconds, got 0"),
+        "negative timeout": (["run", "--onnx", model, "--timeout", "-1"], "'--timeout': -1.0 is not in the range x>0"),
+        "zero timeout": (["run", "--onnx", model, "--timeout", "0"], "'--timeout': 0.0 is not in the range x>0"),
+        "nan timeout": (["run", "--onnx", model, "--timeout", "nan"], "--timeout must be a positive number of seconds, got nan"),
+        "infinite timeout": (["run", "--onnx", model, "--timeout", "inf"], "--timeout must be a positive number of seconds, got inf"),
         "nan min-time": (["run", "--onnx", model, "--min-time", "nan"], "--min-time must be a positive number of seconds, got nan"),
         "zero processes": (["run", "--onnx", model, "--processes", "0"], "'--processes': 0 is not in the range x>=1"),
         "zero decide rounds": (["gate", str(run_dir), "--budgets", "budgets/example.yaml", "--max-rounds", "0"], "'--max-rounds': 0"),

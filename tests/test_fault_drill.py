@@ -1,8 +1,8 @@
 """The fault drill (issue 24): one small matrix through the faults a user meets, in one go.
 
 `odbench run --onnx` on a tiny model with the ONNX recipe plus one step that raises, on ONNX Runtime and the
-`faulty` runtime whose cell process is killed (SIGKILL, as the OOM killer does), then a damaged result,
-then a resume. Every finished cell must survive byte for byte and every failure must be named:
+`faulty` runtime whose cell process is killed (SIGKILL, as the OOM killer does), then a damaged result
+(one finished cell truncated: table and gate name it as an ERROR row), then a resume that reruns it. Every finished cell must survive byte for byte and every failure must be named:
 the step in variants.json and the log, the killed cell as an ERROR row with its signal.
 """
 from __future__ import annotations
@@ -73,19 +73,34 @@ def test_fault_drill_every_finished_cell_survives_and_every_failure_is_named(tmp
     assert finished == set(built), [(r["variant"], r["reason"]) for r in rows]
     before = _cells(run)
 
-    # 2. a damaged result
-    # TODO(issue 24 item 3, house's RunFolder): truncate one finished cell to 200 bytes here and assert that
-    # table/gate/report list it as an ERROR row naming the file, and that the resume below rebuilds it from
-    # parts/ or reruns it, saying which. Left out until RunFolder lands on main: today the store drops the
-    # cell with one warning and the resume counts it as done.
+    # 2. a damaged result: one finished cell truncated to 200 bytes (a disk error, a bad merge, a hand edit)
+    (damaged,) = [c for c in before if "as-is__onnxruntime__" in c and c.endswith(".json")]
+    (run / "cells" / damaged).write_bytes(before[damaged][:200])
+    cell_id = damaged[: -len(".json")]
+    assert main(["table", str(run)]) == 0
+    capsys.readouterr()
+    (row,) = [r for r in csv.DictReader((run / "table.csv").open()) if r["variant"] == "as-is" and r["runtime"] == "onnxruntime"]
+    assert row["verdict"] == "ERROR" and row["reason"].startswith(f"unreadable result run/cells/{damaged}: JSONDecodeError")
+    budgets = tmp_path / "budgets.yaml"
+    model_id = json.loads(before[next(c for c in before if "__onnxruntime__" in c and c != damaged and c.endswith(".json"))])["model"]
+    budgets.write_text(f"version: 1\nbudgets:\n  - name: mine-size\n    model: {model_id}\n    runtime: onnxruntime\n    size_mb_max: 10\n")
+    assert main(["gate", str(run), "--budgets", str(budgets)]) == 1  # the budget needed the damaged cell
+    assert f"`{cell_id}`" in capsys.readouterr().out
 
-    # 3. the resume: nothing finished is run again, nothing is lost, every failure is still named
+    # 3. the resume: the damaged cell is rerun (a stored cell's parts/ are gone), nothing else is run again,
+    # nothing finished is lost, every failure is still named
     code = main(argv)
     again = capsys.readouterr().err
     assert code == 1 and "Traceback" not in again
-    assert f"{len(rows)} already done (resume), 0 to run" in again
-    assert _cells(run) == before  # byte-identical, the ERROR rows too
+    (line,) = [x for x in again.splitlines() if x.startswith(f"[resume] {cell_id}: unreadable result (JSONDecodeError")]
+    assert line.endswith("rerun"), line
+    assert f"{len(rows)} cells planned, {len(rows) - 1} already done (resume), 1 to run" in again
+    after = _cells(run)
+    assert {k: v for k, v in after.items() if not k.startswith(cell_id)} == {k: v for k, v in before.items() if not k.startswith(cell_id)}
+    assert json.loads(after[damaged])["verdict"] == "OK"  # measured again, whole
     assert f"{boom['id']} (drill-raises): not built, failed: RuntimeError: {FAULT}" in again
-    assert list(csv.DictReader((run / "table.csv").open())) == rows
+    rows_after = list(csv.DictReader((run / "table.csv").open()))
+    assert [(r["variant"], r["runtime"], r["verdict"]) for r in rows_after] == [(r["variant"], r["runtime"], r["verdict"]) for r in rows]
+    assert [r["reason"] for r in rows_after if r["runtime"].startswith("faulty")] == [r["reason"] for r in killed]
     table_md = (run / "table.md").read_text()
     assert f"`{boom['id']}` (drill-raises): not built, failed: RuntimeError: {FAULT}" in table_md
