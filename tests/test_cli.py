@@ -222,7 +222,8 @@ def _usage_cases(tmp_path):
         "gate without machine.json": (["gate", str(run_dir), "--budgets", "budgets/example.yaml"],
                                       f"{run_dir} is not a run folder: it has no machine.json"),
         "report without machine.json": (["report", str(run_dir)], f"{run_dir} is not a run folder: it has no machine.json"),
-        "gate without cells": (["gate", str(no_cells), "--budgets", "budgets/example.yaml"], f"{no_cells} is not a run folder: it has no cells/"),
+        "gate without cells": (["gate", str(no_cells), "--budgets", "budgets/example.yaml"],
+                               f"{no_cells} is not a run folder: it has no cells/"),
         "report of a file": (["report", str(a_file)], "is a file"),
     }
 

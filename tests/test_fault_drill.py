@@ -2,7 +2,8 @@
 
 `odbench run --onnx` on a tiny model with the ONNX recipe plus one step that raises, on ONNX Runtime and the
 `faulty` runtime whose cell process is killed (SIGKILL, as the OOM killer does), then a damaged result
-(one finished cell truncated: table and gate name it as an ERROR row), then a resume that reruns it. Every finished cell must survive byte for byte and every failure must be named:
+(one finished cell truncated: table and gate name it as an ERROR row), then a resume that reruns it.
+Every finished cell must survive byte for byte and every failure must be named:
 the step in variants.json and the log, the killed cell as an ERROR row with its signal.
 """
 from __future__ import annotations
