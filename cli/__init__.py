@@ -28,12 +28,12 @@ from importlib.metadata import PackageNotFoundError, version
 
 import click
 
+from odbench.cli.analysis import accuracy_cmd, baselines_cmd, design_cmd, int8_front_cmd, pareto_cmd
+from odbench.cli.arm import arm_cmd
 from odbench.cli.common import UsageError, parse_runtime, parse_runtimes, set_offline_env  # noqa: F401  (re-exported)
 from odbench.cli.compress import build_cmd, compress_cmd
 from odbench.cli.listing import devices_cmd, models_cmd
 from odbench.cli.run import run_cmd
-from odbench.cli.analysis import accuracy_cmd, baselines_cmd, design_cmd, int8_front_cmd, pareto_cmd
-from odbench.cli.arm import arm_cmd
 from odbench.cli.verdicts import gate_cmd, report_cmd, table_cmd
 from odbench.cli.worker import worker_cmd
 

@@ -34,7 +34,8 @@ def arm_setup_cmd(refresh: bool, best_effort: bool) -> int:
 
 @arm_cmd.command("check")
 @click.argument("run_dir", type=RUN_DIR)
-@click.option("--accuracy", multiple=True, metavar="MODEL", help="also compute this zoo model's task accuracy on the ARM outputs (repeatable; 'all')")
+@click.option("--accuracy", multiple=True, metavar="MODEL",
+              help="also compute this zoo model's task accuracy on the ARM outputs (repeatable; 'all')")
 @click.option("--runtime", multiple=True, help="only this runtime's cells (repeatable)")
 def arm_check_cmd(run_dir: Path, accuracy: tuple[str, ...], runtime: tuple[str, ...]) -> int:
     """Rerun a run folder's aarch64 cells on the aarch64 runtimes under qemu; their results replace the SKIPPED ones."""

@@ -25,10 +25,13 @@ def table_cmd(run_dir: Path) -> int:
 @click.argument("run_dirs", nargs=-1, required=True, type=RUN_DIR)
 @click.option("--budgets", required=True, help="budgets YAML (see budgets/example.yaml)")
 @click.option("--baseline", type=RUN_DIR, help="a baseline run folder from the same machine and runtime version (one RUN only)")
-@click.option("--regression", default="10%:0.01", show_default=True, help="EFFECT%[:ALPHA]: slowdown of the per-process medians and one-sided Welch p")
-@click.option("--decide", is_flag=True, help="add batches of processes to INCONCLUSIVE cells; batch j is judged at alpha/2^j, so the stated rate holds overall (one RUN only)")
+@click.option("--regression", default="10%:0.01", show_default=True,
+              help="EFFECT%[:ALPHA]: slowdown of the per-process medians and one-sided Welch p")
+@click.option("--decide", is_flag=True, help="add batches of processes to INCONCLUSIVE cells; batch j is judged at "
+              "alpha/2^j, so the stated rate holds overall (one RUN only)")
 @click.option("--max-rounds", type=click.IntRange(min=1), default=3, show_default=True, help="--decide: batches to add at most")
-@click.option("--max-processes", type=click.IntRange(min=2), default=40, show_default=True, help="--decide: most processes a cell may reach")
+@click.option("--max-processes", type=click.IntRange(min=2), default=40, show_default=True,
+              help="--decide: most processes a cell may reach")
 @click.option("--out", type=RUN_DIR, help="where gate.json, gate.junit.xml and gate.md go (default: the first run folder)")
 def gate_cmd(run_dirs: tuple[Path, ...], **opt) -> int:
     """Judge run folders against a budgets file (and a baseline run): PASS / FAIL / INCONCLUSIVE.
