@@ -8,14 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from odbench.core.records import Variant
 from odbench.compressors import NEEDS_TORCH, get_compressor
 from odbench.compressors.base import CompressionError, Task, config_dict
-from odbench.core.not_built import NotBuilt, NotBuiltKind
-from odbench.compressors.recipes import Step
 from odbench.compressors.fidelity import OnnxFidelityTask
-from odbench.compressors.recipes import RECIPES
+from odbench.compressors.recipes import RECIPES, Step
+from odbench.core.not_built import NotBuilt, NotBuiltKind
 from odbench.core.onnx_tools import ort_run_fn
+from odbench.core.records import Variant
 from odbench.models.metrics import point_metrics
 
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from odbench.models.metrics import point_metrics
 from odbench.core.records import HARNESS_RUNTIMES, NOT_MEASURED, Result, Variant, Verdict
+from odbench.models.metrics import point_metrics
 from odbench.report.tables import runtime_label as _runtime_label
 
 OK = tuple(v for v in Verdict if v not in NOT_MEASURED and v != Verdict.FAIL)  # timed, with outputs that match

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from odbench.core.feeds import load_feeds, materialize_feeds
-from odbench.core.records import Feeds, Variant
 from odbench.compressors.build import compress_onnx_file
 from odbench.compressors.recipes import RECIPES
+from odbench.core.feeds import load_feeds, materialize_feeds
+from odbench.core.records import Feeds, Variant
 from odbench.models.onnx_file import user_variant
 from tests.compressors.conftest import make_tiny_transformer
 
