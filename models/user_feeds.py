@@ -20,7 +20,6 @@ import pandas as pd
 
 from odbench.core.feeds import input_role
 from odbench.core.onnx_tools import onnx_signature
-from odbench.core.records import TensorSpec
 from odbench.models.user_data import EvalData, EvalError
 
 
@@ -155,12 +154,10 @@ class Featurizer:
 
 
 def run_rows(fz: Featurizer, run, df: pd.DataFrame, batch: int) -> np.ndarray:
-    """The scored output of every row of ``df``, in order (tabular rows or their text column)."""
+    """The scored output of every (tabular) row of ``df``, in order, ``batch`` rows per call."""
     outs = []
-    text = fz.spec.columns.text if fz.spec.text is not None else None
     for s in range(0, len(df), batch):
-        part = df.iloc[s : s + batch]
-        feed = fz.text_feed(part[text].tolist()) if text else fz.rows_feed(part)
+        feed = fz.rows_feed(df.iloc[s : s + batch])
         outs.append(fz.pick(run(feed), feed))
     return np.concatenate(outs, axis=0)
 
@@ -177,6 +174,3 @@ def run_texts(fz: Featurizer, run, texts: Sequence[str], batch: int) -> np.ndarr
         out[idx] = y
     return out
 
-
-def input_specs(fz: Featurizer) -> list[TensorSpec]:
-    return list(fz.inputs)
