@@ -41,6 +41,7 @@ from odbench.report.tables import write_tables
 from odbench.bench.store import load_variants
 from odbench.devices.profile import DeviceProfile
 from odbench.models.onnx_file import user_variant
+from odbench.models.metrics import accuracy_line
 from odbench.compressors.build import compress_onnx_file
 from odbench.compressors.recipes import built_for
 from odbench.runtimes import get_runtime
@@ -117,7 +118,8 @@ def _zoo_workloads(model, cache: Path, req: RunPlan) -> tuple[list[Workload], fl
             continue
         fs = model.feeds(scenario, cache)
         feeds[scenario] = (Feeds(path=str(fs.path)), fs.items_per_inference)
-    log(f"[build] {variant.id}: {variant.size_bytes / 2**20:.1f} MB, accuracy {variant.accuracy}, parity {variant.parity}")
+    acc = accuracy_line(variant.accuracy, getattr(model, "primary_metric", None), getattr(model, "fidelity_metric", None))
+    log(f"[build] {variant.id}: {variant.size_bytes / 2**20:.1f} MB, {acc}")
     workloads = [Workload(variant, feeds, model.output_kind)]
     if req.recipe == "none":
         return workloads, 0.0

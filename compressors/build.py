@@ -15,6 +15,7 @@ from odbench.compressors.recipes import Step
 from odbench.compressors.fidelity import OnnxFidelityTask
 from odbench.compressors.recipes import RECIPES
 from odbench.core.onnx_tools import ort_run_fn
+from odbench.models.metrics import accuracy_line
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,7 @@ def build_recipe(baseline: Variant, steps: tuple[Step, ...], task: Task, out_dir
             variant.save(Path(variant.path).parent / "variant.json")
         done[step.key] = variant
         built.append(Built(step, variant, seconds))
-        acc = ", ".join(f"{k}={v:.4f}" for k, v in variant.accuracy.items())
-        log(f"  [compress] {variant.id}: {variant.size_bytes / 2**20:.1f} MB, {acc} ({seconds:.1f}s)")
+        log(f"  [compress] {variant.id}: {variant.size_bytes / 2**20:.1f} MB, {accuracy_line(variant.accuracy)} ({seconds:.1f}s)")
     return built
 
 

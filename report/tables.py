@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 from odbench.stats import intervals
@@ -12,6 +13,7 @@ from odbench.core.constants import REFERENCE_RUNTIME
 from odbench.core.records import HARNESS_RUNTIMES, NOT_MEASURED, Result, Variant, atomic_write_text, lineage_root
 from odbench.bench.store import ResultStore, load_variants
 from odbench.models.metrics import point_metrics
+from odbench.report.figures import Estimate, delta_estimate, stat_estimate, task_metric
 
 COLUMNS = [
     "model", "variant", "parent", "compressor", "runtime", "profile", "measured_on", "scenario", "verdict",
@@ -20,18 +22,25 @@ COLUMNS = [
     "speedup_vs_fp32", "speedup_vs_fp32_lo", "speedup_vs_fp32_hi", "speedup_vs_ort", "speedup_vs_ort_lo", "speedup_vs_ort_hi",
     "items_per_s", "items_per_s_lo", "items_per_s_hi",
     "parity_vs_fp32", "parity_vs_ort", "max_abs_diff_vs_fp32", "max_abs_diff_vs_ort", "session_ms", "first_ms", "peak_rss_mb", "size_mb", "gzip_mb", "emb_mb", "dense_mb", "sparsity", "params",
-    "accuracy", "acc_delta_vs_fp32", "gating", "reason",
+    "accuracy", "acc_delta_vs_fp32", "task_metric", "task_delta_vs_fp32", "task_delta_lo", "task_delta_hi",
+    "gating", "warnings", "reason",
 ]
-# The Markdown table keeps the columns a reader compares; the CSV has them all.
-MD_COLUMNS = [
-    "model", "variant", "parent", "scenario", "runtime", "profile", "verdict", "processes", "p50 [95% CI]", "p95 [95% CI]",
-    "p99 [95% CI]", "between_cv", "speedup_vs_fp32 [95% CI]", "speedup_vs_ort [95% CI]", "items_per_s", "parity_vs_fp32", "parity_vs_ort", "first_ms", "peak_rss_mb",
-    "size_mb", "emb_mb", "accuracy", "acc_delta_vs_fp32", "reason",
-]
+# The Markdown table keeps the columns a user decides on (one table per model, profile and scenario);
+# the CSV has them all.
+MD_COLUMNS = ["variant", "runtime", "p50 ms [95% CI]", "speedup vs fp32 [95% CI]", "task Δ vs fp32 [95% CI]", "size MB", "verdict"]
+# Functional checks (e.g. an aarch64 profile under qemu-user): outputs are real, time is not.
+FUNCTIONAL_COLUMNS = ["variant", "runtime", "profile", "scenario", "verdict", "parity_vs_fp32", "reason"]
 
+
+TABLE_NOTE = (
+    "Latency in ms per inference; every interval is 95% with the fresh process as the unit of replication "
+    "(stats/intervals.py); speedup = fp32's p50 / the row's, on the same runtime, profile and scenario. "
+    "`task Δ`: the row's task metric minus fp32's on ONNX Runtime, from the row's own runtime's outputs, paired over "
+    "the same test examples. Verdicts: FAIL = timed, but outputs do not match the fp32 reference (parity); "
+    "SKIPPED = could not run here.")
 
 ACCURACY_NOTE = (
-    "Accuracy: `accuracy` is the task metrics [95% CI] (and fidelity) computed from the outputs of the row's own runtime "
+    "Accuracy (CSV): `accuracy` is the task metrics [95% CI] (and fidelity) computed from the outputs of the row's own runtime "
     "on the model's test split (`accuracy.json`, verdicts/accuracy.py); `acc_delta_vs_fp32` is that figure minus the fp32 "
     "baseline's on ONNX Runtime, paired over the same test examples [95% CI] (on an fp32 row of another runtime it is "
     "that runtime's own deviation). A default ONNX Runtime row without a record shows the variant's build-time figure, "
@@ -104,6 +113,23 @@ def cell_key(variant_id: str, r: Result, runtime: str | None = None, options: di
     return (variant_id, rt, options_key(opts), r.profile, r.scenario)
 
 
+def base_cell(r: Result, by_key: dict, variants: dict[str, Variant], against: str = "fp32") -> Result | None:
+    """The cell ``r`` is compared with: its lineage's fp32 root on the same runtime, options, profile and
+    scenario (``fp32``), or the same variant on default ONNX Runtime (``ort``)."""
+    if against == "fp32":
+        return by_key.get(cell_key(lineage_root(r.variant_id, variants), r))
+    return by_key.get(cell_key(r.variant_id, r, REFERENCE_RUNTIME, {}))
+
+
+def speedup_of(r: Result, by_key: dict, variants: dict[str, Variant], against: str = "fp32") -> intervals.Ratio | None:
+    """THE accessor every table, decision and plot reads a speedup through (``against``: "fp32" or "ort").
+    Where the figure comes from (isolated processes today, a paired design when the run has one) is
+    ``speedup``'s business alone."""
+    if r.runtime in HARNESS_RUNTIMES:
+        return None
+    return speedup(base_cell(r, by_key, variants, against), r)
+
+
 def speedup(base: Result | None, r: Result) -> intervals.Ratio | None:
     """base / r of the per-process medians (Welch interval on the logs); None when not comparable."""
     if base is None or base is r or base.verdict in NOT_MEASURED or r.verdict in NOT_MEASURED:
@@ -132,22 +158,47 @@ def accuracy_columns(r: Result, variants: dict[str, Variant], run_acc: dict[tupl
     return {"accuracy": " ".join(_metric_text(k, acc) for k in point_metrics(acc)), "acc_delta_vs_fp32": delta}
 
 
+def task_delta(r: Result, variants: dict[str, Variant], run_acc, metric: str | None) -> tuple[Estimate | None, str]:
+    """The row's task-metric delta vs fp32 on ONNX Runtime (its own runtime's figure), or (None, why not).
+    The fp32 root on default ONNX Runtime is the reference itself: exactly 0."""
+    v = variants.get(r.variant_id)
+    if r.runtime in HARNESS_RUNTIMES or v is None or metric is None:
+        return None, ""
+    root = lineage_root(r.variant_id, variants)
+    if _is_reference(r, variants):
+        return Estimate(0.0, 0.0, 0.0), ""
+    acc, why = row_accuracy(r, variants, run_acc)
+    if acc is None:
+        return None, why
+    base_v = variants.get(root)
+    d = delta_estimate(acc, base_v.accuracy if base_v else None, metric)
+    return d, ("" if d is not None else f"no {metric} delta recorded")
+
+
+def _task_columns(r: Result, variants, run_acc, metric: str | None) -> dict[str, str]:
+    d, why = task_delta(r, variants, run_acc, metric)
+    return {"task_metric": metric or "", "task_delta_vs_fp32": _fmt(d.value, 4) if d else "",
+            "task_delta_lo": _fmt(d.lo, 4) if d and d.has_interval else "", "task_delta_hi": _fmt(d.hi, 4) if d and d.has_interval else "",
+            "task Δ vs fp32 [95% CI]": ("0 (reference)" if d == Estimate(0.0, 0.0, 0.0) and _is_reference(r, variants)
+                                        else d.text(".4f", signed=True) if d else why)}
+
+
+def _is_reference(r: Result, variants: dict[str, Variant]) -> bool:
+    return r.variant_id == lineage_root(r.variant_id, variants) and r.runtime == REFERENCE_RUNTIME and not r.runtime_options
+
+
 def row(r: Result, variants: dict[str, Variant], results_by_key: dict | None = None,
-        run_acc: dict[tuple, RuntimeAccuracy] | None = None) -> dict[str, str]:
-    """One table row. ``run_acc``: the run's accuracy.json records (None: a run from before them)."""
+        run_acc: dict[tuple, RuntimeAccuracy] | None = None, metric: str | None = None) -> dict[str, str]:
+    """One table row. ``run_acc``: the run's accuracy.json records (None: a run from before them);
+    ``metric``: the model's task metric (figures.task_metric)."""
     harness = r.runtime in HARNESS_RUNTIMES
     v = variants.get(r.variant_id) if not harness else None
-    root = lineage_root(r.variant_id, variants)  # the fp32 (or as-is) baseline of the lineage
     by_key = results_by_key or {}
-    vs_fp32 = speedup(by_key.get(cell_key(root, r)), r) if not harness else None
-    ref = by_key.get(cell_key(r.variant_id, r, REFERENCE_RUNTIME, {}))
-    vs_ort = speedup(ref, r) if not harness else None
+    vs_fp32 = speedup_of(r, by_key, variants, "fp32")
+    vs_ort = speedup_of(r, by_key, variants, "ort")
     par = r.parity or {}
     s = r.stats or {}
-    reason = r.reason
-    if r.warnings and r.verdict not in NOT_MEASURED:
-        more = f" (+{len(r.warnings) - 1} more warnings in the cell JSON)" if len(r.warnings) > 1 else ""
-        reason = "; ".join(filter(None, [reason, r.warnings[0] + more]))
+    p50 = stat_estimate(s, "p50")
     return {
         "model": r.model,
         "variant": r.variant_id.split("/", 1)[-1],
@@ -185,9 +236,22 @@ def row(r: Result, variants: dict[str, Variant], results_by_key: dict | None = N
         "size_mb": _fmt(v.size_bytes / 2**20) if v else "",
         "params": str(v.params) if v and v.params else "",
         **accuracy_columns(r, variants, run_acc),
+        **_task_columns(r, variants, run_acc, metric),
+        "p50 ms [95% CI]": p50.text() if p50 else "",
+        "speedup vs fp32 [95% CI]": _speedup_text(r, vs_fp32, variants),
+        "size MB": _fmt(v.size_bytes / 2**20) if v else "",
         "gating": "yes" if r.gating else "no",
-        "reason": reason.replace("\n", " ").replace("|", "/")[:240],
+        "warnings": "; ".join(r.warnings).replace("\n", " ").replace("|", "/")[:400],
+        "reason": r.reason.replace("\n", " ").replace("|", "/")[:240],
     }
+
+
+def _speedup_text(r: Result, ratio: intervals.Ratio | None, variants: dict[str, Variant]) -> str:
+    if ratio is not None:
+        return Estimate.of(ratio.ratio, ratio.lo, ratio.hi).text() if Estimate.of(ratio.ratio) else ""
+    if r.variant_id == lineage_root(r.variant_id, variants) and r.verdict not in NOT_MEASURED and r.runtime not in HARNESS_RUNTIMES:
+        return "1 (reference)"
+    return ""
 
 
 def _percentile_columns(s: dict) -> dict[str, str]:
@@ -231,45 +295,94 @@ def overhead_line(results: list[Result]) -> str:
     return "Harness overhead (null session, per timed sample): " + "; ".join(parts)
 
 
+def warnings_summary(results: list[Result]) -> list[str]:
+    """Each kind of warning once, with how many cells raised it (numbers in the text are the first cell's)."""
+    kinds: dict[str, list] = {}
+    for r in results:
+        if r.verdict in NOT_MEASURED:
+            continue
+        for w in dict.fromkeys(re.sub(r"[0-9][0-9.]*", "#", w) for w in r.warnings):
+            kinds.setdefault(w, []).append(r)
+    out = []
+    for key, rs in sorted(kinds.items(), key=lambda kv: -len(kv[1])):
+        example = next(w for w in rs[0].warnings if re.sub(r"[0-9][0-9.]*", "#", w) == key)
+        out.append(f"{len(rs)} of {len(results)} cells: {example[:160]} (e.g. {rs[0].variant_id} on {rs[0].runtime})")
+    return out
+
+
+def _not_ok_notes(results: list[Result]) -> list[str]:
+    """Why rows are not OK, once per reason."""
+    why: dict[tuple, list[str]] = {}
+    for r in results:
+        if r.verdict != "OK" and r.reason:
+            why.setdefault((str(r.verdict), r.reason[:200]), []).append(f"{r.variant_id.split('/', 1)[-1]} on {r.runtime}")
+    return [f"- {v} ({', '.join(cells[:4])}{f' +{len(cells) - 4} more' if len(cells) > 4 else ''}): {reason}"
+            for (v, reason), cells in why.items()]
+
+
+def _section(rows: list[dict], results: list[Result], metric: str | None, title: str) -> list[str]:
+    """One model's rows on one profile; a scenario column only when the rows span several."""
+    scenarios = sorted({r.scenario for r in results})
+    cols = [c.replace("task Δ", f"{metric} Δ") if c.startswith("task Δ") and metric else c for c in MD_COLUMNS]
+    for row_ in rows:
+        row_[cols[4]] = row_["task Δ vs fp32 [95% CI]"]
+    if len(scenarios) == 1:
+        title += f" · {scenarios[0]}"
+    else:
+        cols.insert(2, "scenario")
+    return [title, "", render_markdown(rows, cols)] + _not_ok_notes(results) + [""]
+
+
+def _sections(rows: list[dict], results: list[Result], metrics: dict[str, str | None]) -> list[str]:
+    out = []
+    by: dict[tuple, list] = {}
+    for row_, r in zip(rows, results):
+        if r.runtime not in HARNESS_RUNTIMES:
+            by.setdefault((r.model, r.profile), []).append((row_, r))
+    for (model, profile), pairs in by.items():
+        out += _section([p[0] for p in pairs], [p[1] for p in pairs], metrics.get(model), f"### {model} · {profile}")
+    return out
+
+
 def write_tables(run_dir: str | Path) -> tuple[Path, Path]:
+    """RUN/table.md (the columns a user decides on, one table per model and profile; functional checks
+    apart; warnings once per run) and RUN/table.csv (every column)."""
     run_dir = Path(run_dir)
     results = sorted_results(ResultStore(run_dir).all())
     variants = load_variants(run_dir)
     by_key = {cell_key(r.variant_id, r): r for r in results}
     run_acc = load_run_accuracy(run_dir)
-    rows = [row(r, variants, by_key, run_acc) for r in results]
+    metrics = {m: task_metric(m, [v.accuracy for v in variants.values() if v.model == m]) for m in {r.model for r in results}}
+    rows = [row(r, variants, by_key, run_acc, metrics.get(r.model)) for r in results]
     machine = {}
     if (run_dir / "machine.json").exists():
         machine = json.loads((run_dir / "machine.json").read_text())
     md = [f"# Benchmark results: {run_dir.name}", ""]
     if machine:
-        md.append(
-            f"Machine: {machine.get('cpu_model')} ({machine.get('arch')}), {machine.get('physical_cores')} physical cores, "
-            f"{machine.get('memory_mb')} MB, ISA {', '.join(machine.get('isa', []))}; Python {machine.get('python')}, "
-            f"kernel {machine.get('kernel')}."
-        )
-        md.append("")
-    counts = {}
+        md += [f"Machine: {machine.get('cpu_model')} ({machine.get('arch')}), {machine.get('physical_cores')} physical cores, "
+               f"{machine.get('memory_mb')} MB, ISA {', '.join(machine.get('isa', []))}; Python {machine.get('python')}.", ""]
+    counts: dict[str, int] = {}
     for r in results:
         counts[str(r.verdict)] = counts.get(str(r.verdict), 0) + 1
-    md.append(f"{len(results)} cells: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ".")
-    md.append("Latencies in ms, one inference per sample. `measured_on` says whether the profile is this machine "
-              "(`device`) or emulated on it (`emulated`). `gating: no` marks smoke runs that a release gate must not trust. Every interval is 95% with the fresh process as the unit of replication (stats/intervals.py): percentiles of the population of processes, speedups as ratios of per-process medians (Welch on logs); `between_cv` is the CV of the per-process medians; `processes` ends in `?` for old results whose process boundaries are lost. Verdicts: FAIL = timed, but the outputs do not match the references (parity); SKIPPED = could not run here, with the reason.")
-    md.append("")
-    md.append(overhead_line(results))
-    md.append("")
-    # Device measurements and host emulations are never mixed in one table.
-    for where, title in (("device", "Measured on the device"), ("emulated", "Emulated on this host (threads, affinity, memory cap, ISA cap where the runtime honours it)")):
-        part = [row_ for row_, r in zip(rows, results) if r.measured_on == where]
+    md += [f"{len(results)} cells: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ". " + TABLE_NOTE, "",
+           overhead_line(results), ""]
+    # Device measurements, host emulations and untimed functional checks are never mixed in one table.
+    for where, title in (("device", "Measured on the device"),
+                         ("emulated", "Emulated on this host (threads, affinity, memory cap, ISA cap where the runtime honours it)")):
+        part = [(row_, r) for row_, r in zip(rows, results) if r.measured_on == where]
         if part:
-            md += [f"## {title}", "", render_markdown(part, MD_COLUMNS), ""]
-    md.append("Parity: outputs of the first feeds against the fp32 root (`parity_vs_fp32`) and against the same variant "
-              "on onnxruntime (`parity_vs_ort`), both computed on onnxruntime from the same feeds: cosine for "
-              "embeddings, top-10 overlap and Spearman ρ for rankings. A cell below the floors of bench/parity.py is FAIL.")
-    md.append("")
+            md += [f"## {title}", ""] + _sections([p[0] for p in part], [p[1] for p in part], metrics)
+    functional = [(row_, r) for row_, r in zip(rows, results) if r.measured_on not in ("device", "emulated")]
+    if functional:
+        md += ["## Functional checks (outputs compared, no timing)", "",
+               render_markdown([{**row_, "reason": row_["reason"][:120]} for row_, _ in functional], FUNCTIONAL_COLUMNS), ""]
+    warns = warnings_summary([r for r in results if r.measured_on in ("device", "emulated")])
+    if warns:
+        md += ["## Warnings (each cell's own are in its JSON and in `table.csv`)", ""] + [f"- {w}" for w in warns] + [""]
     md.append(ACCURACY_NOTE + ("" if run_acc is not None else " This run has no `accuracy.json` (it predates per-runtime accuracy, or ran with --no-accuracy)."))
     md.append("")
-    md.append("All columns (lineage, compressor, runtime, sparsity, params, ...) are in `table.csv`; raw samples in `cells/`.")
+    md.append("Every other column (p90-p99, between-process CV, speedup vs ONNX Runtime, throughput, parity, memory, "
+              "lineage, ...) is in `table.csv`; raw samples in `cells/`.")
     md_path = run_dir / "table.md"
     atomic_write_text(md_path, "\n".join(md))
     buf = io.StringIO()

@@ -76,3 +76,32 @@ def test_a_record_for_another_model_file_is_not_used(tmp_path):
     stale = A.RuntimeAccuracy(int8.id, "c" * 64, "openvino", "1.0", "avx2", "Options()", OV_INT8)
     rows, _ = make_run(tmp_path, [stale])
     assert rows[("int8", "openvino")]["accuracy"].startswith("not measured on openvino: accuracy.json holds another model file")
+
+
+def _warned(r: Result, warnings: tuple[str, ...], **kw) -> Result:
+    import dataclasses
+
+    return dataclasses.replace(r, warnings=warnings, **kw)
+
+
+def test_table_md_has_the_deciding_columns_warnings_once_and_functional_rows(tmp_path):
+    store = ResultStore(tmp_path)
+    fp32, int8 = result("fp32", "onnxruntime"), result("int8", "onnxruntime")
+    store.put(_warned(fp32, ("stdev is 35% of the mean (>= 10%)", "max is 80% above the mean (>= 50%)")))
+    store.put(_warned(int8, ("stdev is 12% of the mean (>= 10%)",)))
+    arm = Result(cell_id="ctr.int8__onnxruntime__rpi5__rank-200", model="ctr", variant_id="ctr/int8", runtime="onnxruntime",
+                 profile="rpi5", measured_on="functional-emulation", scenario="rank-200", items_per_inference=200,
+                 verdict="OK", reason="outputs match under qemu-aarch64; no timing")
+    store.put(arm)
+    store.write_json("variants.json", [json.loads(to_json(v)) for v in VARIANTS])
+    md = write_tables(tmp_path)[0].read_text()
+    header = next(line for line in md.splitlines() if line.startswith("| variant"))
+    assert header == "| variant | runtime | p50 ms [95% CI] | speedup vs fp32 [95% CI] | auc Δ vs fp32 [95% CI] | size MB | verdict |"
+    int8_row = next(line for line in md.splitlines() if line.startswith("| int8 | onnxruntime | 1.1"))
+    assert "-0.0100 [-0.0120, -0.0080]" in int8_row and "stdev" not in int8_row
+    assert md.count("stdev is") == 1 and "2 of 2 cells: stdev is 35% of the mean" in md
+    assert "## Functional checks" in md and "| int8 | onnxruntime | rpi5 | rank-200 | OK |" in md
+    with open(tmp_path / "table.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {"p95_ms", "between_cv", "speedup_vs_ort", "warnings", "task_delta_lo"} <= set(rows[0])
+    assert any("max is 80%" in r["warnings"] for r in rows)
