@@ -116,8 +116,8 @@ def dominated(points: Sequence[Point], x: str = "speedup", y: str = "delta") -> 
             if i == j or a.group[:4] != b.group[:4]:
                 continue
             ax, ay, bx, by = getattr(a, x), getattr(a, y), getattr(b, x), getattr(b, y)
-            if None in (ax, ay, bx, by):
-                continue
+            if None in (ax, ay, bx, by) or not all(e.has_interval for e in (ax, ay, bx, by)):
+                continue  # without an interval on both axes, the data cannot say
             if not ax.above(bx) and not ay.above(by) and (bx.above(ax) or by.above(ay)):
                 out[i] = j
                 break
@@ -140,12 +140,12 @@ def why_lines(p: Point, metric: str | None, basis: str) -> list[str]:
     sp = f"speedup vs fp32 on {p.runtime}: x{p.speedup.text('.2f')}{design}" if p.speedup else "speedup vs fp32: not measured"
     acc = (f"{metric} Δ vs fp32: {p.delta.text('.4f', signed=True)}" if p.delta is not None
            else f"{metric or 'task metric'} Δ vs fp32: not measured on {p.runtime}")
-    p95 = f"p95 at {p.r.scenario}: {p.p95.text('.3g')} ms" if p.p95 else ""
+    p95 = f"p95 at {p.r.scenario}: {p.p95.text('.3g', unit=' ms')}" if p.p95 else ""
     return [x for x in (basis, acc, sp, p95) if x]
 
 
 def decide(model: str, candidates: Sequence[Point], metric: str | None, budgets: int | None,
-           rank_keys: Sequence | None = None) -> Decision:
+           rank_keys: Sequence | None = None, ranked_by: str = "worst p95") -> Decision:
     """``candidates``: best first (with budgets: those meeting them all, ranked by the caller; without:
     every usable point, filtered and ranked here). ``budgets``: how many budgets apply, None when none given.
     ``rank_keys``: per candidate, what ranked it before speed (price, power): a runner-up with another key
@@ -157,7 +157,7 @@ def decide(model: str, candidates: Sequence[Point], metric: str | None, budgets:
             return Decision(model, metric, None, (), (), 0, f"No usable cell has a {metric or 'task metric'} delta showing no loss vs fp32.")
     else:
         cands = list(candidates)
-        basis = f"meets all {budgets} budget(s) of this model; ranked by price, power, then worst p95"
+        basis = f"passes every budget judged on its cells ({budgets} for this model); ranked by {ranked_by}"
         if not cands:
             return Decision(model, metric, None, (), (), 0, "No machine, device profile, variant and runtime meets all of this model's budgets.")
     pick = cands[0]

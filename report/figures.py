@@ -39,10 +39,13 @@ class Estimate:
     def has_interval(self) -> bool:
         return self.lo is not None and self.hi is not None
 
-    def text(self, fmt: str = ".3g", signed: bool = False) -> str:
+    def text(self, fmt: str = ".3g", signed: bool = False, unit: str = "") -> str:
+        """'1.23 [1.10, 1.38] ms', or '1.23 ms (no interval)'."""
         f = ("+" if signed else "") + fmt
         point = format(self.value, f)
-        return f"{point} [{format(self.lo, f)}, {format(self.hi, f)}]" if self.has_interval else f"{point} (no interval)"
+        if self.has_interval:
+            return f"{point} [{format(self.lo, f)}, {format(self.hi, f)}]{unit}"
+        return f"{point}{unit} (no interval)"
 
     def above(self, other: "Estimate") -> bool:
         """Higher than ``other`` beyond both intervals (never, when either has no interval)."""

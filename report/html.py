@@ -258,7 +258,9 @@ def model_view(model: str, views: Sequence[MachineView], profiles: dict, budgets
     if budgets_given:
         n = len({cv.budget for v in views for cv in (v.verdicts or ()) if cv.model in (model, "")})
         cands = [pt or Point(p.machine, _stub(p), None, None, None, Estimate.of(p.worst_p95)) for p, pt in zip(picks, pick_points)]
-        dec = decide(model, cands, metric, n, [(p.price, p.power_w) for p in picks])
+        ranked = [w for w, has in (("price", any(p.price is not None for p in picks)),
+                                   ("power", any(p.power_w is not None for p in picks))) if has] + ["worst p95"]
+        dec = decide(model, cands, metric, n, [(p.price, p.power_w) for p in picks], ", then ".join(ranked))
     else:
         dec = decide(model, at_focus, metric, None)
     return ModelView(model, metric, fid, tuple(at_focus), tuple(picks), tuple(pick_points), tuple(notes), dec)
@@ -285,7 +287,8 @@ def decision_block(doc: Doc, mv: ModelView) -> None:
     doc.decision(title, list(d.why), ties, ok=True)
 
 
-def _model_section(doc: Doc, mv: ModelView, views: Sequence[MachineView], profiles: dict, out_dir: Path, budgets_given: bool) -> None:
+def _model_section(doc: Doc, mv: ModelView, views: Sequence[MachineView], profiles: dict, out_dir: Path, budgets_given: bool,
+                   plots_out: list | None = None) -> None:
     model = mv.model
     doc.section(f"{model}-selection")
     doc.heading(2, model)
@@ -307,6 +310,8 @@ def _model_section(doc: Doc, mv: ModelView, views: Sequence[MachineView], profil
     for plot in model_plots(model, cells, [x for v in views for x in v.group.variants.values()], list(mv.points), mv.metric, mv.fidelity):
         doc.section(plot.id)
         doc.figure(plot, out_dir / "plots")
+        if plots_out is not None:
+            plots_out.append(plot)
     for sid, title, header, rows in (
         ("differ", "Where the machines' answers differ", DIFF_HEADER, differences(model, views, profiles) if len(views) > 1 else []),
         ("parity", "Left out: wrong outputs (parity FAIL)", PARITY_HEADER, parity_rows(model, views)),
@@ -329,8 +334,9 @@ def decisions(groups: Sequence[MachineRuns], verdicts: Sequence | None = None, p
 
 
 def render_runs(groups: Sequence[MachineRuns], out_dir: Path, verdicts: Sequence | None = None,
-                profiles: dict | None = None, title: str = "") -> tuple[Path, Path]:
-    """``groups``: each machine's results (report.runs.by_machine); ``verdicts``: per group (evaluate_groups)."""
+                profiles: dict | None = None, title: str = "", plots_out: list | None = None) -> tuple[Path, Path]:
+    """``groups``: each machine's results (report.runs.by_machine); ``verdicts``: per group (evaluate_groups);
+    ``plots_out``: a list that receives every plots.Plot drawn (their axis ranges, captions, label boxes)."""
     (out_dir / "plots").mkdir(parents=True, exist_ok=True)
     views = views_of(groups, verdicts)
     profiles = profiles or {}
@@ -352,7 +358,7 @@ def render_runs(groups: Sequence[MachineRuns], out_dir: Path, verdicts: Sequence
     if emulated:
         doc.para(f"Emulated on their machine (not measured on the device): {', '.join(emulated)}. Drawn hollow / dashed.", "emu")
     for mv in mvs:
-        _model_section(doc, mv, views, profiles, out_dir, budgets_given)
+        _model_section(doc, mv, views, profiles, out_dir, budgets_given, plots_out)
     page, md = doc.text()
     html_path, md_path = out_dir / "report.html", out_dir / "report.md"
     atomic_write_text(html_path, page)

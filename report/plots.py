@@ -168,6 +168,10 @@ def decision_plot(model: str, points: list[Point], metric: str | None, y: str = 
     rows = tuple((str(i + 1), p.variant, p.runtime, p.where, p.speedup.text(".2f"), getattr(p, y).text(".4f", signed=y == "delta"),
                   front_text(i, dom, p, y)) for i, p in shown)
     header = ("#", "variant", "runtime", "machine:profile", "speedup [95% CI]", f"{metric} {'Δ ' if y == 'delta' else ''}[95% CI]", "front")
+    left = len(points) - len(shown)
+    if left:
+        what = f"{metric} delta" if y == "delta" else "fidelity"
+        extra = "; ".join(filter(None, [extra, f"{left} usable cell(s) not drawn: no speedup or no {what} measured on their runtime"]))
     return Plot(plot_id or f"{model}-accuracy-speed", title or f"{metric} change vs speedup (both with 95% intervals)", _png(fig),
                 _caption(len(shown), no_iv, cut, missed, extra), axes, tuple(boxes), (header, rows) if y == "delta" else None)
 
@@ -228,7 +232,8 @@ def distributions_plot(model: str, cells: list[Cell], scenarios: list[str]) -> P
         ax.boxplot([c.r.samples_ms for c in group], showfliers=False, whis=(1, 99))
         ax.set_xticks(range(1, len(group) + 1), [f"{short(c.r.variant_id)} {runtime_label(c.r)} @{c.where}"
                                                  + ("*" if c.r.measured_on == "emulated" else "") for c in group],
-                      fontsize=7, rotation=60, ha="right")
+                      fontsize=7 if len(group) <= 30 else 6, rotation=60 if len(group) <= 30 else 90,
+                      ha="right" if len(group) <= 30 else "center")  # many boxes: upright labels, one per box width
         ax.set_title(scenario, fontsize=9)
         ax.set_ylabel("ms")
         ax.grid(alpha=0.3, axis="y")

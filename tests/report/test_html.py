@@ -40,8 +40,21 @@ def run(tmp_path):
     return tmp_path, results, variants
 
 
-def test_pareto_frontier():
-    assert report.pareto([(1, 0.5), (2, 0.7), (3, 0.6), (0.5, 0.4), (4, 0.9)]) == [(0.5, 0.4), (1, 0.5), (2, 0.7), (4, 0.9)]
+def test_a_point_is_dominated_only_beyond_the_intervals():
+    from odbench.report.decision import Point, dominated
+    from odbench.report.figures import Estimate as E
+
+    r = Result(cell_id="c", model="ctr", variant_id="ctr/x", runtime="onnxruntime", profile="host", measured_on="device",
+               scenario="rank-200", verdict="OK")
+    pts = [Point("M1", r, E(1.0, 1.0, 1.0), E(0.0, 0.0, 0.0), None, None),  # fp32: the reference, exact
+           Point("M1", r, E(2.0, 1.8, 2.2), E(0.0, -0.01, 0.01), None, None),  # faster beyond the intervals, same accuracy
+           Point("M1", r, E(1.9, 1.7, 2.1), E(-0.05, -0.06, -0.04), None, None),  # as fast as #2, worse beyond them
+           Point("M1", r, E(1.1, 0.8, 1.4), E(0.001, -0.01, 0.012), None, None),  # overlaps #2 on speed? no: 1.4 < 1.8
+           Point("M1", r, E(2.1, 1.5, 2.7), E(-0.001, -0.02, 0.02), None, None),  # overlaps #2 on both: indistinguishable
+           Point("M1", r, E(3.0), E(-0.5), None, None)]  # no interval: never judged
+    dom = dominated(pts)
+    assert dom == {0: 1, 2: 1, 3: 1}
+    assert 4 not in dom and 5 not in dom and 1 not in dom
 
 
 def test_report_has_every_plot_and_the_selection(run):
@@ -50,12 +63,15 @@ def test_report_has_every_plot_and_the_selection(run):
     verdicts = gate.evaluate(results, variants, budgets)
     html_path, md_path = report.render(tmp_path, results, variants, {"cpu_model": "test"}, verdicts, {})
     html = html_path.read_text()
-    for kind in ("pareto", "distributions", "throughput", "size"):
+    for kind in ("accuracy-speed", "runtimes", "distributions", "throughput", "size"):
         assert f"id='ctr-{kind}'" in html and (tmp_path / "report" / "plots" / f"ctr-{kind}.png").stat().st_size > 5000
-    assert html.count("data:image/png;base64,") == 5  # and p50 per variant, runtime and machine:profile
+    assert html.count("data:image/png;base64,") == 5  # no fidelity metric recorded: no fidelity plot
     assert "Emulated on their machine" in html and "rpi5" in html
-    assert "Best: M1 host (device) + ctr/int8 on onnxruntime" in html  # only int8 on the host meets p95 <= 0.5 ms at rank-200
-    assert "![Latency vs accuracy" in md_path.read_text()
+    md = md_path.read_text()
+    assert md.index("## Decision") < md.index("## Machines")  # the answer first
+    assert "**ctr: int8 on onnxruntime, M1:host**" in md  # only int8 on the host meets p95 <= 0.5 ms at rank-200
+    assert "![auc change vs speedup" in md
+    assert "| price" not in md and "power W" not in md and "ranked by worst p95" in md  # no datasheet: no empty columns
 
 
 def test_report_renders_in_headless_chromium(run):
@@ -157,8 +173,8 @@ def test_a_report_over_two_machines_names_both_and_never_pools_their_samples(run
     assert f"| M2 | host (device) | rank-200 | int8 | onnxruntime | {10 * np.median(int8_200.samples_ms):.3f} [" in md
     assert "yes: int8 x" in md and fp32_200.stats["p50"] > int8_200.stats["p50"]
     # only the fast machine meets p95 <= 1 ms (M2's int8 p95 is ~1.6 ms): M2 never appears in the selection table
-    selection = md.split("### Which machine")[1].split("### Where the machines")[0]
-    assert "Best: M1 host (device) + ctr/int8 on onnxruntime" in selection and "| M2 |" not in selection
+    selection = md.split("### Candidates meeting all budgets")[1].split("###")[0]
+    assert "**ctr: int8 on onnxruntime, M1:host**" in md and "| M2 |" not in selection
 
 
 def test_rows_emulated_beyond_their_machine_are_never_selected(run):
@@ -174,7 +190,7 @@ def test_rows_emulated_beyond_their_machine_are_never_selected(run):
     groups = by_machine(load_runs([folder]))
     budgets = BudgetFile.model_validate({"budgets": [{"scenario": "rank-200", "latency_ms": {"p95": 100.0}}]})
     md = report.render_runs(groups, tmp_path / "out", report.evaluate_groups(groups, budgets), {"big-server": server})[1].read_text()
-    assert "No machine, device profile and variant meets all" in md
+    assert "No machine, device profile, variant and runtime meets all" in md
     assert "Never used: emulated beyond the machine that ran it" in md and "machine that lacks avx512f, avx512bw, avx512vl, avx512_vnni" in md
 
 
@@ -196,5 +212,5 @@ def test_untimed_functional_rows_are_shown_beside_timings_and_never_selected(run
     md = report.render_runs(groups, tmp_path / "out", report.evaluate_groups(groups, budgets))[1].read_text()
     table = md.split("### Functional checks (outputs checked, no timing)")[1]
     assert "| M1 | rpi5 | functional-emulation | int8 | onnxruntime | rank-200 | FAIL | outputs do not match on aarch64 |" in table
-    selection = md.split("### Which machine")[1].split("###")[0]
-    assert "| M1 | host (device) |" in selection and "rpi5" not in selection
+    selection = md.split("### Candidates meeting all budgets")[1].split("###")[0]
+    assert "| M1 | host (device) |" in selection and "rpi5" not in selection and "rpi5" not in md.split("## Machines")[0]
