@@ -74,7 +74,14 @@ def test_report_has_every_plot_and_the_selection(run):
     assert "| price" not in md and "power W" not in md and "ranked by worst p95" in md  # no datasheet: no empty columns
 
 
-def test_report_renders_in_headless_chromium(run):
+PROBE = ("<script>window.addEventListener('load',()=>{const w=innerWidth;document.body.dataset.sw=document.documentElement.scrollWidth;"
+         "document.body.dataset.wide=[...document.querySelectorAll('section')].filter(s=>s.scrollWidth>s.clientWidth+1||"
+         "s.getBoundingClientRect().right>w).map(s=>s.id).join(',')||'none'})</script></body>")
+
+
+def test_report_renders_in_headless_chromium_and_every_section_fits_a_laptop_screen(run):
+    import re
+
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if not chromium:
         if os.environ.get("CI"):
@@ -86,17 +93,21 @@ def test_report_renders_in_headless_chromium(run):
                write_run(tmp_path / "run-avx2", AVX2, [_with_ci(r, 3.0) for r in results], variants)]
     html_path, _ = report.render_folders(folders, BudgetFile.model_validate({"budgets": [{"scenario": "rank-200", "latency_ms": {"p95": 1.0}}]}))
     assert "AVX2, 2 cores" in html_path.read_text() and "AVX-512 VNNI, 2 cores" in html_path.read_text()
+    base = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--hide-scrollbars",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}"]
+    probe = tmp_path / "probe.html"
+    probe.write_text(html_path.read_text().replace("</body>", PROBE))
+    dom = subprocess.run(base + ["--window-size=1366,900", "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
+                         check=True, capture_output=True, text=True, timeout=120).stdout
+    assert int(re.search(r'data-sw="(\d+)"', dom).group(1)) <= 1366  # a laptop screen: no sideways scrolling
+    assert re.search(r'data-wide="([^"]*)"', dom).group(1) == "none"  # and no section wider than the page
     shot = tmp_path / "screenshot.png"
-    subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,2400", f"--screenshot={shot}", html_path.as_uri()],
-        check=True, capture_output=True, timeout=120,
-    )
+    subprocess.run(base + ["--window-size=1366,2400", f"--screenshot={shot}", html_path.as_uri()],
+                   check=True, capture_output=True, timeout=120)
     from PIL import Image
 
     img = np.asarray(Image.open(shot).convert("L"), dtype=float)
-    assert img.shape == (2400, 1200)
+    assert img.shape == (2400, 1366)
     assert img.std() > 10  # plots drawn, not a blank page
     assert (img < 100).mean() > 0.002  # dark ink: axes, text and markers
 
