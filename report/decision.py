@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from odbench.core.records import HARNESS_RUNTIMES, Result
+from odbench.core.records import HARNESS_RUNTIMES, Result, Verdict
 from odbench.report.figures import (
     Estimate,
     fidelity_metric,
@@ -34,7 +34,7 @@ from odbench.report.tables import cell_key, runtime_label, speedup_of, task_delt
 from odbench.verdicts.accuracy import merge_run_accuracy, row_accuracy
 
 TIMED = ("device", "emulated")  # measured_on values whose latency is a measurement
-USABLE = ("OK",)  # timed, outputs match the references
+USABLE = (Verdict.OK, Verdict.UNSTABLE)  # timed, outputs match the references (UNSTABLE: v1/v2 results only)
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,8 @@ def why_lines(p: Point, metric: str | None, basis: str) -> list[str]:
     sp = f"speedup vs fp32 on {p.runtime}: x{p.speedup.text('.2f')}{design}" if p.speedup else "speedup vs fp32: not measured"
     acc = (f"{metric} Δ vs fp32: {p.delta.text('.4f', signed=True)}" if p.delta is not None
            else f"{metric or 'task metric'} Δ vs fp32: not measured on {p.runtime}")
-    p95 = f"p95 at {p.r.scenario}: {p.p95.text('.3g', unit=' ms')}" if p.p95 else ""
+    at = f" at {p.r.scenario}" if p.r.scenario else " (worst of its budgeted cells)"
+    p95 = f"p95{at}: {p.p95.text('.3g', unit=' ms')}" if p.p95 else ""
     return [x for x in (basis, acc, sp, p95) if x]
 
 
