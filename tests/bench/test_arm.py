@@ -1,6 +1,6 @@
 """The ARM functional check (bench/arm/functional.py): aarch64 runtimes under qemu-user, judged by parity floors.
 
-Tests marked ``emulated`` need the environment of ``python -m bench.arm setup`` (``make test`` prepares it
+Tests marked ``emulated`` need the environment of ``make arm-setup`` (``make test`` prepares it
 through ``make arm-setup``); where it cannot be had they skip with the reason. The others use a stub
 session and run everywhere.
 """
