@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from odbench.core.records import HARNESS_RUNTIMES, Result, Verdict
+from odbench.core.records import HARNESS_RUNTIMES, Result, Verdict, lineage_root
 from odbench.report.figures import (
     Estimate,
     fidelity_metric,
@@ -29,7 +29,6 @@ from odbench.report.figures import (
     task_metric,
 )
 from odbench.report.runs import MachineRuns
-from odbench.core.records import lineage_root
 from odbench.report.tables import cell_key, runtime_label, speedup_of, task_delta
 from odbench.verdicts.accuracy import merge_run_accuracy, row_accuracy
 
@@ -155,12 +154,14 @@ def decide(model: str, candidates: Sequence[Point], metric: str | None, budgets:
         cands = sorted((p for p in candidates if no_detected_loss(p.delta, metric)), key=lambda p: p.p95.value if p.p95 else float("inf"))
         basis = f"no budgets given: the lowest p95 among the cells whose {metric or 'task metric'} interval shows no loss vs fp32"
         if not cands:
-            return Decision(model, metric, None, (), (), 0, f"No usable cell has a {metric or 'task metric'} delta showing no loss vs fp32.")
+            why = f"No usable cell has a {metric or 'task metric'} delta showing no loss vs fp32."
+            return Decision(model, metric, None, (), (), 0, why)
     else:
         cands = list(candidates)
         basis = f"passes every budget judged on its cells ({budgets} for this model); ranked by {ranked_by}"
         if not cands:
-            return Decision(model, metric, None, (), (), 0, "No machine, device profile, variant and runtime meets all of this model's budgets.")
+            why = "No machine, device profile, variant and runtime meets all of this model's budgets."
+            return Decision(model, metric, None, (), (), 0, why)
     pick = cands[0]
     keys = list(rank_keys) if rank_keys is not None and budgets is not None else [None] * len(cands)
     ties = tuple(p for p, k in zip(cands[1:], keys[1:]) if k == keys[0] and not separated(pick, p))

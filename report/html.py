@@ -14,7 +14,6 @@ cores or memory the machine lacks; older runs could record such rows) is never u
 """
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence

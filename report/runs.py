@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from odbench.bench.store import ResultStore, load_variants
 from odbench.core.records import Result, Variant
-from odbench.bench.store import ResultStore
-from odbench.bench.store import load_variants
 from odbench.devices.check import missing_isa
 from odbench.devices.profile import DeviceProfile
 

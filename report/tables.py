@@ -7,13 +7,13 @@ import json
 import re
 from pathlib import Path
 
-from odbench.stats import intervals
-from odbench.verdicts.accuracy import RuntimeAccuracy, load_run_accuracy, row_accuracy
+from odbench.bench.store import ResultStore, load_variants
 from odbench.core.constants import REFERENCE_RUNTIME
 from odbench.core.records import HARNESS_RUNTIMES, NOT_MEASURED, Result, Variant, atomic_write_text, lineage_root
-from odbench.bench.store import ResultStore, load_variants
 from odbench.models.metrics import point_metrics
 from odbench.report.figures import Estimate, delta_estimate, stat_estimate, task_metric
+from odbench.stats import intervals
+from odbench.verdicts.accuracy import RuntimeAccuracy, load_run_accuracy, row_accuracy
 
 COLUMNS = [
     "model", "variant", "parent", "compressor", "runtime", "profile", "measured_on", "scenario", "verdict",
@@ -21,7 +21,8 @@ COLUMNS = [
     "p99_ms", "p99_lo", "p99_hi", "mean_ms", "cv", "between_cv", "between_cv_lo", "between_cv_hi",
     "speedup_vs_fp32", "speedup_vs_fp32_lo", "speedup_vs_fp32_hi", "speedup_vs_ort", "speedup_vs_ort_lo", "speedup_vs_ort_hi",
     "items_per_s", "items_per_s_lo", "items_per_s_hi",
-    "parity_vs_fp32", "parity_vs_ort", "max_abs_diff_vs_fp32", "max_abs_diff_vs_ort", "session_ms", "first_ms", "peak_rss_mb", "size_mb", "gzip_mb", "emb_mb", "dense_mb", "sparsity", "params",
+    "parity_vs_fp32", "parity_vs_ort", "max_abs_diff_vs_fp32", "max_abs_diff_vs_ort", "session_ms", "first_ms", "peak_rss_mb",
+    "size_mb", "gzip_mb", "emb_mb", "dense_mb", "sparsity", "params",
     "accuracy", "acc_delta_vs_fp32", "task_metric", "task_delta_vs_fp32", "task_delta_lo", "task_delta_hi",
     "gating", "warnings", "reason",
 ]
@@ -379,7 +380,8 @@ def write_tables(run_dir: str | Path) -> tuple[Path, Path]:
     warns = warnings_summary([r for r in results if r.measured_on in ("device", "emulated")])
     if warns:
         md += ["## Warnings (each cell's own are in its JSON and in `table.csv`)", ""] + [f"- {w}" for w in warns] + [""]
-    md.append(ACCURACY_NOTE + ("" if run_acc is not None else " This run has no `accuracy.json` (it predates per-runtime accuracy, or ran with --no-accuracy)."))
+    md.append(ACCURACY_NOTE + ("" if run_acc is not None else
+                               " This run has no `accuracy.json` (it predates per-runtime accuracy, or ran with --no-accuracy)."))
     md.append("")
     md.append("Every other column (p90-p99, between-process CV, speedup vs ONNX Runtime, throughput, parity, memory, "
               "lineage, ...) is in `table.csv`; raw samples in `cells/`.")

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from odbench.models.base import auc_logloss
 from odbench.models import metrics as M
+from odbench.models.base import auc_logloss
 
 
 def test_paired_bootstrap_covers_the_true_delta():

@@ -59,7 +59,8 @@ def rendered(tmp_path_factory):
     # the bug of the cross-machine report: an old cell whose intervals are NaN (its processes lost) ...
     nan = next(r for r in results if r.variant_id == "big/v01-int8" and r.runtime == "onnxruntime")
     old = dataclasses.replace(nan, processes=(ProcessSamples(tuple(np.concatenate([p.samples_ms for p in nan.processes]))),),
-                              processes_known=False, stats={**nan.stats, **{f"{k}_{e}": math.nan for k in ("p50", "p95") for e in ("lo", "hi")}})
+                              processes_known=False,
+                              stats={**nan.stats, **{f"{k}_{e}": math.nan for k in ("p50", "p95") for e in ("lo", "hi")}})
     # ... and one whose p95 interval is finite but absurd
     absurd = next(r for r in results if r.variant_id == "big/v02-prune" and r.runtime == "openvino")
     absurd2 = dataclasses.replace(absurd, stats={**absurd.stats, "p50_hi": 3.5e11, "p95_hi": 3.5e11})
@@ -91,7 +92,8 @@ def test_every_axis_range_matches_the_data(rendered):
     ax = plots["big-accuracy-speed"].axes[0]
     rows = plots["big-accuracy-speed"].table[1]
     assert len(rows) == N_BIG  # every variant on ONNX Runtime at the focus scenario, numbered ...
-    assert f"{N_BIG} usable cell(s) not drawn: no speedup or no auc delta" in plots["big-accuracy-speed"].caption  # OpenVINO: no accuracy.json
+    # ... and OpenVINO's rows, without an accuracy.json, are said to be left out
+    assert f"{N_BIG} usable cell(s) not drawn: no speedup or no auc delta" in plots["big-accuracy-speed"].caption
     speedups = [float(r[4].split()[0]) for r in rows]
     deltas = [float(r[5].split()[0]) for r in rows]
     assert min(speedups) >= 0.5 and max(speedups) <= 6

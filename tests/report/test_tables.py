@@ -4,16 +4,17 @@ from __future__ import annotations
 import csv
 import json
 
-from odbench.verdicts import accuracy as A
 from odbench.bench.store import ResultStore
-from odbench.report.tables import write_tables
 from odbench.core.records import ProcessSamples, Result, Variant, to_json
+from odbench.report.tables import write_tables
+from odbench.verdicts import accuracy as A
 
 ORT_INT8 = {"auc": 0.79, "auc_lo": 0.78, "auc_hi": 0.80, "delta_auc": -0.01, "delta_auc_lo": -0.012, "delta_auc_hi": -0.008}
 OV_INT8 = {"auc": 0.61, "auc_lo": 0.60, "auc_hi": 0.62, "delta_auc": -0.19, "delta_auc_lo": -0.20, "delta_auc_hi": -0.18}
 OV_FP32 = {"auc": 0.7999, "auc_lo": 0.79, "auc_hi": 0.81, "delta_auc": -0.0001, "delta_auc_lo": -0.0002, "delta_auc_hi": 0.0}
 VARIANTS = [
-    Variant(id="ctr/fp32", model="ctr", path="x", sha256="a" * 64, size_bytes=2**20, accuracy={"auc": 0.80, "auc_lo": 0.79, "auc_hi": 0.81}),
+    Variant(id="ctr/fp32", model="ctr", path="x", sha256="a" * 64, size_bytes=2**20,
+            accuracy={"auc": 0.80, "auc_lo": 0.79, "auc_hi": 0.81}),
     Variant(id="ctr/int8", model="ctr", path="y", sha256="b" * 64, size_bytes=2**20, accuracy=ORT_INT8, parent="ctr/fp32"),
 ]
 
