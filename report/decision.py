@@ -29,7 +29,7 @@ from odbench.report.figures import (
     task_metric,
 )
 from odbench.report.runs import MachineRuns
-from odbench.report.tables import cell_key, runtime_label, speedup_of, task_delta
+from odbench.report.tables import PairedLookup, cell_key, runtime_label, speedup_of, task_delta
 from odbench.verdicts.accuracy import merge_run_accuracy, row_accuracy
 
 TIMED = ("device", "emulated")  # measured_on values whose latency is a measurement
@@ -78,15 +78,16 @@ def separated(a: Point, b: Point) -> bool:
     return False
 
 
-def points_of(model: str, tag: str, group: MachineRuns, usable: Sequence[Result]) -> list[Point]:
-    """``usable``: this machine's usable results of ``model`` (html.MachineView filters what lies beyond it)."""
+def points_of(model: str, tag: str, group: MachineRuns, usable: Sequence[Result], paired: PairedLookup | None = None) -> list[Point]:
+    """``usable``: this machine's usable results of ``model`` (html.MachineView filters what lies beyond it);
+    ``paired``: the machine's paired speedups, where its runs have them."""
     run_acc = merge_run_accuracy(group.paths)
     variants = group.variants
     by_key = {cell_key(r.variant_id, r): r for r in group.results}
     metric = task_metric(model, [v.accuracy for v in variants.values() if v.model == model])
     out = []
     for r in usable:
-        ratio = speedup_of(r, by_key, variants, "fp32")
+        ratio = speedup_of(r, by_key, variants, "fp32", paired)
         if ratio is not None:
             sp = Estimate.of(ratio.ratio, ratio.lo, ratio.hi)
         elif r.variant_id == lineage_root(r.variant_id, variants):
@@ -96,7 +97,7 @@ def points_of(model: str, tag: str, group: MachineRuns, usable: Sequence[Result]
         delta, _ = task_delta(r, variants, run_acc, metric)
         acc, _ = row_accuracy(r, variants, run_acc)
         fid = metric_estimate(acc, fidelity_metric(model, [acc or {}]))
-        out.append(Point(tag, r, sp, delta, fid, stat_estimate(r.stats, "p95"), getattr(ratio, "design", "")))
+        out.append(Point(tag, r, sp, delta, fid, stat_estimate(r.stats, "p95"), ratio.design if ratio else ""))
     return out
 
 
@@ -135,7 +136,7 @@ class Decision:
 
 
 def why_lines(p: Point, metric: str | None, basis: str) -> list[str]:
-    design = f", {p.design}" if p.design else ""
+    design = f" ({p.design} processes)" if p.design else ""
     sp = f"speedup vs fp32 on {p.runtime}: x{p.speedup.text('.2f')}{design}" if p.speedup else "speedup vs fp32: not measured"
     acc = (f"{metric} Δ vs fp32: {p.delta.text('.4f', signed=True)}" if p.delta is not None
            else f"{metric or 'task metric'} Δ vs fp32: not measured on {p.runtime}")

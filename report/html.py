@@ -244,9 +244,11 @@ def _point_for(pick: Pick, points: Sequence[Point], focus: str | None) -> Point 
     return next((p for p in same if p.r.scenario == focus), same[0] if same else None)
 
 
-def model_view(model: str, views: Sequence[MachineView], profiles: dict, budgets_given: bool) -> ModelView:
+def model_view(model: str, views: Sequence[MachineView], profiles: dict, budgets_given: bool, paired_for=None) -> ModelView:
+    """``paired_for``: MachineRuns -> that machine's paired speedups (tables.PairedLookup), or None."""
     every = [p for v in views for p in points_of(model, v.tag, v.group,
-                                                  [r for r in v.group.results if usable(r, model) and not v.beyond(r, profiles)])]
+                                                  [r for r in v.group.results if usable(r, model) and not v.beyond(r, profiles)],
+                                                  paired_for(v.group) if paired_for else None)]
     _, focus = scenarios_of([Cell(p.tag, p.r) for p in every])
     at_focus = sorted((p for p in every if p.r.scenario == focus),
                       key=lambda p: (p.tag, p.r.profile, p.runtime, not p.r.variant_id.endswith("/fp32"), p.variant))
@@ -324,23 +326,25 @@ def _model_section(doc: Doc, mv: ModelView, views: Sequence[MachineView], profil
             doc.table(header, rows)
 
 
-def decisions(groups: Sequence[MachineRuns], verdicts: Sequence | None = None, profiles: dict | None = None) -> list[ModelView]:
+def decisions(groups: Sequence[MachineRuns], verdicts: Sequence | None = None, profiles: dict | None = None,
+              paired_for=None) -> list[ModelView]:
     """Each model's answer (for the API and tests): its points, picks and decision."""
     views = views_of(groups, verdicts)
     budgets_given = verdicts is not None and any(v is not None for v in verdicts)
     models = sorted({r.model for v in views for r in v.group.results if r.runtime not in HARNESS_RUNTIMES})
-    return [model_view(m, views, profiles or {}, budgets_given) for m in models]
+    return [model_view(m, views, profiles or {}, budgets_given, paired_for) for m in models]
 
 
 def render_runs(groups: Sequence[MachineRuns], out_dir: Path, verdicts: Sequence | None = None,
-                profiles: dict | None = None, title: str = "", plots_out: list | None = None) -> tuple[Path, Path]:
+                profiles: dict | None = None, title: str = "", plots_out: list | None = None, paired_for=None) -> tuple[Path, Path]:
     """``groups``: each machine's results (report.runs.by_machine); ``verdicts``: per group (evaluate_groups);
-    ``plots_out``: a list that receives every plots.Plot drawn (their axis ranges, captions, label boxes)."""
+    ``plots_out``: a list that receives every plots.Plot drawn (their axis ranges, captions, label boxes);
+    ``paired_for``: MachineRuns -> its paired speedups (tables.PairedLookup) or None."""
     (out_dir / "plots").mkdir(parents=True, exist_ok=True)
     views = views_of(groups, verdicts)
     profiles = profiles or {}
     budgets_given = verdicts is not None and any(v is not None for v in verdicts)
-    mvs = decisions(groups, verdicts, profiles)
+    mvs = decisions(groups, verdicts, profiles, paired_for)
     doc = Doc(f"odbench hardware-selection report: {title or ', '.join(p.name for g in groups for p in g.paths)}")
     doc.section("decision")
     doc.heading(2, "Decision")
@@ -377,7 +381,7 @@ def profiles_named(names) -> dict[str, dict]:
     return out
 
 
-def render_folders(paths: Sequence[str | Path], budgets=None, out_dir: Path | None = None) -> tuple[Path, Path]:
+def render_folders(paths: Sequence[str | Path], budgets=None, out_dir: Path | None = None, paired_for=None) -> tuple[Path, Path]:
     """`odbench report RUN [RUN ...]`: one report over run folders from any number of machines.
     ``budgets``: a BudgetFile (bench.budgets.load_budgets) or None. Default output: RUN/report for one
     folder, else report-RUN1-vs-RUN2 beside the first. Raises bench.runs.RunError for a bad folder."""
@@ -389,7 +393,7 @@ def render_folders(paths: Sequence[str | Path], budgets=None, out_dir: Path | No
         out_dir = runs[0].path / "report" if len(runs) == 1 else runs[0].path.parent / ("report-" + "-vs-".join(names))
     verdicts = evaluate_groups(groups, budgets) if budgets is not None else None
     profiles = profiles_named({r.profile for g in groups for r in g.results})
-    return render_runs(groups, Path(out_dir), verdicts, profiles, title=", ".join(names))
+    return render_runs(groups, Path(out_dir), verdicts, profiles, title=", ".join(names), paired_for=paired_for)
 
 
 def render(run_dir: Path, results: list[Result], variants: dict[str, Variant], machine: dict,

@@ -5,7 +5,9 @@ import csv
 import io
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from odbench.bench.store import ResultStore, load_variants
 from odbench.core.constants import REFERENCE_RUNTIME
@@ -19,7 +21,8 @@ COLUMNS = [
     "model", "variant", "parent", "compressor", "runtime", "profile", "measured_on", "scenario", "verdict",
     "processes", "n", "p50_ms", "p50_lo", "p50_hi", "p90_ms", "p90_lo", "p90_hi", "p95_ms", "p95_lo", "p95_hi",
     "p99_ms", "p99_lo", "p99_hi", "mean_ms", "cv", "between_cv", "between_cv_lo", "between_cv_hi",
-    "speedup_vs_fp32", "speedup_vs_fp32_lo", "speedup_vs_fp32_hi", "speedup_vs_ort", "speedup_vs_ort_lo", "speedup_vs_ort_hi",
+    "speedup_vs_fp32", "speedup_vs_fp32_lo", "speedup_vs_fp32_hi", "speedup_vs_fp32_design",
+    "speedup_vs_ort", "speedup_vs_ort_lo", "speedup_vs_ort_hi",
     "items_per_s", "items_per_s_lo", "items_per_s_hi",
     "parity_vs_fp32", "parity_vs_ort", "max_abs_diff_vs_fp32", "max_abs_diff_vs_ort", "session_ms", "first_ms", "peak_rss_mb",
     "size_mb", "gzip_mb", "emb_mb", "dense_mb", "sparsity", "params",
@@ -122,13 +125,35 @@ def base_cell(r: Result, by_key: dict, variants: dict[str, Variant], against: st
     return by_key.get(cell_key(r.variant_id, r, REFERENCE_RUNTIME, {}))
 
 
-def speedup_of(r: Result, by_key: dict, variants: dict[str, Variant], against: str = "fp32") -> intervals.Ratio | None:
-    """THE accessor every table, decision and plot reads a speedup through (``against``: "fp32" or "ort").
-    Where the figure comes from (isolated processes today, a paired design when the run has one) is
-    ``speedup``'s business alone."""
+@dataclass(frozen=True)
+class Speedup:
+    """base / cell time with its 95% interval, and the design that measured it."""
+
+    ratio: float
+    lo: float
+    hi: float
+    design: str  # "isolated": two sets of separate processes (Welch); "paired": the two shared processes
+
+
+# (base variant id, cell) -> (speedup, lo, hi) from processes the two shared, or None: the paired design's figures
+# (issue 25) plug in here; a run without them passes None.
+PairedLookup = Callable[[str, Result], "tuple[float, float, float] | None"]
+
+
+def speedup_of(r: Result, by_key: dict, variants: dict[str, Variant], against: str = "fp32",
+               paired: PairedLookup | None = None) -> Speedup | None:
+    """THE accessor every table, decision and plot reads a speedup through (``against``: "fp32" or "ort"):
+    the paired figure where the run measured the pair in shared processes (``paired``), else ``speedup``
+    over isolated processes."""
     if r.runtime in HARNESS_RUNTIMES:
         return None
-    return speedup(base_cell(r, by_key, variants, against), r)
+    base = base_cell(r, by_key, variants, against)
+    if paired is not None and base is not None and base is not r:
+        got = paired(base.variant_id, r) if base.runtime == r.runtime else None
+        if got is not None:
+            return Speedup(*map(float, got), "paired")
+    ratio = speedup(base, r)
+    return None if ratio is None else Speedup(ratio.ratio, ratio.lo, ratio.hi, "isolated")
 
 
 def speedup(base: Result | None, r: Result) -> intervals.Ratio | None:
@@ -189,14 +214,15 @@ def _is_reference(r: Result, variants: dict[str, Variant]) -> bool:
 
 
 def row(r: Result, variants: dict[str, Variant], results_by_key: dict | None = None,
-        run_acc: dict[tuple, RuntimeAccuracy] | None = None, metric: str | None = None) -> dict[str, str]:
+        run_acc: dict[tuple, RuntimeAccuracy] | None = None, metric: str | None = None,
+        paired: PairedLookup | None = None) -> dict[str, str]:
     """One table row. ``run_acc``: the run's accuracy.json records (None: a run from before them);
     ``metric``: the model's task metric (figures.task_metric)."""
     harness = r.runtime in HARNESS_RUNTIMES
     v = variants.get(r.variant_id) if not harness else None
     by_key = results_by_key or {}
-    vs_fp32 = speedup_of(r, by_key, variants, "fp32")
-    vs_ort = speedup_of(r, by_key, variants, "ort")
+    vs_fp32 = speedup_of(r, by_key, variants, "fp32", paired)
+    vs_ort = speedup_of(r, by_key, variants, "ort", paired)
     par = r.parity or {}
     s = r.stats or {}
     p50 = stat_estimate(s, "p50")
@@ -207,6 +233,7 @@ def row(r: Result, variants: dict[str, Variant], results_by_key: dict | None = N
         "compressor": (v.compressor or "") if v else "",
         **_ratio_columns("speedup_vs_fp32", vs_fp32),
         **_ratio_columns("speedup_vs_ort", vs_ort),
+        "speedup_vs_fp32_design": vs_fp32.design if vs_fp32 else "",
         "parity_vs_fp32": parity_text(par.get("fp32")) or ("not checked" if par.get("error") else ""),
         "parity_vs_ort": parity_text(par.get("runtime")),
         "max_abs_diff_vs_fp32": _fmt((par.get("fp32") or {}).get("max_abs_diff")),
@@ -247,9 +274,10 @@ def row(r: Result, variants: dict[str, Variant], results_by_key: dict | None = N
     }
 
 
-def _speedup_text(r: Result, ratio: intervals.Ratio | None, variants: dict[str, Variant]) -> str:
+def _speedup_text(r: Result, ratio: Speedup | None, variants: dict[str, Variant]) -> str:
     if ratio is not None:
-        return Estimate.of(ratio.ratio, ratio.lo, ratio.hi).text() if Estimate.of(ratio.ratio) else ""
+        e = Estimate.of(ratio.ratio, ratio.lo, ratio.hi)
+        return (e.text() + (" paired" if ratio.design == "paired" else "")) if e else ""
     if r.variant_id == lineage_root(r.variant_id, variants) and r.verdict not in NOT_MEASURED and r.runtime not in HARNESS_RUNTIMES:
         return "1 (reference)"
     return ""
@@ -263,7 +291,7 @@ def _percentile_columns(s: dict) -> dict[str, str]:
     return out
 
 
-def _ratio_columns(name: str, ratio: intervals.Ratio | None) -> dict[str, str]:
+def _ratio_columns(name: str, ratio: Speedup | None) -> dict[str, str]:
     if ratio is None:
         return {name: "", f"{name}_lo": "", f"{name}_hi": "", f"{name} [95% CI]": ""}
     return {name: _fmt(ratio.ratio), f"{name}_lo": _fmt(ratio.lo), f"{name}_hi": _fmt(ratio.hi),
@@ -345,16 +373,16 @@ def _sections(rows: list[dict], results: list[Result], metrics: dict[str, str | 
     return out
 
 
-def write_tables(run_dir: str | Path) -> tuple[Path, Path]:
+def write_tables(run_dir: str | Path, paired: PairedLookup | None = None) -> tuple[Path, Path]:
     """RUN/table.md (the columns a user decides on, one table per model and profile; functional checks
-    apart; warnings once per run) and RUN/table.csv (every column)."""
+    apart; warnings once per run) and RUN/table.csv (every column). ``paired``: the run's paired speedups."""
     run_dir = Path(run_dir)
     results = sorted_results(ResultStore(run_dir).all())
     variants = load_variants(run_dir)
     by_key = {cell_key(r.variant_id, r): r for r in results}
     run_acc = load_run_accuracy(run_dir)
     metrics = {m: task_metric(m, [v.accuracy for v in variants.values() if v.model == m]) for m in {r.model for r in results}}
-    rows = [row(r, variants, by_key, run_acc, metrics.get(r.model)) for r in results]
+    rows = [row(r, variants, by_key, run_acc, metrics.get(r.model), paired) for r in results]
     machine = {}
     if (run_dir / "machine.json").exists():
         machine = json.loads((run_dir / "machine.json").read_text())

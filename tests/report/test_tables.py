@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
+
+import pytest
 
 from odbench.bench.store import ResultStore
 from odbench.core.records import ProcessSamples, Result, Variant, to_json
@@ -106,3 +109,20 @@ def test_table_md_has_the_deciding_columns_warnings_once_and_functional_rows(tmp
         rows = list(csv.DictReader(f))
     assert {"p95_ms", "between_cv", "speedup_vs_ort", "warnings", "task_delta_lo"} <= set(rows[0])
     assert any("max is 80%" in r["warnings"] for r in rows)
+
+
+def test_speedups_come_through_one_accessor_paired_where_the_run_has_them(tmp_path):
+    from odbench.report.tables import cell_key, speedup_of
+
+    fp32, int8 = result("fp32", "onnxruntime"), result("int8", "onnxruntime")
+    slow = dataclasses.replace(fp32, processes=(ProcessSamples((2.0, 2.2, 2.4)), ProcessSamples((2.1, 2.2, 2.3))))
+    fast = dataclasses.replace(int8, processes=(ProcessSamples((1.0, 1.1, 1.2)), ProcessSamples((1.05, 1.1, 1.15))))
+    by_key = {cell_key(r.variant_id, r): r for r in (slow, fast)}
+    variants = {v.id: v for v in VARIANTS}
+    iso = speedup_of(fast, by_key, variants)
+    assert iso.design == "isolated" and iso.ratio == pytest.approx(2.0, rel=0.01)
+    asked = []
+    paired = speedup_of(fast, by_key, variants, paired=lambda base, r: asked.append((base, r.variant_id)) or (1.9, 1.88, 1.92))
+    assert (paired.ratio, paired.lo, paired.hi, paired.design) == (1.9, 1.88, 1.92, "paired") and asked == [("ctr/fp32", "ctr/int8")]
+    assert speedup_of(fast, by_key, variants, paired=lambda base, r: None).design == "isolated"  # the pair did not share processes
+    assert speedup_of(slow, by_key, variants) is None  # fp32 against itself
