@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from odbench.bench.parity import FP32_FLOORS, RUNTIME_FLOORS, TOP_K
 from odbench.core.records import HARNESS_RUNTIMES, Result, Variant, atomic_write_text
 from odbench.devices.catalog import get_profile
 from odbench.devices.profile import ProfileError
@@ -27,6 +26,7 @@ from odbench.report.doc import Doc
 from odbench.report.figures import Estimate, fidelity_metric, task_metric
 from odbench.report.plots import OK, Cell, interval, model_plots, runtime_label, scenarios_of, short
 from odbench.report.runs import Machine, MachineRuns, by_machine, distinct_labels, load_runs
+from odbench.report.sections import functional_rows, machine_rows, parity_rows, skipped_rows
 from odbench.verdicts import gate
 from odbench.verdicts.accuracy import merge_run_accuracy, row_accuracy
 
@@ -178,49 +178,6 @@ def _by(items, key) -> dict:
     for it in items:
         out.setdefault(key(it), []).append(it)
     return out
-
-
-def machine_rows(views: Sequence[MachineView]) -> list[list[str]]:
-    return [[v.tag, v.label, " ".join(v.group.machine.isa), ", ".join(p.name for p in v.group.paths), str(len(v.group.results))]
-            for v in views]
-
-
-def parity_rows(model: str, views: Sequence[MachineView]) -> list[list[str]]:
-    """Cells left out of every plot and selection because their outputs failed parity: one row per value
-    below its floor (bench/parity.py), the check's reason when no value is recorded."""
-    rows = []
-    for v in views:
-        for r in v.group.results:
-            if r.model != model or r.verdict != "FAIL":
-                continue
-            par, kind, n = r.parity or {}, (r.parity or {}).get("kind", "values"), len(rows)
-            for key, floors, label in (("fp32", FP32_FLOORS, "vs fp32"), ("runtime", RUNTIME_FLOORS, "vs same variant on ORT")):
-                got, fl = par.get(key) or {}, floors.get(kind)
-                for metric, floor in ((("cosine", fl.cosine), (f"top{TOP_K}_overlap", fl.topk_overlap), ("spearman", fl.spearman))
-                                      if fl else ()):
-                    if floor is not None and metric in got and not got[metric] >= floor:
-                        rows.append([short(r.variant_id), runtime_label(r), f"{v.tag} {r.profile}", f"{metric} {label}",
-                                     f"{got[metric]:.4f}", f"{floor:g}"])
-            if len(rows) == n:
-                rows.append([short(r.variant_id), runtime_label(r), f"{v.tag} {r.profile}", "(check)", r.reason[:120], ""])
-    return rows
-
-
-def skipped_rows(model: str, views: Sequence[MachineView]) -> list[list[str]]:
-    """Why cells were not measured, once per machine, profile and reason."""
-    seen: dict[tuple, int] = {}
-    for v in views:
-        for r in v.group.results:
-            if r.model == model and r.verdict == "SKIPPED":
-                seen[v.tag, r.profile, r.reason[:200]] = seen.get((v.tag, r.profile, r.reason[:200]), 0) + 1
-    return [[tag, profile, str(n), reason] for (tag, profile, reason), n in seen.items()]
-
-
-def functional_rows(model: str, views: Sequence[MachineView]) -> list[list[str]]:
-    """Cells checked without timing (e.g. measured_on 'functional-emulation': parity on another ISA's kernels)."""
-    return [[v.tag, r.profile, r.measured_on, short(r.variant_id), runtime_label(r), r.scenario, r.verdict, r.reason[:160]]
-            for v in views for r in v.group.results
-            if r.model == model and r.runtime not in HARNESS_RUNTIMES and r.measured_on not in TIMED]
 
 
 @dataclass(frozen=True)

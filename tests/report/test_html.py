@@ -229,3 +229,18 @@ def test_untimed_functional_rows_are_shown_beside_timings_and_never_selected(run
     assert "| M1 | rpi5 | functional-emulation | int8 | onnxruntime | rank-200 | FAIL | outputs do not match on aarch64 |" in table
     selection = md.split("### Candidates meeting all budgets")[1].split("###")[0]
     assert "| M1 | host (device) |" in selection and "rpi5" not in selection and "rpi5" not in md.split("## Machines")[0]
+
+
+def test_parity_failures_are_one_table_row_each_with_the_value_furthest_below_its_floor(run):
+    import dataclasses
+
+    tmp_path, results, variants = run
+    host = [r for r in results if r.profile == "host" and r.scenario == "rank-200"]
+    par = {"kind": "ranking", "fp32": {"top10_overlap": 0.45, "spearman": 0.79}, "runtime": {"top10_overlap": 0.3, "spearman": 0.99}}
+    bad = [dataclasses.replace(r, cell_id=r.cell_id.replace("onnxruntime", "openvino"), runtime="openvino", verdict="FAIL",
+                               parity=par, reason="outputs do not match") for r in host]
+    md = report.render(tmp_path, host + bad, variants, {"cpu_model": "test"})[1].read_text()
+    table = md.split("### Left out: wrong outputs (parity FAIL)")[1].split("###")[0]
+    assert "| variant | runtime | machine | metric | value | floor |" in table
+    assert "| int8 | openvino | M1 host | top10_overlap vs same variant on ORT (+2 more below) | 0.3000 | 0.8 |" in table
+    assert table.count("| openvino |") == len(bad)  # one row per failing cell
