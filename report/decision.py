@@ -153,7 +153,7 @@ def decide(model: str, candidates: Sequence[Point], metric: str | None, budgets:
     is separated by it."""
     if budgets is None:
         cands = sorted((p for p in candidates if no_detected_loss(p.delta, metric)), key=lambda p: p.p95.value if p.p95 else float("inf"))
-        basis = f"no budgets given: the lowest p95 among the cells whose {metric or 'task metric'} interval shows no loss vs fp32"
+        basis = f"no budgets given: the lowest p95 among cells whose {metric or 'task metric'} Δ vs fp32 is not below 0 beyond its interval"
         if not cands:
             why = f"No usable cell has a {metric or 'task metric'} delta showing no loss vs fp32."
             return Decision(model, metric, None, (), (), 0, why)

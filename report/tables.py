@@ -188,8 +188,10 @@ def task_delta(r: Result, variants: dict[str, Variant], run_acc, metric: str | N
     """The row's task-metric delta vs fp32 on ONNX Runtime (its own runtime's figure), or (None, why not).
     The fp32 root on default ONNX Runtime is the reference itself: exactly 0."""
     v = variants.get(r.variant_id)
-    if r.runtime in HARNESS_RUNTIMES or v is None or metric is None:
+    if r.runtime in HARNESS_RUNTIMES or v is None:
         return None, ""
+    if metric is None:
+        return None, "no task metric recorded"
     root = lineage_root(r.variant_id, variants)
     if _is_reference(r, variants):
         return Estimate(0.0, 0.0, 0.0), ""
