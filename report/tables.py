@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from odbench.bench.store import ResultStore, load_variants
+from odbench.bench.run_folder import RunFolder, is_unreadable
 from odbench.core.constants import REFERENCE_RUNTIME
 from odbench.core.records import HARNESS_RUNTIMES, NOT_MEASURED, Result, Variant, atomic_write_text, lineage_root
 from odbench.models.metrics import point_metrics
@@ -326,6 +326,15 @@ def overhead_line(results: list[Result]) -> str:
     return "Harness overhead (null session, per timed sample): " + "; ".join(parts)
 
 
+def unreadable_lines(results: list[Result]) -> list[str]:
+    """The cell files that could not be read (their rows are ERROR), named once above the tables."""
+    bad = [r for r in results if is_unreadable(r)]
+    if not bad:
+        return []
+    return ["", f"**{len(bad)} result file(s) could not be read** (ERROR rows; `odbench run --out` this folder "
+            "rebuilds each from its parts/ or reruns it):", *(f"- `{r.cell_id}`: {r.reason}" for r in bad)]
+
+
 def warnings_summary(results: list[Result]) -> list[str]:
     """Each kind of warning once, with how many cells raised it (numbers in the text are the first cell's)."""
     kinds: dict[str, list] = {}
@@ -378,16 +387,15 @@ def _sections(rows: list[dict], results: list[Result], metrics: dict[str, str | 
 def write_tables(run_dir: str | Path, paired: PairedLookup | None = None) -> tuple[Path, Path]:
     """RUN/table.md (the columns a user decides on, one table per model and profile; functional checks
     apart; warnings once per run) and RUN/table.csv (every column). ``paired``: the run's paired speedups."""
-    run_dir = Path(run_dir)
-    results = sorted_results(ResultStore(run_dir).all())
-    variants = load_variants(run_dir)
+    folder = RunFolder.open(run_dir)
+    run_dir = folder.root
+    results = sorted_results(folder.results())
+    variants = folder.variants()
     by_key = {cell_key(r.variant_id, r): r for r in results}
-    run_acc = load_run_accuracy(run_dir)
+    run_acc = load_run_accuracy(folder)
     metrics = {m: task_metric(m, [v.accuracy for v in variants.values() if v.model == m]) for m in {r.model for r in results}}
     rows = [row(r, variants, by_key, run_acc, metrics.get(r.model), paired) for r in results]
-    machine = {}
-    if (run_dir / "machine.json").exists():
-        machine = json.loads((run_dir / "machine.json").read_text())
+    machine = folder.machine()
     md = [f"# Benchmark results: {run_dir.name}", ""]
     if machine:
         md += [f"Machine: {machine.get('cpu_model')} ({machine.get('arch')}), {machine.get('physical_cores')} physical cores, "
@@ -395,8 +403,8 @@ def write_tables(run_dir: str | Path, paired: PairedLookup | None = None) -> tup
     counts: dict[str, int] = {}
     for r in results:
         counts[str(r.verdict)] = counts.get(str(r.verdict), 0) + 1
-    md += [f"{len(results)} cells: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ". " + TABLE_NOTE, "",
-           overhead_line(results), ""]
+    md += [f"{len(results)} cells: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ". " + TABLE_NOTE]
+    md += unreadable_lines(results) + ["", overhead_line(results), ""]
     # Device measurements, host emulations and untimed functional checks are never mixed in one table.
     for where, title in (("device", "Measured on the device"),
                          ("emulated", "Emulated on this host (threads, affinity, memory cap, ISA cap where the runtime honours it)")):

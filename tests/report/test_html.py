@@ -140,10 +140,10 @@ AVX2 = {**AVX512, "hostname": "b", "isa": ["sse4_2", "avx", "avx2", "fma", "f16c
 def write_run(path, machine, results, variants):
     import json
 
-    from odbench.bench.store import ResultStore
+    from odbench.bench.run_folder import RunFolder
     from odbench.core.records import to_json
 
-    store = ResultStore(path)
+    store = RunFolder(path)
     for r in results:
         store.put(r)
     store.write_json("machine.json", machine)

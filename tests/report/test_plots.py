@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from odbench.bench.store import ResultStore
+from odbench.bench.run_folder import RunFolder
 from odbench.core.records import ProcessSamples, Result, Variant, to_json
 from odbench.report import html as report
 from odbench.report.axes import limits
@@ -69,7 +69,7 @@ def rendered(tmp_path_factory):
     variants["one/fp32"] = _variant("one", "fp32", 0.0, 10.0, None)
     results.append(_cell("one", "one/fp32", "onnxruntime", "query", 1, 2.0, seed=1))
 
-    store = ResultStore(tmp / "run")
+    store = RunFolder(tmp / "run")
     for r in results:
         store.put(r)
     store.write_json("machine.json", MACHINE)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from odbench.bench.store import ResultStore
+from odbench.bench.run_folder import RunFolder
 from odbench.core.records import ProcessSamples, Result, Variant, to_json
 from odbench.report.tables import write_tables
 from odbench.verdicts import accuracy as A
@@ -33,7 +33,7 @@ def record(variant: Variant, runtime: str, accuracy: dict | None, error: str = "
 
 
 def make_run(tmp_path, records: list[A.RuntimeAccuracy] | None):
-    store = ResultStore(tmp_path)
+    store = RunFolder(tmp_path)
     for v, rt in (("fp32", "onnxruntime"), ("fp32", "openvino"), ("int8", "onnxruntime"), ("int8", "openvino"), ("int8", "mnn")):
         store.put(result(v, rt))
     store.write_json("variants.json", [json.loads(to_json(v)) for v in VARIANTS])
@@ -89,7 +89,7 @@ def _warned(r: Result, warnings: tuple[str, ...], **kw) -> Result:
 
 
 def test_table_md_has_the_deciding_columns_warnings_once_and_functional_rows(tmp_path):
-    store = ResultStore(tmp_path)
+    store = RunFolder(tmp_path)
     fp32, int8 = result("fp32", "onnxruntime"), result("int8", "onnxruntime")
     store.put(_warned(fp32, ("stdev is 35% of the mean (>= 10%)", "max is 80% above the mean (>= 50%)")))
     store.put(_warned(int8, ("stdev is 12% of the mean (>= 10%)",)))
