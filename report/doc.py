@@ -9,7 +9,7 @@ import html
 STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:1180px;margin:auto;padding:0 1em;color:#222;font-size:14px}"
     "section{max-width:100%;overflow-wrap:anywhere}"
-    "img{max-width:100%;height:auto;border:1px solid #ddd;margin:.5em 0}"
+    "img{max-width:100%;height:auto;box-sizing:border-box;border:1px solid #ddd;margin:.5em 0}"
     "table{border-collapse:collapse;font-size:12.5px;max-width:100%;margin:.3em 0 .8em}"
     "td,th{border:1px solid #ccc;padding:2px 6px;vertical-align:top;overflow-wrap:anywhere}th{background:#f4f4f4}"
     ".decision{border-left:4px solid #2a6;background:#f3faf5;padding:.4em 1em;margin:.6em 0}"

@@ -80,14 +80,35 @@ PROBE = ("<script>window.addEventListener('load',()=>{const w=innerWidth;documen
          "s.getBoundingClientRect().right>w).map(s=>s.id).join(',')||'none'})</script></body>")
 
 
-def test_report_renders_in_headless_chromium_and_every_section_fits_a_laptop_screen(run):
-    import re
-
+def chromium_or_skip() -> str:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if not chromium:
         if os.environ.get("CI"):
             pytest.fail("chromium is required in CI (scripts/ensure-chromium installs it)")
         pytest.skip("chromium is not installed (apt-get install chromium)")
+    return chromium
+
+
+def chromium_base(chromium: str, tmp_path) -> list[str]:
+    return [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--hide-scrollbars",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}"]
+
+
+def assert_fits_a_laptop_screen(html_path, tmp_path, width: int = 1366) -> None:
+    """Loaded in headless Chromium at ``width`` px: neither the page nor any <section> scrolls sideways."""
+    import re
+
+    probe = tmp_path / "probe.html"
+    probe.write_text(html_path.read_text().replace("</body>", PROBE))
+    dom = subprocess.run(chromium_base(chromium_or_skip(), tmp_path) + [f"--window-size={width},900", "--virtual-time-budget=5000",
+                                                                         "--dump-dom", probe.as_uri()],
+                         check=True, capture_output=True, text=True, timeout=120).stdout
+    assert int(re.search(r'data-sw="(\d+)"', dom).group(1)) <= width  # no sideways scrolling
+    assert re.search(r'data-wide="([^"]*)"', dom).group(1) == "none"  # and no section wider than the page
+
+
+def test_report_renders_in_headless_chromium_and_every_section_fits_a_laptop_screen(run):
+    chromium = chromium_or_skip()
     tmp_path, results, variants = run
     host = [r for r in results if r.profile == "host"]
     folders = [write_run(tmp_path / "run-avx512", AVX512, [_with_ci(r, 1.0) for r in host], variants),
@@ -95,16 +116,9 @@ def test_report_renders_in_headless_chromium_and_every_section_fits_a_laptop_scr
     budgets = BudgetFile.model_validate({"budgets": [{"scenario": "rank-200", "latency_ms": {"p95": 1.0}}]})
     html_path, _ = report.render_folders(folders, budgets)
     assert "AVX2, 2 cores" in html_path.read_text() and "AVX-512 VNNI, 2 cores" in html_path.read_text()
-    base = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--hide-scrollbars",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}"]
-    probe = tmp_path / "probe.html"
-    probe.write_text(html_path.read_text().replace("</body>", PROBE))
-    dom = subprocess.run(base + ["--window-size=1366,900", "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
-                         check=True, capture_output=True, text=True, timeout=120).stdout
-    assert int(re.search(r'data-sw="(\d+)"', dom).group(1)) <= 1366  # a laptop screen: no sideways scrolling
-    assert re.search(r'data-wide="([^"]*)"', dom).group(1) == "none"  # and no section wider than the page
+    assert_fits_a_laptop_screen(html_path, tmp_path)
     shot = tmp_path / "screenshot.png"
-    subprocess.run(base + ["--window-size=1366,2400", f"--screenshot={shot}", html_path.as_uri()],
+    subprocess.run(chromium_base(chromium, tmp_path) + ["--window-size=1366,2400", f"--screenshot={shot}", html_path.as_uri()],
                    check=True, capture_output=True, timeout=120)
     from PIL import Image
 

@@ -76,7 +76,7 @@ def rendered(tmp_path_factory):
     store.write_json("variants.json", [json.loads(to_json(v)) for v in variants.values()])
     plots: list = []
     html_path, md_path = report.render_runs(by_machine(load_runs([tmp / "run"])), tmp / "out", plots_out=plots)
-    return {"plots": {p.id: p for p in plots}, "results": results, "md": md_path.read_text(), "html": html_path.read_text()}
+    return {"plots": {p.id: p for p in plots}, "results": results, "md": md_path.read_text(), "html_path": html_path, "tmp": tmp}
 
 
 def _within(lim, lo, hi):
@@ -145,3 +145,9 @@ def test_limits_ignore_non_finite_values_and_cap_wild_interval_ends():
     assert lo < 0.5 and hi <= 3.2  # an end beyond the points' own span is cut, NaN ignored
     lo, hi = limits([5.0])
     assert lo < 5.0 < hi and hi - lo < 10
+
+
+def test_forty_variants_still_fit_a_laptop_screen(rendered):
+    from tests.report.test_html import assert_fits_a_laptop_screen
+
+    assert_fits_a_laptop_screen(rendered["html_path"], rendered["tmp"])
