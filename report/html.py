@@ -318,7 +318,7 @@ def render_runs(groups: Sequence[MachineRuns], out_dir: Path, verdicts: Sequence
     unreadable = [[v.tag, r.cell_id, "ERROR", r.reason] for v in views for r in v.group.results if is_unreadable(r)]
     if unreadable:
         doc.heading(2, "Results that could not be read (ERROR)")
-        doc.para("These cells are left out of every choice below; `odbench run --out` their folder rebuilds or reruns them.")
+        doc.para("These cells are left out of every choice in this report; `odbench run --out` their folder rebuilds or reruns them.")
         doc.table(["machine", "cell", "verdict", "why"], unreadable)
     emulated = sorted({f"{v.tag}:{r.profile}" for v in views for r in v.group.results if r.measured_on == "emulated" and r.stats})
     if emulated:
