@@ -1,7 +1,7 @@
 """Plot mechanics that keep a picture honest whatever the data: axis limits from finite values only,
 interval bars that a missing or broken interval cannot stretch, and point labels placed without overlap.
 
-* ``limits``: the span of the points, widened to take in their interval ends, but by at most the points'
+* ``limits``: the span of the points, widened to take in their interval ends, but by at most twice the points'
   own span (or half their magnitude, for one point) on each side; a bar reaching further is clipped,
   and the caller says so in its caption. NaN and inf never reach an axis.
 * ``place_labels``: a greedy placement (Imhof's rules in their simplest form: try positions around the
@@ -39,7 +39,7 @@ def limits(values: Sequence[float], ends: Sequence[float] = (), log: bool = Fals
     f = (lambda v: math.log10(v)) if log else (lambda v: v)
     inv = (lambda v: 10 ** v) if log else (lambda v: v)
     lo, hi = min(map(f, vals)), max(map(f, vals))
-    reach = max(hi - lo, 0.3) if log else ((hi - lo) or max(abs(hi) * 0.5, 1e-9))
+    reach = 2 * (max(hi - lo, 0.3) if log else ((hi - lo) or max(abs(hi) * 0.5, 1e-9)))
     ends_ = [f(e) for e in ends if finite(e) and (e > 0 or not log)]
     lo2 = max(min([lo] + ends_), lo - reach)
     hi2 = min(max([hi] + ends_), hi + reach)
