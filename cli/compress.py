@@ -36,7 +36,7 @@ def _variants_table(rows: list) -> Table:
     for base, b in rows:
         v = b.variant
         if v is None:
-            table.add_row(f"{base.model}/{b.step.key}", "", b.step.compressor, "", "", "", "", "", "FAILED",
+            table.add_row(f"{base.model}/{b.step.key}", "", b.step.compressor, "", "", "", "", "", f"not built ({b.kind})",
                           f"{b.seconds:.1f}", b.error[:120])
             continue
         acc = accuracy_line(v.accuracy)  # the task metric with its interval and paired delta, and fidelity

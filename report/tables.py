@@ -13,6 +13,7 @@ from odbench.bench.run_folder import RunFolder, is_unreadable
 from odbench.core.constants import REFERENCE_RUNTIME
 from odbench.core.records import HARNESS_RUNTIMES, NOT_MEASURED, Result, Variant, atomic_write_text, lineage_root
 from odbench.models.metrics import point_metrics
+from odbench.report.build_notes import build_notes
 from odbench.report.figures import Estimate, delta_estimate, stat_estimate, task_metric
 from odbench.stats import intervals
 from odbench.verdicts.accuracy import RuntimeAccuracy, load_run_accuracy, row_accuracy
@@ -415,6 +416,7 @@ def write_tables(run_dir: str | Path, paired: PairedLookup | None = None) -> tup
     if functional:
         md += ["## Functional checks (outputs compared, no timing)", "",
                render_markdown([{**row_, "reason": row_["reason"][:120]} for row_, _ in functional], FUNCTIONAL_COLUMNS), ""]
+    md += build_notes(run_dir)
     warns = warnings_summary([r for r in results if r.measured_on in ("device", "emulated")])
     if warns:
         md += ["## Warnings (each cell's own are in its JSON and in `table.csv`)", ""] + [f"- {w}" for w in warns] + [""]
