@@ -43,7 +43,10 @@ def limits(values: Sequence[float], ends: Sequence[float] = (), log: bool = Fals
     ends_ = [f(e) for e in ends if finite(e) and (e > 0 or not log)]
     lo2 = max(min([lo] + ends_), lo - reach)
     hi2 = min(max([hi] + ends_), hi + reach)
-    span = (hi2 - lo2) or max(abs(hi2) * 0.1, 1e-9)
+    if hi2 == lo2:  # one value and no interval: a window around it (x/2..x2 on a log axis)
+        w = math.log10(2) if log else max(abs(hi2) * 0.25, 0.01)
+        return inv(lo2 - w), inv(hi2 + w)
+    span = hi2 - lo2
     return inv(lo2 - pad * span), inv(hi2 + pad * span)
 
 

@@ -111,6 +111,18 @@ def _set_limits(ax, xs: list[Estimate], ys: list[Estimate], xlog: bool = False) 
     return clipped(xs, xl) + clipped(ys, yl)
 
 
+def _ratio_ticks(ax) -> None:
+    """Plain ticks (0.5, 1, 2, ...) on a log ratio axis."""
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    lo, hi = ax.get_xlim()
+    fine = (0.25, 0.5, 0.75, 1, 1.25, 1.5, 2, 2.5, 3, 4, 5, 6)  # at least 0.08 decades apart: labels never touch
+    ticks = [t for t in (fine if hi / lo < 8 else [2.0 ** k for k in range(-8, 9)]) if lo <= t <= hi] or [1]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticklabels([f"{t:g}" if t >= 0.1 else f"1/{1 / t:g}" for t in ticks])
+
+
 def _caption(n: int, no_interval: int, clipped_bars: int, missed: int, extra: str = "") -> str:
     parts = [extra] if extra else []
     if no_interval:
@@ -154,8 +166,10 @@ def decision_plot(model: str, points: list[Point], metric: str | None, y: str = 
     ax.axvline(1.0, color="#888", lw=0.8, ls=":")
     if y == "delta":
         ax.axhline(0.0, color="#888", lw=0.8, ls=":")
-    cut = _set_limits(ax, xs, ys)
-    ax.set_xlabel("speedup vs fp32 on the same runtime and profile (x; bars: 95% interval)")
+    ax.set_xscale("log")  # a ratio: x2 and x0.5 are as far from 1
+    cut = _set_limits(ax, xs, ys, xlog=True)
+    _ratio_ticks(ax)
+    ax.set_xlabel("speedup vs fp32 on the same runtime and profile (log; bars: 95% interval)")
     ax.set_ylabel(ylabel or f"{metric} − fp32's (bars: paired 95% interval)")
     ax.set_title(title or f"{model}: {metric} change vs speedup")
     ax.grid(alpha=0.3)
@@ -235,6 +249,7 @@ def distributions_plot(model: str, cells: list[Cell], scenarios: list[str]) -> P
                       fontsize=7 if len(group) <= 30 else 6, rotation=60 if len(group) <= 30 else 90,
                       ha="right" if len(group) <= 30 else "center")  # many boxes: upright labels, one per box width
         ax.set_title(scenario, fontsize=9)
+        ax.set_ylim(bottom=max(0.0, ax.get_ylim()[0]))  # a latency is never negative
         ax.set_ylabel("ms")
         ax.grid(alpha=0.3, axis="y")
     fig.suptitle(f"{model}: latency distribution per variant and machine (whiskers p1-p99; * emulated)", fontsize=10)
