@@ -265,7 +265,8 @@ def plan_cells(req: RunPlan, built: Built, parity_specs: dict, log: Log = stderr
         for w in built.workloads:
             head = built.headlines.get(w.variant.model)
             others = [Workload(w.variant, {head: w.feeds[head]}, w.output_kind)] if head in w.feeds else [w]
-            cells += plan_matrix([w], runtimes[:1], profiles, req.timing, **kw) + plan_matrix(others, runtimes[1:], profiles, req.timing, **kw)
+            cells += plan_matrix([w], runtimes[:1], profiles, req.timing, **kw)
+            cells += plan_matrix(others, runtimes[1:], profiles, req.timing, **kw)
     if not req.runtimes_asked:  # the default runtimes: leave out what a runtime cannot run at all, and say so
         cells = _drop_unaccepted(cells, {w.variant.id: w.variant for w in built.workloads}, log)
     if req.overhead and built.workloads:

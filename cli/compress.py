@@ -10,11 +10,11 @@ from rich.table import Table
 
 from odbench.api.matrix import compress_zoo, recipe_steps
 from odbench.cli.common import cache_path, existing_file, log, out, parse_dims, resolve_models, usage
-from odbench.core.records import Feeds, Variant
 from odbench.compressors.build import build_recipe
 from odbench.compressors.fidelity import OnnxFidelityTask
-from odbench.models import ZOO
 from odbench.core.onnx_tools import ort_run_fn
+from odbench.core.records import Feeds
+from odbench.models import ZOO
 from odbench.models.onnx_file import user_variant
 from odbench.models.metrics import accuracy_line
 

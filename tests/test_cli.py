@@ -225,6 +225,25 @@ def _usage_cases(tmp_path):
         "gate without cells": (["gate", str(no_cells), "--budgets", "budgets/example.yaml"],
                                f"{no_cells} is not a run folder: it has no cells/"),
         "report of a file": (["report", str(a_file)], "is a file"),
+        # runtime option values are typed by the runtime's Options
+        "a boolean that is not one": (["run", "--onnx", model, "--runtime", "onnxruntime:allow_spinning=flase"],
+                                      "allow_spinning is a boolean (true, false, 1 or 0); got 'flase'"),
+        "an enum value not among its choices": (["run", "--onnx", model, "--runtime", "onnxruntime:graph_optimization=fast"],
+                                                "graph_optimization must be one of disable, basic, extended, all; got 'fast'"),
+        "a number that is not one": (["run", "--onnx", model, "--runtime", "faulty:work_ms=slow"], "work_ms must be a number; got 'slow'"),
+        "an integer that is not one": (["run", "--onnx", model, "--runtime", "openvino:streams=1.5"], "streams must be an integer; got '1.5'"),
+        "accuracy of an unknown model": (["accuracy", "--model", "nope"], "unknown zoo model 'nope'"),
+        "accuracy on an unknown runtime": (["accuracy", "--runtime", "tflite"], "unknown runtime 'tflite'"),
+        "arm: an unknown subcommand": (["arm", "bogus"], "No such command 'bogus'"),
+        "arm table of no run": (["arm", "table", str(tmp_path / "none")], "is not a run folder"),
+        "arm check of no run": (["arm", "check", str(tmp_path / "none")], "is not a run folder"),
+        "design of no run": (["design", str(tmp_path / "none")], "is not a run folder"),
+        "pareto of no run": (["pareto", str(tmp_path / "none")], "is not a run folder"),
+        "pareto of a model the run lacks": (["pareto", str(run_dir), "--model", "nope"], "holds no 'query' cells of nope"),
+        "int8-front with a negative k": (["int8-front", "--k", "-1"], "-1 is not in the range x>=0"),
+        "int8-front on an unknown runtime": (["int8-front", "--time-only", "--runtime", "tflite"], "unknown runtime 'tflite'"),
+        "gate with a baseline without machine.json": (["gate", str(run_dir), "--budgets", "budgets/example.yaml", "--baseline",
+                                                       str(run_dir)], "has no machine.json"),
     }
 
 
@@ -245,13 +264,37 @@ def test_every_usage_error_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch)
 
 
 def test_help_on_every_command_and_version(capsys):
+    import click
+
     from odbench.cli import COMMANDS, main
 
     assert main(["--version"]) == 0 and capsys.readouterr().out.startswith("odbench, version ")
-    for command in [None, *(c.name for c in COMMANDS)]:
-        assert main([command, "--help"] if command else ["--help"]) == 0
+    names = [[c.name] for c in COMMANDS] + [["arm", sub] for sub in COMMANDS[[c.name for c in COMMANDS].index("arm")].commands]
+    for command in [[], *names]:
+        assert main([*command, "--help"]) == 0
         text = capsys.readouterr().out
-        assert text.startswith(f"Usage: odbench {command or ''}".rstrip()), text[:200]
+        assert text.startswith(" ".join(["Usage: odbench", *command])), text[:200]
+    assert all(isinstance(c, click.Command) for c in COMMANDS)  # real Click commands, no argparse inside
+
+
+def test_runtime_option_values_are_typed():
+    from odbench.cli import parse_runtime
+
+    assert parse_runtime("faulty:work_ms=1.5") == ("faulty", {"work_ms": 1.5})
+    assert parse_runtime("onnxruntime:allow_spinning=0,pin_threads=TRUE") == ("onnxruntime", {"allow_spinning": False, "pin_threads": True})
+    assert parse_runtime("openvino:streams=2,hint=THROUGHPUT") == ("openvino", {"streams": 2, "hint": "THROUGHPUT"})
+
+
+def test_the_analyses_are_commands(tmp_path, capsys):
+    """design and arm table on a run folder, in-process (no python -m entry points left)."""
+    from odbench.bench.run_folder import RunFolder
+    from odbench.cli import main
+
+    run = RunFolder(tmp_path / "run").root
+    assert main(["design", str(run)]) == 0
+    assert capsys.readouterr().out.startswith("| cell | processes | samples/process |")
+    assert main(["arm", "table", str(run)]) == 0
+    assert capsys.readouterr().out.startswith("| variant | runtime | profile | scenario | measured_on |")
 
 
 def test_a_usage_error_from_the_console_script_has_no_traceback(tmp_path):
