@@ -19,6 +19,7 @@ from typing import Callable, ContextManager, Sequence
 
 from odbench.api.options import (
     UsageError,
+    check_out,
     existing_file,
     make_executor,
     out_folder,
@@ -136,6 +137,7 @@ def plan(models: Sequence[str] = (), onnx: Sequence[str | Path] = (), runtimes: 
         existing_file(path, "ONNX file")
     if timeout is not None and not timeout > 0:
         raise UsageError(f"--timeout must be > 0 seconds, got {timeout:g}")
+    check_out(out)
     return RunPlan(
         models=tuple(chosen), onnx=tuple(str(p) for p in onnx), runtimes=tuple(parse_runtimes(list(runtimes) or DEFAULT_RUNTIMES)),
         runtimes_asked=bool(runtimes), profiles=tuple(resolve_profiles(tuple(profiles))), scenarios=tuple(scenarios),

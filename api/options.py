@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
 from pathlib import Path
 
 from odbench.bench.executors import Executor, ExecutorSettings, get_executor
@@ -161,8 +162,20 @@ def open_run(run_dir: str | Path, need_machine: bool = False) -> RunFolder:
     return folder
 
 
+def check_out(path: str | Path) -> Path:
+    """A run folder a run may write to: an existing folder, or one that can be made (nothing is made here)."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise UsageError(f"--out {path}: is a file, not a run folder")
+    parent = next((a for a in [p, *p.absolute().parents] if a.exists()), None)
+    if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise UsageError(f"--out {path}: cannot be made ({parent} is not a writable folder)")
+    return p
+
+
 def out_folder(path: str | Path) -> RunFolder:
     """The run folder a run writes to, made if need be; a file in the way is a UsageError."""
+    check_out(path)
     try:
         return RunFolder(path)
     except (RunFolderError, OSError) as exc:

@@ -150,6 +150,8 @@ def _usage_cases(tmp_path):
         "an integer that is not one": (["run", "--onnx", model, "--runtime", "openvino:streams=1.5"], "streams must be an integer; got '1.5'"),
         "a negative timeout": (["run", "--onnx", model, "--timeout", "-1"], "--timeout"),
         "--out is a file": (["run", "--onnx", model, "--out", model], "is a file, not a run folder"),
+        "--out cannot be made": (["run", "--onnx", model, "--out", str(Path(model) / "run")],
+                                 "cannot be made"),
         "accuracy of an unknown model": (["accuracy", "--model", "nope"], "unknown zoo model 'nope'"),
         "accuracy on an unknown runtime": (["accuracy", "--runtime", "tflite"], "unknown runtime 'tflite'"),
         "arm: an unknown subcommand": (["arm", "bogus"], "No such command 'bogus'"),
