@@ -35,7 +35,7 @@ def _variants_table(rows: list) -> Table:
     for base, b in rows:
         v = b.variant
         if v is None:
-            table.add_row(f"{base.model}/{b.step.key}", "", b.step.compressor, "", "", "", "", "", "FAILED",
+            table.add_row(f"{base.model}/{b.step.key}", "", b.step.compressor, "", "", "", "", "", f"not built ({b.kind})",
                           f"{b.seconds:.1f}", b.error[:120])
             continue
         acc = " ".join(f"{k}={x:.4f} ({x - base.accuracy.get(k, x):+.4f})" for k, x in v.accuracy.items())
