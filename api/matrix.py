@@ -19,6 +19,7 @@ from typing import Callable, ContextManager, Sequence
 
 from odbench.api.options import (
     UsageError,
+    check_out,
     existing_file,
     make_executor,
     out_folder,
@@ -140,6 +141,7 @@ def plan(models: Sequence[str] = (), onnx: Sequence[str | Path] = (), runtimes: 
     for path in onnx:
         existing_file(path, "ONNX file")
     positive(timeout, "--timeout")
+    check_out(out)  # a file in the way is said before anything is built (and nothing is created yet)
     return RunPlan(
         models=tuple(chosen), onnx=tuple(str(p) for p in onnx), runtimes=tuple(parse_runtimes(list(runtimes) or DEFAULT_RUNTIMES)),
         runtimes_asked=bool(runtimes), profiles=tuple(resolve_profiles(tuple(profiles))), scenarios=tuple(scenarios),
