@@ -20,6 +20,7 @@ from typing import Callable, ContextManager, Sequence
 from odbench.api import your_data
 from odbench.api.options import (
     UsageError,
+    check_out,
     existing_file,
     make_executor,
     out_folder,
@@ -46,6 +47,7 @@ from odbench.core.onnx_tools import quantized_summary
 from odbench.core.records import CellSpec, Feeds, Result, Timing, Variant, Verdict
 from odbench.devices.profile import DeviceProfile
 from odbench.models.base import ZooTask
+from odbench.models.metrics import accuracy_line
 from odbench.models.onnx_file import OWN_OUTPUTS, user_variant
 from odbench.report.tables import write_tables
 from odbench.runtimes import get_runtime
@@ -144,6 +146,7 @@ def plan(models: Sequence[str] = (), onnx: Sequence[str | Path] = (), runtimes: 
         existing_file(path, "ONNX file")
     positive(timeout, "--timeout")
     tasks = your_data.eval_tasks(tuple(onnx), eval)
+    check_out(out)  # a file in the way is said before anything is built (and nothing is created yet)
     return RunPlan(
         models=tuple(chosen), onnx=tuple(str(p) for p in onnx), runtimes=tuple(parse_runtimes(list(runtimes) or DEFAULT_RUNTIMES)),
         runtimes_asked=bool(runtimes), profiles=tuple(resolve_profiles(tuple(profiles))), scenarios=tuple(scenarios),
@@ -179,7 +182,8 @@ def _zoo_workloads(model, cache: Path, req: RunPlan, log: Log) -> tuple[list[Wor
             continue
         fs = model.feeds(scenario, cache)
         feeds[scenario] = (Feeds(path=str(fs.path)), fs.items_per_inference)
-    log(f"[build] {variant.id}: {variant.size_bytes / 2**20:.1f} MB, accuracy {variant.accuracy}, parity {variant.parity}")
+    acc = accuracy_line(variant.accuracy, getattr(model, "primary_metric", None), getattr(model, "fidelity_metric", None))
+    log(f"[build] {variant.id}: {variant.size_bytes / 2**20:.1f} MB, {acc}")
     workloads = [Workload(variant, feeds, model.output_kind)]
     if req.recipe == "none":
         return workloads, 0.0, []

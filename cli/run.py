@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from odbench.api import matrix as api
 from odbench.api.matrix import DEFAULT_MODELS, DEFAULT_RUNTIMES, SWEEP_LEFT_OUT  # noqa: F401  (documented defaults)
-from odbench.api.options import make_executor, out_folder
+from odbench.api.options import make_executor
 from odbench.bench.executors import EXECUTORS
 from odbench.cli.common import cache_path, err, log
 from odbench.core.records import TIMING_PRESETS, CellSpec, Result
@@ -89,7 +89,6 @@ def run_cmd(ctx: click.Context, **opt) -> int:
         onnx_recipe=opt["recipe"] if explicit_recipe else None, force=opt["force"], overhead=not opt["no_overhead"],
         parity=not opt["no_parity"], accuracy=not opt["no_accuracy"], all_scenarios=opt["all_scenarios"],
         quiet=opt["quiet"], executor=opt["executor"], eval=opt["eval_file"])
-    out_folder(req.out)  # a file in the way is said before anything is built
     executor = make_executor(opt["executor"], opt["scheduler"], opt["shared_root"], opt["seed"])
     outcome = api.run(req, executor, cache_path(ctx), log=log, watch=progress_watch(opt["quiet"]))
     if not opt["quiet"]:

@@ -15,7 +15,7 @@ from odbench.compressors.recipes import RECIPES, Step
 from odbench.core.not_built import NotBuilt, NotBuiltKind
 from odbench.core.onnx_tools import ort_run_fn
 from odbench.core.records import Variant
-from odbench.models.metrics import point_metrics
+from odbench.models.metrics import accuracy_line
 
 
 @dataclass(frozen=True)
@@ -84,8 +84,7 @@ def build_recipe(baseline: Variant, steps: tuple[Step, ...], task: Task, out_dir
         variant = _record_step(variant, step)
         done[step.key] = variant
         built.append(Built(step, variant, seconds))
-        acc = ", ".join(f"{k}={v:.4f}" for k, v in point_metrics(variant.accuracy).items())
-        log(f"  [compress] {variant.id}: {variant.size_bytes / 2**20:.1f} MB, {acc} ({seconds:.1f}s)")
+        log(f"  [compress] {variant.id}: {variant.size_bytes / 2**20:.1f} MB, {accuracy_line(variant.accuracy)} ({seconds:.1f}s)")
     return built
 
 
