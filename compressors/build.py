@@ -11,7 +11,7 @@ from typing import Callable
 from odbench.compressors import NEEDS_TORCH, get_compressor
 from odbench.compressors.base import CompressionError, Task, config_dict
 from odbench.compressors.fidelity import OnnxFidelityTask
-from odbench.compressors.recipes import RECIPES, Step
+from odbench.compressors.recipes import LABEL_TAGS, RECIPES, Step
 from odbench.core.not_built import NotBuilt, NotBuiltKind
 from odbench.core.onnx_tools import ort_run_fn
 from odbench.core.records import Variant
@@ -89,12 +89,15 @@ def build_recipe(baseline: Variant, steps: tuple[Step, ...], task: Task, out_dir
 
 
 def _record_step(variant: Variant, step: Step) -> Variant:
-    """The recipe step's target runtimes and label (e.g. "no fine-tuning") on the variant and its variant.json."""
+    """The recipe step's target runtimes and label (e.g. "no fine-tuning", and its tag in the id) on the
+    variant and its variant.json."""
     extra = {**({"target_runtimes": list(step.runtimes)} if step.runtimes else {}), **({"label": step.label} if step.label else {})}
-    if all(variant.config.get(k) == v for k, v in extra.items()):
+    tag = LABEL_TAGS.get(step.label)
+    vid = variant.id if not tag or variant.id.endswith(f"-{tag}") else f"{variant.id}-{tag}"
+    if vid == variant.id and all(variant.config.get(k) == v for k, v in extra.items()):
         return variant
     notes = variant.notes + ((step.label,) if step.label and step.label not in variant.notes else ())
-    variant = dataclasses.replace(variant, config={**variant.config, **extra}, notes=notes)
+    variant = dataclasses.replace(variant, id=vid, config={**variant.config, **extra}, notes=notes)
     variant.save(Path(variant.path).parent / "variant.json")
     return variant
 

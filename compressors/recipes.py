@@ -103,6 +103,9 @@ ENCODER_FULL = ENCODER_DEFAULT + (
 # fine-tuning are `full` only, labelled "no fine-tuning" in every table: they change the outputs and nothing
 # retrains the model to recover (on a sentence-transformers MiniLM: cosine 0.917 and 0.941 to fp32).
 NO_FT = "no fine-tuning"
+# A labelled step's variant id ends in its tag (prune50-global-noft), so that every table, report, gate and
+# comparison that names the variant carries the label, not only the ones that read the variant's config.
+LABEL_TAGS = {NO_FT: "noft"}
 ONNX_INT8DYN = Step("int8dyn", "inc-int8", IncConfig(approach="dynamic", tune=False))
 ONNX_MIXED = Step("int8mixed", "int8-mixed", MixedInt8Config(calib_samples=8, scan_samples=8), runtimes=("onnxruntime",))
 ONNX_EMB = Step("embint8", "embedding-quant", EmbeddingQuantConfig(bits=8, min_rows=256))

@@ -20,7 +20,7 @@ def test_run_with_an_evaluation_set_scores_each_row_on_its_own_runtime(tmp_path,
     assert code in (0, 1), capsys.readouterr().err
     rows = list(csv.DictReader((out / "table.csv").open()))
     by_variant = {r["variant"]: r for r in rows}
-    assert "prune50-global (no fine-tuning)" in by_variant  # full-only, and labelled in the table
+    assert "prune50-global-noft (no fine-tuning)" in by_variant  # full-only, and labelled in the table
     assert not [v for v in by_variant if "int8" in v and "no fine-tuning" in v]
     ok = [r for r in rows if r["verdict"] == "OK"]
     assert {"as-is", "int8-dyn", "int8-static-matmul-gemm-fout"} <= {r["variant"] for r in ok}
@@ -29,7 +29,7 @@ def test_run_with_an_evaluation_set_scores_each_row_on_its_own_runtime(tmp_path,
         assert r["scenario"] == "retrieval-b1"
         assert "ndcg@10=" in r["acc_delta_vs_fp32"], r
     short = (out / "your-data.md").read_text()  # the short table: p50, the user's metric, the paired delta
-    assert "ndcg@10 [95% CI]" in short and "| prune50-global (no fine-tuning) |" in short and "(the reference)" not in short
+    assert "ndcg@10 [95% CI]" in short and "| prune50-global-noft (no fine-tuning) |" in short and "(the reference)" not in short
     records = json.loads((out / "accuracy.json").read_text())["records"]
     assert {rec["source"] for rec in records} == {"evaluated"}  # not ONNX Runtime's build figure: options differ
     assert all(rec["accuracy"] and "delta_ndcg@10_lo" in rec["accuracy"] for rec in records)

@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 
 from odbench.compressors import COMPRESSORS, NEEDS_TORCH, get_compressor
-from odbench.compressors.recipes import RECIPES, Step
+from odbench.compressors.recipes import LABEL_TAGS, RECIPES, Step
 from odbench.models import ZOO
 
 RECIPE_IDS = [f"{model}:{name}" for model, name in RECIPES]
@@ -51,7 +51,7 @@ def test_a_foreign_models_default_needs_no_training_and_full_labels_what_was_not
         assert not [s for s in default if s.label]
         extra = full[len(default):]
         assert {s.compressor for s in extra} == {"prune-magnitude", "lowrank-svd"}
-        assert all(s.label == "no fine-tuning" for s in extra)
+        assert all(s.label == "no fine-tuning" and LABEL_TAGS[s.label] == "noft" for s in extra)
     static = [s for s in RECIPES[("onnx-eval", "default")] if s.compressor == "inc-int8" and s.config.approach == "static"]
     assert static and not [s for s in RECIPES[("onnx", "default")] if s.compressor == "inc-int8" and s.config.approach == "static"]
 
