@@ -100,6 +100,9 @@ class UserTask:
             return {"scores": out.reshape(-1).astype(np.float64)}
         if out.ndim != 2 or out.shape[1] < 2:
             raise EvalError(f"{self.data.path}: a classifier must give [rows, classes] logits; output is {out.shape}")
+        if self.labels.max() >= out.shape[1] or self.labels.min() < 0:
+            raise EvalError(f"{self.data.path}: labels run from {self.labels.min()} to {self.labels.max()}, "
+                            f"but the model gives {out.shape[1]} logits")
         return {"pred": out.argmax(axis=1)}
 
     @cached_property
