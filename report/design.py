@@ -5,12 +5,11 @@ parts and gives Kalibera & Jones's cost-optimal samples per process for it; ``st
 tests the intervals on two runs of the same matrix: each cell's difference between the runs (p50,
 speedup vs fp32), scaled by both runs' standard errors, should follow Student's t; ``agreement``
 gives the fraction within its 95% band and the Kolmogorov-Smirnov distance of the whole set.
-``python -m odbench.report.design RUN [RUN2]`` prints both as Markdown.
+``odbench design RUN [RUN2]`` prints both as Markdown.
 """
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,25 +140,25 @@ def agreement(rows: list[Standardized], what: str) -> Agreement | None:
     return Agreement(what, n, k, float(ci.low), float(ci.high), float(ks.statistic), float(ks.pvalue))
 
 
-def main(argv: list[str]) -> None:  # pragma: no cover - prints the README's tables
-    run1 = Path(argv[0])
-    print("| cell | processes | samples/process | within sd (log) | between sd (log) | ms/sample | s/process besides samples | optimal samples/process |")
-    print("|---|---|---|---|---|---|---|---|")
+def design_markdown(run1: Path, run2: Path | None = None) -> str:
+    """`odbench design RUN [RUN2]`: the variance split and, with RUN2, the run-to-run agreement, as Markdown."""
+    out: list[str] = []
+    run1 = Path(run1)
+    out.append("| cell | processes | samples/process | within sd (log) | between sd (log) | ms/sample | s/process besides samples | optimal samples/process |")
+    out.append("|---|---|---|---|---|---|---|---|")
     for v in variance_rows(RunFolder.open(run1).results()):
-        print(f"| `{v.cell_id}` | {v.processes} | {v.samples_per_process:.0f} | {v.within_sd:.3f} | {v.between_sd:.3f} | "
+        out.append(f"| `{v.cell_id}` | {v.processes} | {v.samples_per_process:.0f} | {v.within_sd:.3f} | {v.between_sd:.3f} | "
               f"{v.sample_ms:.3f} | {v.process_cost_s:.2f} | {v.optimal_samples if v.optimal_samples < 10**8 else 'any'} |")
-    if len(argv) > 1:
-        rows = standardized_rows(run1, Path(argv[1]))
-        print("\n| cell | estimate | run 1 | run 2 | standardized difference t | Welch df | within ±t(0.975) |")
-        print("|---|---|---|---|---|---|---|")
+    if run2 is not None:
+        rows = standardized_rows(run1, Path(run2))
+        out.append("\n| cell | estimate | run 1 | run 2 | standardized difference t | Welch df | within ±t(0.975) |")
+        out.append("|---|---|---|---|---|---|---|")
         for r in rows:
-            print(f"| `{r.cell_id}` | {r.what} | {r.x1:.4g} | {r.x2:.4g} | {r.t:+.2f} | {r.df:.1f} | {r.within} |")
+            out.append(f"| `{r.cell_id}` | {r.what} | {r.x1:.4g} | {r.x2:.4g} | {r.t:+.2f} | {r.df:.1f} | {r.within} |")
         for what in ("p50", "speedup"):
             a = agreement(rows, what)
             if a:
-                print(f"\n{what}: {a.within}/{a.n} within ±t(0.975, df) (expected 95%; 95% CI of the fraction "
-                      f"[{a.within_lo:.0%}, {a.within_hi:.0%}]); KS distance of t's CDF values from uniform {a.ks:.3f} (p = {a.ks_p:.2g})")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main(sys.argv[1:])
+                out.append(f"\n{what}: {a.within}/{a.n} within ±t(0.975, df) (expected 95%; 95% CI of the fraction "
+                           f"[{a.within_lo:.0%}, {a.within_hi:.0%}]); KS distance of t's CDF values from uniform {a.ks:.3f} "
+                           f"(p = {a.ks_p:.2g})")
+    return "\n".join(out)
