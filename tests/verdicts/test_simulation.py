@@ -83,8 +83,9 @@ def test_rates_carry_binomial_intervals():
 
 @pytest.mark.slow
 def test_full_table(capsys):
-    """The table of docs/statistics.md at 400 gate runs and 1,000 regression runs per row (minutes)."""
-    t = S.table(400, 1000)
+    """Every row of docs/statistics.md at 60 gate runs and 150 regression runs per row (a few minutes; margins
+    1% + 2.6% and 1% + 1.6%). The committed table (600 and 1,000 runs) is `odbench simulate`'s."""
+    t = S.table(60, 150, seed=2)
     with capsys.disabled():
         print("\n" + S.to_markdown(t))
     for r in t.gate:
