@@ -6,6 +6,7 @@
     odbench models    list the zoo models, their scenarios and built variants
     odbench devices   list device profiles, show one, or validate profile files
     odbench table     regenerate results tables from a run folder
+    odbench compare   BASE vs CAND in paired processes: effect [95% CI], SLOWER/FASTER/SAME/INCONCLUSIVE
     odbench gate      judge a run against a budgets file (and a baseline run): PASS/FAIL/INCONCLUSIVE/...
     odbench report    the hardware-selection report (HTML with plots + Markdown)
     odbench worker    start a Dask worker on a target device (for run --executor dask)
@@ -23,6 +24,7 @@ from importlib.metadata import PackageNotFoundError, version
 import click
 
 from odbench.cli.common import parse_runtime, parse_runtimes, set_offline_env  # noqa: F401  (re-exported)
+from odbench.cli.compare import compare_cmd
 from odbench.cli.compress import build_cmd, compress_cmd
 from odbench.cli.listing import devices_cmd, models_cmd
 from odbench.cli.run import run_cmd
@@ -30,7 +32,7 @@ from odbench.cli.verdicts import accuracy_cmd, arm_cmd, gate_cmd, report_cmd, ta
 from odbench.cli.worker import worker_cmd
 
 EXIT_USAGE = 2
-COMMANDS = (run_cmd, build_cmd, compress_cmd, models_cmd, devices_cmd, table_cmd, gate_cmd, report_cmd, accuracy_cmd, arm_cmd, worker_cmd)
+COMMANDS = (run_cmd, compare_cmd, build_cmd, compress_cmd, models_cmd, devices_cmd, table_cmd, gate_cmd, report_cmd, accuracy_cmd, arm_cmd, worker_cmd)
 
 
 def _version() -> str:

@@ -80,6 +80,8 @@ class OrtSession(BoundSession):
             "intra_op_threads": so.intra_op_num_threads,
             "inter_op_threads": so.inter_op_num_threads,
             "graph_optimization": self._options.graph_optimization,
+            # read back from the session's own options, not from what was asked
+            "allow_spinning": so.get_session_config_entry("session.intra_op.allow_spinning") != "0",
             "pin_threads": self._options.pin_threads,
             "caller_cpus": sorted(os.sched_getaffinity(threading.get_native_id())),
             **_isa_cap_info(),
