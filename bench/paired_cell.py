@@ -7,9 +7,10 @@ from the spec's seed and the process index. The timed region is the cell's (benc
 ``run_bound`` only, read with ``perf_counter_ns``, GC off while timing. pytest-benchmark is not used here:
 its pedantic loop times one function, and a round interleaves several.
 
-Thread setting: every ONNX Runtime member runs with ``allow_spinning`` off (core/paired.PAIRED_ORT_OPTIONS):
-a session whose intra-op workers spin after its inference would take the cores from the member that runs
-next. The process reads the setting back from each session and refuses to time if it did not take.
+Thread setting: every ONNX Runtime member runs on the process's one global intra-op pool
+(core/paired.PAIRED_ORT_OPTIONS): with a pool per session, one member's idle workers (spinning, or parked and
+woken late under load) take the cores from the member that runs next, and that differs from process to
+process. The process reads the setting back from each session and refuses to time if it did not take.
 """
 from __future__ import annotations
 
@@ -60,13 +61,13 @@ def open_members(spec: PairedSpec, threads: int) -> tuple[list, dict, dict]:
     return sessions, create_ms, info
 
 
-def spinning_check(spec: PairedSpec, info: dict) -> dict:
+def thread_check(spec: PairedSpec, info: dict) -> dict:
     """The paired thread setting as every ORT session reports it; raises when one did not apply it."""
-    seen = {m.key: info[m.key].get("allow_spinning") for m in spec.members if m.runtime == "onnxruntime"}
-    wrong = [k for k, v in seen.items() if v is not False]
+    seen = {m.key: info[m.key].get("thread_pool") for m in spec.members if m.runtime == "onnxruntime"}
+    wrong = [k for k, v in seen.items() if not str(v).startswith("global")]
     if wrong:
-        raise RuntimeError(f"the paired thread setting (allow_spinning off) did not take in {wrong}")
-    return {"ort_allow_spinning": seen, "setting": dict(PAIRED_ORT_OPTIONS)}
+        raise RuntimeError(f"the paired thread setting (one global ONNX Runtime pool) did not take in {wrong}")
+    return {"ort_thread_pool": seen, "setting": dict(PAIRED_ORT_OPTIONS)}
 
 
 def feeds_for(spec: PairedSpec, session) -> list:
@@ -111,7 +112,7 @@ def measure(spec: PairedSpec, index: int) -> PairedProcess:
     applied = apply_profile(profile)
     start = provenance.snapshot()
     sessions, create_ms, info = open_members(spec, profile.threads)
-    applied["paired_threads"] = spinning_check(spec, info)
+    applied["paired_threads"] = thread_check(spec, info)
     feeds = feeds_for(spec, sessions[0])
     bound = [[s.bind(feed) for feed in feeds] for s in sessions]  # outside the timer
     seed = spec.seed * 100_003 + index

@@ -22,9 +22,11 @@ from odbench.core.records import Feeds, Verdict
 
 PAIRED_SCHEMA_VERSION = 1
 
-# The thread setting every paired process applies to its ONNX Runtime members, recorded in each process:
-# an idle session's spinning intra-op workers would take the cores from the member that runs next.
-PAIRED_ORT_OPTIONS = {"allow_spinning": False}
+# The thread setting every paired process applies to its ONNX Runtime members, recorded in each process: one
+# intra-op pool shared by all sessions (ONNX Runtime's global thread pools), so that no member keeps workers of
+# its own. Measured (docs/paired.md): per-session pools with spinning off gave per-process ratios of 0.57 and
+# 1.73 between two copies of one file under load; the shared pool kept them within 0.5%.
+PAIRED_ORT_OPTIONS = {"global_threads": True}
 
 
 @dataclass(frozen=True)
