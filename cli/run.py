@@ -35,6 +35,8 @@ from odbench.bench.executors import EXECUTORS, Executor, ExecutorSettings, get_e
 from odbench.core.feeds import materialize_feeds
 from odbench.bench.matrix import Workload, plan
 from odbench.bench.parity import prepare
+from odbench.bench.paired_plan import PAIRED_PROCESSES, plan_groups, run_groups
+from odbench.bench.paired_run import paired_dir
 from odbench.core.records import TIMING_PRESETS, CellSpec, Feeds, Result, Timing, to_json
 from odbench.bench.store import ResultStore
 from odbench.report.tables import write_tables
@@ -83,6 +85,8 @@ class RunPlan:
     executor_name: str
     onnx_recipe: str | None = None  # --recipe given explicitly with --onnx: compress the user's file too
     accuracy: bool = True  # evaluate each timed (variant, runtime) on its own outputs after the matrix
+    paired_processes: int = 0  # comparison processes per group for the relative figures (bench/paired_plan.py)
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -247,6 +251,8 @@ def _write_run_files(req: RunPlan, built: Built, cells: list[CellSpec], store: R
     if req.force:
         for c in cells:
             store.path_for(c.cell_id).unlink(missing_ok=True)
+        for f in paired_dir(req.out).glob("*") if paired_dir(req.out).is_dir() else ():
+            f.unlink()
 
 
 def _summary(req: RunPlan, built: Built, cells: list[CellSpec], store: ResultStore, run_s: float) -> int:
@@ -278,6 +284,7 @@ def run_matrix(req: RunPlan, executor: Executor, cache: Path) -> int:
         f"preset {req.preset!r}, results -> {req.out}/")
     t0 = time.perf_counter()
     execute(executor, cells, store, req.quiet)
+    run_paired(req, cells, store)
     run_s = time.perf_counter() - t0
     if req.accuracy:  # each timed (variant, runtime)'s own accuracy, cached, into RUN/accuracy.json (verdicts/accuracy.py)
         t1 = time.perf_counter()
@@ -285,6 +292,24 @@ def run_matrix(req: RunPlan, executor: Executor, cache: Path) -> int:
         measure_run_accuracy(results, load_variants(req.out), {m.name: m for m in req.models}, cache, req.out, log)
         log(f"[accuracy] {time.perf_counter() - t1:.0f}s; per-runtime accuracy -> {req.out / ACCURACY_FILE}")
     return _summary(req, built, cells, store, run_s)
+
+
+def run_paired(req: RunPlan, cells: list[CellSpec], store: ResultStore) -> None:
+    """The comparison groups behind the relative figures (bench/paired_plan.py), after the isolated cells."""
+    if req.paired_processes < 2:
+        return
+    if req.executor_name != "local":  # the cells ran on other devices: their groups would have to run there too
+        log(f"[paired] not run with --executor {req.executor_name}: the speedups are the isolated ones")
+        return
+    results = {c.cell_id: store.get(c.cell_id) for c in cells if store.done(c.cell_id)}
+    specs = plan_groups(cells, results, req.seed)
+    if not specs:
+        return
+    t0 = time.perf_counter()
+    log(f"[paired] {len(specs)} comparison group(s) x {req.paired_processes} processes (relative figures; docs/paired.md)")
+    done = run_groups(specs, req.out, req.paired_processes, req.seed, log=log if not req.quiet else (lambda _: None))
+    bad = [r for r in done if r.verdict != "OK"]
+    log(f"[paired] {time.perf_counter() - t0:.0f}s" + (f"; {len(bad)} group(s) not measured: " + "; ".join(f"{r.group_id}: {r.reason[:120]}" for r in bad) if bad else ""))
 
 
 def _make_executor(name: str, scheduler: str | None, shared_root: str | None, seed: int) -> Executor:
@@ -319,6 +344,8 @@ def _make_executor(name: str, scheduler: str | None, shared_root: str | None, se
               help="compressed variants to build and benchmark for zoo models (none = fp32 only)")
 @click.option("--all-scenarios", is_flag=True, help="every scenario for every variant and runtime (default: fp32 on every "
               "scenario with the first runtime; the headline scenario otherwise)")
+@click.option("--paired-processes", type=click.IntRange(min=0), help="comparison processes per group for the speedups "
+              "(paired design; default by preset: " + ", ".join(f"{k} {v}" for k, v in PAIRED_PROCESSES.items()) + "; 0 = off)")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the random order in which the processes of all cells are interleaved")
 @click.option("-q", "--quiet", is_flag=True, help="no progress bars and no table on stdout")
 @click.pass_context
@@ -340,6 +367,8 @@ def run_cmd(ctx: click.Context, **opt) -> int:
         all_scenarios=opt["all_scenarios"], quiet=opt["quiet"], executor_name=opt["executor"],
         onnx_recipe=opt["recipe"] if ctx.get_parameter_source("recipe") == click.core.ParameterSource.COMMANDLINE else None,
         accuracy=not opt["no_accuracy"],
+        paired_processes=PAIRED_PROCESSES.get(opt["preset"], 0) if opt["paired_processes"] is None else opt["paired_processes"],
+        seed=opt["seed"],
     )
     executor = _make_executor(opt["executor"], opt["scheduler"], opt["shared_root"], opt["seed"])
     return run_matrix(req, executor, cache_path(ctx))

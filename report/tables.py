@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from odbench.stats import intervals
+from odbench.report import paired_figures
 from odbench.verdicts.accuracy import RuntimeAccuracy, load_run_accuracy, row_accuracy
 from odbench.core.constants import REFERENCE_RUNTIME
 from odbench.core.records import HARNESS_RUNTIMES, NOT_MEASURED, Result, Variant, atomic_write_text, lineage_root
@@ -21,7 +22,7 @@ COLUMNS = [
     "items_per_s", "items_per_s_lo", "items_per_s_hi",
     "parity_vs_fp32", "parity_vs_ort", "max_abs_diff_vs_fp32", "max_abs_diff_vs_ort", "session_ms", "first_ms", "peak_rss_mb", "size_mb", "gzip_mb", "emb_mb", "dense_mb", "sparsity", "params",
     "accuracy", "acc_delta_vs_fp32", "gating", "reason",
-]
+] + paired_figures.PAIRED_COLUMNS
 # The Markdown table keeps the columns a reader compares; the CSV has them all.
 MD_COLUMNS = [
     "model", "variant", "parent", "scenario", "runtime", "profile", "verdict", "processes", "p50 [95% CI]", "p95 [95% CI]",
@@ -133,7 +134,7 @@ def accuracy_columns(r: Result, variants: dict[str, Variant], run_acc: dict[tupl
 
 
 def row(r: Result, variants: dict[str, Variant], results_by_key: dict | None = None,
-        run_acc: dict[tuple, RuntimeAccuracy] | None = None) -> dict[str, str]:
+        run_acc: dict[tuple, RuntimeAccuracy] | None = None, paired_index: dict | None = None) -> dict[str, str]:
     """One table row. ``run_acc``: the run's accuracy.json records (None: a run from before them)."""
     harness = r.runtime in HARNESS_RUNTIMES
     v = variants.get(r.variant_id) if not harness else None
@@ -155,6 +156,8 @@ def row(r: Result, variants: dict[str, Variant], results_by_key: dict | None = N
         "compressor": (v.compressor or "") if v else "",
         **_ratio_columns("speedup_vs_fp32", vs_fp32),
         **_ratio_columns("speedup_vs_ort", vs_ort),
+        # the paired design's speedups where the pair shared processes (report/paired_figures.py), isolated beside
+        **(paired_figures.columns(r, root, v.parent if v else None, paired_index or {}, vs_fp32) if not harness else {}),
         "parity_vs_fp32": parity_text(par.get("fp32")) or ("not checked" if par.get("error") else ""),
         "parity_vs_ort": parity_text(par.get("runtime")),
         "max_abs_diff_vs_fp32": _fmt((par.get("fp32") or {}).get("max_abs_diff")),
@@ -237,7 +240,8 @@ def write_tables(run_dir: str | Path) -> tuple[Path, Path]:
     variants = load_variants(run_dir)
     by_key = {cell_key(r.variant_id, r): r for r in results}
     run_acc = load_run_accuracy(run_dir)
-    rows = [row(r, variants, by_key, run_acc) for r in results]
+    paired_index = paired_figures.load_index(run_dir)
+    rows = [row(r, variants, by_key, run_acc, paired_index) for r in results]
     machine = {}
     if (run_dir / "machine.json").exists():
         machine = json.loads((run_dir / "machine.json").read_text())
@@ -257,6 +261,10 @@ def write_tables(run_dir: str | Path) -> tuple[Path, Path]:
               "(`device`) or emulated on it (`emulated`). `gating: no` marks smoke runs that a release gate must not trust. Every interval is 95% with the fresh process as the unit of replication (stats/intervals.py): percentiles of the population of processes, speedups as ratios of per-process medians (Welch on logs); `between_cv` is the CV of the per-process medians; `processes` ends in `?` for old results whose process boundaries are lost. Verdicts: FAIL = timed, but the outputs do not match the references (parity); SKIPPED = could not run here, with the reason.")
     md.append("")
     md.append(overhead_line(results))
+    md.append("")
+    md.append("Speedups marked `paired` come from comparison processes that ran the variants of one runtime side by side, "
+              "one inference each per round (docs/paired.md; the interval is across processes); `isolated` ones are "
+              "ratios of separate processes. `table.csv` has both, and each member's pairing cost.")
     md.append("")
     # Device measurements and host emulations are never mixed in one table.
     for where, title in (("device", "Measured on the device"), ("emulated", "Emulated on this host (threads, affinity, memory cap, ISA cap where the runtime honours it)")):
