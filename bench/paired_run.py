@@ -28,7 +28,6 @@ from odbench.core.paired import PairedProcess, PairedResult, PairedSpec
 from odbench.core.records import Verdict, atomic_write_bytes, atomic_write_text, to_json
 from odbench.stats import paired
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 class ProcessFailed(RuntimeError):
@@ -51,7 +50,7 @@ def run_paired_process(spec: PairedSpec, index: int, python: str = sys.executabl
         with open(err_path, "wb") as se:
             proc = subprocess.Popen([python, "-m", "odbench.bench.paired_cell", str(spec_path), str(out_path), str(index)],
                                     stdout=subprocess.DEVNULL, stderr=se, stdin=subprocess.DEVNULL, env=env,
-                                    start_new_session=True, cwd=str(REPO.parent))
+                                    start_new_session=True)  # the caller's cwd: relative paths mean the same
             try:
                 proc.wait(timeout=spec.timeout_s)
             except subprocess.TimeoutExpired:
