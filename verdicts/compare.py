@@ -9,6 +9,7 @@ median against its isolated median).
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,7 +77,7 @@ def run_isolated(spec: PairedSpec, processes: int, margin: float = paired.DEFAUL
                  log: Callable[[str], None] = print) -> tuple[Effect | None, dict, str]:
     """``processes`` single-member processes a side, alternating base and cand; (effect, medians, error)."""
     base, cand = spec.members
-    sides = {m.key: PairedSpec(**{**spec.__dict__, "members": (m,)}) for m in (base, cand)}
+    sides = {m.key: dataclasses.replace(spec, members=(m,)) for m in (base, cand)}
     medians: dict[str, list[float]] = {base.key: [], cand.key: []}
     for k in range(1, processes + 1):
         for key in ((base.key, cand.key) if k % 2 else (cand.key, base.key)):
