@@ -41,9 +41,10 @@ def test_at_three_times_the_spread_it_says_inconclusive_rather_than_guess():
 
 
 @pytest.mark.slow
-def test_the_full_table_holds_its_targets_at_the_measured_spread():
-    trials = 2000
-    for i, row in enumerate(sim.ROWS):
+def test_the_table_holds_its_targets_at_the_measured_spread():
+    """Every row at the measured spread (sd 0.02-0.06); the 3x rows are the quick test's and docs/paired.md's."""
+    trials = 1000
+    for i, row in enumerate(r for r in sim.ROWS if r.ratio_sd <= 0.06):
         r = sim.simulate(row, trials, seed=100 + i)
         if row.effect == 0.0:
             assert r["slower"] <= 0.01 + 2 * _se(0.01, trials), row.label()
