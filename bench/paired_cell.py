@@ -78,8 +78,10 @@ def feeds_for(spec: PairedSpec, session) -> list:
     return feeds
 
 
-def time_rounds(sessions: list, bound: list[list], rounds: int, rng: random.Random) -> list[list[int]]:
-    """``rounds`` rounds; each runs every member once on the same feed index, in a fresh random order."""
+def time_rounds(sessions: list, bound: list[list], rounds: int, rng: random.Random, turn: int = 1,
+                turn_warm: int = 0) -> list[list[int]]:
+    """``rounds`` rounds; in each, every member takes a turn in a fresh random order: ``turn_warm`` untimed then
+    ``turn`` timed inferences, on the same feed indices for every member."""
     samples: list[list[int]] = [[] for _ in sessions]
     order = list(range(len(sessions)))
     n_feeds = len(bound[0])
@@ -89,12 +91,15 @@ def time_rounds(sessions: list, bound: list[list], rounds: int, rng: random.Rand
     try:
         for j in range(rounds):
             rng.shuffle(order)
-            f = j % n_feeds
             for m in order:
-                run, arg = sessions[m].run_bound, bound[m][f]
-                t0 = clock()
-                run(arg)
-                samples[m].append(clock() - t0)
+                run, feeds = sessions[m].run_bound, bound[m]
+                for i in range(turn_warm):
+                    run(feeds[(j * turn + i) % n_feeds])
+                for i in range(turn):
+                    arg = feeds[(j * turn + i) % n_feeds]
+                    t0 = clock()
+                    run(arg)
+                    samples[m].append(clock() - t0)
     finally:
         if gc_was:
             gc.enable()
@@ -102,7 +107,8 @@ def time_rounds(sessions: list, bound: list[list], rounds: int, rng: random.Rand
 
 
 def rounds_for(spec: PairedSpec, per_round_s: float) -> int:
-    wanted = max(spec.min_rounds, int(spec.min_time_s / per_round_s) + 1)
+    """Rounds for min_rounds timed samples per member (and min_time), capped by max_time and max_rounds."""
+    wanted = max(-(-spec.min_rounds // spec.turn), int(spec.min_time_s / per_round_s) + 1)
     ceiling = max(1, min(int(spec.max_time_s / per_round_s), spec.max_rounds))
     return max(1, min(wanted, ceiling))
 
@@ -119,15 +125,15 @@ def measure(spec: PairedSpec, index: int) -> PairedProcess:
     rng = random.Random(seed)
     t0, warm = time.perf_counter(), 0
     while time.perf_counter() - t0 < spec.warmup_s or warm < max(10, len(feeds)):
-        time_rounds(sessions, bound, 1, rng)
+        time_rounds(sessions, bound, 1, rng, spec.turn, spec.turn_warm)
         warm += 1
     per_round = (time.perf_counter() - t0) / warm
     rounds = rounds_for(spec, per_round)
     started = _now()
     t1 = time.perf_counter()
-    raw = time_rounds(sessions, bound, rounds, rng)
+    raw = time_rounds(sessions, bound, rounds, rng, spec.turn, spec.turn_warm)
     measure_s = time.perf_counter() - t1
-    warnings = [] if rounds >= spec.min_rounds else [f"only {rounds} rounds fit in max_time {spec.max_time_s:g}s"]
+    warnings = [] if rounds * spec.turn >= spec.min_rounds else [f"only {rounds} rounds fit in max_time {spec.max_time_s:g}s"]
     for s in sessions:
         s.close()
     samples = {m.key: tuple(round(v / 1e6, 6) for v in raw[i]) for i, m in enumerate(spec.members)}

@@ -63,6 +63,11 @@ class PairedSpec:
     max_rounds: int = 4000
     seed: int = 0
     timeout_s: float = 240.0
+    # Each member's turn in a round: ``turn_warm`` untimed inferences (its caches refilled after the other
+    # members ran), then ``turn`` timed ones. One timed inference each per round (1, 0) biased the memory-bound
+    # CTR ranker's int8-dyn/fp32 ratio by 8% against isolated processes; 16 after 4 matched them (docs/paired.md).
+    turn: int = 16
+    turn_warm: int = 4
 
     @property
     def group_id(self) -> str:
