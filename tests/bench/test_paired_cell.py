@@ -56,7 +56,7 @@ def test_every_paired_process_shares_one_ort_thread_pool_and_draws_a_fresh_order
         assert set(pools) == {m.key for m in spec.members}
         assert all(v.startswith("global") for v in pools.values())
         assert all(info["thread_pool"].startswith("global") for info in p.runtime_info.values())
-        assert {len(s) for s in p.samples_ms.values()} == {p.rounds}
+        assert {len(s) for s in p.samples_ms.values()} == {p.rounds * spec.turn}
     assert len({p.order_seed for p in result.processes}) == 3
 
 
