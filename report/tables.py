@@ -271,8 +271,8 @@ def write_tables(run_dir: str | Path) -> tuple[Path, Path]:
     md.append("")
     md.append(overhead_line(results))
     md.append("")
-    md.append("Speedups marked `paired` come from comparison processes that ran the variants of one runtime side by side, "
-              "one inference each per round (docs/paired.md; the interval is across processes); `isolated` ones are "
+    md.append("Speedups marked `paired` come from comparison processes that ran the variants of one runtime side by side "
+              "in turns (docs/paired.md; the interval is across processes); `isolated` ones are "
               "ratios of separate processes. `table.csv` has both, and each member's pairing cost.")
     md.append("")
     # Device measurements and host emulations are never mixed in one table.
