@@ -25,6 +25,7 @@ from odbench.api.options import (
     parse_dims,
     parse_int_range,
     parse_runtimes,
+    positive,
     resolve_models,
     resolve_profiles,
     timing_for,
@@ -41,10 +42,12 @@ from odbench.bench.run_folder import ACCURACY_FILE, RunFolder
 from odbench.compressors.build import build_recipe, compress_onnx_file
 from odbench.compressors.recipes import RECIPES, Step, built_for
 from odbench.core.feeds import materialize_feeds
+from odbench.core.not_built import NotBuilt
+from odbench.core.onnx_tools import quantized_summary
 from odbench.core.records import CellSpec, Feeds, Result, Timing, Variant, Verdict
 from odbench.devices.profile import DeviceProfile
 from odbench.models.base import ZooTask
-from odbench.models.onnx_file import user_variant
+from odbench.models.onnx_file import OWN_OUTPUTS, user_variant
 from odbench.report.tables import write_tables
 from odbench.runtimes import get_runtime
 from odbench.verdicts.accuracy import measure_run_accuracy
@@ -104,6 +107,7 @@ class Built:
     headlines: dict[str, str]
     build_s: float
     compress_s: float
+    not_built: tuple[NotBuilt, ...] = ()  # recipe steps that built nothing, with their reasons (variants.json)
 
 
 @dataclass(frozen=True)
@@ -138,8 +142,7 @@ def plan(models: Sequence[str] = (), onnx: Sequence[str | Path] = (), runtimes: 
             recipe_steps(m.name, recipe)
     for path in onnx:
         existing_file(path, "ONNX file")
-    if timeout is not None and not timeout > 0:
-        raise UsageError(f"--timeout must be > 0 seconds, got {timeout:g}")
+    positive(timeout, "--timeout")
     return RunPlan(
         models=tuple(chosen), onnx=tuple(str(p) for p in onnx), runtimes=tuple(parse_runtimes(list(runtimes) or DEFAULT_RUNTIMES)),
         runtimes_asked=bool(runtimes), profiles=tuple(resolve_profiles(tuple(profiles))), scenarios=tuple(scenarios),
@@ -165,7 +168,7 @@ def compress_zoo(model, baseline: Variant, cache: Path, recipe: str, log: Log = 
                         torch_task_factory=lambda: model.torch_task(cache), log=log)
 
 
-def _zoo_workloads(model, cache: Path, req: RunPlan, log: Log) -> tuple[list[Workload], float]:
+def _zoo_workloads(model, cache: Path, req: RunPlan, log: Log) -> tuple[list[Workload], float, list[NotBuilt]]:
     """The fp32 baseline on every scenario, then its recipe's variants (headline scenario unless --all-scenarios)."""
     log(f"[build] {model.name}: fp32 baseline (cached after the first run) ...")
     variant = model.build(cache, log=log)
@@ -179,32 +182,34 @@ def _zoo_workloads(model, cache: Path, req: RunPlan, log: Log) -> tuple[list[Wor
     log(f"[build] {variant.id}: {variant.size_bytes / 2**20:.1f} MB, accuracy {variant.accuracy}, parity {variant.parity}")
     workloads = [Workload(variant, feeds, model.output_kind)]
     if req.recipe == "none":
-        return workloads, 0.0
+        return workloads, 0.0, []
     t0 = time.perf_counter()
     built = compress_zoo(model, variant, cache, req.recipe, log)
     scen = feeds if req.all_scenarios else {model.headline: feeds[model.headline]}
     workloads += [Workload(b.variant, scen, model.output_kind) for b in built if b.variant is not None]
-    return workloads, time.perf_counter() - t0
+    return workloads, time.perf_counter() - t0, [nb for b in built if (nb := b.not_built(variant))]
 
 
-def _onnx_workloads(path: str, req: RunPlan, cache: Path, log: Log) -> list[Workload]:
-    """The user's file, and with an explicit --recipe every variant built from it (with lineage)."""
+def _onnx_workloads(path: str, req: RunPlan, cache: Path, log: Log) -> tuple[list[Workload], list[NotBuilt]]:
+    """The user's file first, and with an explicit --recipe every variant built from it (with lineage);
+    a step that builds nothing is a NotBuilt record (its reason logged), never the end of the run."""
     try:
         variant = user_variant(path)
     except FileNotFoundError as exc:
         raise UsageError(str(exc)) from None
+    if variant.config.get("already_quantized"):
+        log(f"[onnx] {variant.id}: {quantized_summary(variant.config['already_quantized'])}: benchmarked as-is as your baseline; "
+            f"the quantizers skip it; fidelity and parity are measured against {OWN_OUTPUTS}")
     lo, hi = req.int_range
     feeds = Feeds(path=str(req.feeds)) if req.feeds else Feeds(dims=req.dims, int_low=lo, int_high=hi)
     # Every runtime and the parity references must see the very same feeds: write them once.
     feeds = materialize_feeds(variant, feeds, req.out / "feeds", log=log)
     batch = dict(req.dims).get("batch", 1)
     if not req.onnx_recipe or req.onnx_recipe == "none":
-        return [Workload(variant, {"synthetic": (feeds, batch)})]
+        return [Workload(variant, {"synthetic": (feeds, batch)})], []
     baseline, built = compress_onnx_file(variant, feeds, req.onnx_recipe, cache, log=log)
-    for b in built:
-        if b.variant is None:
-            log(f"[compress] {b.step.name}: not built: {b.error}")
-    return [Workload(v, {"synthetic": (feeds, batch)}) for v in [baseline] + [b.variant for b in built if b.variant]]
+    workloads = [Workload(v, {"synthetic": (feeds, batch)}) for v in [baseline] + [b.variant for b in built if b.variant]]
+    return workloads, [nb for b in built if (nb := b.not_built(baseline))]
 
 
 def build_workloads(req: RunPlan, cache: Path, log: Log = stderr_log) -> Built:
@@ -213,14 +218,23 @@ def build_workloads(req: RunPlan, cache: Path, log: Log = stderr_log) -> Built:
     workloads: list[Workload] = []
     headlines: dict[str, str] = {}
     compress_s = 0.0
+    not_built: list[NotBuilt] = []
     for model in req.models:
-        zoo, seconds = _zoo_workloads(model, cache, req, log)
+        zoo, seconds, failed = _zoo_workloads(model, cache, req, log)
         workloads += zoo
         headlines[zoo[0].variant.model] = model.headline
         compress_s += seconds
+        not_built += failed
     for path in req.onnx:
-        workloads += _onnx_workloads(path, req, cache, log)
-    return Built(tuple(workloads), headlines, time.perf_counter() - t0, compress_s)
+        mine, failed = _onnx_workloads(path, req, cache, log)
+        workloads += mine
+        not_built += failed
+    if not_built:
+        log(f"[compress] {len(not_built)} recipe step(s) built nothing (listed in variants.json as built: false); "
+            f"the run benchmarks the {len(workloads)} variant(s) that were built:")
+        for nb in not_built:
+            log(f"  {nb.line()}")
+    return Built(tuple(workloads), headlines, time.perf_counter() - t0, compress_s, tuple(not_built))
 
 
 def _drop_unaccepted(cells: list[CellSpec], variants: dict, log: Log) -> list[CellSpec]:
@@ -254,7 +268,8 @@ def plan_cells(req: RunPlan, built: Built, parity_specs: dict, log: Log = stderr
         for w in built.workloads:
             head = built.headlines.get(w.variant.model)
             others = [Workload(w.variant, {head: w.feeds[head]}, w.output_kind)] if head in w.feeds else [w]
-            cells += plan_matrix([w], runtimes[:1], profiles, req.timing, **kw) + plan_matrix(others, runtimes[1:], profiles, req.timing, **kw)
+            cells += plan_matrix([w], runtimes[:1], profiles, req.timing, **kw)
+            cells += plan_matrix(others, runtimes[1:], profiles, req.timing, **kw)
     if not req.runtimes_asked:  # the default runtimes: leave out what a runtime cannot run at all, and say so
         cells = _drop_unaccepted(cells, {w.variant.id: w.variant for w in built.workloads}, log)
     if req.overhead and built.workloads:
@@ -280,7 +295,11 @@ Watch = Callable[[list[CellSpec]], ContextManager[tuple[Callable[[CellSpec], Non
 
 
 def _write_run_files(req: RunPlan, built: Built, cells: list[CellSpec], folder: RunFolder) -> None:
-    folder.put_variants({**folder.variants(), **{w.variant.id: w.variant for w in built.workloads}})
+    # This run's models get this run's not-built steps; steps of models not built this time keep their earlier record.
+    models = {w.variant.model for w in built.workloads}
+    not_built = {k: nb for k, nb in folder.not_built().items() if nb.model not in models}
+    folder.put_variants({**folder.variants(), **{w.variant.id: w.variant for w in built.workloads}},
+                        {**not_built, **{nb.id: nb for nb in built.not_built}})
     folder.put_machine(provenance.machine())
     folder.put_run_info({"preset": req.preset, "executor": req.executor_name, "timing": dataclasses.asdict(req.timing),
                          "recipe": req.recipe, "cells": len(cells), "argv": sys.argv[1:]})

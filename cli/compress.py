@@ -10,11 +10,11 @@ from rich.table import Table
 
 from odbench.api.matrix import compress_zoo, recipe_steps
 from odbench.cli.common import cache_path, existing_file, log, out, parse_dims, resolve_models, usage
-from odbench.core.records import Feeds, Variant
 from odbench.compressors.build import build_recipe
 from odbench.compressors.fidelity import OnnxFidelityTask
-from odbench.models import ZOO
 from odbench.core.onnx_tools import ort_run_fn
+from odbench.core.records import Feeds
+from odbench.models import ZOO
 from odbench.models.onnx_file import user_variant
 
 
@@ -35,7 +35,7 @@ def _variants_table(rows: list) -> Table:
     for base, b in rows:
         v = b.variant
         if v is None:
-            table.add_row(f"{base.model}/{b.step.key}", "", b.step.compressor, "", "", "", "", "", "FAILED",
+            table.add_row(f"{base.model}/{b.step.key}", "", b.step.compressor, "", "", "", "", "", f"not built ({b.kind})",
                           f"{b.seconds:.1f}", b.error[:120])
             continue
         acc = " ".join(f"{k}={x:.4f} ({x - base.accuracy.get(k, x):+.4f})" for k, x in v.accuracy.items())

@@ -31,7 +31,8 @@ def progress_watch(quiet: bool):
                     tasks[c.profile_name] = progress.add_task(c.profile_name, total=sum(x.profile_name == c.profile_name for x in todo))
 
             def on_start(spec: CellSpec) -> None:
-                progress.update(tasks[spec.profile_name], description=f"{spec.profile_name}: {spec.variant_id} {spec.runtime} {spec.scenario}")
+                what = f"{spec.profile_name}: {spec.variant_id} {spec.runtime} {spec.scenario}"
+                progress.update(tasks[spec.profile_name], description=what)
 
             def on_result(r: Result) -> None:
                 s = r.stats or {}
@@ -49,7 +50,8 @@ def progress_watch(quiet: bool):
 @click.command("run")
 @click.option("--model", multiple=True, help="zoo model (repeatable; default: ctr-ml100k and minilm-l6-query unless --onnx is given)")
 @click.option("--onnx", multiple=True, help="your own ONNX file (repeatable); feeds come from its input signature")
-@click.option("--runtime", multiple=True, help="NAME[:KEY=VALUE,...]; KEY=A|B sweeps the values (repeatable; default: onnxruntime, openvino)")
+@click.option("--runtime", multiple=True,
+              help="NAME[:KEY=VALUE,...]; KEY=A|B sweeps the values (repeatable; default: onnxruntime, openvino)")
 @click.option("--profile", multiple=True, help="device profile name or YAML path (repeatable; default: host)")
 @click.option("--scenario", multiple=True, help="only these scenarios (repeatable)")
 @click.option("--preset", type=click.Choice(sorted(TIMING_PRESETS)), default="default", show_default=True, help="timing preset")
@@ -73,7 +75,8 @@ def progress_watch(quiet: bool):
               "scenario with the first runtime; the headline scenario otherwise)")
 @click.option("--paired-processes", type=click.IntRange(min=0), help="comparison processes per group behind the speedups "
               "(paired design, docs/paired.md; default by preset: smoke 0, default 5, gate 10; 0 = off)")
-@click.option("--seed", type=int, default=0, show_default=True, help="seed of the random order in which the processes of all cells are interleaved")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="seed of the random order in which the processes of all cells are interleaved")
 @click.option("-q", "--quiet", is_flag=True, help="no progress bars and no table on stdout")
 @click.pass_context
 def run_cmd(ctx: click.Context, **opt) -> int:

@@ -10,7 +10,8 @@ from typing import Callable
 
 from odbench.core.records import Variant
 from odbench.compressors import NEEDS_TORCH, get_compressor
-from odbench.compressors.base import Task
+from odbench.compressors.base import CompressionError, Task, config_dict
+from odbench.core.not_built import NotBuilt, NotBuiltKind
 from odbench.compressors.recipes import Step
 from odbench.compressors.fidelity import OnnxFidelityTask
 from odbench.compressors.recipes import RECIPES
@@ -19,10 +20,27 @@ from odbench.core.onnx_tools import ort_run_fn
 
 @dataclass(frozen=True)
 class Built:
+    """One recipe step's outcome: its variant, or (variant None) why not, as ``kind`` and ``error``."""
+
     step: Step
     variant: Variant | None
     seconds: float
     error: str = ""
+    kind: NotBuiltKind | None = None  # set when variant is None
+
+    def not_built(self, baseline: Variant) -> NotBuilt | None:
+        """The typed record variants.json keeps for a step that built nothing (None when it built)."""
+        if self.variant is not None:
+            return None
+        parent = baseline.id if self.step.parent is None else self.step.parent
+        return NotBuilt(id=f"{baseline.model}/{self.step.key}", model=baseline.model, step=self.step.key,
+                        compressor=self.step.compressor, kind=self.kind or NotBuiltKind.FAILED, reason=self.error,
+                        parent=parent, seconds=round(self.seconds, 3), config=config_dict(self.step.config))
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+    return text[:400] or type(exc).__name__
 
 
 def build_recipe(baseline: Variant, steps: tuple[Step, ...], task: Task, out_dir: Path,
@@ -34,24 +52,33 @@ def build_recipe(baseline: Variant, steps: tuple[Step, ...], task: Task, out_dir
     for step in steps:
         parent = baseline if step.parent is None else done.get(step.parent)
         if parent is None:
-            built.append(Built(step, None, 0.0, f"parent step {step.parent!r} did not build"))
+            built.append(Built(step, None, 0.0, f"parent step {step.parent!r} did not build", NotBuiltKind.SKIPPED))
+            log(f"  [compress] {step.key} ({step.compressor}): not built, skipped: {built[-1].error}")
             continue
-        compressor = get_compressor(step.compressor)
-        kwargs = {}
-        if step.compressor in NEEDS_TORCH:
-            if torch_task_factory is None:
-                built.append(Built(step, None, 0.0, f"{step.compressor} needs a torch model (TorchTask); skipped for a plain ONNX file"))
-                continue
-            if torch_task is None:
-                torch_task = torch_task_factory()
-            kwargs["torch_task"] = torch_task
+        if step.compressor in NEEDS_TORCH and torch_task_factory is None:
+            built.append(Built(step, None, 0.0, f"{step.compressor} needs a torch model (TorchTask); skipped for a plain ONNX file",
+                               NotBuiltKind.SKIPPED))
+            log(f"  [compress] {step.key} ({step.compressor}): not built, skipped: {built[-1].error}")
+            continue
         t0 = time.perf_counter()
-        try:
+        try:  # loading the compressor, its torch task and the compression itself: any of them may fail
+            compressor = get_compressor(step.compressor)
+            kwargs = {}
+            if step.compressor in NEEDS_TORCH:
+                if torch_task is None:
+                    torch_task = torch_task_factory()
+                kwargs["torch_task"] = torch_task
             variant = compressor.compress(parent, task, step.config, out_dir, **kwargs)
-        except Exception as exc:  # one failing step (CompressionError or a library error) must not stop the set
+        except CompressionError as exc:  # the compressor cannot apply here: a sound refusal, with its reason
             seconds = time.perf_counter() - t0
-            built.append(Built(step, None, seconds, f"{type(exc).__name__}: {exc}"))
-            log(f"  [compress] {step.key}: FAILED after {seconds:.0f}s: {exc}")
+            built.append(Built(step, None, seconds, one_line(exc), NotBuiltKind.REFUSED))
+            log(f"  [compress] {step.key} ({step.compressor}): not built, refused: {one_line(exc)}")
+            continue
+        except Exception as exc:  # a library error or a bug: named by its type, and the set goes on
+            seconds = time.perf_counter() - t0
+            built.append(Built(step, None, seconds, f"{type(exc).__name__}: {one_line(exc)}", NotBuiltKind.FAILED))
+            log(f"  [compress] {step.key} ({step.compressor}): not built, FAILED after {seconds:.0f}s: "
+                f"{type(exc).__name__}: {one_line(exc)}")
             continue
         seconds = time.perf_counter() - t0
         if step.runtimes and variant.config.get("target_runtimes") != list(step.runtimes):

@@ -12,6 +12,7 @@ from odbench.verdicts.accuracy import RuntimeAccuracy, load_run_accuracy, row_ac
 from odbench.core.constants import REFERENCE_RUNTIME
 from odbench.core.records import HARNESS_RUNTIMES, NOT_MEASURED, Result, Variant, atomic_write_text, lineage_root
 from odbench.bench.run_folder import RunFolder, is_unreadable
+from odbench.report.build_notes import build_notes
 from odbench.models.metrics import point_metrics
 
 COLUMNS = [
@@ -280,6 +281,7 @@ def write_tables(run_dir: str | Path) -> tuple[Path, Path]:
         part = [row_ for row_, r in zip(rows, results) if r.measured_on == where]
         if part:
             md += [f"## {title}", "", render_markdown(part, MD_COLUMNS), ""]
+    md += build_notes(run_dir)
     md.append("Parity: outputs of the first feeds against the fp32 root (`parity_vs_fp32`) and against the same variant "
               "on onnxruntime (`parity_vs_ort`), both computed on onnxruntime from the same feeds: cosine for "
               "embeddings, top-10 overlap and Spearman ρ for rankings. A cell below the floors of bench/parity.py is FAIL.")
