@@ -64,3 +64,12 @@ def test_groups_leave_out_harness_runtimes_unmeasured_cells_and_single_variants(
     ok.update({c.cell_id: Result.for_cell(c, Verdict.SKIPPED, "no") for c in cells if c.runtime == "openvino" and c.variant_id == "m/b"})
     specs = paired_plan.plan_groups(cells, ok)
     assert [(s.members[0].runtime, len(s.members)) for s in specs] == [("onnxruntime", 2)]
+
+
+def test_the_preset_sets_the_paired_processes_and_the_flag_overrides_it(tmp_path):
+    from odbench import api
+
+    onnx = [str(make_stack_onnx(tmp_path / "m.onnx", layers=1, width=8))]
+    assert api.plan(onnx=onnx, preset="smoke", out=tmp_path / "r").paired_processes == 0
+    assert api.plan(onnx=onnx, preset="default", out=tmp_path / "r").paired_processes == paired_plan.PAIRED_PROCESSES["default"]
+    assert api.plan(onnx=onnx, preset="default", out=tmp_path / "r", paired_processes=0).paired_processes == 0
