@@ -34,9 +34,9 @@ from odbench.bench import provenance
 from odbench.bench.executors import Executor
 from odbench.bench.matrix import Workload
 from odbench.bench.matrix import plan as plan_matrix
-from odbench.bench.parity import prepare
 from odbench.bench.paired_plan import PAIRED_PROCESSES, plan_groups, run_groups
 from odbench.bench.paired_run import paired_dir
+from odbench.bench.parity import prepare
 from odbench.bench.resume import recover
 from odbench.bench.run_folder import ACCURACY_FILE, RunFolder
 from odbench.compressors.build import build_recipe, compress_onnx_file

@@ -15,8 +15,8 @@ process. The process reads the setting back from each session and refuses to tim
 from __future__ import annotations
 
 import gc
-import os
 import json
+import os
 import random
 import sys
 import time

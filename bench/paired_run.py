@@ -29,7 +29,6 @@ from odbench.core.records import Verdict, atomic_write_bytes, atomic_write_text,
 from odbench.stats import paired
 
 
-
 class ProcessFailed(RuntimeError):
     def __init__(self, verdict: Verdict, reason: str):
         super().__init__(reason)

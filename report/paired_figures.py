@@ -33,8 +33,9 @@ def load_index(run_dir: Path) -> dict[tuple, tuple[PairedResult, str]]:
     for res in paired_run.load_all(run_dir):
         if res.verdict != Verdict.OK or len(res.processes) < 2:
             continue
+        where = (res.spec.profile.get("name"), res.spec.scenario)
         for m in res.spec.members:
-            out[(m.variant_id, m.runtime, tuple(sorted(m.runtime_options.items())), res.spec.profile.get("name"), res.spec.scenario)] = (res, m.key)
+            out[(m.variant_id, m.runtime, tuple(sorted(m.runtime_options.items())), *where)] = (res, m.key)
     return out
 
 

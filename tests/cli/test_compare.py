@@ -10,14 +10,12 @@ import shutil
 import pytest
 
 from odbench.cli import main
-from odbench.core.paired import PairedSpec
-from odbench.core.records import Feeds
+from odbench.core.paired import PairedMember, PairedSpec
+from odbench.core.records import Feeds, sha256_file
 from odbench.devices.catalog import get_profile
 from odbench.stats.paired import PairedVerdict, Sequential
 from odbench.verdicts import compare as cmp
 from tests.bench.test_paired_cell import make_stack_onnx
-from odbench.core.paired import PairedMember
-from odbench.core.records import sha256_file
 
 
 def _member(role, path, **opts):
