@@ -86,6 +86,7 @@ def compare(base: str, cand: str, runtime: str = "onnxruntime", cand_runtime: st
     log(f"[compare] {spec.members[0].key} vs {spec.members[1].key} on {prof.name}/{scen}; looks at {design.schedule}")
     result = cmp.compare(spec, design, isolated, log=log)
     if out is not None:
+        Path(out).mkdir(parents=True, exist_ok=True)
         cmp.save(Path(out), result)
         (Path(out) / "comparison.json").write_text(json.dumps(cmp.to_dict(result), indent=1))
     return result

@@ -61,3 +61,14 @@ def test_bad_input_is_a_one_line_usage_error(tmp_path, capsys):
     assert main(["compare", str(base), str(base), "--looks", "5,3"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all(line.startswith("odbench: error:") for line in err)
+
+
+def test_two_runtimes_use_the_isolated_design_and_say_so(tmp_path, capsys):
+    pytest.importorskip("openvino")
+    base = make_stack_onnx(tmp_path / "base.onnx", layers=2, width=32)
+    code = main(["compare", str(base), str(base), "--cand-runtime", "openvino", "--dim", "batch=4", "--isolated", "2",
+                 "--max-time", "0.2", "--out", str(tmp_path / "out")])
+    out = json.loads((tmp_path / "out" / "comparison.json").read_text())
+    assert out["effect"]["design"] == "isolated" and out["effect"]["k"] == 2, out
+    assert code in (0, 1, 3)
+    assert "isolated design" in capsys.readouterr().out
