@@ -2,7 +2,7 @@
 
 After the isolated cells (which keep every absolute figure: percentiles, throughput, memory, the gate), each
 (model, runtime with its options, profile, scenario) whose cells measured two or more variants becomes one
-comparison group (bench/paired_cell.py): all its variants in each process, one inference each per round. The
+comparison group (bench/paired_cell.py): all its variants in each process, taking turns (core/paired.py). The
 speedups vs fp32 and vs the parent variant come from these groups (report/paired_figures.py). Variants on two
 runtimes never share a process (they interfere: docs/paired.md), so the speedup vs ONNX Runtime stays with the
 isolated design, and the table says so.

@@ -48,7 +48,8 @@ class PairedMember:
 @dataclass(frozen=True)
 class PairedSpec:
     """A comparison process: load ``members`` (one session each), bind the same feeds to each, warm up,
-    then each round run one inference of every member on the same bound feed in a fresh seeded order."""
+    then in each round give every member a turn, in a fresh seeded order (``turn_warm`` untimed inferences, then
+    ``turn`` timed ones, on the same feeds for every member)."""
 
     model: str
     scenario: str

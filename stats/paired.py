@@ -49,7 +49,7 @@ class PairedVerdict(StrEnum):
 
 
 class Design(StrEnum):
-    PAIRED = "paired"  # members in one process, one inference each per round
+    PAIRED = "paired"  # members in one process, taking turns round by round
     ISOLATED = "isolated"  # members in separate processes (cross-runtime, run against run)
 
 
