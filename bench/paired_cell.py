@@ -3,8 +3,9 @@
 Loads every member of one comparison group (core/paired.py), each in its own session, binds the same
 feeds to each (outside the timer, as every cell does), warms them up, then times rounds: in each round every
 member takes a turn, in a fresh random order drawn from a seed derived from the spec's seed and the process
-index: ``turn_warm`` untimed inferences, then ``turn`` timed ones, on the same feed indices for every member. The timed region is the cell's (bench/_cell_bench.py):
-``run_bound`` only, read with ``perf_counter_ns``, GC off while timing. pytest-benchmark is not used here:
+index: ``turn_warm`` untimed inferences, then ``turn`` timed ones, on the same feed indices for every member.
+The timed region is the cell's (bench/_cell_bench.py): ``run_bound`` only, read with ``perf_counter_ns``, GC off
+while timing. pytest-benchmark is not used here:
 its pedantic loop times one function, and a round interleaves several.
 
 Thread setting: every ONNX Runtime member runs on the process's one global intra-op pool
