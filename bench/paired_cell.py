@@ -80,9 +80,10 @@ def feeds_for(spec: PairedSpec, session) -> list:
 
 
 def time_rounds(sessions: list, bound: list[list], rounds: int, rng: random.Random, turn: int = 1,
-                turn_warm: int = 0) -> list[list[int]]:
-    """``rounds`` rounds; in each, every member takes a turn in a fresh random order: ``turn_warm`` untimed then
-    ``turn`` timed inferences, on the same feed indices for every member."""
+                turn_warm: int = 0, start: int = 0) -> list[list[int]]:
+    """Rounds ``start`` .. ``start + rounds - 1``; in each, every member takes a turn in a fresh random order:
+    ``turn_warm`` untimed then ``turn`` timed inferences, on the same feed indices for every member (round j
+    times feeds j*turn .. j*turn + turn - 1, cycling)."""
     samples: list[list[int]] = [[] for _ in sessions]
     order = list(range(len(sessions)))
     n_feeds = len(bound[0])
@@ -90,7 +91,7 @@ def time_rounds(sessions: list, bound: list[list], rounds: int, rng: random.Rand
     gc_was = gc.isenabled()
     gc.disable()
     try:
-        for j in range(rounds):
+        for j in range(start, start + rounds):
             rng.shuffle(order)
             for m in order:
                 run, feeds = sessions[m].run_bound, bound[m]
@@ -124,11 +125,16 @@ def measure(spec: PairedSpec, index: int) -> PairedProcess:
     bound = [[s.bind(feed) for feed in feeds] for s in sessions]  # outside the timer
     seed = spec.seed * 100_003 + index
     rng = random.Random(seed)
+    # Warm-up: every feed through every member at least once (a new input shape costs its first run), and
+    # warmup_s; the time per round is read from the rounds after the first pass over the feeds.
+    first_pass = -(-len(feeds) // spec.turn)
     t0, warm = time.perf_counter(), 0
-    while time.perf_counter() - t0 < spec.warmup_s or warm < max(10, len(feeds)):
-        time_rounds(sessions, bound, 1, rng, spec.turn, spec.turn_warm)
+    while time.perf_counter() - t0 < spec.warmup_s or warm < first_pass + 2:
+        if warm == first_pass:
+            t_pass = time.perf_counter()
+        time_rounds(sessions, bound, 1, rng, spec.turn, spec.turn_warm, start=warm)
         warm += 1
-    per_round = (time.perf_counter() - t0) / warm
+    per_round = (time.perf_counter() - t_pass) / (warm - first_pass)
     rounds = rounds_for(spec, per_round)
     started = _now()
     t1 = time.perf_counter()
