@@ -125,16 +125,16 @@ def measure(spec: PairedSpec, index: int) -> PairedProcess:
     bound = [[s.bind(feed) for feed in feeds] for s in sessions]  # outside the timer
     seed = spec.seed * 100_003 + index
     rng = random.Random(seed)
-    # Warm-up: every feed through every member at least once (a new input shape costs its first run), and
-    # warmup_s; the time per round is read from the rounds after the first pass over the feeds.
-    first_pass = -(-len(feeds) // spec.turn)
+    # Warm-up: every feed once through every member (a new input shape costs its first run), then rounds for
+    # at least warmup_s and 2 rounds; the time per round is read from those rounds.
+    for session, feeds_bound in zip(sessions, bound):
+        for b in feeds_bound:
+            session.run_bound(b)
     t0, warm = time.perf_counter(), 0
-    while time.perf_counter() - t0 < spec.warmup_s or warm < first_pass + 2:
-        if warm == first_pass:
-            t_pass = time.perf_counter()
+    while time.perf_counter() - t0 < spec.warmup_s or warm < 2:
         time_rounds(sessions, bound, 1, rng, spec.turn, spec.turn_warm, start=warm)
         warm += 1
-    per_round = (time.perf_counter() - t_pass) / (warm - first_pass)
+    per_round = (time.perf_counter() - t0) / warm
     rounds = rounds_for(spec, per_round)
     started = _now()
     t1 = time.perf_counter()
