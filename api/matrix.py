@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, ContextManager, Sequence
 
+from odbench.api import your_data
 from odbench.api.options import (
     UsageError,
+    check_out,
     existing_file,
     make_executor,
     out_folder,
@@ -47,6 +49,7 @@ from odbench.core.onnx_tools import quantized_summary
 from odbench.core.records import CellSpec, Feeds, Result, Timing, Variant, Verdict
 from odbench.devices.profile import DeviceProfile
 from odbench.models.base import ZooTask
+from odbench.models.metrics import accuracy_line
 from odbench.models.onnx_file import OWN_OUTPUTS, user_variant
 from odbench.report.tables import write_tables
 from odbench.runtimes import get_runtime
@@ -97,6 +100,7 @@ class RunPlan:
     executor_name: str = "local"
     onnx_recipe: str | None = None  # a recipe for the --onnx files too (given explicitly)
     accuracy: bool = True  # evaluate each timed (variant, runtime) on its own outputs after the matrix
+    eval_tasks: tuple = ()  # (onnx path, models.user_task.UserTask) per --onnx file given with --eval (api/your_data.py)
     paired_processes: int = 0  # comparison processes per group behind the speedups (bench/paired_plan.py; < 2: off)
     seed: int = 0  # of the comparison processes' interleaving and members' order
 
@@ -120,6 +124,7 @@ class RunOutcome:
     table_md: Path
     table_csv: Path
     exit_code: int
+    your_data_md: Path | None = None  # with --eval: the short table of the user's model on the user's data
 
 
 def plan(models: Sequence[str] = (), onnx: Sequence[str | Path] = (), runtimes: Sequence[str] = (),
@@ -128,12 +133,14 @@ def plan(models: Sequence[str] = (), onnx: Sequence[str | Path] = (), runtimes: 
          timeout: float | None = None, dims: Sequence[str] = (), int_range: str = "0:100", feeds: str | Path | None = None,
          recipe: str = "default", onnx_recipe: str | None = None, force: bool = False, overhead: bool = True,
          parity: bool = True, accuracy: bool = True, all_scenarios: bool = False, quiet: bool = False,
-         executor: str = "local", paired_processes: int | None = None, seed: int = 0) -> RunPlan:
+         executor: str = "local", eval: str | Path | None = None, paired_processes: int | None = None,
+         seed: int = 0) -> RunPlan:
     """A checked RunPlan from the words a user would type (`odbench run`'s flags); raises UsageError.
 
     ``models``: zoo model names (default: ctr-ml100k and minilm-l6-query unless ``onnx`` is given);
     ``runtimes``: 'NAME[:KEY=VALUE,...]', 'KEY=A|B' sweeps (default: onnxruntime, openvino);
-    ``profiles``: device profile names or YAML paths (default: host); ``preset``: smoke | default | gate."""
+    ``profiles``: device profile names or YAML paths (default: host); ``preset``: smoke | default | gate;
+    ``eval``: an evaluation set (eval.yaml) for the ``onnx`` files (docs/your-data.md)."""
     chosen = resolve_models(tuple(models) or (() if onnx else DEFAULT_MODELS))
     if recipe not in ("default", "full", "none"):
         raise UsageError(f"unknown recipe {recipe!r}; known: default, full, none")
@@ -143,13 +150,15 @@ def plan(models: Sequence[str] = (), onnx: Sequence[str | Path] = (), runtimes: 
     for path in onnx:
         existing_file(path, "ONNX file")
     positive(timeout, "--timeout")
+    tasks = your_data.eval_tasks(tuple(onnx), eval)
+    check_out(out)  # a file in the way is said before anything is built (and nothing is created yet)
     return RunPlan(
         models=tuple(chosen), onnx=tuple(str(p) for p in onnx), runtimes=tuple(parse_runtimes(list(runtimes) or DEFAULT_RUNTIMES)),
         runtimes_asked=bool(runtimes), profiles=tuple(resolve_profiles(tuple(profiles))), scenarios=tuple(scenarios),
         timing=timing_for(preset, min_time, processes), preset=preset, timeout_s=timeout, dims=parse_dims(tuple(dims)),
         int_range=parse_int_range(int_range), feeds=existing_file(feeds, "feeds file"), out=Path(out), force=force,
         overhead=overhead, parity=parity, recipe=recipe, all_scenarios=all_scenarios, quiet=quiet, executor_name=executor,
-        onnx_recipe=onnx_recipe, accuracy=accuracy, seed=seed,
+        onnx_recipe=onnx_recipe, accuracy=accuracy, eval_tasks=tasks, seed=seed,
         paired_processes=PAIRED_PROCESSES.get(preset, 0) if paired_processes is None else paired_processes)
 
 
@@ -179,7 +188,8 @@ def _zoo_workloads(model, cache: Path, req: RunPlan, log: Log) -> tuple[list[Wor
             continue
         fs = model.feeds(scenario, cache)
         feeds[scenario] = (Feeds(path=str(fs.path)), fs.items_per_inference)
-    log(f"[build] {variant.id}: {variant.size_bytes / 2**20:.1f} MB, accuracy {variant.accuracy}, parity {variant.parity}")
+    acc = accuracy_line(variant.accuracy, getattr(model, "primary_metric", None), getattr(model, "fidelity_metric", None))
+    log(f"[build] {variant.id}: {variant.size_bytes / 2**20:.1f} MB, {acc}")
     workloads = [Workload(variant, feeds, model.output_kind)]
     if req.recipe == "none":
         return workloads, 0.0, []
@@ -225,8 +235,12 @@ def build_workloads(req: RunPlan, cache: Path, log: Log = stderr_log) -> Built:
         headlines[zoo[0].variant.model] = model.headline
         compress_s += seconds
         not_built += failed
+    tasks = dict(req.eval_tasks)
     for path in req.onnx:
-        mine, failed = _onnx_workloads(path, req, cache, log)
+        if path in tasks:  # with its evaluation set: the recipe applies unless --recipe none
+            mine, failed = your_data.eval_workloads(path, tasks[path], req.onnx_recipe or req.recipe, req.out, cache, log)
+        else:
+            mine, failed = _onnx_workloads(path, req, cache, log)
         workloads += mine
         not_built += failed
     if not_built:
@@ -354,7 +368,10 @@ def run(req: RunPlan, executor: Executor | str = "local", cache: str | Path | No
     if req.accuracy:  # each timed (variant, runtime)'s own accuracy, cached, into RUN/accuracy.json (verdicts/accuracy.py)
         t1 = time.perf_counter()
         results = [folder.get(c.cell_id) if folder.done(c.cell_id) else None for c in cells]
-        measure_run_accuracy(results, folder.variants(), {m.name: m for m in req.models}, cache, req.out, log)
+        variants, tasks = folder.variants(), {t.name: t for _, t in req.eval_tasks}
+        zoo, mine = your_data.split_results(results, variants, tasks)
+        measure_run_accuracy(zoo, variants, {m.name: m for m in req.models}, cache, req.out, log)
+        your_data.measure_eval_accuracy(mine, variants, tasks, cache, req.out, log)
         log(f"[accuracy] {time.perf_counter() - t1:.0f}s; per-runtime accuracy -> {req.out / ACCURACY_FILE}")
     md, csv_path = write_tables(req.out)
     folder.put_run_info({"build_s": round(built.build_s, 1), "compress_s": round(built.compress_s, 1), "matrix_s": round(run_s, 1)})
@@ -366,4 +383,5 @@ def run(req: RunPlan, executor: Executor | str = "local", cache: str | Path | No
             f"(see the reason column; `odbench gate` fails any budget that matches them): "
             + ", ".join(r.cell_id for r in failed[:6]) + (" ..." if len(failed) > 6 else ""))
     code = 1 if any(r.verdict in BAD_VERDICTS for r in results) else 0
-    return RunOutcome(folder, results, md, csv_path, code)
+    short = your_data.write_eval_table(req.out, {t.name: t for _, t in req.eval_tasks}, log) if req.eval_tasks else None
+    return RunOutcome(folder, results, md, csv_path, code, short)

@@ -172,9 +172,9 @@ def open_run(run_dir: str | Path, need_machine: bool = False) -> RunFolder:
     return folder
 
 
-def out_folder(path: str | Path) -> RunFolder:
-    """The run folder a run writes to, made if need be; a file in the way, or a folder that cannot be written,
-    is a UsageError."""
+def check_out(path: str | Path) -> Path:
+    """A folder a run may write to: an existing folder, or one that can be created (nothing is created here);
+    a file in the way, or a folder that cannot be written, is a UsageError."""
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise UsageError(f"--out {path} is a file, not a folder: give a folder (it is created if missing)")
@@ -183,6 +183,12 @@ def out_folder(path: str | Path) -> RunFolder:
         raise UsageError(f"--out {path} cannot be created: {ancestor} is a file, not a folder")
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise UsageError(f"--out {path} cannot be written: {ancestor} is not writable")
+    return p
+
+
+def out_folder(path: str | Path) -> RunFolder:
+    """The run folder a run writes to, created if need be (``check_out`` first)."""
+    check_out(path)
     try:
         return RunFolder(path)
     except (RunFolderError, OSError) as exc:

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from odbench.api import matrix as api
 from odbench.api.matrix import DEFAULT_MODELS, DEFAULT_RUNTIMES, SWEEP_LEFT_OUT  # noqa: F401  (documented defaults)
-from odbench.api.options import make_executor, out_folder
+from odbench.api.options import make_executor
 from odbench.bench.executors import EXECUTORS
 from odbench.cli.common import cache_path, err, log
 from odbench.core.records import TIMING_PRESETS, CellSpec, Result
@@ -60,6 +60,8 @@ def progress_watch(quiet: bool):
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="per-cell timeout in seconds (default: from the preset)")
 @click.option("--dim", multiple=True, help="symbolic dimension size for --onnx feeds, NAME=SIZE (repeatable)")
 @click.option("--int-range", default="0:100", show_default=True, help="LOW:HIGH for synthetic integer inputs")
+@click.option("--eval", "eval_file", help="your evaluation set for --onnx (eval.yaml: ranking, retrieval or classification "
+              "rows; docs/your-data.md): task accuracy per runtime, variants calibrated on its tuning rows")
 @click.option("--feeds", help=".npz feed file for --onnx models (keys '<index>/<input name>')")
 @click.option("--out", default="results/latest", show_default=True, help="run folder; reruns resume")
 @click.option("--force", is_flag=True, help="rerun cells that already have results")
@@ -88,10 +90,12 @@ def run_cmd(ctx: click.Context, **opt) -> int:
         dims=opt["dim"], int_range=opt["int_range"], feeds=opt["feeds"], recipe=opt["recipe"],
         onnx_recipe=opt["recipe"] if explicit_recipe else None, force=opt["force"], overhead=not opt["no_overhead"],
         parity=not opt["no_parity"], accuracy=not opt["no_accuracy"], all_scenarios=opt["all_scenarios"],
-        quiet=opt["quiet"], executor=opt["executor"], paired_processes=opt["paired_processes"], seed=opt["seed"])
-    out_folder(req.out)  # a file in the way is said before anything is built
+        quiet=opt["quiet"], executor=opt["executor"], eval=opt["eval_file"], paired_processes=opt["paired_processes"],
+        seed=opt["seed"])
     executor = make_executor(opt["executor"], opt["scheduler"], opt["shared_root"], opt["seed"])
     outcome = api.run(req, executor, cache_path(ctx), log=log, watch=progress_watch(opt["quiet"]))
     if not opt["quiet"]:
         print(outcome.table_md.read_text())
+        if outcome.your_data_md is not None:
+            print(outcome.your_data_md.read_text())
     return outcome.exit_code

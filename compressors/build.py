@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from odbench.core.records import Variant
 from odbench.compressors import NEEDS_TORCH, get_compressor
 from odbench.compressors.base import CompressionError, Task, config_dict
-from odbench.core.not_built import NotBuilt, NotBuiltKind
-from odbench.compressors.recipes import Step
 from odbench.compressors.fidelity import OnnxFidelityTask
-from odbench.compressors.recipes import RECIPES
+from odbench.compressors.recipes import LABEL_TAGS, RECIPES, Step
+from odbench.core.not_built import NotBuilt, NotBuiltKind
 from odbench.core.onnx_tools import ort_run_fn
+from odbench.core.records import Variant
+from odbench.models.metrics import accuracy_line
 
 
 @dataclass(frozen=True)
@@ -81,28 +81,48 @@ def build_recipe(baseline: Variant, steps: tuple[Step, ...], task: Task, out_dir
                 f"{type(exc).__name__}: {one_line(exc)}")
             continue
         seconds = time.perf_counter() - t0
-        if step.runtimes and variant.config.get("target_runtimes") != list(step.runtimes):
-            variant = dataclasses.replace(variant, config={**variant.config, "target_runtimes": list(step.runtimes)})
-            variant.save(Path(variant.path).parent / "variant.json")
+        variant = _record_step(variant, step)
         done[step.key] = variant
         built.append(Built(step, variant, seconds))
-        acc = ", ".join(f"{k}={v:.4f}" for k, v in variant.accuracy.items())
-        log(f"  [compress] {variant.id}: {variant.size_bytes / 2**20:.1f} MB, {acc} ({seconds:.1f}s)")
+        log(f"  [compress] {variant.id}: {variant.size_bytes / 2**20:.1f} MB, {accuracy_line(variant.accuracy)} ({seconds:.1f}s)")
     return built
 
 
+def _record_step(variant: Variant, step: Step) -> Variant:
+    """The recipe step's target runtimes and label (e.g. "no fine-tuning", and its tag in the id) on the
+    variant and its variant.json."""
+    extra = {**({"target_runtimes": list(step.runtimes)} if step.runtimes else {}), **({"label": step.label} if step.label else {})}
+    tag = LABEL_TAGS.get(step.label)
+    vid = variant.id if not tag or variant.id.endswith(f"-{tag}") else f"{variant.id}-{tag}"
+    if vid == variant.id and all(variant.config.get(k) == v for k, v in extra.items()):
+        return variant
+    notes = variant.notes + ((step.label,) if step.label and step.label not in variant.notes else ())
+    variant = dataclasses.replace(variant, id=vid, config={**variant.config, **extra}, notes=notes)
+    variant.save(Path(variant.path).parent / "variant.json")
+    return variant
+
+
 def compress_onnx_file(baseline: Variant, feeds, recipe: str, cache: Path,
-                       log: Callable[[str], None] = print) -> tuple[Variant, list[Built]]:
+                       log: Callable[[str], None] = print, task: Task | None = None) -> tuple[Variant, list[Built]]:
     """``odbench run|compress --onnx FILE --recipe R``: the file's baseline, with its fidelity to
     itself measured through the same task (so the table's fidelity columns line up), and every
     variant of the ONNX recipe built from it. ``feeds`` (a bench.records.Feeds) should be the
     materialised feeds the benchmark will use, so compression, fidelity and timing see the same
-    inputs. Variants keep the baseline's scenarios and record their lineage (parent, compressor, config)."""
+    inputs. Variants keep the baseline's scenarios and record their lineage (parent, compressor, config).
 
-    steps = RECIPES.get(("onnx", recipe))
+    With ``task`` (a models.user_task.UserTask: the user's evaluation set), the recipe is the ``onnx-eval``
+    one: calibration and tuning read the set's tuning rows, accuracy its test rows, and variants are cached
+    per evaluation set (a variant calibrated on another set's rows is never reused)."""
+
+    kind = "onnx" if task is None else "onnx-eval"
+    steps = RECIPES.get((kind, recipe))
     if steps is None:
-        raise ValueError(f"no recipe {recipe!r} for ONNX files; known: {sorted(r for m, r in RECIPES if m == 'onnx')}")
-    task = OnnxFidelityTask(baseline.path, feeds)
+        raise ValueError(f"no recipe {recipe!r} for ONNX files; known: {sorted(r for m, r in RECIPES if m == kind)}")
+    out_dir = Path(cache) / "variants" / baseline.model
+    if task is None:
+        task = OnnxFidelityTask(baseline.path, feeds)
+    else:
+        out_dir = out_dir / f"eval-{task.data.sha256[:12]}"
     baseline = dataclasses.replace(baseline, accuracy=task.evaluate(ort_run_fn(baseline.path)))
     log(f"[compress] {baseline.id}: {len(steps)} variants (recipe {recipe!r}; cached by content hash) ...")
-    return baseline, build_recipe(baseline, steps, task, Path(cache) / "variants" / baseline.model, log=log)
+    return baseline, build_recipe(baseline, steps, task, out_dir, log=log)

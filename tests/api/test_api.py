@@ -23,7 +23,7 @@ def test_plan_types_every_value_and_builds_nothing(tmp_path):
     ({"models": ["nope"]}, "unknown zoo model 'nope'"),
     ({"runtimes": ["onnxruntime:graph_optimization=fast"]}, "must be one of disable, basic, extended, all"),
     ({"preset": "turbo"}, "unknown preset 'turbo'"),
-    ({"timeout": -1.0}, "--timeout must be > 0"),
+    ({"timeout": -1.0}, "--timeout must be a positive number of seconds"),
     ({"processes": 1}, "a gating preset needs at least 2 processes"),
     ({"recipe": "most"}, "unknown recipe 'most'"),
 ])

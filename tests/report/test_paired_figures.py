@@ -4,10 +4,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from odbench.bench import paired_run
 from odbench.core.paired import PairedMember, PairedProcess, PairedResult, PairedSpec
-from odbench.core.records import Feeds, ProcessSamples, Result, Verdict
+from odbench.core.records import Feeds, ProcessSamples, Result, Variant, Verdict
 from odbench.report import paired_figures
 from odbench.stats import intervals
 
@@ -33,23 +34,24 @@ def test_speedups_come_from_the_pairs_with_the_isolated_ones_beside(tmp_path):
     _group(tmp_path, [0.50, 0.52, 0.48, 0.51, 0.49])
     index = paired_figures.load_index(tmp_path)
     r = _result("m/int8", [1.0, 1.3, 0.8])
-    iso = intervals.ratio_interval([2.0, 2.6, 1.7], r.process_medians_ms)
-    cols = paired_figures.columns(r, "m/fp32", "m/fp32", index, iso)
     expected = 1 / math.exp(np.mean(np.log([0.50, 0.52, 0.48, 0.51, 0.49])))
-    assert cols["speedup_vs_fp32_design"] == "paired"
-    assert float(cols["speedup_vs_fp32"]) == float(f"{expected:.3g}")
-    assert float(cols["speedup_vs_fp32_lo"]) < expected < float(cols["speedup_vs_fp32_hi"])
-    assert cols["speedup_vs_fp32 [95% CI]"].endswith("paired")
+    s, lo, hi = paired_figures.lookup(index)("m/fp32", r)
+    assert s == pytest.approx(expected) and lo < expected < hi
+    iso = intervals.ratio_interval([2.0, 2.6, 1.7], r.process_medians_ms)
+    variants = {"m/int8": Variant("m/int8", "m", "", "", 0, parent="m/fp32"),
+                "m/int8b": Variant("m/int8b", "m", "", "", 0, parent="m/int8")}
+    cols = paired_figures.extra_columns(r, variants, index, iso)
     assert cols["speedup_vs_fp32_isolated"] == f"{iso.ratio:.3g}" and cols["speedup_vs_ort_design"] == "isolated"
     assert cols["paired_processes"] == "5" and cols["pairing_cost"].endswith("%")
-    # a grandchild: vs its parent (int8) 2x, vs fp32 4x
-    child = paired_figures.columns(_result("m/int8b", [0.5]), "m/fp32", "m/int8", index, None)
-    assert float(child["speedup_vs_parent"]) == 2.0 and float(child["speedup_vs_fp32"]) > 3.5
+    # a grandchild: vs its parent (int8) 2x, vs fp32 about 4x
+    child = paired_figures.extra_columns(_result("m/int8b", [0.5]), variants, index, None)
+    assert float(child["speedup_vs_parent"]) == 2.0
+    assert paired_figures.lookup(index)("m/fp32", _result("m/int8b", [0.5]))[0] > 3.5
 
 
-def test_without_a_group_the_isolated_figure_stays_and_says_so(tmp_path):
+def test_without_a_group_there_is_no_paired_figure(tmp_path):
     r = _result("m/int8", [1.0, 1.1])
-    iso = intervals.ratio_interval([2.0, 2.2], r.process_medians_ms)
-    cols = paired_figures.columns(r, "m/fp32", "m/fp32", paired_figures.load_index(tmp_path), iso)
-    assert cols["speedup_vs_fp32_design"] == "isolated" and cols["speedup_vs_fp32 [95% CI]"].endswith("isolated")
-    assert "speedup_vs_fp32" not in cols  # the isolated columns of report/tables.py are left as they are
+    index = paired_figures.load_index(tmp_path)
+    assert paired_figures.lookup(index)("m/fp32", r) is None
+    cols = paired_figures.extra_columns(r, {}, index, intervals.ratio_interval([2.0, 2.2], r.process_medians_ms))
+    assert cols["speedup_vs_fp32_isolated"] and cols["paired_processes"] == "" and cols["speedup_vs_parent"] == ""
