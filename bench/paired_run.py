@@ -141,6 +141,8 @@ def load_all(run_dir: Path) -> list[PairedResult]:
     for path in sorted(folder.glob("*.json")):
         try:
             out.append(load(path))
-        except (ValueError, KeyError, TypeError, OSError):
-            continue  # a damaged paired file costs its figures only; the isolated ones remain
+        except (ValueError, KeyError, TypeError, OSError) as exc:
+            # a damaged paired file costs its figures only (the rows fall back to isolated processes), never in silence
+            print(f"[paired] unreadable {path}: {type(exc).__name__}: {exc}; its speedups fall back to the isolated design",
+                  file=sys.stderr)
     return out

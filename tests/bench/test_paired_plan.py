@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from odbench.bench import paired_plan
+from odbench.bench import paired_plan, paired_run
 from odbench.bench.executors.local import LocalExecutor
 from odbench.bench.matrix import Workload, plan
 from odbench.bench.store import ResultStore
@@ -73,3 +73,12 @@ def test_the_preset_sets_the_paired_processes_and_the_flag_overrides_it(tmp_path
     assert api.plan(onnx=onnx, preset="smoke", out=tmp_path / "r").paired_processes == 0
     assert api.plan(onnx=onnx, preset="default", out=tmp_path / "r").paired_processes == paired_plan.PAIRED_PROCESSES["default"]
     assert api.plan(onnx=onnx, preset="default", out=tmp_path / "r", paired_processes=0).paired_processes == 0
+
+
+def test_a_damaged_paired_file_is_named_never_dropped_in_silence(tmp_path, capsys):
+    folder = paired_run.paired_dir(tmp_path)
+    folder.mkdir(parents=True)
+    (folder / "g.json").write_text('{"schema_version": 1, "spec": {')  # truncated, as a disk error leaves it
+    assert paired_run.load_all(tmp_path) == []
+    err = capsys.readouterr().err
+    assert "unreadable" in err and "g.json" in err and "isolated design" in err
