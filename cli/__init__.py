@@ -8,6 +8,7 @@
     odbench table     regenerate results tables from a run folder
     odbench gate      judge a run against a budgets file (and a baseline run): PASS/FAIL/INCONCLUSIVE/...
     odbench report    the hardware-selection report (HTML with plots + Markdown)
+    odbench env       build the mobile runtimes' own environments (odbench env setup executorch)
     odbench worker    start a Dask worker on a target device (for run --executor dask)
 
 Every usage error (an unknown model, runtime, profile or option, a bad budgets file, a missing run
@@ -24,13 +25,14 @@ import click
 
 from odbench.cli.common import parse_runtime, parse_runtimes, set_offline_env  # noqa: F401  (re-exported)
 from odbench.cli.compress import build_cmd, compress_cmd
+from odbench.cli.env import env_cmd
 from odbench.cli.listing import devices_cmd, models_cmd
 from odbench.cli.run import run_cmd
 from odbench.cli.verdicts import accuracy_cmd, arm_cmd, gate_cmd, report_cmd, table_cmd
 from odbench.cli.worker import worker_cmd
 
 EXIT_USAGE = 2
-COMMANDS = (run_cmd, build_cmd, compress_cmd, models_cmd, devices_cmd, table_cmd, gate_cmd, report_cmd, accuracy_cmd, arm_cmd, worker_cmd)
+COMMANDS = (run_cmd, build_cmd, compress_cmd, models_cmd, devices_cmd, table_cmd, gate_cmd, report_cmd, accuracy_cmd, arm_cmd, env_cmd, worker_cmd)
 
 
 def _version() -> str:
