@@ -49,14 +49,14 @@ def here_text() -> str:
         env = getattr(rt, "environment", None)
         where = f" [environment {env.name}]" if env is not None else " [environment main]"
         if not ok:
-            lines.append(f"    {name}{where}: not available: {why}")
+            lines.append(f"    {name}: not available: {why}{where}")
             continue
         try:
             caps = rt.capabilities()
         except Exception as exc:  # noqa: BLE001 - a broken install is worth showing, not crashing on
             caps = {"error": f"{type(exc).__name__}: {exc}"}
         detail = "; ".join(f"{k}: {', '.join(map(str, v)) if isinstance(v, (list, tuple)) else v}" for k, v in caps.items())
-        lines.append(f"    {name} {rt.version()}{where}: {detail}")
+        lines.append(f"    {name} {rt.version()}: {detail}{where}")
     return "\n".join(lines)
 
 
