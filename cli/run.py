@@ -43,6 +43,9 @@ from odbench.devices.profile import DeviceProfile
 from odbench.models.onnx_file import user_variant
 from odbench.compressors.build import compress_onnx_file
 from odbench.compressors.recipes import built_for
+from odbench.compressors.mobile import export_runtime, mobile_variants
+from odbench.core.constants import MOBILE_RUNTIMES
+from odbench.models.base import ZooTask
 from odbench.runtimes import get_runtime
 
 # The README's main command: every zoo model on these runtimes (a missing one is a reasoned SKIPPED).
@@ -119,11 +122,15 @@ def _zoo_workloads(model, cache: Path, req: RunPlan) -> tuple[list[Workload], fl
         feeds[scenario] = (Feeds(path=str(fs.path)), fs.items_per_inference)
     log(f"[build] {variant.id}: {variant.size_bytes / 2**20:.1f} MB, accuracy {variant.accuracy}, parity {variant.parity}")
     workloads = [Workload(variant, feeds, model.output_kind)]
-    if req.recipe == "none":
-        return workloads, 0.0
-    t0 = time.perf_counter()
-    built = compress_zoo(model, variant, cache, req.recipe)
     scen = feeds if req.all_scenarios else {model.headline: feeds[model.headline]}
+    t0 = time.perf_counter()
+    # The mobile runtimes' own formats and int8 flows (fp32, int8 dynamic, int8 static): asked for by --runtime, whatever --recipe.
+    mobile = [name for name, _ in req.runtimes if name in MOBILE_RUNTIMES]
+    workloads += [Workload(v, scen, model.output_kind) for v in mobile_variants(
+        ZooTask(model, cache), variant, cache / "variants" / model.name, mobile, log=log)]
+    if req.recipe == "none":
+        return workloads, time.perf_counter() - t0
+    built = compress_zoo(model, variant, cache, req.recipe)
     workloads += [Workload(b.variant, scen, model.output_kind) for b in built if b.variant is not None]
     return workloads, time.perf_counter() - t0
 
@@ -182,6 +189,22 @@ def _drop_unaccepted(cells: list[CellSpec], variants: dict) -> list[CellSpec]:
     return kept
 
 
+def _drop_other_formats(cells: list[CellSpec], variants: dict) -> list[CellSpec]:
+    """A mobile export (.pte) runs on its own runtime only, and a mobile runtime runs a zoo model through its
+    exports, not its ONNX variants: those pairs are left out. A user's ONNX file (no export) keeps its mobile
+    cells: SKIPPED, no route to the runtime's format."""
+    exported = {v.model for v in variants.values() if export_runtime(v)}
+    kept = []
+    for c in cells:
+        own = export_runtime(variants.get(c.variant_id))
+        if (own and c.runtime != own) or (not own and c.runtime in MOBILE_RUNTIMES and c.model in exported):
+            continue
+        kept.append(c)
+    if len(kept) < len(cells):
+        log(f"[plan] {len(cells) - len(kept)} cell(s) left out: mobile exports run on their own runtime only")
+    return kept
+
+
 def plan_cells(req: RunPlan, built: Built, parity_specs: dict) -> list[CellSpec]:
     """The first runtime (the reference) gets every planned scenario of each workload; the others get the
     model's headline scenario, unless --all-scenarios or --scenario asks for more."""
@@ -195,6 +218,7 @@ def plan_cells(req: RunPlan, built: Built, parity_specs: dict) -> list[CellSpec]
             head = built.headlines.get(w.variant.model)
             others = [Workload(w.variant, {head: w.feeds[head]}, w.output_kind)] if head in w.feeds else [w]
             cells += plan([w], runtimes[:1], profiles, req.timing, **kw) + plan(others, runtimes[1:], profiles, req.timing, **kw)
+    cells = _drop_other_formats(cells, {w.variant.id: w.variant for w in built.workloads})
     if not req.runtimes_asked:  # the default runtimes: leave out what a runtime cannot run at all, and say so
         cells = _drop_unaccepted(cells, {w.variant.id: w.variant for w in built.workloads})
     if req.overhead and built.workloads:

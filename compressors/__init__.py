@@ -17,6 +17,8 @@ COMPRESSORS: dict[str, str] = {
     "lowrank-svd": "odbench.compressors.lowrank:LowRank",
     "embedding-quant": "odbench.compressors.embedding:EmbeddingQuant",
     "distill": "odbench.compressors.distill:Distill",
+    # torch module -> ExecuTorch .pte (fp32, int8 PT2E/XNNPACK), built in the executorch environment (compressors/mobile.py)
+    "executorch-export": "odbench.compressors.executorch_export:ExecuTorchExport",
 }
 
 NEEDS_TORCH = ("prune-structured", "distill")
