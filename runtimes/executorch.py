@@ -13,6 +13,7 @@ Sources: ExecuTorch docs, "Building and Running ExecuTorch with XNNPACK Backend"
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import json
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from typing import Any, Mapping
 from odbench.core.envs import EnvSpec
 from odbench.core.records import TensorSpec
 from odbench.runtimes.base import BoundSession, ProviderFallbackError, RuntimeUnavailable
+from odbench.runtimes.remote import RemoteSession
 
 ENVIRONMENT = EnvSpec("executorch", "envs/executorch.txt", purpose="ExecuTorch 1.5.1 + torch 2.13.0 CPU (numpy>=2)")
 SIGNATURE = "signature.json"
@@ -115,12 +117,16 @@ class ExecuTorchRuntime:
             return False, NO_ROUTE
         return True, ""
 
-    def open(self, model_path: str, threads: int, options: ExecuTorchOptions) -> ExecuTorchSession:
+    def open(self, model_path: str, threads: int, options: ExecuTorchOptions) -> ExecuTorchSession | RemoteSession:
+        """In its environment, the real session; outside it (accuracy, parity in the main one), a RemoteSession
+        to one opened there (runtimes/remote.py; never timed: cells run in the environment)."""
         ok, why = self.available()
         if ok:
             ok, why = self.accepts(model_path)
         if not ok:
             raise RuntimeUnavailable(why)
+        if not self.environment.active():
+            return RemoteSession(self.environment, self.name, model_path, threads, dataclasses.asdict(options))
         from executorch.extension.pybindings import portable_lib
         from executorch.runtime import Runtime
 

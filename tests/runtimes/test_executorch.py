@@ -20,6 +20,7 @@ from odbench.core.feeds import save_feeds
 from odbench.core.records import Feeds, TensorSpec, Variant, sha256_file
 from odbench.devices.host import detect_host
 from odbench.runtimes.executorch import ENVIRONMENT, ExecuTorchRuntime, session_info
+from odbench.runtimes.remote import RemoteSession
 from tests.helpers import FAST, cell
 
 ready, why_not = ENVIRONMENT.status()
@@ -152,3 +153,20 @@ def test_the_executorch_environment_checks_the_spec_contract(tmp_path):
     pte.write_bytes(b"x")
     r = run_process(dataclasses.replace(cell(pte, name="mob", runtime="executorch"), contract=99))
     assert r.verdict == "ERROR" and "contract version 99" in r.reason and "environment executorch" in r.reason
+
+
+@pytest.mark.slow
+@needs_env
+def test_outside_its_environment_open_gives_a_remote_session_for_untimed_uses(exported):
+    root, variants, feeds, _ = exported
+    rt = ExecuTorchRuntime()
+    session = rt.open(variants["fp32"].path, 1, rt.Options())
+    try:
+        assert isinstance(session, RemoteSession) and session.info()["remote"] == "environment executorch"
+        assert [t.name for t in session.inputs] == ["x"]
+        x = np.random.default_rng(3).standard_normal((3, 16)).astype(np.float32)
+        (y,) = session.run({"x": x})
+        expected = np.maximum(x @ _weights()[0] + _weights()[1], 0) @ _weights()[2] + _weights()[3]
+        np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5)
+    finally:
+        session.close()
