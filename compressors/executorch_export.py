@@ -78,14 +78,14 @@ def export_program(module, names: list[str], example: dict, dims: dict, path: Pa
     torch.export.save(ep, str(path))
 
 
-def run_worker(env: EnvSpec, job: dict, work: Path) -> dict:
+def run_worker(env: EnvSpec, job: dict, work: Path, worker: str = WORKER) -> dict:
     job_path = work / "job.json"
     job_path.write_text(json.dumps(job))
-    argv, extra = process_command(WORKER, [str(job_path)], env)
+    argv, extra = process_command(worker, [str(job_path)], env)
     proc = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **extra}, timeout=EXPORT_TIMEOUT_S)
     if proc.returncode != 0:
         tail = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()][-3:]
-        raise CompressionError(f"ExecuTorch export failed in environment {env.name!r}: {' | '.join(tail)}"[:800])
+        raise CompressionError(f"export failed in environment {env.name!r}: {' | '.join(tail)}"[:800])
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -101,6 +101,9 @@ class ExecuTorchExport:
     Config = ExecuTorchExportConfig
     environment = ENVIRONMENT
     suffix = "et"
+    worker = WORKER
+    fmt, filename, runtime = "pte", "model.pte", "executorch"
+    describe = "ExecuTorch .pte ({quant}) lowered with the XNNPACK partitioner"
 
     def compress(self, variant: Variant, task, config: ExecuTorchExportConfig, out_dir: Path) -> Variant:
         env = self.environment
@@ -126,25 +129,25 @@ class ExecuTorchExport:
                    "inputs": [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in inputs],
                    "outputs": [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in outputs]}
             try:
-                record = run_worker(env, job, work)
+                record = run_worker(env, job, work, self.worker)
             except BaseException:
                 shutil.rmtree(folder, ignore_errors=True)
                 raise
         return self._variant(variant, task, config, folder, name, record)
 
     def _variant(self, parent: Variant, task, config, folder: Path, name: str, record: dict) -> Variant:
-        path = folder / "model.pte"
+        path = folder / self.filename
         signature = json.loads((folder / "signature.json").read_text())
         tuned_on = task.tuned_on() if hasattr(task, "tuned_on") else None
-        notes = [f"ExecuTorch .pte ({config.quant}) lowered with the XNNPACK partitioner"]
-        if record["non_delegated"]:
+        notes = [self.describe.format(quant=config.quant)]
+        if record.get("non_delegated"):
             notes.append(f"ops left on portable kernels (not XNNPACK): {record['non_delegated']}")
         v = Variant(id=f"{parent.model}/{name}", model=parent.model, path=str(path.resolve()), sha256=sha256_file(path),
                     size_bytes=path.stat().st_size, parent=parent.id, compressor=self.name,
-                    config={**config_dict(config), "format": "pte", "runtime": "executorch", "delegation": record,
+                    config={**config_dict(config), "format": self.fmt, "runtime": self.runtime, "delegation": record,
                             "export_isa": list(detect_host().isa), "versions": signature.get("versions", {}),
                             "weight_bits": 8 if config.quant != "fp32" else None,
-                            **({"tuned_on": tuned_on} if tuned_on and config.quant == "int8-static" else {})},
+                            **({"tuned_on": tuned_on} if tuned_on and config.quant in ("int8-static", "int8-full") else {})},
                     scenarios=parent.scenarios, notes=tuple(notes))
         v.save(folder / "variant.json")
         return v

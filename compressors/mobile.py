@@ -1,7 +1,8 @@
 """The mobile exports a zoo model gets when a phone runtime is asked for (`odbench run --runtime executorch`).
 
 Each mobile runtime runs its own file format, exported from the zoo's torch module: ExecuTorch ``.pte``
-(compressors/executorch_export.py). fp32 plus the runtime's own int8 flows (PT2E with the XNNPACK
+(compressors/executorch_export.py) and LiteRT ``.tflite``
+(compressors/litert_export.py). fp32 plus the runtime's own int8 flows (PT2E with the XNNPACK
 quantizer: dynamic, and static calibrated on the tuning split). A user's ONNX file has no torch module,
 so no route to these formats: its mobile cells are SKIPPED with that reason (runtimes/executorch.py).
 """
@@ -12,11 +13,13 @@ from typing import Callable, Sequence
 
 from odbench.compressors.base import CompressionError
 from odbench.compressors.executorch_export import ExecuTorchExport, ExecuTorchExportConfig
+from odbench.compressors.litert_export import LiteRTExport, LiteRTExportConfig
 from odbench.core.records import Variant
 
-FORMATS = ("pte",)  # Variant.config["format"] of a mobile export; config["runtime"] names the one runtime that runs it
+FORMATS = ("pte", "tflite")  # Variant.config["format"] of a mobile export; config["runtime"] names the one runtime that runs it
 EXPORTS: dict[str, tuple] = {
     "executorch": (ExecuTorchExport, tuple(ExecuTorchExportConfig(quant=q) for q in ("fp32", "int8-dynamic", "int8-static"))),
+    "litert": (LiteRTExport, tuple(LiteRTExportConfig(quant=q) for q in ("fp32", "int8-dynamic-range", "int8-full"))),
 }
 
 

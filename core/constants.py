@@ -9,4 +9,4 @@ REFERENCE_RUNTIME = "onnxruntime"  # references are computed on it; its default-
 INFERENCE_RUNTIMES = ("onnxruntime", "openvino", "torch", "mnn")
 
 # Phone runtimes, each in an environment of its own (core/envs.py): one flag away (`odbench run --runtime executorch`).
-MOBILE_RUNTIMES = ("executorch",)
+MOBILE_RUNTIMES = ("executorch", "litert")
