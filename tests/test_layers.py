@@ -2,7 +2,7 @@
 
 Layers, bottom to top; a module may import its own package and any package below it, never above:
 
-    odbench.core -> devices -> runtimes -> models -> compressors -> stats -> bench -> verdicts -> report -> cli
+    odbench.core -> devices -> runtimes -> models -> compressors -> stats -> bench -> verdicts -> report -> api -> cli
 
 So there are no package-level import cycles. Project modules are imported at module level (a function-level
 import of a project module is how a cycle used to be hidden); heavy third-party libraries may still be
@@ -18,8 +18,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 NS = "odbench"
-LAYERS = ("core", "devices", "runtimes", "models", "compressors", "stats", "bench", "verdicts", "report", "cli")
-OLD_TOP_LEVEL = ("bench", "runtimes", "devices", "models", "compressors", "core", "cli", "stats", "verdicts", "report")
+LAYERS = ("core", "devices", "runtimes", "models", "compressors", "stats", "bench", "verdicts", "report", "api", "cli")
+OLD_TOP_LEVEL = ("bench", "runtimes", "devices", "models", "compressors", "core", "cli", "stats", "verdicts", "report", "api")
 MODULE_STRING = re.compile(r"^odbench\.(\w+)(\.\w+)*(:\w+)?$")
 
 
@@ -113,3 +113,49 @@ def test_the_contract_catches_a_violation(tmp_path):
     assert found == [("odbench.bench", False), ("odbench.core", True)] or sorted(found) == sorted(
         [("odbench.bench", False), ("odbench.core", True)])
     assert LAYERS.index(_layer_of("odbench.verdicts.gate")) > LAYERS.index("core")
+
+
+# Registries resolve "odbench.<package>.<module>:<Class>" strings (checked above); a computed import anywhere
+# else could reach any layer unseen, so it is allowed only in these files.
+COMPUTED_IMPORT_ALLOWED = {"runtimes/__init__.py", "models/__init__.py", "compressors/__init__.py",
+                           "bench/executors/__init__.py", "runtimes/torch_eager.py"}
+
+
+def _relative_imports(tree):
+    return [node for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level]
+
+
+def _computed_imports(tree):
+    """Calls of importlib.import_module / import_module / __import__ (the module name is computed at run time)."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            f = node.func
+            name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else None
+            if name in ("import_module", "__import__"):
+                found.append(node)
+    return found
+
+
+def test_no_relative_imports():
+    """`from ..bench import gate` would bypass the contract's absolute-name check: the project has none."""
+    bad = [f"{path.relative_to(REPO)}:{node.lineno} imports relatively (level {node.level})"
+           for _, path in _modules() for node in _relative_imports(ast.parse(path.read_text()))]
+    assert not bad, "\n".join(bad)
+
+
+def test_computed_imports_only_in_registries():
+    bad = []
+    for _, path in _modules():
+        rel = str(path.relative_to(REPO))
+        for node in _computed_imports(ast.parse(path.read_text())):
+            if rel not in COMPUTED_IMPORT_ALLOWED:
+                bad.append(f"{rel}:{node.lineno} imports a computed module name (only registries may)")
+    assert not bad, "\n".join(bad)
+
+
+def test_relative_and_computed_imports_are_caught():
+    tree = ast.parse("from ..bench import gate\nimport importlib\nm = importlib.import_module('odbench.' + x)\n"
+                     "n = __import__(y)\n")
+    assert [n.level for n in _relative_imports(tree)] == [2]
+    assert len(_computed_imports(tree)) == 2

@@ -196,13 +196,13 @@ def find_env(root: Path | None = None) -> ArmEnv:
     else:
         ptr = pointer_path(root)
         if not ptr.exists():
-            raise ArmEnvError(f"no arm64 environment: run `python -m bench.arm setup` (or `make arm-setup`); {ptr} is absent")
+            raise ArmEnvError(f"no arm64 environment: run `make arm-setup`; {ptr} is absent")
         path = Path(json.loads(ptr.read_text())["path"])
     if not (path / "manifest.json").exists():
-        raise ArmEnvError(f"arm64 environment {path} is incomplete: run `python -m bench.arm setup` again")
+        raise ArmEnvError(f"arm64 environment {path} is incomplete: run `make arm-setup` again")
     env = load(path)
     if not Path(env.qemu).exists():
-        raise ArmEnvError(f"qemu {env.qemu} of arm64 environment {path} is gone: run `python -m bench.arm setup` again")
+        raise ArmEnvError(f"qemu {env.qemu} of arm64 environment {path} is gone: run `make arm-setup` again")
     return env
 
 
