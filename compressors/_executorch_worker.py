@@ -42,13 +42,28 @@ def _feeds(path: str, names: list[str]):
     return example, calib
 
 
+def linear_only(quantizer_cls, config):
+    """A PT2E quantizer that quantizes the ``nn.Linear`` layers (where the zoo's compute is; embeddings stay fp32)
+    and leaves the graph's scalars alone: its default ``transform_for_annotation`` turns scalar arguments into
+    float tensors, which breaks integer index arithmetic (the CTR model's hashed ids: 'indices' must be Long)."""
+    import torch
+
+    class LinearOnly(quantizer_cls):
+        def transform_for_annotation(self, model):
+            return model
+
+    quantizer = LinearOnly()
+    quantizer.set_module_type(torch.nn.Linear, config)
+    return quantizer
+
+
 def quantize(ep, job: dict, example, calib, dynamic_shapes):
     import torch
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer, get_symmetric_quantization_config
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    quantizer = XNNPACKQuantizer()
-    quantizer.set_global(get_symmetric_quantization_config(is_per_channel=job["per_channel"], is_dynamic=job["quant"] == "int8-dynamic"))
+    quantizer = linear_only(XNNPACKQuantizer, get_symmetric_quantization_config(
+        is_per_channel=job["per_channel"], is_dynamic=job["quant"] == "int8-dynamic"))
     prepared = prepare_pt2e(ep.module(), quantizer)
     for args in (calib if job["quant"] == "int8-static" else calib[:1]):  # dynamic: one pass to trace the observers
         prepared(*args)

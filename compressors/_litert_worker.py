@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from odbench.compressors._executorch_worker import _dims, _feeds  # numpy + torch only: no project imports beyond this file's twin
+from odbench.compressors._executorch_worker import _dims, _feeds, linear_only  # numpy + torch only: no project imports beyond this file's twin
 
 
 def main(argv: list[str]) -> int:
@@ -32,7 +32,7 @@ def main(argv: list[str]) -> int:
     module = torch.export.load(job["program"]).module()
     quant = None
     if job["quant"] != "fp32":
-        quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(
+        quantizer = linear_only(PT2EQuantizer, get_symmetric_quantization_config(
             is_per_channel=job["per_channel"], is_dynamic=job["quant"] == "int8-dynamic-range"))
         prepared = prepare_pt2e(torch.export.export(module, example, dynamic_shapes=shapes).module(), quantizer)
         for args in (calib if job["quant"] == "int8-full" else calib[:1]):

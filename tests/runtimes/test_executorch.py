@@ -55,12 +55,19 @@ def small_torch():
     import torch
 
     w1, b1, w2, b2 = (torch.from_numpy(a) for a in _weights())
+    first, second = torch.nn.Linear(16, 32), torch.nn.Linear(32, 8)  # nn.Linear: what the int8 flows quantize
+    with torch.no_grad():
+        first.weight.copy_(w1.T), first.bias.copy_(b1), second.weight.copy_(w2.T), second.bias.copy_(b2)
 
     class Small(torch.nn.Module):
-        def forward(self, x):
-            return torch.relu(x @ w1 + b1) @ w2 + b2
+        def __init__(self):
+            super().__init__()
+            self.first, self.second = first, second
 
-    return Small()
+        def forward(self, x):
+            return self.second(torch.relu(self.first(x)))
+
+    return Small().eval()
 
 
 def small_task(feeds):
