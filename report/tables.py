@@ -9,6 +9,7 @@ from pathlib import Path
 from odbench.stats import intervals
 from odbench.verdicts.accuracy import RuntimeAccuracy, load_run_accuracy, row_accuracy
 from odbench.core.constants import REFERENCE_RUNTIME
+from odbench.compressors.mobile import is_export
 from odbench.core.records import HARNESS_RUNTIMES, NOT_MEASURED, Result, Variant, atomic_write_text, lineage_root
 from odbench.bench.run_folder import RunFolder, is_unreadable
 from odbench.models.metrics import point_metrics
@@ -132,6 +133,19 @@ def accuracy_columns(r: Result, variants: dict[str, Variant], run_acc: dict[tupl
     return {"accuracy": " ".join(_metric_text(k, acc) for k in point_metrics(acc)), "acc_delta_vs_fp32": delta}
 
 
+def comparison_ids(variant_id: str, variants: dict[str, Variant]) -> tuple[str, str]:
+    """(the fp32 variant on the same runtime, the variant ONNX Runtime is compared on). A mobile export
+    (compressors/mobile.py) has no ONNX Runtime run of its own: its fp32 is the fp32 export of the same
+    parent on its runtime, and ONNX Runtime's figure is its parent's (the fp32 ONNX)."""
+    root = lineage_root(variant_id, variants)
+    v = variants.get(variant_id)
+    if not is_export(v):
+        return root, variant_id
+    fp32 = next((x.id for x in variants.values() if x.parent == v.parent and x.compressor == v.compressor
+                 and x.config.get("quant") == "fp32"), root)
+    return fp32, v.parent or root
+
+
 def row(r: Result, variants: dict[str, Variant], results_by_key: dict | None = None,
         run_acc: dict[tuple, RuntimeAccuracy] | None = None) -> dict[str, str]:
     """One table row. ``run_acc``: the run's accuracy.json records (None: a run from before them)."""
@@ -139,8 +153,9 @@ def row(r: Result, variants: dict[str, Variant], results_by_key: dict | None = N
     v = variants.get(r.variant_id) if not harness else None
     root = lineage_root(r.variant_id, variants)  # the fp32 (or as-is) baseline of the lineage
     by_key = results_by_key or {}
-    vs_fp32 = speedup(by_key.get(cell_key(root, r)), r) if not harness else None
-    ref = by_key.get(cell_key(r.variant_id, r, REFERENCE_RUNTIME, {}))
+    same_fp32, ort_id = comparison_ids(r.variant_id, variants)
+    vs_fp32 = speedup(by_key.get(cell_key(same_fp32, r)), r) if not harness else None
+    ref = by_key.get(cell_key(ort_id, r, REFERENCE_RUNTIME, {}))
     vs_ort = speedup(ref, r) if not harness else None
     par = r.parity or {}
     s = r.stats or {}
