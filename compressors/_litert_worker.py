@@ -33,7 +33,7 @@ def main(argv: list[str]) -> int:
     quant = None
     if job["quant"] != "fp32":
         quantizer = linear_only(PT2EQuantizer, get_symmetric_quantization_config(
-            is_per_channel=job["per_channel"], is_dynamic=job["quant"] == "int8-dynamic-range"))
+            is_per_channel=job["per_channel"], is_dynamic=job["quant"] == "int8-dynamic-range"), also_global=True)
         prepared = prepare_pt2e(torch.export.export(module, example, dynamic_shapes=shapes).module(), quantizer)
         for args in (calib if job["quant"] == "int8-full" else calib[:1]):
             prepared(*args)

@@ -104,6 +104,7 @@ class ExecuTorchExport:
     worker = WORKER
     fmt, filename, runtime = "pte", "model.pte", "executorch"
     describe = "ExecuTorch .pte ({quant}) lowered with the XNNPACK partitioner"
+    dynamic = True  # the converter keeps the ONNX's symbolic dims dynamic
 
     def compress(self, variant: Variant, task, config: ExecuTorchExportConfig, out_dir: Path) -> Variant:
         env = self.environment
@@ -125,7 +126,7 @@ class ExecuTorchExport:
             export_program(module, names, example, dims, work / "program.pt2")
             _save_feeds(work / "feeds.npz", names, example, calib)
             job = {"program": str(work / "program.pt2"), "feeds": str(work / "feeds.npz"), "out": str(folder),
-                   "quant": config.quant, "per_channel": config.per_channel, "dynamic": dims,
+                   "quant": config.quant, "per_channel": config.per_channel, "dynamic": dims if self.dynamic else {},
                    "inputs": [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in inputs],
                    "outputs": [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in outputs]}
             try:
@@ -133,6 +134,8 @@ class ExecuTorchExport:
             except BaseException:
                 shutil.rmtree(folder, ignore_errors=True)
                 raise
+        if not self.dynamic:
+            record["static_shapes"] = {n: list(example[n].shape) for n in names}
         return self._variant(variant, task, config, folder, name, record)
 
     def _variant(self, parent: Variant, task, config, folder: Path, name: str, record: dict) -> Variant:
@@ -140,6 +143,8 @@ class ExecuTorchExport:
         signature = json.loads((folder / "signature.json").read_text())
         tuned_on = task.tuned_on() if hasattr(task, "tuned_on") else None
         notes = [self.describe.format(quant=config.quant)]
+        if not self.dynamic:
+            notes.append(f"static input shapes {record.get('static_shapes')}: other shapes rely on the interpreter's resize")
         if record.get("non_delegated"):
             notes.append(f"ops left on portable kernels (not XNNPACK): {record['non_delegated']}")
         v = Variant(id=f"{parent.model}/{name}", model=parent.model, path=str(path.resolve()), sha256=sha256_file(path),
