@@ -35,6 +35,8 @@ def main(argv: list[str]) -> int:
         quantizer = linear_only(PT2EQuantizer, get_symmetric_quantization_config(
             is_per_channel=job["per_channel"], is_dynamic=job["quant"] == "int8-dynamic-range"), also_global=True)
         prepared = prepare_pt2e(torch.export.export(module, example, dynamic_shapes=shapes).module(), quantizer)
+        if not shapes:  # a static conversion calibrates on the feeds of the example's shapes (else on the example)
+            calib = [a for a in calib if [t.shape for t in a] == [t.shape for t in example]] or [example]
         for args in (calib if job["quant"] == "int8-full" else calib[:1]):
             prepared(*args)
         module = convert_pt2e(prepared, fold_quantize=False)
