@@ -4,7 +4,7 @@
 * logistic regression on the same features: one-hot user and item ids, the three user categoricals,
   and the 23 dense features (scikit-learn's ``LogisticRegression``, L2, lbfgs).
 
-Run: ``python -m odbench.models.ctr_baselines`` (prints AUC [95% DeLong interval] per baseline, on the test period,
+Run: ``odbench baselines`` (prints AUC [95% DeLong interval] per baseline, on the test period,
 and, when the fp32 ranker is built in the cache, the ranker's paired AUC delta against each baseline).
 """
 from __future__ import annotations
@@ -13,7 +13,6 @@ import numpy as np
 
 from odbench.models import metrics as M
 from odbench.models.ctr import CtrConfig, CtrData
-from odbench.models.base import cache_dir
 from odbench.models.ctr import FP32_SCORES, CtrModel
 
 
@@ -59,17 +58,16 @@ def baselines(cfg: CtrConfig | None = None, ranker: np.ndarray | None = None) ->
     return out
 
 
-def main() -> None:
+def baselines_text(cache) -> str:
+    """`odbench baselines`: AUC and nDCG@10 [95% CI] per baseline, and the ranker's lead when it is built."""
     model = CtrModel()
-    path = model._dir(cache_dir()) / FP32_SCORES
+    path = model._dir(cache) / FP32_SCORES
     ranker = np.load(path) if path.exists() else None
+    lines = []
     for name, acc in baselines(model.config, ranker).items():
         line = (f"{name:20s} AUC {acc['auc']:.4f} [{acc['auc_lo']:.4f}, {acc['auc_hi']:.4f}]  "
                 f"nDCG@10 {acc['ndcg@10']:.4f} [{acc['ndcg@10_lo']:.4f}, {acc['ndcg@10_hi']:.4f}]")
         if ranker is not None:
             line += f"  ranker - this: AUC {acc['ranker_minus_auc']:+.4f} [{acc['ranker_minus_auc_lo']:+.4f}, {acc['ranker_minus_auc_hi']:+.4f}]"
-        print(line)
-
-
-if __name__ == "__main__":
-    main()
+        lines.append(line)
+    return "\n".join(lines)

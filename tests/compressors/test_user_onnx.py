@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from odbench.core.feeds import load_feeds, materialize_feeds
-from odbench.core.records import Feeds, Variant
 from odbench.compressors.build import compress_onnx_file
 from odbench.compressors.recipes import RECIPES
+from odbench.core.feeds import load_feeds, materialize_feeds
+from odbench.core.records import Feeds, Variant
 from odbench.models.onnx_file import user_variant
 from tests.compressors.conftest import make_tiny_transformer
 
@@ -36,3 +36,22 @@ def test_default_recipe_builds_every_variant_of_a_transformer_with_lineage(tmp_p
     assert len(load_feeds(feeds.path)) == 16
     again, rebuilt = compress_onnx_file(original, feeds, "default", tmp_path / "cache", log=lambda m: None)
     assert [b.variant.path for b in rebuilt] == [b.variant.path for b in built]  # cached by content hash
+
+
+def test_without_an_eval_set_calibration_and_fidelity_use_different_feeds(tmp_path):
+    """A user's file without --eval: compressors calibrate and tune on one half of the feeds, fidelity is
+    measured on the other (no variant is scored on the inputs it was calibrated on)."""
+    import numpy as np
+
+    from odbench.compressors.fidelity import OnnxFidelityTask
+    from odbench.core.onnx_tools import ort_run_fn
+
+    path = make_tiny_transformer(tmp_path / "mine.onnx")
+    feeds = materialize_feeds(user_variant(path), Feeds(count=16), tmp_path / "feeds", log=lambda m: None)
+    task = OnnxFidelityTask(path, feeds)
+    calib = task.calibration_feeds(20)
+    for c in calib:
+        for e in task.eval_feeds:
+            assert not all(np.array_equal(c[k], e[k]) for k in c), "a calibration feed is also a fidelity feed"
+    assert task.tuned_on()["n"] == 8 and len(task.eval_feeds) == 8
+    assert 0.99 < task.tuning_metric(ort_run_fn(path)) <= 1 + 1e-6
