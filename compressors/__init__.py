@@ -17,6 +17,9 @@ COMPRESSORS: dict[str, str] = {
     "lowrank-svd": "odbench.compressors.lowrank:LowRank",
     "embedding-quant": "odbench.compressors.embedding:EmbeddingQuant",
     "distill": "odbench.compressors.distill:Distill",
+    # torch module -> ExecuTorch .pte (fp32, int8 PT2E/XNNPACK), built in the executorch environment (compressors/mobile.py)
+    "executorch-export": "odbench.compressors.executorch_export:ExecuTorchExport",
+    "litert-export": "odbench.compressors.litert_export:LiteRTExport",  # torch module -> .tflite in the litert environment
 }
 
 NEEDS_TORCH = ("prune-structured", "distill")
