@@ -222,7 +222,8 @@ class ClassifierModel:
         return self._score(self._logits(run, self.data.texts["test"]), cache)
 
     def _score(self, logits: np.ndarray, cache: Path | None) -> dict[str, float]:
-        y, pred = self.data.labels["test"], logits.argmax(1)
+        y = self.data.labels["test"]
+        pred = M.pessimistic_argmax(logits, y)  # NaN/inf logits: an error with the reason; a tie is never correct
         classes = np.unique(y)  # fixed across resamples: a rare class missing from one counts F1 0
         base_path = self._dir(cache) / FP32_PREDS if cache is not None else None
         base = np.load(base_path) if base_path is not None and base_path.exists() else None
