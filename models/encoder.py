@@ -148,6 +148,13 @@ class EncoderModel:
     def data(self) -> EncoderData:
         return EncoderData(self.config)
 
+    @property
+    def tune_sizes(self) -> tuple[int, int]:
+        """(titles, texts) of the tuning metric: the first pairs of the tuning split (100 and 400 by default,
+        at most half the split in a small config); the calibration titles come after them."""
+        docs = min(TUNE_DOCS, self.config.n_tune // 2)
+        return min(TUNE_Q, docs), docs
+
     @cached_property
     def tok(self):
         return tokenizer(self.config.max_len)
@@ -178,8 +185,8 @@ class EncoderModel:
                 return {k: z[k] for k in z.files}
         run = ort_run_fn(self._dir(cache) / "fp32" / "model.onnx")
         ref = {"queries": self._embed(run, self.data.queries, 1), "corpus": self._embed(run, self.data.corpus, 1),
-               "tune_queries": self._embed(run, self.data.train_titles[:TUNE_Q], 1),
-               "tune_corpus": self._embed(run, self.data.train_texts[:TUNE_DOCS], 1)}
+               "tune_queries": self._embed(run, self.data.train_titles[: self.tune_sizes[0]], 1),
+               "tune_corpus": self._embed(run, self.data.train_texts[: self.tune_sizes[1]], 1)}
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, **ref)
         return ref
@@ -307,17 +314,18 @@ class EncoderModel:
         return FeedSet(path, items)
 
     def calibration_feeds(self, n: int, cache: Path | None = None) -> list[dict[str, np.ndarray]]:
-        """``n`` real review titles of the tuning split, each at its own length: never evaluation
-        queries, and apart from the tuning metric's pairs (the first ``TUNE_DOCS`` of the split)."""
-        return [encode_batch(self.tok, [t]) for t in self.data.train_titles[TUNE_DOCS : TUNE_DOCS + n]]
+        """Up to ``n`` real review titles of the tuning split, each at its own length: never evaluation
+        queries, and apart from the tuning metric's pairs (the first ``tune_sizes[1]`` of the split)."""
+        start = self.tune_sizes[1]
+        return [encode_batch(self.tok, [t]) for t in self.data.train_titles[start : start + n]]
 
     def tuning_accuracy(self, run, cache: Path) -> dict[str, float]:
         """Fidelity on the tuning split (what selection reads: int8-mixed's goal, the Pareto table's
         "meets goal" and "chosen"): mean cosine to the fp32 reference over 100 tuning titles and 400 tuning
         texts, and the titles' top-10 overlap over those texts."""
         ref = self._reference(cache)
-        q = self._embed(run, self.data.train_titles[:TUNE_Q], 1)
-        c = self._embed(run, self.data.train_texts[:TUNE_DOCS], 1)
+        q = self._embed(run, self.data.train_titles[: self.tune_sizes[0]], 1)
+        c = self._embed(run, self.data.train_texts[: self.tune_sizes[1]], 1)
         k = self.config.top_k
         cos = np.concatenate([_cos(q, ref["tune_queries"]), _cos(c, ref["tune_corpus"])])
         return {"cosine": float(np.mean(cos)),
