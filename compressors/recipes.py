@@ -12,6 +12,7 @@ from typing import Any
 
 from odbench.compressors.distill import DistillConfig
 from odbench.compressors.embedding import EmbeddingQuantConfig
+from odbench.compressors.fused import FusedConfig
 from odbench.compressors.inc import IncConfig
 from odbench.compressors.lowrank import LowRankConfig
 from odbench.compressors.mixed import MixedInt8Config
@@ -96,6 +97,12 @@ ENCODER_FULL = ENCODER_DEFAULT + (
     Step("sprune50", "prune-structured", ENCODER_SPRUNE),
     Step("distill", "distill", ENCODER_DISTILL),
     Step("distill+int8dyn", "inc-int8", IncConfig(approach="dynamic", tune=False), parent="distill"),
+    # The fused encoder (compressors/fused.py): eager-attention export fused by ONNX Runtime's BERT optimizer, in fp32,
+    # with dynamic int8 on the fused graph (QAttention), and with the attention int8 and the FFN MatMuls fp32.
+    Step("fused", "fuse-bert", FusedConfig(), runtimes=("onnxruntime",)),
+    Step("fused-int8dyn", "fuse-bert", FusedConfig(quantize="dynamic"), runtimes=("onnxruntime",)),
+    Step("fused-int8attn", "fuse-bert", FusedConfig(quantize="dynamic", fp32_op_types=("MatMul",)), runtimes=("onnxruntime",)),
+    Step("fused+int8mixed", "int8-mixed", ENCODER_MIXED, parent="fused", runtimes=("onnxruntime",)),
 )
 
 # Graph-only steps for a user's own ONNX file (no torch model): int8, pruning, SVD, Gather quantization.

@@ -77,7 +77,8 @@ def main() -> None:
         line = (f"{name:20s} AUC {acc['auc']:.4f} [{acc['auc_lo']:.4f}, {acc['auc_hi']:.4f}]  "
                 f"nDCG@10 {acc['ndcg@10']:.4f} [{acc['ndcg@10_lo']:.4f}, {acc['ndcg@10_hi']:.4f}]")
         if "ranker_minus_auc" in acc:
-            line += f"  ranker - this: AUC {acc['ranker_minus_auc']:+.4f} [{acc['ranker_minus_auc_lo']:+.4f}, {acc['ranker_minus_auc_hi']:+.4f}]"
+            line += (f"  ranker - this: AUC {acc['ranker_minus_auc']:+.4f} [{acc['ranker_minus_auc_lo']:+.4f}, {acc['ranker_minus_auc_hi']:+.4f}]"
+                     f", nDCG@10 {acc['ranker_minus_ndcg@10']:+.4f} [{acc['ranker_minus_ndcg@10_lo']:+.4f}, {acc['ranker_minus_ndcg@10_hi']:+.4f}]")
         print(line)
 
 
