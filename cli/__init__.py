@@ -22,7 +22,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import click
 
-from odbench.cli.common import parse_runtime, parse_runtimes, set_offline_env  # noqa: F401  (re-exported)
+from odbench.cli.common import UsageError, parse_runtime, parse_runtimes, set_offline_env  # noqa: F401  (re-exported)
 from odbench.cli.compress import build_cmd, compress_cmd
 from odbench.cli.listing import devices_cmd, models_cmd
 from odbench.cli.run import run_cmd
@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:  # UsageError, BadParameter, NoSuchOption ...: exit_code 2
         print(f"odbench: error: {exc.format_message()}", file=sys.stderr)
         return exc.exit_code
+    except UsageError as exc:  # the API's one-line usage errors (api/options.py)
+        print(f"odbench: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except click.Abort:
         print("odbench: aborted", file=sys.stderr)
         return 130

@@ -8,30 +8,14 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from odbench.api.matrix import compress_zoo, recipe_steps
 from odbench.cli.common import cache_path, existing_file, log, out, parse_dims, resolve_models, usage
 from odbench.core.records import Feeds, Variant
 from odbench.compressors.build import build_recipe
 from odbench.compressors.fidelity import OnnxFidelityTask
-from odbench.compressors.recipes import RECIPES, Step
 from odbench.models import ZOO
-from odbench.models.base import ZooTask
 from odbench.core.onnx_tools import ort_run_fn
 from odbench.models.onnx_file import user_variant
-
-
-def recipe_steps(model: str, recipe: str) -> tuple[Step, ...]:
-    steps = RECIPES.get((model, recipe))
-    if steps is None:
-        known = sorted(r for m, r in RECIPES if m == model)
-        raise usage(f"no recipe {recipe!r} for {model}; known: {', '.join(known) or 'none'}")
-    return steps
-
-
-def compress_zoo(model, baseline: Variant, cache: Path, recipe: str) -> list:
-    steps = recipe_steps(model.name, recipe)
-    log(f"[compress] {model.name}: {len(steps)} variants (recipe {recipe!r}; cached by content hash) ...")
-    return build_recipe(baseline, steps, ZooTask(model, cache), cache / "variants" / model.name,
-                        torch_task_factory=lambda: model.torch_task(cache), log=log)
 
 
 def _compress_onnx(path: str, recipe: str, feeds: Path | None, dims, cache: Path) -> list:

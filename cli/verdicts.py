@@ -1,21 +1,15 @@
-"""`odbench table`, `odbench gate` and `odbench report`: what a finished run folder says."""
+"""`odbench table`, `gate`, `report`, `accuracy` and `arm`: what a finished run folder says (api/verdicts.py)."""
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import click
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from odbench.report import accuracy_table, html as report
+from odbench.api import verdicts as api
 from odbench.bench.arm import functional as arm
-from odbench.verdicts import gate
-from odbench.verdicts.accuracy import load_run_accuracy
-from odbench.cli.common import err, load_run, log, read_budgets, usage
-from odbench.verdicts.decide import extend
-from odbench.report.runs import RunError, gate_inputs
-from odbench.bench.store import ResultStore
-from odbench.report.tables import write_tables
+from odbench.cli.common import err, log
+from odbench.report import accuracy_table
 
 RUN_DIR = click.Path(file_okay=False, path_type=Path)
 
@@ -24,37 +18,9 @@ RUN_DIR = click.Path(file_okay=False, path_type=Path)
 @click.argument("run_dir", type=RUN_DIR)
 def table_cmd(run_dir: Path) -> int:
     """Regenerate table.md and table.csv of a run folder."""
-    load_run(run_dir)
-    md, _csv = write_tables(run_dir)
+    md, _csv = api.table(run_dir)
     print(md.read_text())
     return 0
-
-
-def _decide(store: ResultStore, verdicts: list, variants: dict, budgets, opt: dict, run_acc: dict | None = None) -> list:
-    """Add batches of processes to INCONCLUSIVE cells (each batch a stricter look) until decided or a limit."""
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err()) as progress:
-        task = progress.add_task("decide", total=None)
-        for rounds in range(1, opt["max_rounds"] + 1):
-            if not any(v.verdict == "INCONCLUSIVE" for v in verdicts):
-                break
-            progress.update(task, description=f"decide: round {rounds}/{opt['max_rounds']}")
-            n = extend(store, verdicts, opt["max_processes"],
-                       on_result=lambda r: progress.console.print(f"  [decide {rounds}] {r.verdict} {r.cell_id} processes={len(r.processes)} look {r.looks}"))
-            if not n:
-                break
-            verdicts = gate.evaluate(store.all(), variants, budgets, run_acc)
-    return verdicts
-
-
-def _regressions(store: ResultStore, machine: dict, baseline: Path | None, rule: gate.RegressionRule) -> list:
-    if baseline is None:
-        return []
-    base_store, _, base_machine = load_run(baseline)
-    try:
-        gate.check_same_machine(machine, base_machine)
-    except gate.BaselineRefused as exc:
-        raise usage(str(exc)) from None
-    return gate.compare(store.all(), base_store.all(), rule)
 
 
 @click.command("gate", epilog="Exit codes: 0 PASS, 1 FAIL/ERROR/regression, 2 usage error or refused baseline, 3 INCONCLUSIVE.")
@@ -71,41 +37,17 @@ def gate_cmd(run_dirs: tuple[Path, ...], **opt) -> int:
 
     Several folders, each measured on its own machine, are judged machine by machine: a cell is
     judged on its own machine's data only."""
-    budgets = read_budgets(opt["budgets"])
-    try:
-        rule = gate.RegressionRule.parse(opt["regression"])
-    except ValueError as exc:
-        raise usage(f"--regression {opt['regression']!r}: {exc}") from None
-    if len(run_dirs) > 1 and (opt["decide"] or opt["baseline"]):
-        raise usage("--decide and --baseline take one run folder")
-    if len(run_dirs) == 1:
-        store, variants, machine = load_run(run_dirs[0])
-        run_acc = load_run_accuracy(run_dirs[0])
-        verdicts = gate.evaluate(store.all(), variants, budgets, run_acc)
-        if opt["decide"]:
-            verdicts = _decide(store, verdicts, variants, budgets, opt, run_acc)
-        regressions = _regressions(store, machine, opt["baseline"], rule)
-    else:
-        verdicts, regressions = _per_machine(run_dirs, budgets), []
-    code = gate.exit_code(verdicts, regressions)
-    paths = gate.write_outputs(opt["out"] or run_dirs[0], verdicts, regressions, code)
-    print(paths["markdown"].read_text())
-    log(f"[gate] exit {code}; {', '.join(str(p) for p in paths.values())}")
-    return code
-
-
-def _per_machine(run_dirs: tuple[Path, ...], budgets) -> list:
-    for d in run_dirs:
-        load_run(d)  # a folder without cells/ is a usage error
-    try:  # folder by folder: each one's accuracy.json goes with its own results
-        groups = [(d, g) for d in run_dirs for g in gate_inputs([d])]
-    except RunError as exc:
-        raise usage(str(exc)) from None
-    verdicts = []
-    for d, (machine, results, variants) in groups:
-        judged = gate.evaluate(results, variants, budgets, load_run_accuracy(d))
-        verdicts += [dataclasses.replace(v, cell_id=f"[{machine.label}] {v.cell_id}") for v in judged]
-    return verdicts
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err(),
+                  disable=not opt["decide"]) as progress:
+        task = progress.add_task("decide", total=None)
+        outcome = api.gate(
+            run_dirs, opt["budgets"], baseline=opt["baseline"], regression=opt["regression"],
+            decide_rounds=opt["max_rounds"] if opt["decide"] else 0, max_processes=opt["max_processes"], out=opt["out"],
+            on_round=lambda n: progress.update(task, description=f"decide: round {n}/{opt['max_rounds']}"),
+            on_result=lambda r: progress.console.print(f"  [decide] {r.verdict} {r.cell_id} processes={len(r.processes)} look {r.looks}"))
+    print(outcome.paths["markdown"].read_text())
+    log(f"[gate] exit {outcome.exit_code}; {', '.join(str(p) for p in outcome.paths.values())}")
+    return outcome.exit_code
 
 
 @click.command("report")
@@ -116,13 +58,7 @@ def _per_machine(run_dirs: tuple[Path, ...], budgets) -> list:
 def report_cmd(run_dirs: tuple[Path, ...], budgets: str | None, out: Path | None, markdown: bool) -> int:
     """The hardware-selection report over one or more run folders (each from its own machine):
     an HTML page with plots, and its Markdown twin."""
-    budget_file = read_budgets(budgets) if budgets else None
-    for d in run_dirs:
-        load_run(d)
-    try:
-        html_path, md_path = report.render_folders(run_dirs, budget_file, out)
-    except RunError as exc:
-        raise usage(str(exc)) from None
+    html_path, md_path = api.report(run_dirs, budgets, out)
     print(md_path.read_text() if markdown else f"{html_path}\n{md_path}")
     return 0
 

@@ -16,9 +16,8 @@ import numpy as np
 
 from odbench.stats import intervals
 from odbench.core.records import HARNESS_RUNTIMES, NOT_MEASURED, Result, lineage_root
-from odbench.bench.store import ResultStore
+from odbench.bench.run_folder import RunFolder
 from odbench.report.tables import cell_key, speedup
-from odbench.bench.store import load_variants
 
 
 @dataclass(frozen=True)
@@ -73,8 +72,8 @@ class AgreementRow:
 
 
 def _speedups(run: Path) -> dict[str, intervals.Ratio]:
-    results = ResultStore(run).all()
-    variants = load_variants(run)
+    folder = RunFolder.open(run)
+    results, variants = folder.results(), folder.variants()
     by_key = {cell_key(r.variant_id, r): r for r in results}
     out = {}
     for r in measured(results):
@@ -85,8 +84,8 @@ def _speedups(run: Path) -> dict[str, intervals.Ratio]:
 
 
 def agreement_rows(run1: Path, run2: Path) -> list[AgreementRow]:
-    one = {r.cell_id: r for r in measured(ResultStore(run1).all())}
-    two = {r.cell_id: r for r in measured(ResultStore(run2).all())}
+    one = {r.cell_id: r for r in measured(RunFolder.open(run1).results())}
+    two = {r.cell_id: r for r in measured(RunFolder.open(run2).results())}
     s1, s2 = _speedups(run1), _speedups(run2)
     rows = []
     for cid in sorted(one.keys() & two.keys()):
@@ -100,7 +99,7 @@ def main(argv: list[str]) -> None:  # pragma: no cover - prints the README's tab
     run1 = Path(argv[0])
     print("| cell | processes | samples/process | within sd (log) | between sd (log) | ms/sample | s/process besides samples | optimal samples/process |")
     print("|---|---|---|---|---|---|---|---|")
-    for v in variance_rows(ResultStore(run1).all()):
+    for v in variance_rows(RunFolder.open(run1).results()):
         print(f"| `{v.cell_id}` | {v.processes} | {v.samples_per_process:.0f} | {v.within_sd:.3f} | {v.between_sd:.3f} | "
               f"{v.sample_ms:.3f} | {v.process_cost_s:.2f} | {v.optimal_samples if v.optimal_samples < 10**8 else 'any'} |")
     if len(argv) > 1:

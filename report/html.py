@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from odbench.bench.run_folder import is_unreadable
 from odbench.core.records import HARNESS_RUNTIMES, Result, Variant, atomic_write_text
 from odbench.report.plots import (
     OK,
@@ -307,6 +308,11 @@ def render_runs(groups: Sequence[MachineRuns], out_dir: Path, verdicts: Sequence
     doc.para("Each machine's results are its own: statistics are never pooled across machines. "
              "Plots tag each point with its machine (M1, M2, ...) and profile.")
     doc.table(["tag", "machine", "ISA", "run folders", "results"], machine_rows(views))
+    unreadable = [[v.tag, r.cell_id, "ERROR", r.reason] for v in views for r in v.group.results if is_unreadable(r)]
+    if unreadable:
+        doc.heading(2, "Results that could not be read (ERROR)")
+        doc.para("These cells are left out of every choice below; `odbench run --out` their folder rebuilds or reruns them.")
+        doc.table(["machine", "cell", "verdict", "why"], unreadable)
     emulated = sorted({f"{v.tag}:{r.profile}" for v in views for r in v.group.results if r.measured_on == "emulated" and r.stats})
     if emulated:
         doc.para(f"Emulated on their machine (not measured on the device): {', '.join(emulated)}. Drawn hollow / dashed.", "emu")

@@ -36,9 +36,8 @@ from pathlib import Path
 
 from odbench.core.records import Result, Variant, Verdict
 from odbench.verdicts.accuracy import load_run_accuracy
-from odbench.bench.store import ResultStore
+from odbench.bench.run_folder import RunFolder
 from odbench.report.tables import speedup
-from odbench.bench.store import load_variants
 
 GOAL_TOP10, GOAL_COSINE = 0.95, 0.995  # the fidelity goal of issue 11
 HARNESS_ONLY = ("null",)  # the harness-overhead cell's runtime: not a variant's speed
@@ -94,22 +93,23 @@ def threads_of(r: Result) -> int | None:
     return int(t) if t is not None else None
 
 
-def load_runtime_accuracy(run_dir: Path) -> dict[tuple[str, str], dict]:
+def runtime_accuracy(folder: RunFolder) -> dict[tuple[str, str], dict]:
     """(variant id, runtime) -> that runtime's own accuracy from ``RUN/accuracy.json`` (verdicts/accuracy.py),
     default runtime options only (the table's cells have none)."""
-    records = load_run_accuracy(run_dir) or {}
+    records = load_run_accuracy(folder) or {}
     return {(r.variant_id, r.runtime): dict(r.accuracy) for r in records.values() if r.accuracy and not r.runtime_options}
 
 
 def points(run_dir: Path, model: str, scenario: str, profile_1t: str, profile_2t: str) -> list[Point]:
-    variants = {k: v for k, v in load_variants(run_dir).items() if v.model == model}
-    results = [r for r in ResultStore(run_dir).all() if r.model == model and r.scenario == scenario
+    folder = RunFolder.open(run_dir)
+    variants = {k: v for k, v in folder.variants().items() if v.model == model}
+    results = [r for r in folder.results() if r.model == model and r.scenario == scenario
                and not r.runtime_options and r.runtime not in HARNESS_ONLY]
     cells = {(r.variant_id, r.runtime, r.profile): r for r in results}
     by_runtime = {}
     for r in results:
         by_runtime.setdefault(r.runtime, set()).add(r.variant_id)
-    runtime_acc = load_runtime_accuracy(run_dir)
+    runtime_acc = runtime_accuracy(folder)
     out = []
     for rt in sorted(by_runtime):
         for vid in sorted(by_runtime[rt], key=lambda v: (variants[v].parent is not None, v) if v in variants else (True, v)):

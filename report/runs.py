@@ -9,14 +9,12 @@ to the worker's machine (its ``provenance.worker_machine``), not to the controll
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
 from odbench.core.records import Result, Variant
-from odbench.bench.store import ResultStore
-from odbench.bench.store import load_variants
+from odbench.bench.run_folder import RunFolder, RunFolderError
 from odbench.devices.check import missing_isa
 from odbench.devices.profile import DeviceProfile
 
@@ -25,8 +23,7 @@ _ISA_LABELS = (("amx_int8", "AMX"), ("avx512_bf16", "AVX-512 BF16"), ("avx512_vn
                ("avx_vnni", "AVX-VNNI"), ("avx2", "AVX2"), ("sve", "SVE"), ("i8mm", "i8mm"), ("asimddp", "dotprod"), ("asimd", "NEON"))
 
 
-class RunError(ValueError):
-    """A path is not a readable run folder; the message says which and why."""
+RunError = RunFolderError  # a path is not a readable run folder; the message says which and why
 
 
 @dataclass(frozen=True)
@@ -102,34 +99,10 @@ class MachineRuns:
     profiles: dict[str, dict]
 
 
-def _read_profiles(path: Path) -> dict[str, dict]:
-    out: dict[str, dict] = {}
-    for spec in sorted((path / "specs").glob("*.json")):
-        try:
-            profile = json.loads(spec.read_text()).get("profile") or {}
-        except (json.JSONDecodeError, AttributeError):
-            continue
-        if profile.get("name"):
-            out.setdefault(profile["name"], profile)
-    return out
-
-
-def _read_machine(path: Path) -> dict:
-    file = path / "machine.json"
-    if not file.exists():
-        return {}
-    try:
-        return json.loads(file.read_text())
-    except json.JSONDecodeError as exc:
-        raise RunError(f"{file}: not valid JSON ({exc})") from None
-
-
 def load_run(path: str | Path) -> Run:
-    path = Path(path)
-    if not (path / "cells").is_dir():
-        raise RunError(f"{path} is not a run folder (no cells/); run `odbench run --out {path}` first")
-    return Run(path, Machine.from_json(_read_machine(path), path.name), tuple(ResultStore(path).all()), load_variants(path),
-               _read_profiles(path))
+    folder = RunFolder.open(path)
+    return Run(folder.root, Machine.from_json(folder.machine(), folder.root.name), tuple(folder.results()), folder.variants(),
+               folder.profiles())
 
 
 def load_runs(paths: Sequence[str | Path]) -> list[Run]:

@@ -10,7 +10,7 @@ from odbench.stats import intervals
 from odbench.verdicts.accuracy import RuntimeAccuracy, load_run_accuracy, row_accuracy
 from odbench.core.constants import REFERENCE_RUNTIME
 from odbench.core.records import HARNESS_RUNTIMES, NOT_MEASURED, Result, Variant, atomic_write_text, lineage_root
-from odbench.bench.store import ResultStore, load_variants
+from odbench.bench.run_folder import RunFolder, is_unreadable
 from odbench.models.metrics import point_metrics
 
 COLUMNS = [
@@ -231,16 +231,24 @@ def overhead_line(results: list[Result]) -> str:
     return "Harness overhead (null session, per timed sample): " + "; ".join(parts)
 
 
+def unreadable_lines(results: list[Result]) -> list[str]:
+    """The cell files that could not be read (their rows are ERROR), named once above the tables."""
+    bad = [r for r in results if is_unreadable(r)]
+    if not bad:
+        return []
+    return ["", f"**{len(bad)} result file(s) could not be read** (ERROR rows; `odbench run --out` this folder "
+            "rebuilds each from its parts/ or reruns it):", *(f"- `{r.cell_id}`: {r.reason}" for r in bad)]
+
+
 def write_tables(run_dir: str | Path) -> tuple[Path, Path]:
-    run_dir = Path(run_dir)
-    results = sorted_results(ResultStore(run_dir).all())
-    variants = load_variants(run_dir)
+    folder = RunFolder.open(run_dir)
+    run_dir = folder.root
+    results = sorted_results(folder.results())
+    variants = folder.variants()
     by_key = {cell_key(r.variant_id, r): r for r in results}
-    run_acc = load_run_accuracy(run_dir)
+    run_acc = load_run_accuracy(folder)
     rows = [row(r, variants, by_key, run_acc) for r in results]
-    machine = {}
-    if (run_dir / "machine.json").exists():
-        machine = json.loads((run_dir / "machine.json").read_text())
+    machine = folder.machine()
     md = [f"# Benchmark results: {run_dir.name}", ""]
     if machine:
         md.append(
@@ -253,6 +261,7 @@ def write_tables(run_dir: str | Path) -> tuple[Path, Path]:
     for r in results:
         counts[str(r.verdict)] = counts.get(str(r.verdict), 0) + 1
     md.append(f"{len(results)} cells: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ".")
+    md += unreadable_lines(results)
     md.append("Latencies in ms, one inference per sample. `measured_on` says whether the profile is this machine "
               "(`device`) or emulated on it (`emulated`). `gating: no` marks smoke runs that a release gate must not trust. Every interval is 95% with the fresh process as the unit of replication (stats/intervals.py): percentiles of the population of processes, speedups as ratios of per-process medians (Welch on logs); `between_cv` is the CV of the per-process medians; `processes` ends in `?` for old results whose process boundaries are lost. Verdicts: FAIL = timed, but the outputs do not match the references (parity); SKIPPED = could not run here, with the reason.")
     md.append("")

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import Any
+import typing
+from typing import Any, Literal
 
 from odbench.runtimes.base import ProviderFallbackError, Runtime, RuntimeUnavailable, Session  # noqa: F401  (re-exported seam)
 from odbench.core.records import TensorSpec  # noqa: F401  (re-exported seam)
@@ -43,6 +44,36 @@ def parse_options(runtime: Runtime, raw: dict[str, Any] | None) -> Any:
             f"runtime {runtime.name!r}: unknown option(s) {unknown}; valid: {sorted(fields)}"
         )
     return runtime.Options(**raw)
+
+
+_TRUE, _FALSE = ("true", "1"), ("false", "0")
+
+
+def option_from_text(runtime: Runtime, key: str, text: str) -> Any:
+    """One option's value from its text (``--runtime NAME:KEY=VALUE``), typed by the runtime's Options:
+    booleans take true/false/1/0, a Literal one of its choices, numbers a number, a tuple 'a+b'.
+    ValueError with one line naming the option, what it takes and what it got."""
+    hints = typing.get_type_hints(runtime.Options)
+    if key not in hints:
+        raise ValueError(f"runtime {runtime.name!r}: unknown option(s) {[key]}; valid: {sorted(hints)}")
+    kind = hints[key]
+    if typing.get_origin(kind) is Literal:
+        choices = typing.get_args(kind)
+        if text not in choices:
+            raise ValueError(f"{key} must be one of {', '.join(map(str, choices))}; got {text!r}")
+        return text
+    if kind is bool:
+        if text.lower() not in _TRUE + _FALSE:
+            raise ValueError(f"{key} is a boolean (true, false, 1 or 0); got {text!r}")
+        return text.lower() in _TRUE
+    if kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            raise ValueError(f"{key} must be {'an integer' if kind is int else 'a number'}; got {text!r}") from None
+    if typing.get_origin(kind) is tuple:
+        return tuple(filter(None, text.split("+")))
+    return text
 
 
 def installed_runtimes() -> tuple[str, ...]:

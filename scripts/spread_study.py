@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from odbench.stats import intervals
-from odbench.bench.store import ResultStore
+from odbench.bench.run_folder import RunFolder
 
 THP = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 CELLS = (("ctr-ml100k", "rank-200"), ("minilm-l6-query", "query"))
@@ -76,7 +76,7 @@ def run_setting(s: Setting, out: Path, processes: int) -> Path:
 
 def report(name: str, folder: Path) -> list[str]:
     rows = []
-    for r in ResultStore(folder).all():
+    for r in RunFolder(folder).all():
         if not r.stats:
             rows.append(f"| {name} | {r.model} | {r.verdict} {r.reason[:80]} | | | |")
             continue

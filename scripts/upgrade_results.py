@@ -18,7 +18,9 @@ from pathlib import Path
 
 from odbench.stats import summary as stats
 from odbench.core.records import RESULT_SCHEMA_VERSION, CellSpec, Result, sha256_file
-from odbench.bench.store import REPO_ROOT, ResultStore
+from odbench.bench.run_folder import RunFolder
+
+REPO_ROOT = Path(__file__).resolve().parents[1]  # a script of this checkout, run on its results/ folder
 
 SHARED_REFERENCES = REPO_ROOT / "results" / "references"
 
@@ -32,7 +34,7 @@ def repo_relative(path: str) -> str:
     return path
 
 
-def upgrade_cell(path: Path, store: ResultStore) -> Result:
+def upgrade_cell(path: Path, store: RunFolder) -> Result:
     data = json.loads(path.read_text())
     if data.get("schema_version") == RESULT_SCHEMA_VERSION:  # already v3: its samples are in the .npz
         return store.get(data["cell_id"])
@@ -63,7 +65,7 @@ def upgrade_spec(path: Path, run: Path) -> None:
 
 
 def upgrade_run(run: Path) -> None:
-    store = ResultStore(run)
+    store = RunFolder(run)
     cells = sorted(p for p in (run / "cells").glob("*.json"))
     known = sum(upgrade_cell(p, store).processes_known for p in cells)
     for p in sorted((run / "specs").glob("*.json")):

@@ -2,7 +2,7 @@
 
 Layers, bottom to top; a module may import its own package and any package below it, never above:
 
-    odbench.core -> devices -> runtimes -> models -> compressors -> stats -> bench -> verdicts -> report -> cli
+    odbench.core -> devices -> runtimes -> models -> compressors -> stats -> bench -> verdicts -> report -> api -> cli
 
 So there are no package-level import cycles. Project modules are imported at module level (a function-level
 import of a project module is how a cycle used to be hidden); heavy third-party libraries may still be
@@ -18,8 +18,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 NS = "odbench"
-LAYERS = ("core", "devices", "runtimes", "models", "compressors", "stats", "bench", "verdicts", "report", "cli")
-OLD_TOP_LEVEL = ("bench", "runtimes", "devices", "models", "compressors", "core", "cli", "stats", "verdicts", "report")
+LAYERS = ("core", "devices", "runtimes", "models", "compressors", "stats", "bench", "verdicts", "report", "api", "cli")
+OLD_TOP_LEVEL = ("bench", "runtimes", "devices", "models", "compressors", "core", "cli", "stats", "verdicts", "report", "api")
 MODULE_STRING = re.compile(r"^odbench\.(\w+)(\.\w+)*(:\w+)?$")
 
 

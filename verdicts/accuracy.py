@@ -23,6 +23,7 @@ from typing import Callable, Iterable, Mapping
 
 from odbench.compressors.isa import host_int8_isa
 from odbench.core.constants import REFERENCE_RUNTIME
+from odbench.bench.run_folder import ACCURACY_FILE, RunFolder
 from odbench.core.records import HARNESS_RUNTIMES, Result, Variant, Verdict, atomic_write_text
 from odbench.devices.host import cpu_flags
 from odbench.models.metrics import LOWER_IS_BETTER, metric_kind, point_metrics
@@ -149,7 +150,6 @@ def runtime_accuracy(model, variant, runtime_name: str, cache: Path, threads: in
 
 # ------------------------------------------------------------------ accuracy of a run's rows
 
-ACCURACY_FILE = "accuracy.json"
 EVAL_THREADS = max(1, len(os.sched_getaffinity(0)))  # accuracy is not timed: every CPU the process may use
 ACCURACY_FILE_VERSION = 1
 TIMED_VERDICTS = (Verdict.OK, Verdict.FAIL)  # a FAIL cell was timed too: its accuracy says how wrong it is
@@ -260,19 +260,18 @@ def measure_run_accuracy(results: Iterable[Result | None], variants: Mapping[str
         log(f"[accuracy] {variant_id} on {runtime_text(runtime, options)}: {_summary_text(rec, models.get(variant.model))} ({where})")
         records[accuracy_key(variant_id, runtime, options)] = rec
         new.append(rec)
-    body = {"version": ACCURACY_FILE_VERSION, "records": [r.to_dict() for r in records.values()]}
-    atomic_write_text(Path(out) / ACCURACY_FILE, json.dumps(body, indent=1))
+    RunFolder(out).put_accuracy_body({"version": ACCURACY_FILE_VERSION, "records": [r.to_dict() for r in records.values()]})
     return new
 
 
-def load_run_accuracy(run_dir: Path) -> dict[tuple, RuntimeAccuracy] | None:
+def load_run_accuracy(run_dir: Path | RunFolder) -> dict[tuple, RuntimeAccuracy] | None:
     """A run folder's per-runtime accuracy records by ``accuracy_key``; None for a run without them."""
-    path = Path(run_dir) / ACCURACY_FILE
-    if not path.exists():
+    folder = run_dir if isinstance(run_dir, RunFolder) else RunFolder(run_dir, create=False)
+    body = folder.accuracy_body()
+    if body is None:
         return None
-    body = json.loads(path.read_text())
     if body.get("version") != ACCURACY_FILE_VERSION:
-        raise ValueError(f"{path}: version {body.get('version')!r}, this odbench reads version {ACCURACY_FILE_VERSION}")
+        raise ValueError(f"{folder.root / ACCURACY_FILE}: version {body.get('version')!r}, this odbench reads version {ACCURACY_FILE_VERSION}")
     recs = [RuntimeAccuracy.from_dict(d) for d in body["records"]]
     return {accuracy_key(r.variant_id, r.runtime, r.runtime_options): r for r in recs}
 

@@ -9,12 +9,12 @@ from typing import Callable
 from odbench.bench.executors.local import merge_processes, run_process
 from odbench.verdicts.gate import CellVerdict, GateVerdict
 from odbench.core.records import NOT_MEASURED
-from odbench.bench.store import ResultStore
+from odbench.bench.run_folder import RunFolder
 
 MAX_LOOKS = 4
 
 
-def extend(store: ResultStore, verdicts: list[CellVerdict], max_processes: int, on_result: Callable | None = None) -> int:
+def extend(store: RunFolder, verdicts: list[CellVerdict], max_processes: int, on_result: Callable | None = None) -> int:
     """Add processes to every INCONCLUSIVE cell whose checks say how many would decide it; returns
     how many cells were extended. ``max_processes`` caps the processes a cell may have in all."""
     want: dict[str, int] = {}

@@ -20,6 +20,7 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
+from typing import Sequence
 
 from enum import StrEnum
 
@@ -331,7 +332,8 @@ def summary_counts(verdicts: list[CellVerdict]) -> dict[str, int]:
     return {k: sum(v.verdict == k for v in verdicts) for k in ORDER if any(v.verdict == k for v in verdicts)}
 
 
-def to_markdown(verdicts: list[CellVerdict], regressions: list[Regression], code: int) -> str:
+def to_markdown(verdicts: list[CellVerdict], regressions: list[Regression], code: int, notes: Sequence[str] = ()) -> str:
+    """``notes``: lines after the tables (e.g. result files that could not be read and no budget needed)."""
     icon = {"PASS": "✅", "FAIL": "❌", "ERROR": "💥", "INCONCLUSIVE": "❔"}
     counts = ", ".join(f"{k} {n}" for k, n in summary_counts(verdicts).items())
     lines = [f"### odbench gate: {counts} (exit {code})", "",
@@ -342,6 +344,8 @@ def to_markdown(verdicts: list[CellVerdict], regressions: list[Regression], code
         lines += ["", "| regression check | cell | result |", "|---|---|---|"]
         for g in sorted(regressions, key=lambda g: (g.verdict != "REGRESSION", g.cell_id)):
             lines.append(f"| {g.verdict} | `{g.cell_id}` | {g.reason} |")
+    if notes:
+        lines += ["", *notes]
     return "\n".join(lines) + "\n"
 
 
@@ -368,12 +372,13 @@ def to_junit(verdicts: list[CellVerdict], regressions: list[Regression]) -> str:
     return "\n".join([head, *cases, "</testsuite></testsuites>"]) + "\n"
 
 
-def write_outputs(out_dir: Path, verdicts: list[CellVerdict], regressions: list[Regression], code: int) -> dict[str, Path]:
+def write_outputs(out_dir: Path, verdicts: list[CellVerdict], regressions: list[Regression], code: int,
+                  notes: Sequence[str] = ()) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "gate.json", "junit": out_dir / "gate.junit.xml", "markdown": out_dir / "gate.md"}
     payload = {"exit_code": code, "counts": summary_counts(verdicts),
                "verdicts": [asdict(v) for v in verdicts], "regressions": [asdict(g) for g in regressions]}
     atomic_write_text(paths["json"], json.dumps(payload, indent=1))
     atomic_write_text(paths["junit"], to_junit(verdicts, regressions))
-    atomic_write_text(paths["markdown"], to_markdown(verdicts, regressions, code))
+    atomic_write_text(paths["markdown"], to_markdown(verdicts, regressions, code, notes))
     return paths

@@ -41,8 +41,8 @@ from odbench.models import ZOO, get_model
 from odbench.models.base import cache_dir
 from odbench.bench.arm.env import load, setup
 from odbench.core.records import atomic_write_text
-from odbench.bench.store import ResultStore
-from odbench.bench.store import load_variants
+from odbench.bench.run_folder import RunFolder
+from odbench.bench.run_folder import load_variants
 
 MEASURED_ON = "functional-emulation"
 WORKER = Path(__file__).with_name("_worker.py")
@@ -299,7 +299,7 @@ def check_run(run_dir: Path, accuracy: Sequence[str] = (), env: ArmEnv | None = 
     """Rerun every aarch64 cell of a run folder as a functional check; its results replace the SKIPPED ones.
     ``accuracy``: the zoo models whose task accuracy is also computed on the ARM outputs ("all" = every one)."""
 
-    store = ResultStore(run_dir)
+    store = RunFolder(run_dir)
     results, evaluated = [], set()
     for path in sorted((Path(run_dir) / "specs").glob("*.json")):
         spec = CellSpec.from_dict(json.loads(path.read_text()))
@@ -350,7 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def print_table(run_dir: Path) -> int:
-    results = [r for r in ResultStore(run_dir).all() if r.measured_on == MEASURED_ON]
+    results = [r for r in RunFolder(run_dir).all() if r.measured_on == MEASURED_ON]
     print(arm_table(sorted(results, key=lambda r: (r.model, r.runtime, r.scenario, r.variant_id)), load_variants(run_dir)))
     return 0
 

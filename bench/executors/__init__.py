@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Protocol, runtime_checkable
 
 from odbench.core.records import CellSpec, Result
-from odbench.bench.store import ResultStore
+from odbench.bench.run_folder import RunFolder
 
 EXECUTORS: dict[str, str] = {
     "local": "odbench.bench.executors.local:LocalExecutor",
@@ -43,7 +43,7 @@ class Executor(Protocol):
     def run(
         self,
         cells: Iterable[CellSpec],
-        store: ResultStore,
+        store: RunFolder,
         on_start: Callable[[CellSpec], None] | None = None,
         on_result: Callable[[Result], None] | None = None,
     ) -> list[Result]:

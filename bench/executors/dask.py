@@ -36,7 +36,7 @@ from typing import Callable, Iterable
 
 from odbench.bench.provenance import machine
 from odbench.core.records import CellSpec, Result, sha256_file, to_json
-from odbench.bench.store import ResultStore
+from odbench.bench.run_folder import RunFolder
 from odbench.bench.executors.local import run_cell
 
 RESOURCE_PREFIX = "device:"
@@ -188,7 +188,7 @@ class DaskExecutor:
     def run(
         self,
         cells: Iterable[CellSpec],
-        store: ResultStore,
+        store: RunFolder,
         on_start: Callable[[CellSpec], None] | None = None,
         on_result: Callable[[Result], None] | None = None,
     ) -> list[Result]:
@@ -214,7 +214,7 @@ class DaskExecutor:
         return client.submit(worker_cell, to_json(spec), shelf.files(spec), resources={resource_for(spec.profile_name): 1},
                              pure=False, retries=1, key=f"cell-{spec.cell_id}-{attempt}-{time.time_ns()}")
 
-    def _run(self, client, shelf: FileShelf, cells: Iterable[CellSpec], store: ResultStore, record) -> None:
+    def _run(self, client, shelf: FileShelf, cells: Iterable[CellSpec], store: RunFolder, record) -> None:
         profiles = worker_profiles(client)
         pending: dict = {}  # future -> (spec, attempt)
         for spec in cells:

@@ -22,7 +22,7 @@ from odbench.stats import summary as stats
 from odbench.bench.arm.functional import functional_cell, is_functional
 from odbench.core.records import NOT_MEASURED, CellSpec, Result, Verdict, atomic_write_text, to_json
 from odbench.bench.skips import skip_reason
-from odbench.bench.store import ResultStore
+from odbench.bench.run_folder import RunFolder
 
 STDERR_TAIL = 8000
 
@@ -120,8 +120,7 @@ def run_process(spec: CellSpec, index: int = 1, python: str = sys.executable) ->
             proc = subprocess.Popen(
                 [python, "-m", "odbench.bench.cell", str(spec_path), str(out_path)],
                 stdout=so, stderr=se, stdin=subprocess.DEVNULL, env=env,
-                start_new_session=True,
-                cwd=str(Path(__file__).resolve().parents[2]),
+                start_new_session=True,  # in the caller's working folder: the spec's paths are absolute (RunFolder)
             )
             deadline = time.monotonic() + spec.timeout_s
             timed_out, status, rusage = False, None, None
@@ -196,7 +195,7 @@ class LocalExecutor:
     def run(
         self,
         cells: Iterable[CellSpec],
-        store: ResultStore,
+        store: RunFolder,
         on_start: Callable[[CellSpec], None] | None = None,
         on_result: Callable[[Result], None] | None = None,
     ) -> list[Result]:
@@ -230,7 +229,7 @@ class LocalExecutor:
         return results
 
     @staticmethod
-    def _finish(store: ResultStore, result: Result, on_result) -> Result:
+    def _finish(store: RunFolder, result: Result, on_result) -> Result:
         store.put(result)  # atomically; then its process parts are dropped
         store.drop_parts(result.cell_id)
         if on_result:

@@ -239,11 +239,11 @@ def test_the_worker_protocol_answers_each_feed_and_reports_errors(arm_cell, tmp_
 
 
 def test_check_run_replaces_the_skipped_aarch64_rows(arm_cell, tmp_path):
-    from odbench.bench.store import ResultStore
+    from odbench.bench.run_folder import RunFolder
     from odbench.devices.host import detect_host
 
     spec, _, _ = arm_cell
-    store = ResultStore(tmp_path / "run")
+    store = RunFolder(tmp_path / "run")
     store.put_spec(spec)
     x86_spec = dataclasses.replace(spec, profile=get_profile("x86-laptop-avx2").model_dump(mode="json"))
     store.put_spec(x86_spec)

@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("distributed")
 
 from odbench.bench.executors.dask import DaskExecutor, worker_profiles  # noqa: E402
-from odbench.bench.store import ResultStore  # noqa: E402
+from odbench.bench.run_folder import RunFolder  # noqa: E402
 from odbench.devices.catalog import get_profile  # noqa: E402
 from tests.conftest import make_tiny_onnx  # noqa: E402
 from tests.helpers import cell  # noqa: E402
@@ -80,7 +80,7 @@ def test_cells_route_to_their_profile_and_a_missing_profile_is_reported(cluster,
     model = make_tiny_onnx(tmp_path / "m.onnx")
     cells = [cell(model, f"m{i}", profile=get_profile(p)) for i in range(2) for p in ("host-1t", "host-2t")]
     cells.append(cell(model, "orphan", profile=get_profile("host-1t").model_copy(update={"name": "rpi5"})))
-    store = ResultStore(tmp_path / "run")
+    store = RunFolder(tmp_path / "run")
     results = {r.cell_id: r for r in DaskExecutor(address).run(cells, store)}
     assert len(results) == len(cells) == len(store.all())
     for c in cells[:-1]:
@@ -132,7 +132,7 @@ def test_workers_that_join_late_take_over_from_killed_ones(cluster, tmp_path, mo
     _wait_for_workers(address, {"host-1t": 1})
     model = make_tiny_onnx(tmp_path / "m.onnx")
     cells = [cell(model, f"m{i}", profile=get_profile("host-1t")) for i in range(3)]
-    store = ResultStore(tmp_path / "run")
+    store = RunFolder(tmp_path / "run")
     out: list = []
     runner = threading.Thread(target=lambda: out.append(DaskExecutor(address).run(cells, store)), daemon=True)
     runner.start()
@@ -220,8 +220,8 @@ def test_a_cell_whose_worker_was_lost_is_submitted_again_and_a_failed_one_is_not
     ok = to_json(Result.for_cell(spec, "OK", ""))
     run = DaskExecutor("tcp://unused:1", shared_root=str(tmp_path))._run
     client = _Client([KilledWorker("cell", types.SimpleNamespace(address="tcp://w:0"), 3), ok])
-    run(client, FileShelf(client, str(tmp_path)), [spec], ResultStore(tmp_path / "a"), record=(got := []).append)
+    run(client, FileShelf(client, str(tmp_path)), [spec], RunFolder(tmp_path / "a"), record=(got := []).append)
     assert client.submitted == 2 and [r.verdict for r in got] == ["OK"]
     client = _Client([RuntimeError("received m.onnx does not match sha256 0123")])
-    run(client, FileShelf(client, str(tmp_path)), [spec], ResultStore(tmp_path / "b"), record=(got := []).append)
+    run(client, FileShelf(client, str(tmp_path)), [spec], RunFolder(tmp_path / "b"), record=(got := []).append)
     assert client.submitted == 1 and got[0].verdict == "ERROR" and "does not match sha256" in got[0].reason

@@ -17,7 +17,7 @@ import pytest
 from odbench.bench.executors.local import LocalExecutor, run_cell
 from odbench.core.feeds import save_feeds
 from odbench.core.records import Feeds
-from odbench.bench.store import ResultStore
+from odbench.bench.run_folder import RunFolder
 from odbench.devices.host import detect_host
 from tests.conftest import make_tiny_onnx
 from tests.helpers import FAST, cell
@@ -51,7 +51,7 @@ def test_matrix_with_faults_completes_every_cell(models, tmp_path):
         cell(models["good"], "noprovider", options={"providers": ["CUDAExecutionProvider"]}),
         cell(models["other"], "other"),
     ]
-    store = ResultStore(tmp_path / "run")
+    store = RunFolder(tmp_path / "run")
     results = {r.model: r for r in LocalExecutor().run(cells, store)}
     assert len(store.all()) == len(cells)
 
@@ -105,10 +105,10 @@ def test_killed_run_resumes_only_missing_cells(models, tmp_path):
         f"sys.path.insert(0, {str(REPO)!r})\n"
         "from pathlib import Path\n"
         "from odbench.bench.executors.local import LocalExecutor\n"
-        "from odbench.bench.store import ResultStore\n"
+        "from odbench.bench.run_folder import RunFolder\n"
         "from tests.helpers import cell\n"
         f"cells = [cell(Path({str(models['good'])!r}), f'm{{i}}') for i in range(5)]\n"
-        f"LocalExecutor().run(cells, ResultStore({str(out)!r}))\n"
+        f"LocalExecutor().run(cells, RunFolder({str(out)!r}))\n"
     )
     proc = subprocess.Popen([sys.executable, str(script)], cwd=REPO, start_new_session=True)
     cells_dir = out / "cells"

@@ -111,9 +111,9 @@ def write_run(path, machine, results, variants):
     import json
 
     from odbench.core.records import to_json
-    from odbench.bench.store import ResultStore
+    from odbench.bench.run_folder import RunFolder
 
-    store = ResultStore(path)
+    store = RunFolder(path)
     for r in results:
         store.put(r)
     store.write_json("machine.json", machine)

@@ -8,7 +8,7 @@ import numpy as np
 
 from odbench.verdicts.accuracy import ACCURACY_FILE, ACCURACY_FILE_VERSION, RuntimeAccuracy
 from odbench.report import pareto as PT
-from odbench.bench.store import ResultStore
+from odbench.bench.run_folder import RunFolder
 from odbench.core.records import ProcessSamples, Result, Variant, Verdict, to_json
 
 MODEL = "minilm-l6-query"
@@ -43,7 +43,7 @@ def result(name: str, runtime: str, profile: str, threads: int, p50: float, seed
 
 
 def make_run(tmp_path, threads_2t: int = 2):
-    store = ResultStore(tmp_path)
+    store = RunFolder(tmp_path)
     store.write_json("variants.json", [json.loads(to_json(variant(n))) for n in VARIANTS])
     seed = 0
     for rt in ("onnxruntime", "openvino"):

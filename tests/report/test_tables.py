@@ -5,7 +5,7 @@ import csv
 import json
 
 from odbench.verdicts import accuracy as A
-from odbench.bench.store import ResultStore
+from odbench.bench.run_folder import RunFolder
 from odbench.report.tables import write_tables
 from odbench.core.records import ProcessSamples, Result, Variant, to_json
 
@@ -29,7 +29,7 @@ def record(variant: Variant, runtime: str, accuracy: dict | None, error: str = "
 
 
 def make_run(tmp_path, records: list[A.RuntimeAccuracy] | None):
-    store = ResultStore(tmp_path)
+    store = RunFolder(tmp_path)
     for v, rt in (("fp32", "onnxruntime"), ("fp32", "openvino"), ("int8", "onnxruntime"), ("int8", "openvino"), ("int8", "mnn")):
         store.put(result(v, rt))
     store.write_json("variants.json", [json.loads(to_json(v)) for v in VARIANTS])

@@ -14,7 +14,7 @@ import yaml
 from odbench.verdicts import gate
 from odbench.verdicts.budgets import BudgetError, BudgetFile, load_budgets
 from odbench.core.records import ProcessSamples, Result, Variant, to_json
-from odbench.bench.store import ResultStore
+from odbench.bench.run_folder import RunFolder
 
 REPO = Path(__file__).resolve().parents[2]
 MACHINE = {"cpu_model": "AMD EPYC", "arch": "x86_64", "isa": ["avx2", "fma"], "physical_cores": 2, "logical_cpus": 2, "memory_mb": 24105}
@@ -176,7 +176,7 @@ def test_junit_and_markdown_outputs(tmp_path):
 
 
 def _write_run(root: Path, results, machine=MACHINE):
-    store = ResultStore(root)
+    store = RunFolder(root)
     for r in results:
         store.put(r)
     store.write_json("machine.json", machine)
@@ -219,7 +219,7 @@ def test_decide_adds_processes_to_an_inconclusive_cell_and_counts_the_look(tmp_p
     from tests.conftest import make_tiny_onnx
     from tests.helpers import cell
 
-    store = ResultStore(tmp_path / "run")
+    store = RunFolder(tmp_path / "run")
     spec = cell(make_tiny_onnx(tmp_path / "m.onnx"), "tiny")
     spec = dataclasses.replace(spec, timing=dataclasses.replace(spec.timing, min_samples=20, max_samples=40, processes=2, gating=True))
     LocalExecutor().run([spec], store)
