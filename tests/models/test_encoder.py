@@ -164,9 +164,10 @@ def test_calibration_tuning_and_training_never_receive_an_evaluation_row(monkeyp
     ref = {"tune_queries": rng.standard_normal((n_q, 8)), "tune_corpus": rng.standard_normal((n_docs, 8))}
     monkeypatch.setattr(model, "_reference", lambda cache: ref)
     task = ZooTask(model, tmp_path)
-    received = []
+    received, batch_sizes = [], set()
 
     def run(feed):  # the variant under tuning: records what it is fed
+        batch_sizes.add(feed["input_ids"].shape[0])
         received.extend(model.tok.decode_batch(feed["input_ids"].tolist(), skip_special_tokens=True))
         return [rng.standard_normal((feed["input_ids"].shape[0], 8)).astype(np.float32)]
 
@@ -183,4 +184,5 @@ def test_calibration_tuning_and_training_never_receive_an_evaluation_row(monkeyp
         rows = _rows_in(seen[who])
         assert rows and rows <= tuning and not rows & evaluation, who
     assert _rows_in(received) and not _rows_in(received) & evaluation
+    assert batch_sizes == {1}  # every text embedded alone, as a device does: no batch-dependent int8 scales
     assert len(feeds) == 64 and not _rows_in(seen["calibration"]) & _rows_in(seen["tuning"])
