@@ -29,7 +29,7 @@ run: setup
 # about 300 MB and 2 minutes once, then reused offline in about 2 s. --best-effort: where it cannot be
 # prepared (no apt-get, no network) this prints why and the ARM tests skip with that reason.
 arm-setup: setup
-	$(PY) -m odbench.bench.arm.functional setup --best-effort
+	$(VENV)/bin/odbench arm setup --best-effort
 
 test: setup arm-setup
 	./scripts/ensure-chromium

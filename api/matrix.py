@@ -17,14 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, ContextManager, Sequence
 
+from odbench.api import your_data
 from odbench.api.options import (
     UsageError,
+    check_out,
     existing_file,
     make_executor,
     out_folder,
     parse_dims,
     parse_int_range,
     parse_runtimes,
+    positive,
     resolve_models,
     resolve_profiles,
     timing_for,
@@ -39,10 +42,13 @@ from odbench.bench.run_folder import ACCURACY_FILE, RunFolder
 from odbench.compressors.build import build_recipe, compress_onnx_file
 from odbench.compressors.recipes import RECIPES, Step, built_for
 from odbench.core.feeds import materialize_feeds
+from odbench.core.not_built import NotBuilt
+from odbench.core.onnx_tools import quantized_summary
 from odbench.core.records import CellSpec, Feeds, Result, Timing, Variant, Verdict
 from odbench.devices.profile import DeviceProfile
 from odbench.models.base import ZooTask
-from odbench.models.onnx_file import user_variant
+from odbench.models.metrics import accuracy_line
+from odbench.models.onnx_file import OWN_OUTPUTS, user_variant
 from odbench.report.tables import write_tables
 from odbench.runtimes import get_runtime
 from odbench.verdicts.accuracy import measure_run_accuracy
@@ -92,6 +98,7 @@ class RunPlan:
     executor_name: str = "local"
     onnx_recipe: str | None = None  # a recipe for the --onnx files too (given explicitly)
     accuracy: bool = True  # evaluate each timed (variant, runtime) on its own outputs after the matrix
+    eval_tasks: tuple = ()  # (onnx path, models.user_task.UserTask) per --onnx file given with --eval (api/your_data.py)
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,7 @@ class Built:
     headlines: dict[str, str]
     build_s: float
     compress_s: float
+    not_built: tuple[NotBuilt, ...] = ()  # recipe steps that built nothing, with their reasons (variants.json)
 
 
 @dataclass(frozen=True)
@@ -112,6 +120,7 @@ class RunOutcome:
     table_md: Path
     table_csv: Path
     exit_code: int
+    your_data_md: Path | None = None  # with --eval: the short table of the user's model on the user's data
 
 
 def plan(models: Sequence[str] = (), onnx: Sequence[str | Path] = (), runtimes: Sequence[str] = (),
@@ -120,12 +129,13 @@ def plan(models: Sequence[str] = (), onnx: Sequence[str | Path] = (), runtimes: 
          timeout: float | None = None, dims: Sequence[str] = (), int_range: str = "0:100", feeds: str | Path | None = None,
          recipe: str = "default", onnx_recipe: str | None = None, force: bool = False, overhead: bool = True,
          parity: bool = True, accuracy: bool = True, all_scenarios: bool = False, quiet: bool = False,
-         executor: str = "local") -> RunPlan:
+         executor: str = "local", eval: str | Path | None = None) -> RunPlan:
     """A checked RunPlan from the words a user would type (`odbench run`'s flags); raises UsageError.
 
     ``models``: zoo model names (default: ctr-ml100k and minilm-l6-query unless ``onnx`` is given);
     ``runtimes``: 'NAME[:KEY=VALUE,...]', 'KEY=A|B' sweeps (default: onnxruntime, openvino);
-    ``profiles``: device profile names or YAML paths (default: host); ``preset``: smoke | default | gate."""
+    ``profiles``: device profile names or YAML paths (default: host); ``preset``: smoke | default | gate;
+    ``eval``: an evaluation set (eval.yaml) for the ``onnx`` files (docs/your-data.md)."""
     chosen = resolve_models(tuple(models) or (() if onnx else DEFAULT_MODELS))
     if recipe not in ("default", "full", "none"):
         raise UsageError(f"unknown recipe {recipe!r}; known: default, full, none")
@@ -134,15 +144,16 @@ def plan(models: Sequence[str] = (), onnx: Sequence[str | Path] = (), runtimes: 
             recipe_steps(m.name, recipe)
     for path in onnx:
         existing_file(path, "ONNX file")
-    if timeout is not None and not timeout > 0:
-        raise UsageError(f"--timeout must be > 0 seconds, got {timeout:g}")
+    positive(timeout, "--timeout")
+    tasks = your_data.eval_tasks(tuple(onnx), eval)
+    check_out(out)  # a file in the way is said before anything is built (and nothing is created yet)
     return RunPlan(
         models=tuple(chosen), onnx=tuple(str(p) for p in onnx), runtimes=tuple(parse_runtimes(list(runtimes) or DEFAULT_RUNTIMES)),
         runtimes_asked=bool(runtimes), profiles=tuple(resolve_profiles(tuple(profiles))), scenarios=tuple(scenarios),
         timing=timing_for(preset, min_time, processes), preset=preset, timeout_s=timeout, dims=parse_dims(tuple(dims)),
         int_range=parse_int_range(int_range), feeds=existing_file(feeds, "feeds file"), out=Path(out), force=force,
         overhead=overhead, parity=parity, recipe=recipe, all_scenarios=all_scenarios, quiet=quiet, executor_name=executor,
-        onnx_recipe=onnx_recipe, accuracy=accuracy)
+        onnx_recipe=onnx_recipe, accuracy=accuracy, eval_tasks=tasks)
 
 
 def recipe_steps(model: str, recipe: str) -> tuple[Step, ...]:
@@ -160,7 +171,7 @@ def compress_zoo(model, baseline: Variant, cache: Path, recipe: str, log: Log = 
                         torch_task_factory=lambda: model.torch_task(cache), log=log)
 
 
-def _zoo_workloads(model, cache: Path, req: RunPlan, log: Log) -> tuple[list[Workload], float]:
+def _zoo_workloads(model, cache: Path, req: RunPlan, log: Log) -> tuple[list[Workload], float, list[NotBuilt]]:
     """The fp32 baseline on every scenario, then its recipe's variants (headline scenario unless --all-scenarios)."""
     log(f"[build] {model.name}: fp32 baseline (cached after the first run) ...")
     variant = model.build(cache, log=log)
@@ -171,35 +182,38 @@ def _zoo_workloads(model, cache: Path, req: RunPlan, log: Log) -> tuple[list[Wor
             continue
         fs = model.feeds(scenario, cache)
         feeds[scenario] = (Feeds(path=str(fs.path)), fs.items_per_inference)
-    log(f"[build] {variant.id}: {variant.size_bytes / 2**20:.1f} MB, accuracy {variant.accuracy}, parity {variant.parity}")
+    acc = accuracy_line(variant.accuracy, getattr(model, "primary_metric", None), getattr(model, "fidelity_metric", None))
+    log(f"[build] {variant.id}: {variant.size_bytes / 2**20:.1f} MB, {acc}")
     workloads = [Workload(variant, feeds, model.output_kind)]
     if req.recipe == "none":
-        return workloads, 0.0
+        return workloads, 0.0, []
     t0 = time.perf_counter()
     built = compress_zoo(model, variant, cache, req.recipe, log)
     scen = feeds if req.all_scenarios else {model.headline: feeds[model.headline]}
     workloads += [Workload(b.variant, scen, model.output_kind) for b in built if b.variant is not None]
-    return workloads, time.perf_counter() - t0
+    return workloads, time.perf_counter() - t0, [nb for b in built if (nb := b.not_built(variant))]
 
 
-def _onnx_workloads(path: str, req: RunPlan, cache: Path, log: Log) -> list[Workload]:
-    """The user's file, and with an explicit --recipe every variant built from it (with lineage)."""
+def _onnx_workloads(path: str, req: RunPlan, cache: Path, log: Log) -> tuple[list[Workload], list[NotBuilt]]:
+    """The user's file first, and with an explicit --recipe every variant built from it (with lineage);
+    a step that builds nothing is a NotBuilt record (its reason logged), never the end of the run."""
     try:
         variant = user_variant(path)
     except FileNotFoundError as exc:
         raise UsageError(str(exc)) from None
+    if variant.config.get("already_quantized"):
+        log(f"[onnx] {variant.id}: {quantized_summary(variant.config['already_quantized'])}: benchmarked as-is as your baseline; "
+            f"the quantizers skip it; fidelity and parity are measured against {OWN_OUTPUTS}")
     lo, hi = req.int_range
     feeds = Feeds(path=str(req.feeds)) if req.feeds else Feeds(dims=req.dims, int_low=lo, int_high=hi)
     # Every runtime and the parity references must see the very same feeds: write them once.
     feeds = materialize_feeds(variant, feeds, req.out / "feeds", log=log)
     batch = dict(req.dims).get("batch", 1)
     if not req.onnx_recipe or req.onnx_recipe == "none":
-        return [Workload(variant, {"synthetic": (feeds, batch)})]
+        return [Workload(variant, {"synthetic": (feeds, batch)})], []
     baseline, built = compress_onnx_file(variant, feeds, req.onnx_recipe, cache, log=log)
-    for b in built:
-        if b.variant is None:
-            log(f"[compress] {b.step.name}: not built: {b.error}")
-    return [Workload(v, {"synthetic": (feeds, batch)}) for v in [baseline] + [b.variant for b in built if b.variant]]
+    workloads = [Workload(v, {"synthetic": (feeds, batch)}) for v in [baseline] + [b.variant for b in built if b.variant]]
+    return workloads, [nb for b in built if (nb := b.not_built(baseline))]
 
 
 def build_workloads(req: RunPlan, cache: Path, log: Log = stderr_log) -> Built:
@@ -208,14 +222,27 @@ def build_workloads(req: RunPlan, cache: Path, log: Log = stderr_log) -> Built:
     workloads: list[Workload] = []
     headlines: dict[str, str] = {}
     compress_s = 0.0
+    not_built: list[NotBuilt] = []
     for model in req.models:
-        zoo, seconds = _zoo_workloads(model, cache, req, log)
+        zoo, seconds, failed = _zoo_workloads(model, cache, req, log)
         workloads += zoo
         headlines[zoo[0].variant.model] = model.headline
         compress_s += seconds
+        not_built += failed
+    tasks = dict(req.eval_tasks)
     for path in req.onnx:
-        workloads += _onnx_workloads(path, req, cache, log)
-    return Built(tuple(workloads), headlines, time.perf_counter() - t0, compress_s)
+        if path in tasks:  # with its evaluation set: the recipe applies unless --recipe none
+            mine, failed = your_data.eval_workloads(path, tasks[path], req.onnx_recipe or req.recipe, req.out, cache, log)
+        else:
+            mine, failed = _onnx_workloads(path, req, cache, log)
+        workloads += mine
+        not_built += failed
+    if not_built:
+        log(f"[compress] {len(not_built)} recipe step(s) built nothing (listed in variants.json as built: false); "
+            f"the run benchmarks the {len(workloads)} variant(s) that were built:")
+        for nb in not_built:
+            log(f"  {nb.line()}")
+    return Built(tuple(workloads), headlines, time.perf_counter() - t0, compress_s, tuple(not_built))
 
 
 def _drop_unaccepted(cells: list[CellSpec], variants: dict, log: Log) -> list[CellSpec]:
@@ -249,7 +276,8 @@ def plan_cells(req: RunPlan, built: Built, parity_specs: dict, log: Log = stderr
         for w in built.workloads:
             head = built.headlines.get(w.variant.model)
             others = [Workload(w.variant, {head: w.feeds[head]}, w.output_kind)] if head in w.feeds else [w]
-            cells += plan_matrix([w], runtimes[:1], profiles, req.timing, **kw) + plan_matrix(others, runtimes[1:], profiles, req.timing, **kw)
+            cells += plan_matrix([w], runtimes[:1], profiles, req.timing, **kw)
+            cells += plan_matrix(others, runtimes[1:], profiles, req.timing, **kw)
     if not req.runtimes_asked:  # the default runtimes: leave out what a runtime cannot run at all, and say so
         cells = _drop_unaccepted(cells, {w.variant.id: w.variant for w in built.workloads}, log)
     if req.overhead and built.workloads:
@@ -275,7 +303,11 @@ Watch = Callable[[list[CellSpec]], ContextManager[tuple[Callable[[CellSpec], Non
 
 
 def _write_run_files(req: RunPlan, built: Built, cells: list[CellSpec], folder: RunFolder) -> None:
-    folder.put_variants({**folder.variants(), **{w.variant.id: w.variant for w in built.workloads}})
+    # This run's models get this run's not-built steps; steps of models not built this time keep their earlier record.
+    models = {w.variant.model for w in built.workloads}
+    not_built = {k: nb for k, nb in folder.not_built().items() if nb.model not in models}
+    folder.put_variants({**folder.variants(), **{w.variant.id: w.variant for w in built.workloads}},
+                        {**not_built, **{nb.id: nb for nb in built.not_built}})
     folder.put_machine(provenance.machine())
     folder.put_run_info({"preset": req.preset, "executor": req.executor_name, "timing": dataclasses.asdict(req.timing),
                          "recipe": req.recipe, "cells": len(cells), "argv": sys.argv[1:]})
@@ -309,7 +341,10 @@ def run(req: RunPlan, executor: Executor | str = "local", cache: str | Path | No
     if req.accuracy:  # each timed (variant, runtime)'s own accuracy, cached, into RUN/accuracy.json (verdicts/accuracy.py)
         t1 = time.perf_counter()
         results = [folder.get(c.cell_id) if folder.done(c.cell_id) else None for c in cells]
-        measure_run_accuracy(results, folder.variants(), {m.name: m for m in req.models}, cache, req.out, log)
+        variants, tasks = folder.variants(), {t.name: t for _, t in req.eval_tasks}
+        zoo, mine = your_data.split_results(results, variants, tasks)
+        measure_run_accuracy(zoo, variants, {m.name: m for m in req.models}, cache, req.out, log)
+        your_data.measure_eval_accuracy(mine, variants, tasks, cache, req.out, log)
         log(f"[accuracy] {time.perf_counter() - t1:.0f}s; per-runtime accuracy -> {req.out / ACCURACY_FILE}")
     md, csv_path = write_tables(req.out)
     folder.put_run_info({"build_s": round(built.build_s, 1), "compress_s": round(built.compress_s, 1), "matrix_s": round(run_s, 1)})
@@ -321,4 +356,5 @@ def run(req: RunPlan, executor: Executor | str = "local", cache: str | Path | No
             f"(see the reason column; `odbench gate` fails any budget that matches them): "
             + ", ".join(r.cell_id for r in failed[:6]) + (" ..." if len(failed) > 6 else ""))
     code = 1 if any(r.verdict in BAD_VERDICTS for r in results) else 0
-    return RunOutcome(folder, results, md, csv_path, code)
+    short = your_data.write_eval_table(req.out, {t.name: t for _, t in req.eval_tasks}, log) if req.eval_tasks else None
+    return RunOutcome(folder, results, md, csv_path, code, short)

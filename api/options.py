@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
+import os
 from pathlib import Path
 
 from odbench.bench.executors import Executor, ExecutorSettings, get_executor
@@ -135,8 +137,7 @@ def timing_for(preset: str, min_time: float | None = None, processes: int | None
         timing = dataclasses.replace(timing, processes=processes)
     if min_time is None:
         return timing
-    if min_time <= 0:
-        raise UsageError(f"--min-time must be > 0, got {min_time:g}")
+    positive(min_time, "--min-time")
     return dataclasses.replace(timing, min_time_s=min_time, max_time_s=max(timing.max_time_s, min_time))
 
 
@@ -147,22 +148,47 @@ def read_budgets(path: str | Path) -> BudgetFile:
         raise UsageError(str(exc)) from None
 
 
+def positive(value: float | None, flag: str, unit: str = "seconds") -> float | None:
+    """A duration or count that must be a finite number above zero (None: not given)."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise UsageError(f"{flag} must be a positive number of {unit}, got {value:g}")
+    return value
+
+
 def open_run(run_dir: str | Path, need_machine: bool = False) -> RunFolder:
-    """An existing run folder; one that lacks cells/ (or machine.json, where ``need_machine``) is a UsageError
-    that says what is missing."""
+    """An existing run folder; one that lacks cells/ (or machine.json, where ``need_machine``: gate, report and a
+    baseline) is a UsageError that names everything missing."""
+    root = Path(run_dir)
+    missing = [name for name, there in (("cells/", (root / "cells").is_dir()),
+                                        ("machine.json", not need_machine or (root / "machine.json").is_file())) if not there]
+    if root.is_dir() and missing:
+        raise UsageError(f"{run_dir} is not a run folder: it has no {' and no '.join(missing)} "
+                         f"(`odbench run --out {run_dir}` writes cells/ and machine.json, the host its cells ran on)")
     try:
         folder = RunFolder.open(run_dir)
-        if need_machine and not folder.has_machine():
-            raise RunFolderError(f"{run_dir} has no machine.json (the host its cells ran on): it cannot be judged "
-                                 f"or compared; rerun `odbench run --out {run_dir}` to write it")
         folder.variants(), folder.machine()  # a damaged variants.json or machine.json is named here, once
     except (RunFolderError, KeyError, TypeError) as exc:
         raise UsageError(str(exc)) from None
     return folder
 
 
+def check_out(path: str | Path) -> Path:
+    """A folder a run may write to: an existing folder, or one that can be created (nothing is created here);
+    a file in the way, or a folder that cannot be written, is a UsageError."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise UsageError(f"--out {path} is a file, not a folder: give a folder (it is created if missing)")
+    ancestor = p if p.exists() else next((a for a in p.absolute().parents if a.exists()), Path("/"))
+    if not ancestor.is_dir():
+        raise UsageError(f"--out {path} cannot be created: {ancestor} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {path} cannot be written: {ancestor} is not writable")
+    return p
+
+
 def out_folder(path: str | Path) -> RunFolder:
-    """The run folder a run writes to, made if need be; a file in the way is a UsageError."""
+    """The run folder a run writes to, created if need be (``check_out`` first)."""
+    check_out(path)
     try:
         return RunFolder(path)
     except (RunFolderError, OSError) as exc:

@@ -93,7 +93,7 @@ def gate(run_dirs: str | Path | Sequence[str | Path], budgets: str | Path | Budg
         raise UsageError(f"--regression {regression!r}: {exc}") from None
     if len(dirs) > 1 and (decide_rounds or baseline):
         raise UsageError("--decide and --baseline take one run folder")
-    folders = [open_run(d) for d in dirs]
+    folders = [open_run(d, need_machine=True) for d in dirs]  # a verdict names the machine it holds for
     regressions: list = []
     if len(folders) == 1:
         folder = folders[0]
@@ -122,7 +122,7 @@ def report(run_dirs: str | Path | Sequence[str | Path], budgets: str | Path | Bu
     dirs = [Path(run_dirs)] if isinstance(run_dirs, (str, Path)) else [Path(d) for d in run_dirs]
     budget_file = _budgets(budgets) if budgets is not None else None
     for d in dirs:
-        open_run(d)
+        open_run(d, need_machine=True)  # a hardware report without the hardware says nothing
     try:
         return report_html.render_folders(dirs, budget_file, Path(out) if out else None)
     except RunFolderError as exc:

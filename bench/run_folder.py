@@ -6,7 +6,7 @@ Layout (docs/results-layout.md has the full description)::
     <run>/cells/<cell_id>.samples.npz   each process's samples, in order (p0, p1, ...; float32 ms)
     <run>/parts/<cell_id>/<k>.json      process k of a cell not merged yet (interleaved runs)
     <run>/specs/<cell_id>.json          the CellSpec that produced it (lets the gate add processes)
-    <run>/variants.json                 the variants its cells measured
+    <run>/variants.json                 the variants its cells measured, and each recipe step that built nothing (built: false)
     <run>/machine.json                  the host the run was made on
     <run>/run.json                      how it was made: preset, timing, argv, odbench version and git commit
     <run>/accuracy.json                 each timed (variant, runtime)'s own accuracy (verdicts/accuracy.py)
@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from odbench.core.not_built import NotBuilt, split_variants_json
 from odbench.core.records import CellSpec, Result, Variant, Verdict, atomic_write_bytes, atomic_write_text, to_json
 
 CELLS, PARTS, SPECS = "cells", "parts", "specs"
@@ -302,10 +303,17 @@ class RunFolder:
             raise RunFolderError(f"{path}: not valid JSON ({exc})") from None
 
     def variants(self) -> dict[str, Variant]:
-        return {d["id"]: Variant.from_dict(d) for d in self._json(VARIANTS_FILE, [])}
+        """The built variants (variants.json's ``built: false`` entries are left out, unparsed: ``not_built``)."""
+        return {d["id"]: Variant.from_dict(d) for d in split_variants_json(self._json(VARIANTS_FILE, []))[0]}
 
-    def put_variants(self, variants: dict[str, Variant]) -> None:
-        self.write_json(VARIANTS_FILE, [json.loads(to_json(v)) for v in variants.values()])
+    def not_built(self) -> dict[str, NotBuilt]:
+        """The recipe steps that built nothing, each with its reason (core/not_built.py)."""
+        return {nb.id: nb for nb in map(NotBuilt.from_dict, split_variants_json(self._json(VARIANTS_FILE, []))[1])}
+
+    def put_variants(self, variants: dict[str, Variant], not_built: dict[str, NotBuilt] | None = None) -> None:
+        """The variants, and the not-built records (kept as they are when ``not_built`` is None)."""
+        keep = self.not_built() if not_built is None else not_built
+        self.write_json(VARIANTS_FILE, [json.loads(to_json(v)) for v in [*variants.values(), *keep.values()]])
 
     def machine(self) -> dict:
         """machine.json ({} when there is none)."""
@@ -346,3 +354,8 @@ class RunFolder:
 def load_variants(run_dir: str | Path) -> dict[str, Variant]:
     """A run folder's variants ({} for a folder without variants.json)."""
     return RunFolder(run_dir, create=False).variants()
+
+
+def load_not_built(run_dir: str | Path) -> dict[str, NotBuilt]:
+    """A run folder's recipe steps that built nothing ({} when every step built)."""
+    return RunFolder(run_dir, create=False).not_built()

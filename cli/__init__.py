@@ -8,6 +8,12 @@
     odbench table     regenerate results tables from a run folder
     odbench gate      judge a run against a budgets file (and a baseline run): PASS/FAIL/INCONCLUSIVE/...
     odbench report    the hardware-selection report (HTML with plots + Markdown)
+    odbench accuracy  task metric, fidelity and delta vs fp32 [95% CI] per variant and runtime
+    odbench design    variance within/between processes per cell, and run-to-run agreement
+    odbench pareto    a model's variants per runtime: latency at 1 and 2 threads vs fidelity, the front
+    odbench baselines the CTR ranker's simple baselines, AUC [95% CI]
+    odbench int8-front  build and time the encoder's int8 Pareto candidates
+    odbench arm       the ARM functional check under qemu-user: setup, check RUN, table RUN
     odbench worker    start a Dask worker on a target device (for run --executor dask)
 
 Every usage error (an unknown model, runtime, profile or option, a bad budgets file, a missing run
@@ -22,15 +28,34 @@ from importlib.metadata import PackageNotFoundError, version
 
 import click
 
+from odbench.cli.analysis import accuracy_cmd, baselines_cmd, design_cmd, int8_front_cmd, pareto_cmd
+from odbench.cli.arm import arm_cmd
 from odbench.cli.common import UsageError, parse_runtime, parse_runtimes, set_offline_env  # noqa: F401  (re-exported)
 from odbench.cli.compress import build_cmd, compress_cmd
 from odbench.cli.listing import devices_cmd, models_cmd
 from odbench.cli.run import run_cmd
-from odbench.cli.verdicts import accuracy_cmd, arm_cmd, gate_cmd, report_cmd, table_cmd
+from odbench.cli.verdicts import gate_cmd, report_cmd, table_cmd
 from odbench.cli.worker import worker_cmd
 
 EXIT_USAGE = 2
-COMMANDS = (run_cmd, build_cmd, compress_cmd, models_cmd, devices_cmd, table_cmd, gate_cmd, report_cmd, accuracy_cmd, arm_cmd, worker_cmd)
+# One command a line, so that branches adding commands merge cleanly.
+COMMANDS = (
+    run_cmd,
+    build_cmd,
+    compress_cmd,
+    models_cmd,
+    devices_cmd,
+    table_cmd,
+    gate_cmd,
+    report_cmd,
+    accuracy_cmd,
+    design_cmd,
+    pareto_cmd,
+    baselines_cmd,
+    int8_front_cmd,
+    arm_cmd,
+    worker_cmd,
+)
 
 
 def _version() -> str:

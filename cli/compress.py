@@ -10,12 +10,13 @@ from rich.table import Table
 
 from odbench.api.matrix import compress_zoo, recipe_steps
 from odbench.cli.common import cache_path, existing_file, log, out, parse_dims, resolve_models, usage
-from odbench.core.records import Feeds, Variant
 from odbench.compressors.build import build_recipe
 from odbench.compressors.fidelity import OnnxFidelityTask
-from odbench.models import ZOO
 from odbench.core.onnx_tools import ort_run_fn
+from odbench.core.records import Feeds
+from odbench.models import ZOO
 from odbench.models.onnx_file import user_variant
+from odbench.models.metrics import accuracy_line
 
 
 def _compress_onnx(path: str, recipe: str, feeds: Path | None, dims, cache: Path) -> list:
@@ -31,14 +32,14 @@ def _compress_onnx(path: str, recipe: str, feeds: Path | None, dims, cache: Path
 
 def _variants_table(rows: list) -> Table:
     table = Table("variant", "parent", "compressor", "size MB", "gzip MB", "emb MB", "dense MB", "sparsity",
-                  "accuracy (vs parent)", "build s", "note", title="Compressed variants")
+                  "accuracy (Δ vs fp32)", "build s", "note", title="Compressed variants")
     for base, b in rows:
         v = b.variant
         if v is None:
-            table.add_row(f"{base.model}/{b.step.key}", "", b.step.compressor, "", "", "", "", "", "FAILED",
+            table.add_row(f"{base.model}/{b.step.key}", "", b.step.compressor, "", "", "", "", "", f"not built ({b.kind})",
                           f"{b.seconds:.1f}", b.error[:120])
             continue
-        acc = " ".join(f"{k}={x:.4f} ({x - base.accuracy.get(k, x):+.4f})" for k, x in v.accuracy.items())
+        acc = accuracy_line(v.accuracy)  # the task metric with its interval and paired delta, and fidelity
         table.add_row(v.id, v.parent or "", v.compressor or "", f"{v.size_bytes / 2**20:.1f}", f"{(v.gzip_bytes or 0) / 2**20:.1f}",
                       f"{v.embedding_mb or 0:.1f}", f"{v.dense_mb or 0:.1f}", f"{v.sparsity or 0:.2f}", acc,
                       f"{b.seconds:.1f}", (v.notes or ("",))[0][:120])

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from odbench.api import matrix as api
 from odbench.api.matrix import DEFAULT_MODELS, DEFAULT_RUNTIMES, SWEEP_LEFT_OUT  # noqa: F401  (documented defaults)
-from odbench.api.options import make_executor, out_folder
+from odbench.api.options import make_executor
 from odbench.bench.executors import EXECUTORS
 from odbench.cli.common import cache_path, err, log
 from odbench.core.records import TIMING_PRESETS, CellSpec, Result
@@ -31,7 +31,8 @@ def progress_watch(quiet: bool):
                     tasks[c.profile_name] = progress.add_task(c.profile_name, total=sum(x.profile_name == c.profile_name for x in todo))
 
             def on_start(spec: CellSpec) -> None:
-                progress.update(tasks[spec.profile_name], description=f"{spec.profile_name}: {spec.variant_id} {spec.runtime} {spec.scenario}")
+                what = f"{spec.profile_name}: {spec.variant_id} {spec.runtime} {spec.scenario}"
+                progress.update(tasks[spec.profile_name], description=what)
 
             def on_result(r: Result) -> None:
                 s = r.stats or {}
@@ -49,7 +50,8 @@ def progress_watch(quiet: bool):
 @click.command("run")
 @click.option("--model", multiple=True, help="zoo model (repeatable; default: ctr-ml100k and minilm-l6-query unless --onnx is given)")
 @click.option("--onnx", multiple=True, help="your own ONNX file (repeatable); feeds come from its input signature")
-@click.option("--runtime", multiple=True, help="NAME[:KEY=VALUE,...]; KEY=A|B sweeps the values (repeatable; default: onnxruntime, openvino)")
+@click.option("--runtime", multiple=True,
+              help="NAME[:KEY=VALUE,...]; KEY=A|B sweeps the values (repeatable; default: onnxruntime, openvino)")
 @click.option("--profile", multiple=True, help="device profile name or YAML path (repeatable; default: host)")
 @click.option("--scenario", multiple=True, help="only these scenarios (repeatable)")
 @click.option("--preset", type=click.Choice(sorted(TIMING_PRESETS)), default="default", show_default=True, help="timing preset")
@@ -58,6 +60,8 @@ def progress_watch(quiet: bool):
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="per-cell timeout in seconds (default: from the preset)")
 @click.option("--dim", multiple=True, help="symbolic dimension size for --onnx feeds, NAME=SIZE (repeatable)")
 @click.option("--int-range", default="0:100", show_default=True, help="LOW:HIGH for synthetic integer inputs")
+@click.option("--eval", "eval_file", help="your evaluation set for --onnx (eval.yaml: ranking, retrieval or classification "
+              "rows; docs/your-data.md): task accuracy per runtime, variants calibrated on its tuning rows")
 @click.option("--feeds", help=".npz feed file for --onnx models (keys '<index>/<input name>')")
 @click.option("--out", default="results/latest", show_default=True, help="run folder; reruns resume")
 @click.option("--force", is_flag=True, help="rerun cells that already have results")
@@ -71,7 +75,8 @@ def progress_watch(quiet: bool):
               help="compressed variants to build and benchmark for zoo models (none = fp32 only)")
 @click.option("--all-scenarios", is_flag=True, help="every scenario for every variant and runtime (default: fp32 on every "
               "scenario with the first runtime; the headline scenario otherwise)")
-@click.option("--seed", type=int, default=0, show_default=True, help="seed of the random order in which the processes of all cells are interleaved")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="seed of the random order in which the processes of all cells are interleaved")
 @click.option("-q", "--quiet", is_flag=True, help="no progress bars and no table on stdout")
 @click.pass_context
 def run_cmd(ctx: click.Context, **opt) -> int:
@@ -83,10 +88,11 @@ def run_cmd(ctx: click.Context, **opt) -> int:
         dims=opt["dim"], int_range=opt["int_range"], feeds=opt["feeds"], recipe=opt["recipe"],
         onnx_recipe=opt["recipe"] if explicit_recipe else None, force=opt["force"], overhead=not opt["no_overhead"],
         parity=not opt["no_parity"], accuracy=not opt["no_accuracy"], all_scenarios=opt["all_scenarios"],
-        quiet=opt["quiet"], executor=opt["executor"])
-    out_folder(req.out)  # a file in the way is said before anything is built
+        quiet=opt["quiet"], executor=opt["executor"], eval=opt["eval_file"])
     executor = make_executor(opt["executor"], opt["scheduler"], opt["shared_root"], opt["seed"])
     outcome = api.run(req, executor, cache_path(ctx), log=log, watch=progress_watch(opt["quiet"]))
     if not opt["quiet"]:
         print(outcome.table_md.read_text())
+        if outcome.your_data_md is not None:
+            print(outcome.your_data_md.read_text())
     return outcome.exit_code

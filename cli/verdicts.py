@@ -1,4 +1,4 @@
-"""`odbench table`, `gate`, `report`, `accuracy` and `arm`: what a finished run folder says (api/verdicts.py)."""
+"""`odbench table`, `gate` and `report`: what a finished run folder says (api/verdicts.py)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,9 +7,7 @@ import click
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from odbench.api import verdicts as api
-from odbench.bench.arm import functional as arm
 from odbench.cli.common import err, log
-from odbench.report import accuracy_table
 
 RUN_DIR = click.Path(file_okay=False, path_type=Path)
 
@@ -27,10 +25,13 @@ def table_cmd(run_dir: Path) -> int:
 @click.argument("run_dirs", nargs=-1, required=True, type=RUN_DIR)
 @click.option("--budgets", required=True, help="budgets YAML (see budgets/example.yaml)")
 @click.option("--baseline", type=RUN_DIR, help="a baseline run folder from the same machine and runtime version (one RUN only)")
-@click.option("--regression", default="10%:0.01", show_default=True, help="EFFECT%[:ALPHA]: slowdown of the per-process medians and one-sided Welch p")
-@click.option("--decide", is_flag=True, help="add batches of processes to INCONCLUSIVE cells; batch j is judged at alpha/2^j, so the stated rate holds overall (one RUN only)")
+@click.option("--regression", default="10%:0.01", show_default=True,
+              help="EFFECT%[:ALPHA]: slowdown of the per-process medians and one-sided Welch p")
+@click.option("--decide", is_flag=True, help="add batches of processes to INCONCLUSIVE cells; batch j is judged at "
+              "alpha/2^j, so the stated rate holds overall (one RUN only)")
 @click.option("--max-rounds", type=click.IntRange(min=1), default=3, show_default=True, help="--decide: batches to add at most")
-@click.option("--max-processes", type=click.IntRange(min=2), default=40, show_default=True, help="--decide: most processes a cell may reach")
+@click.option("--max-processes", type=click.IntRange(min=2), default=40, show_default=True,
+              help="--decide: most processes a cell may reach")
 @click.option("--out", type=RUN_DIR, help="where gate.json, gate.junit.xml and gate.md go (default: the first run folder)")
 def gate_cmd(run_dirs: tuple[Path, ...], **opt) -> int:
     """Judge run folders against a budgets file (and a baseline run): PASS / FAIL / INCONCLUSIVE.
@@ -61,28 +62,3 @@ def report_cmd(run_dirs: tuple[Path, ...], budgets: str | None, out: Path | None
     html_path, md_path = api.report(run_dirs, budgets, out)
     print(md_path.read_text() if markdown else f"{html_path}\n{md_path}")
     return 0
-
-
-@click.command("accuracy")
-@click.option("--model", multiple=True, help="zoo model (repeatable; default: every zoo model)")
-@click.option("--runtime", multiple=True, help="runtime (repeatable; default: onnxruntime, openvino)")
-@click.option("--recipe", type=click.Choice(["default", "full", "none"]), default="default", show_default=True,
-              help="compressed variants to include (none = fp32 only)")
-@click.option("--only", multiple=True, help="only these recipe steps, by key (repeatable), e.g. int8dyn")
-@click.option("--out", type=RUN_DIR, help="also write accuracy.md (command, date and machine in its header) and accuracy.csv here")
-def accuracy_cmd(model: tuple[str, ...], runtime: tuple[str, ...], recipe: str, only: tuple[str, ...], out: Path | None) -> int:
-    """Task metric, fidelity and delta vs fp32 with 95% CIs, per variant and runtime (each runtime's own outputs)."""
-    argv = [*(a for m in model for a in ("--model", m)), *(a for r in runtime for a in ("--runtime", r)),
-            "--recipe", recipe, *(a for o in only for a in ("--only", o)), *(("--out", str(out)) if out else ())]
-    return accuracy_table.main(argv)
-
-
-@click.command("arm", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def arm_cmd(args: tuple[str, ...]) -> int:
-    """The ARM functional check under qemu-user: `odbench arm setup [--refresh] [--best-effort]`,
-    `odbench arm check RUN [--runtime R] [--accuracy MODEL]`, `odbench arm table RUN`."""
-    try:
-        return arm.main(list(args))
-    except SystemExit as exc:  # argparse's usage errors
-        return exc.code if isinstance(exc.code, int) else 2

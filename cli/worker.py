@@ -7,8 +7,8 @@ import sys
 
 import click
 
-from odbench.cli.common import log, resolve_profiles, usage
 from odbench.bench.executors.dask import MEASURED_ON_ENV, SCHEDULER_ENV, resource_for
+from odbench.cli.common import log, resolve_profiles, usage
 from odbench.devices.check import mismatches
 
 

@@ -17,7 +17,7 @@ from typing import Literal
 import numpy as np
 
 from odbench.core.records import Variant
-from odbench.compressors.base import CompressionError, Task, finalize, fresh_dir, output
+from odbench.compressors.base import CompressionError, Task, finalize, fresh_dir, output, refuse_if_quantized
 from odbench.compressors.graph import (
     add_initializer,
     splice,
@@ -67,6 +67,7 @@ class EmbeddingQuant:
         import onnx
         from onnx import TensorProto, helper
 
+        refuse_if_quantized(variant)  # before the cache: an int8 graph is never quantized again
         name, out_dir, hit = output(variant, f"emb-int{config.bits}", self.name, config, CODE_VERSION, out_dir)
         if hit is not None:
             return hit

@@ -28,7 +28,7 @@ from typing import Literal
 
 
 from odbench.core.records import Variant
-from odbench.compressors.base import CompressionError, Task, finalize, fresh_dir, output
+from odbench.compressors.base import CompressionError, Task, finalize, fresh_dir, output, refuse_if_quantized
 from odbench.compressors.int8_graph import quantizable_matmuls
 from odbench.compressors.isa import resolve_target, weight_bits_for
 
@@ -96,6 +96,7 @@ class IncQuant:
     def compress(self, variant: Variant, task: Task, config: IncConfig, out_dir: Path) -> Variant:
         import onnx
 
+        refuse_if_quantized(variant)  # before the cache: an int8 graph is never quantized again
         target = resolve_target(config.target_isa)
         config = replace(config, target_isa=target)  # the cache key holds the resolved ISA, never "host"
         bits = weight_bits_for(target)

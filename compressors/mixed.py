@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from odbench.core.records import Variant
-from odbench.compressors.base import CompressionError, Task, finalize, fresh_dir, output
+from odbench.compressors.base import CompressionError, Task, finalize, fresh_dir, output, refuse_if_quantized
 from odbench.compressors.int8_graph import (
     WeightFormat,
     activation_absmax,
@@ -115,6 +115,7 @@ class MixedInt8:
     def compress(self, variant: Variant, task: Task, config: MixedInt8Config, out_dir: Path) -> Variant:
         import onnx
 
+        refuse_if_quantized(variant)  # before the cache: an int8 graph is never quantized again
         target = resolve_target(config.target_isa)
         # uint8 weights take MLAS's u8u8 path, which widens to 16 bits before multiplying: no saturation anywhere
         bits = config.weight_bits or (weight_bits_for(target) if config.symmetric else 8)

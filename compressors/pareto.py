@@ -4,15 +4,14 @@ for each k asked; fidelity on the tuning split (what selection may read: cosine 
 models/encoder.py ``tuning_accuracy``) and, reported only, on the evaluation split; speed as p50 at batch 1 over the real query feeds, 1 and 2 threads, the variants
 interleaved round by round so that load drifts hit them alike.
 
-    python -m odbench.compressors.pareto --k 0 6 12 --rounds 5            # build, evaluate, time
-    python -m odbench.compressors.pareto --time-only --rounds 20           # re-time on a quiet machine
+    odbench int8-front --k 0 6 12 --rounds 5            # build, evaluate, time
+    odbench int8-front --time-only --rounds 20           # re-time on a quiet machine
 
 Timing on a shared machine is noisy: the table says which threads it used, and the ratio to
 fp32 (measured interleaved) is the figure to compare.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import time
@@ -151,24 +150,3 @@ def time_front(out: Path, runtimes, rounds: int) -> str:
         tune = f"{f['tuning_cosine']:.4f} / {f['tuning_top10_overlap']:.3f}" if "tuning_cosine" in f else "-"
         lines.append(f"| {label} |{cells} {f['scan_cosine']:.4f} | {tune} | {task} |")
     return "\n".join(lines)
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", default="artifacts/pareto", help="where the candidate models and fidelity.json go")
-    ap.add_argument("--k", type=int, nargs="+", default=[0, 6, 12], help="how many of the most sensitive MatMuls stay fp32")
-    ap.add_argument("--candidates", nargs="*", help="labels to build (default: all)")
-    ap.add_argument("--runtime", nargs="+", default=["onnxruntime", "openvino"])
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--time-only", action="store_true", help="time what --out already holds")
-    ap.add_argument("--skip-eval", action="store_true", help="fidelity on the tuning split only (fast): no evaluation figures")
-    args = ap.parse_args(argv)
-    out = Path(args.out)
-    if not args.time_only:
-        build_front(out, args.k, args.candidates, log=lambda m: print(m, flush=True), evaluate=not args.skip_eval)
-    print(time_front(out, args.runtime, args.rounds))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -27,6 +27,7 @@ class Step:
     config: Any
     parent: str | None = None  # another step's key; None = the fp32 baseline
     runtimes: tuple[str, ...] = ()  # the runtimes this variant is built for; () = every runtime
+    label: str = ""  # shown next to the variant in every table, e.g. "no fine-tuning" (recorded as config["label"])
 
 
 def built_for(variant, runtime: str) -> bool:
@@ -105,14 +106,31 @@ ENCODER_FULL = ENCODER_DEFAULT + (
     Step("fused+int8mixed", "int8-mixed", ENCODER_MIXED, parent="fused", runtimes=("onnxruntime",)),
 )
 
-# Graph-only steps for a user's own ONNX file (no torch model): int8, pruning, SVD, Gather quantization.
-ONNX_DEFAULT = (
-    Step("int8dyn", "inc-int8", IncConfig(approach="dynamic", tune=False)),
-    Step("int8mixed", "int8-mixed", MixedInt8Config(calib_samples=8, scan_samples=8), runtimes=("onnxruntime",)),
-    Step("prune50", "prune-magnitude", MagnitudePruneConfig(0.5)),
-    Step("svd", "lowrank-svd", LowRankConfig(target="matmul", energy=0.95)),
-    Step("embint8", "embedding-quant", EmbeddingQuantConfig(bits=8, min_rows=256)),
+# A user's own ONNX file (no torch model, no training data we may trust): the default holds only what needs
+# no training: dynamic int8, int8-mixed (ORT), int8 embedding tables, and, with an evaluation set
+# (--eval, models/user_data.py), static int8 calibrated on the user's tuning rows. Pruning and SVD without
+# fine-tuning are `full` only, labelled "no fine-tuning" in every table: they change the outputs and nothing
+# retrains the model to recover (on a sentence-transformers MiniLM: cosine 0.917 and 0.941 to fp32).
+NO_FT = "no fine-tuning"
+# A labelled step's variant id ends in its tag (prune50-global-noft), so that every table, report, gate and
+# comparison that names the variant carries the label, not only the ones that read the variant's config.
+LABEL_TAGS = {NO_FT: "noft"}
+ONNX_INT8DYN = Step("int8dyn", "inc-int8", IncConfig(approach="dynamic", tune=False))
+ONNX_MIXED = Step("int8mixed", "int8-mixed", MixedInt8Config(calib_samples=8, scan_samples=8), runtimes=("onnxruntime",))
+ONNX_EMB = Step("embint8", "embedding-quant", EmbeddingQuantConfig(bits=8, min_rows=256))
+# Static int8 of the MatMuls/Gemms alone, outputs left in float (ORT's MatMulIntegerToFloat pattern): INC's full
+# static QDQ also quantizes Gather tables, and ORT then dequantizes the whole table on every call (the CTR
+# ranker's 64 MB tables: 28.8 ms vs 0.09 ms fp32 at rank-50, Xeon AVX-512, 2026-12-03, smoke preset, load ~8).
+ONNX_STATIC = Step("int8static", "inc-int8", IncConfig(approach="static", tune=False, op_types=("MatMul", "Gemm"),
+                                                       float_outputs=("MatMul", "Gemm"), calibration_samples=32))
+ONNX_NO_FT = (
+    Step("prune50", "prune-magnitude", MagnitudePruneConfig(0.5), label=NO_FT),
+    Step("svd", "lowrank-svd", LowRankConfig(target="matmul", energy=0.95), label=NO_FT),
 )
+ONNX_DEFAULT = (ONNX_INT8DYN, ONNX_MIXED, ONNX_EMB)
+ONNX_FULL = ONNX_DEFAULT + ONNX_NO_FT
+EVAL_DEFAULT = (ONNX_INT8DYN, ONNX_STATIC, ONNX_MIXED, ONNX_EMB)
+EVAL_FULL = EVAL_DEFAULT + ONNX_NO_FT
 
 # The customer-service classifier has no torch task: graph-level steps only. The default keeps the two
 # cheap ones so that `make run` fits its 15 minutes on 2 cores; `full` adds int8-mixed, pruning and SVD.
@@ -120,7 +138,8 @@ CLASSIFIER_DEFAULT = (
     Step("int8dyn", "inc-int8", IncConfig(approach="dynamic", tune=False), runtimes=("onnxruntime",)),
     Step("embint8", "embedding-quant", EmbeddingQuantConfig(bits=8, min_rows=256)),
 )
-CLASSIFIER_FULL = CLASSIFIER_DEFAULT + tuple(s for s in ONNX_DEFAULT if s.key not in {s.key for s in CLASSIFIER_DEFAULT})
+CLASSIFIER_FULL = CLASSIFIER_DEFAULT + (ONNX_MIXED, Step("prune50", "prune-magnitude", MagnitudePruneConfig(0.5)),
+                                        Step("svd", "lowrank-svd", LowRankConfig(target="matmul", energy=0.95)))
 
 RECIPES: dict[tuple[str, str], tuple[Step, ...]] = {
     ("ctr-ml100k", "default"): CTR_DEFAULT,
@@ -130,5 +149,7 @@ RECIPES: dict[tuple[str, str], tuple[Step, ...]] = {
     ("reviews-dept-clf", "default"): CLASSIFIER_DEFAULT,
     ("reviews-dept-clf", "full"): CLASSIFIER_FULL,
     ("onnx", "default"): ONNX_DEFAULT,
-    ("onnx", "full"): ONNX_DEFAULT,
+    ("onnx", "full"): ONNX_FULL,
+    ("onnx-eval", "default"): EVAL_DEFAULT,  # a user's file with its evaluation set (--eval)
+    ("onnx-eval", "full"): EVAL_FULL,
 }

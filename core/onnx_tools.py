@@ -87,3 +87,39 @@ def weight_stats(path: Path) -> dict[str, float]:
         "embedding_mb": emb_bytes / 2**20,
         "dense_mb": dense_bytes / 2**20,
     }
+
+
+# Operators that only a graph someone already quantized holds. ONNX operators (https://onnx.ai/onnx/operators/):
+# QLinearMatMul, QLinearConv, MatMulInteger, ConvInteger, DynamicQuantizeLinear; ONNX Runtime's contrib
+# operators (https://github.com/microsoft/onnxruntime/blob/main/docs/ContribOperators.md): the QLinear* family
+# (QLinearAdd, QLinearSigmoid, ...), MatMulIntegerToFloat, DynamicQuantizeMatMul, QAttention, QGemm,
+# QEmbedLayerNormalization, MatMulNBits and MatMulBnb4 (4-bit weight-only), QOrderedMatMul.
+QUANTIZED_OPS = frozenset({
+    "MatMulInteger", "ConvInteger", "DynamicQuantizeLinear", "MatMulIntegerToFloat", "DynamicQuantizeMatMul",
+    "DynamicQuantizeLSTM", "QAttention", "QGemm", "QEmbedLayerNormalization", "QOrderedMatMul", "QOrderedAttention",
+    "MatMulNBits", "MatMulBnb4", "MatMulFpQ4",
+})
+QDQ_PAIR = "QuantizeLinear->DequantizeLinear"
+
+
+def quantized_ops(path: str | Path) -> dict[str, int]:
+    """What makes a graph already quantized, counted: QLinear* and the integer/n-bit operators above, and
+    QDQ pairs (a QuantizeLinear whose output a DequantizeLinear reads: activations quantized in the graph,
+    ONNX Runtime's QDQ format). A DequantizeLinear of a constant alone (weight-only int8 of an embedding
+    table, compressors/embedding.py) is not counted: float MatMuls beside it can still be quantized."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    counts: dict[str, int] = {}
+    quantize_outputs = {o for n in graph.node if n.op_type == "QuantizeLinear" for o in n.output}
+    for n in graph.node:
+        if n.op_type.startswith("QLinear") or n.op_type in QUANTIZED_OPS:
+            counts[n.op_type] = counts.get(n.op_type, 0) + 1
+        elif n.op_type == "DequantizeLinear" and n.input and n.input[0] in quantize_outputs:
+            counts[QDQ_PAIR] = counts.get(QDQ_PAIR, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def quantized_summary(ops: dict[str, int]) -> str:
+    """'already quantized (12 MatMulInteger, 12 DynamicQuantizeLinear)', or '' for a float graph."""
+    return f"already quantized ({', '.join(f'{n} {op}' for op, n in ops.items())})" if ops else ""

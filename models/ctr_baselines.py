@@ -8,7 +8,7 @@ Both baselines and the ranker (refit on fit+validation, models/ctr.py) learn fro
 whole training period. Intervals resample test users (cluster bootstrap, models/metrics.py), since a
 user's ratings are not independent; the ranker's deltas are paired on the same user draws.
 
-Run: ``python -m odbench.models.ctr_baselines`` (prints AUC [95% user-level interval] per baseline, on the test period,
+Run: ``odbench baselines`` (prints AUC [95% user-level interval] per baseline, on the test period,
 and, when the fp32 ranker is built in the cache, the ranker's paired AUC delta against each baseline).
 """
 from __future__ import annotations
@@ -17,7 +17,6 @@ import numpy as np
 
 from odbench.models import metrics as M
 from odbench.models.ctr import CtrConfig, CtrData
-from odbench.models.base import cache_dir
 from odbench.models.ctr import FP32_SCORES, CtrModel
 
 
@@ -69,18 +68,17 @@ def baselines(cfg: CtrConfig | None = None, ranker: np.ndarray | None = None) ->
     return out
 
 
-def main() -> None:
+def baselines_text(cache) -> str:
+    """`odbench baselines`: AUC and nDCG@10 [95% CI] per baseline, and the ranker's lead when it is built."""
     model = CtrModel()
-    path = model._dir(cache_dir()) / FP32_SCORES
+    path = model._dir(cache) / FP32_SCORES
     ranker = np.load(path) if path.exists() else None
+    lines = []
     for name, acc in baselines(model.config, ranker).items():
         line = (f"{name:20s} AUC {acc['auc']:.4f} [{acc['auc_lo']:.4f}, {acc['auc_hi']:.4f}]  "
                 f"nDCG@10 {acc['ndcg@10']:.4f} [{acc['ndcg@10_lo']:.4f}, {acc['ndcg@10_hi']:.4f}]")
         if "ranker_minus_auc" in acc:
             line += (f"  ranker - this: AUC {acc['ranker_minus_auc']:+.4f} [{acc['ranker_minus_auc_lo']:+.4f}, {acc['ranker_minus_auc_hi']:+.4f}]"
                      f", nDCG@10 {acc['ranker_minus_ndcg@10']:+.4f} [{acc['ranker_minus_ndcg@10_lo']:+.4f}, {acc['ranker_minus_ndcg@10_hi']:+.4f}]")
-        print(line)
-
-
-if __name__ == "__main__":
-    main()
+        lines.append(line)
+    return "\n".join(lines)

@@ -322,3 +322,26 @@ def macro_f1(labels: np.ndarray, preds: np.ndarray, classes: Sequence[int] | Non
         fn = np.sum((preds != c) & (labels == c))
         f1.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
     return float(np.mean(f1)) if len(f1) else 0.0
+
+
+def accuracy_line(accuracy: Mapping[str, float], task: str | None = None, fidelity: str | None = None) -> str:
+    """One compact phrase for a build log: the task metric with its interval (and its paired delta vs
+    fp32 when recorded) and the fidelity metric, e.g. 'recall@10 0.912 [0.89, 0.93] (Δ -0.004 [-0.01, +0.002]),
+    top10_overlap 0.97'. ``task``/``fidelity``: the model's own (else the first of each kind recorded)."""
+    points = [k for k in accuracy if not k.startswith("delta_") and not k.endswith(INTERVAL_SUFFIXES)]
+    task = task if task in points else next((k for k in points if metric_kind(k) == "task"), None)
+    fidelity = fidelity if fidelity in points else next((k for k in points if metric_kind(k) == "fidelity"), None)
+    parts = []
+    for k in (task, fidelity):
+        if k is None:
+            continue
+        text = f"{k} {accuracy[k]:.4g}"
+        if f"{k}_lo" in accuracy and f"{k}_hi" in accuracy:
+            text += f" [{accuracy[f'{k}_lo']:.4g}, {accuracy[f'{k}_hi']:.4g}]"
+        if k == task and f"delta_{k}" in accuracy:
+            text += f" (Δ vs fp32 {accuracy[f'delta_{k}']:+.4f}"
+            if f"delta_{k}_lo" in accuracy and f"delta_{k}_hi" in accuracy:
+                text += f" [{accuracy[f'delta_{k}_lo']:+.4f}, {accuracy[f'delta_{k}_hi']:+.4f}]"
+            text += ")"
+        parts.append(text)
+    return ", ".join(parts) or "no accuracy recorded"

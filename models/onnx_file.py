@@ -9,7 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from odbench.core.records import Variant, sha256_file
-from odbench.core.onnx_tools import onnx_param_count
+from odbench.core.onnx_tools import onnx_param_count, quantized_ops, quantized_summary
+
+# What the fidelity and parity of a user's file and its variants are measured against.
+OWN_OUTPUTS = "the user's own outputs (this file as-is)"
 
 
 def user_variant(path: str | Path) -> Variant:
@@ -17,11 +20,17 @@ def user_variant(path: str | Path) -> Variant:
     if not p.exists():
         raise FileNotFoundError(f"ONNX file {path} does not exist")
     sha = sha256_file(p)
-    params = None
+    params, ops = None, {}
     try:
-        params = onnx_param_count(p)
+        params, ops = onnx_param_count(p), quantized_ops(p)
     except Exception:
         pass  # unreadable: the cell will say why
+    notes = [f"user-supplied ONNX file {p.name}"]
+    config = {"fidelity_reference": OWN_OUTPUTS}
+    if ops:  # benchmarked as-is as the user's baseline; the quantizers skip it (compressors/base.refuse_if_quantized)
+        notes.append(f"{quantized_summary(ops)}: benchmarked as-is as the baseline; fidelity and parity are to "
+                     "its own outputs, not to an fp32 model")
+        config["already_quantized"] = ops
     return Variant(
         id=f"onnx-{p.stem}-{sha[:8]}/as-is",
         model=f"onnx-{p.stem}-{sha[:8]}",
@@ -30,5 +39,6 @@ def user_variant(path: str | Path) -> Variant:
         size_bytes=p.stat().st_size,
         params=params,
         scenarios=("synthetic",),
-        notes=(f"user-supplied ONNX file {p.name}",),
+        config=config,
+        notes=tuple(notes),
     )

@@ -7,10 +7,8 @@ Run: ``odbench accuracy [--model M ...] [--runtime R ...] [--recipe default] [--
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import io
-import sys
 import time
 from pathlib import Path
 
@@ -19,8 +17,8 @@ from odbench.verdicts.accuracy import runtime_accuracy_record
 from odbench.compressors.build import build_recipe
 from odbench.compressors.recipes import RECIPES
 from odbench.core.records import atomic_write_text
-from odbench.models import ZOO, get_model
-from odbench.models.base import ZooTask, cache_dir
+from odbench.models import get_model
+from odbench.models.base import ZooTask
 
 CSV_COLUMNS = ["model", "variant", "runtime", "runtime_version", "isa", "metric", "value", "lo", "hi", "delta", "delta_lo",
                "delta_hi", "fidelity_metric", "fidelity", "fidelity_lo", "fidelity_hi", "seconds", "error"]
@@ -108,27 +106,16 @@ def to_csv(records: list[dict]) -> str:
     return buf.getvalue()
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    p = argparse.ArgumentParser(prog="odbench accuracy", description=__doc__)
-    p.add_argument("--model", action="append", help=f"zoo model (repeatable; default: all of {', '.join(ZOO)})")
-    p.add_argument("--runtime", action="append", help="runtime (repeatable; default: onnxruntime, openvino)")
-    p.add_argument("--recipe", default="default", help="compressed variants to include (default: default; none = fp32 only)")
-    p.add_argument("--only", action="append", help="only these recipe steps, by key (repeatable), e.g. int8dyn")
-    p.add_argument("--out", type=Path, help="write accuracy.md and accuracy.csv into this folder")
-    args = p.parse_args(argv)
-    cache = cache_dir()
+def accuracy_report(models: list[str], runtimes: list[str], recipe: str, only: list[str] | None, cache: Path,
+                    argv: list[str], out: Path | None = None, log=print) -> str:
+    """The table over ``models`` (zoo names) on ``runtimes``; with ``out``, also DIR/accuracy.md and accuracy.csv.
+    ``argv``: the command as typed, for the header."""
     records = []
-    for name in args.model or list(ZOO):
+    for name in models:
         model = get_model(name)
-        records += measure(model, variants_of(model, cache, args.recipe, args.only), args.runtime or ["onnxruntime", "openvino"], cache)
+        records += measure(model, variants_of(model, cache, recipe, only, log=log), runtimes, cache, log=log)
     md = render(records, argv)
-    print(md)
-    if args.out:
-        atomic_write_text(args.out / "accuracy.md", md)
-        atomic_write_text(args.out / "accuracy.csv", to_csv(records))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    if out is not None:
+        atomic_write_text(Path(out) / "accuracy.md", md)
+        atomic_write_text(Path(out) / "accuracy.csv", to_csv(records))
+    return md

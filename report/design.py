@@ -3,12 +3,11 @@
 ``variance_rows`` splits each measured cell's log-latency variance into within- and between-process
 parts and gives Kalibera & Jones's cost-optimal samples per process for it; ``agreement_rows`` asks,
 for two runs of the same matrix, whether run 1's 95% intervals (p50, speedup vs fp32) contain run 2's
-point estimates. ``python -m odbench.report.design RUN [RUN2]`` prints both as Markdown.
+point estimates. ``odbench design RUN [RUN2]`` prints both as Markdown.
 """
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,26 +94,25 @@ def agreement_rows(run1: Path, run2: Path) -> list[AgreementRow]:
     return rows
 
 
-def main(argv: list[str]) -> None:  # pragma: no cover - prints the README's tables
-    run1 = Path(argv[0])
-    print("| cell | processes | samples/process | within sd (log) | between sd (log) | ms/sample | s/process besides samples | optimal samples/process |")
-    print("|---|---|---|---|---|---|---|---|")
+def design_markdown(run1: Path, run2: Path | None = None) -> str:
+    """`odbench design RUN [RUN2]`: the variance split and, with RUN2, the run-to-run agreement, as Markdown."""
+    out: list[str] = []
+    run1 = Path(run1)
+    out.append("| cell | processes | samples/process | within sd (log) | between sd (log) | ms/sample | s/process besides samples | optimal samples/process |")
+    out.append("|---|---|---|---|---|---|---|---|")
     for v in variance_rows(RunFolder.open(run1).results()):
-        print(f"| `{v.cell_id}` | {v.processes} | {v.samples_per_process:.0f} | {v.within_sd:.3f} | {v.between_sd:.3f} | "
+        out.append(f"| `{v.cell_id}` | {v.processes} | {v.samples_per_process:.0f} | {v.within_sd:.3f} | {v.between_sd:.3f} | "
               f"{v.sample_ms:.3f} | {v.process_cost_s:.2f} | {v.optimal_samples if v.optimal_samples < 10**8 else 'any'} |")
-    if len(argv) > 1:
-        rows = agreement_rows(run1, Path(argv[1]))
-        print("\n| cell | run 1 p50 [95% CI] | run 2 p50 | covered | run 1 speedup [95% CI] | run 2 speedup | covered |")
-        print("|---|---|---|---|---|---|---|")
+    if run2 is not None:
+        rows = agreement_rows(run1, Path(run2))
+        out.append("\n| cell | run 1 p50 [95% CI] | run 2 p50 | covered | run 1 speedup [95% CI] | run 2 speedup | covered |")
+        out.append("|---|---|---|---|---|---|---|")
         for a in rows:
             sp = f"{a.speedup_1[0]:.3f} [{a.speedup_1[1]:.3f}, {a.speedup_1[2]:.3f}]" if a.speedup_1 else ""
-            print(f"| `{a.cell_id}` | {a.p50_1:.4g} [{a.p50_lo:.4g}, {a.p50_hi:.4g}] | {a.p50_2:.4g} | {a.p50_covered} | {sp} | "
+            out.append(f"| `{a.cell_id}` | {a.p50_1:.4g} [{a.p50_lo:.4g}, {a.p50_hi:.4g}] | {a.p50_2:.4g} | {a.p50_covered} | {sp} | "
                   f"{'' if a.speedup_2 is None else f'{a.speedup_2:.3f}'} | {'' if a.speedup_covered is None else a.speedup_covered} |")
         p50 = [a.p50_covered for a in rows]
         sp = [a.speedup_covered for a in rows if a.speedup_covered is not None]
-        print(f"\np50 coverage: {sum(p50)}/{len(p50)} = {np.mean(p50):.0%}; speedup coverage: {sum(sp)}/{len(sp)} = "
+        out.append(f"\np50 coverage: {sum(p50)}/{len(p50)} = {np.mean(p50):.0%}; speedup coverage: {sum(sp)}/{len(sp)} = "
               f"{np.mean(sp) if sp else float('nan'):.0%}")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main(sys.argv[1:])
+    return "\n".join(out)

@@ -14,34 +14,25 @@ cores or memory the machine lacks; older runs could record such rows) is never u
 """
 from __future__ import annotations
 
-import base64
-import html
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from odbench.bench.run_folder import is_unreadable
 from odbench.core.records import HARNESS_RUNTIMES, Result, Variant, atomic_write_text
-from odbench.report.plots import (
-    OK,
-    Cell,
-    interval,
-    model_plots,
-    pareto,
-    primary_metric,
-    runtime_label,
-    scenarios_of,
-    short,
-)
-from odbench.report.runs import Machine, MachineRuns, distinct_labels
-from odbench.verdicts.accuracy import merge_run_accuracy, row_accuracy
-from odbench.verdicts import gate
-from odbench.devices.profile import ProfileError
 from odbench.devices.catalog import get_profile
-from odbench.report.runs import by_machine, load_runs
+from odbench.devices.profile import ProfileError
+from odbench.report.decision import Decision, Point, decide, points_of, usable
+from odbench.report.doc import Doc
+from odbench.report.figures import Estimate, fidelity_metric, task_metric
+from odbench.report.plots import OK, Cell, interval, model_plots, runtime_label, scenarios_of, short
+from odbench.report.runs import Machine, MachineRuns, by_machine, distinct_labels, load_runs
+from odbench.report.sections import functional_rows, machine_rows, parity_rows, skipped_rows
+from odbench.verdicts import gate
+from odbench.verdicts.accuracy import merge_run_accuracy, row_accuracy
 
 TIMED = ("device", "emulated")  # measured_on values whose latency is a measurement
-__all__ = ["pareto", "primary_metric", "render", "render_runs", "evaluate_groups", "selection", "differences"]
+__all__ = ["render", "render_runs", "render_folders", "evaluate_groups", "selection", "differences", "decisions"]
 
 
 @dataclass(frozen=True)
@@ -134,14 +125,21 @@ def _fmt_ci(value: float | None, ci: tuple[float, float] | None, digits: int = 3
     return f"{value:.{digits}f}" + (f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else "")
 
 
-def selection_rows(picks: list[Pick]) -> list[list[str]]:
-    return [[str(i + 1), p.machine, f"{p.profile} ({p.measured_on})", short(p.variant_id), p.runtime, str(p.cells),
-             "no price data" if p.price is None else f"${p.price:g}", "" if p.power_w is None else f"{p.power_w:g}",
-             _fmt_ci(p.worst_p95, p.worst_p95_ci)] for i, p in enumerate(picks)]
-
-
-SELECTION_HEADER = ["rank", "machine", "profile", "variant", "runtime", "budgeted cells", "price", "power W", "worst p95 ms [95% CI]"]
+SELECTION_HEADER = ["rank", "machine", "profile", "variant", "runtime", "budgeted cells", "price", "power W",
+                    "worst p95 ms [95% CI]", "speedup vs fp32 [95% CI]", "task Δ vs fp32 [95% CI]"]
 DIFF_HEADER = ["machine", "profile", "scenario", "fastest variant", "runtime", "p50 ms [95% CI]", "int8 pays?"]
+PARITY_HEADER = ["variant", "runtime", "machine", "metric", "value", "floor"]
+SELECTION_ROWS = 10  # the table lists the best ten; the decision block names the ones the data cannot separate
+
+
+def selection_rows(picks: list[Pick], points: list[Point | None]) -> list[list[str]]:
+    def est(e: Estimate | None, fmt: str, signed: bool = False) -> str:
+        return e.text(fmt, signed) if e is not None else "not measured"
+
+    return [[str(i + 1), p.machine, f"{p.profile} ({p.measured_on})", short(p.variant_id), p.runtime, str(p.cells),
+             "" if p.price is None else f"${p.price:g}", "" if p.power_w is None else f"{p.power_w:g}",
+             _fmt_ci(p.worst_p95, p.worst_p95_ci), est(pt.speedup if pt else None, ".2f"), est(pt.delta if pt else None, ".4f", True)]
+            for i, (p, pt) in enumerate(zip(picks, points))]
 
 
 def _int8_pays(fp32: Result | None, int8: Result | None) -> str:
@@ -150,8 +148,8 @@ def _int8_pays(fp32: Result | None, int8: Result | None) -> str:
     speedup = fp32.stats["p50"] / int8.stats["p50"]
     a, b = interval(int8.stats, "p50"), interval(fp32.stats, "p50")
     name = short(int8.variant_id)
-    if a and b and a[1] >= b[0] and b[1] >= a[0]:
-        return f"unclear: {name} x{speedup:.2f}, intervals overlap"
+    if not (a and b) or (a[1] >= b[0] and b[1] >= a[0]):
+        return f"unclear: {name} x{speedup:.2f}, " + ("intervals overlap" if a and b else "no interval")
     return f"{'yes' if speedup > 1 else 'no'}: {name} x{speedup:.2f} vs fp32"
 
 
@@ -160,10 +158,10 @@ def differences(model: str, views: Sequence[MachineView], profiles: dict) -> lis
     whether the fastest int8 variant beats fp32 on that runtime."""
     rows = []
     for view in views:
-        usable = [r for r in view.group.results if r.model == model and r.runtime not in HARNESS_RUNTIMES and r.verdict in OK
-                  and r.stats and "p50" in r.stats and not view.beyond(r, profiles)]
-        _, focus = scenarios_of([Cell(view.tag, r) for r in usable])
-        for (profile, on), group in sorted(_by(usable, lambda r: (r.profile, r.measured_on)).items()):
+        usable_ = [r for r in view.group.results if r.model == model and r.runtime not in HARNESS_RUNTIMES and r.verdict in OK
+                   and r.stats and "p50" in r.stats and not view.beyond(r, profiles)]
+        _, focus = scenarios_of([Cell(view.tag, r) for r in usable_])
+        for (profile, on), group in sorted(_by(usable_, lambda r: (r.profile, r.measured_on)).items()):
             at = [r for r in group if r.scenario == focus]
             if not at:
                 continue
@@ -183,146 +181,154 @@ def _by(items, key) -> dict:
     return out
 
 
-def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    cell = lambda x: str(x).replace("|", "/")  # noqa: E731
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(map(cell, r)) + " |" for r in rows] + [""]
+@dataclass(frozen=True)
+class ModelView:
+    """One model across the machines: its usable points (numbered as the plots number them), metrics,
+    the budgeted picks and the decision."""
+
+    model: str
+    metric: str | None
+    fidelity: str | None
+    points: tuple[Point, ...]
+    picks: tuple[Pick, ...]
+    pick_points: tuple[Point | None, ...]
+    notes: tuple[str, ...]
+    decision: Decision
 
 
-def _html_table(header: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+def _point_for(pick: Pick, points: Sequence[Point], focus: str | None) -> Point | None:
+    same = [p for p in points if (p.tag, p.r.profile, p.r.measured_on, p.r.variant_id, p.runtime)
+            == (pick.machine, pick.profile, pick.measured_on, pick.variant_id, pick.runtime)]
+    return next((p for p in same if p.r.scenario == focus), same[0] if same else None)
 
 
-def machine_rows(views: Sequence[MachineView]) -> list[list[str]]:
-    return [[v.tag, v.label, " ".join(v.group.machine.isa), ", ".join(p.name for p in v.group.paths), str(len(v.group.results))]
-            for v in views]
-
-
-def wrong_outputs(model: str, views: Sequence[MachineView]) -> list[str]:
-    """Cells left out of every plot and selection because their outputs failed parity."""
-    return [f"{v.tag} {short(r.variant_id)} on {runtime_label(r)} @{r.profile}, {r.scenario}: {r.reason}"
-            for v in views for r in v.group.results if r.model == model and r.verdict == "FAIL"]
-
-
-def skipped_rows(model: str, views: Sequence[MachineView]) -> list[str]:
-    """Why cells were not measured, once per machine, profile and reason."""
-    seen = {}
-    for v in views:
-        for r in v.group.results:
-            if r.model == model and r.verdict == "SKIPPED":
-                seen.setdefault((v.tag, r.profile, r.reason), 0)
-                seen[v.tag, r.profile, r.reason] += 1
-    return [f"{tag} {profile}: {n} cell(s): {reason}" for (tag, profile, reason), n in seen.items()]
-
-
-def functional_rows(model: str, views: Sequence[MachineView]) -> list[list[str]]:
-    """Cells checked without timing (e.g. measured_on 'functional-emulation': parity on another ISA's kernels)."""
-    return [[v.tag, r.profile, r.measured_on, short(r.variant_id), runtime_label(r), r.scenario, r.verdict, r.reason[:200]]
-            for v in views for r in v.group.results
-            if r.model == model and r.runtime not in HARNESS_RUNTIMES and r.measured_on not in TIMED]
-
-
-class _Doc:
-    """The HTML page and its Markdown twin, written side by side."""
-
-    def __init__(self, title: str):
-        self.h = ["<!doctype html><html><head><meta charset='utf-8'><title>odbench report</title>",
-                  "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:auto;padding:1em;color:#222}"
-                  "img{max-width:100%;border:1px solid #ddd;margin:.5em 0}table{border-collapse:collapse;font-size:13px}"
-                  "td,th{border:1px solid #ccc;padding:2px 6px}.emu{color:#a60}</style></head><body>",
-                  f"<h1>{html.escape(title)}</h1>"]
-        self.md = [f"# {title}", ""]
-
-    def heading(self, level: int, text: str) -> None:
-        self.h.append(f"<h{level}>{html.escape(text)}</h{level}>")
-        self.md += [f"{'#' * level} {text}", ""]
-
-    def para(self, text: str, cls: str = "") -> None:
-        self.h.append(f"<p class='{cls}'>{html.escape(text)}</p>")
-        self.md += [f"> {text}" if cls else text, ""]
-
-    def table(self, header: list[str], rows: list[list[str]]) -> None:
-        self.h.append(_html_table(header, rows))
-        self.md += _md_table(header, rows)
-
-    def bullets(self, items: list[str]) -> None:
-        self.h.append("<ul>" + "".join(f"<li>{html.escape(x[:300])}</li>" for x in items) + "</ul>")
-        self.md += [f"- {x[:300]}" for x in items] + [""]
-
-
-def _model_section(doc: _Doc, model: str, views: Sequence[MachineView], profiles: dict, out_dir: Path, budgets_given: bool) -> None:
-    doc.heading(2, model)
-    doc.heading(3, "Which machine, device and variant?")
-    picks, notes = selection(model, views, profiles)
-    if not budgets_given:
-        doc.para("No budgets given (`--budgets`): no selection made; see the plots.")
-    elif not picks:
-        doc.para("No machine, device profile and variant meets all of this model's budgets.")
+def model_view(model: str, views: Sequence[MachineView], profiles: dict, budgets_given: bool, paired_for=None) -> ModelView:
+    """``paired_for``: MachineRuns -> that machine's paired speedups (tables.PairedLookup), or None."""
+    every = [p for v in views for p in points_of(model, v.tag, v.group,
+                                                  [r for r in v.group.results if usable(r, model) and not v.beyond(r, profiles)],
+                                                  paired_for(v.group) if paired_for else None)]
+    _, focus = scenarios_of([Cell(p.tag, p.r) for p in every])
+    at_focus = sorted((p for p in every if p.r.scenario == focus),
+                      key=lambda p: (p.tag, p.r.profile, p.runtime, not p.r.variant_id.endswith("/fp32"), p.variant))
+    accs = [v.accuracy for view in views for v in view.group.variants.values() if v.model == model]
+    metric, fid = task_metric(model, accs), fidelity_metric(model, accs)
+    picks, notes = selection(model, views, profiles) if budgets_given else ([], [])
+    pick_points = [_point_for(p, every, focus) for p in picks]
+    if budgets_given:
+        n = len({cv.budget for v in views for cv in (v.verdicts or ()) if cv.model in (model, "")})
+        cands = [pt or Point(p.machine, _stub(p), None, None, None, Estimate.of(p.worst_p95)) for p, pt in zip(picks, pick_points)]
+        ranked = [w for w, has in (("price", any(p.price is not None for p in picks)),
+                                   ("power", any(p.power_w is not None for p in picks))) if has] + ["worst p95"]
+        dec = decide(model, cands, metric, n, [(p.price, p.power_w) for p in picks], ", then ".join(ranked))
     else:
-        p = picks[0]
-        doc.para(f"Best: {p.machine} {p.profile} ({p.measured_on}) + {p.variant_id} on {p.runtime}")
-        doc.table(SELECTION_HEADER, selection_rows(picks))
-    if notes:
+        dec = decide(model, at_focus, metric, None)
+    return ModelView(model, metric, fid, tuple(at_focus), tuple(picks), tuple(pick_points), tuple(notes), dec)
+
+
+def _stub(p: Pick) -> Result:
+    return Result(cell_id="", model="", variant_id=p.variant_id, runtime=p.runtime, profile=p.profile, measured_on=p.measured_on,
+                  scenario="", verdict="OK")
+
+
+def decision_block(doc: Doc, mv: ModelView) -> None:
+    d = mv.decision
+    if d.pick is None:
+        doc.decision(f"{mv.model}: no recommendation", [d.note], [], ok=False)
+        return
+    p = d.pick
+    title = f"{mv.model}: {p.variant} on {p.runtime}, {p.where}"
+    ties = []
+    if d.ties:
+        names = "; ".join(t.name() for t in d.ties[:6]) + (f"; +{len(d.ties) - 6} more" if len(d.ties) > 6 else "")
+        ties.append(f"The data cannot separate it from: {names}.")
+    elif d.others:
+        ties.append(f"Every other candidate ({d.others}) is slower beyond the intervals.")
+    doc.decision(title, list(d.why), ties, ok=True)
+
+
+def _model_section(doc: Doc, mv: ModelView, views: Sequence[MachineView], profiles: dict, out_dir: Path, budgets_given: bool,
+                   plots_out: list | None = None) -> None:
+    model = mv.model
+    doc.section(f"{model}-selection")
+    doc.heading(2, model)
+    if not budgets_given:
+        doc.para("No budgets given (`--budgets`): the decision above is the fastest cell without a detected accuracy loss.")
+    elif mv.picks:
+        doc.heading(3, "Candidates meeting all budgets")
+        rows = selection_rows(list(mv.picks[:SELECTION_ROWS]), list(mv.pick_points[:SELECTION_ROWS]))
+        header = [h.replace("task Δ", f"{mv.metric} Δ") if mv.metric else h for h in SELECTION_HEADER]
+        doc.table(header, rows)
+        if len(mv.picks) > SELECTION_ROWS:
+            doc.para(f"+{len(mv.picks) - SELECTION_ROWS} more candidates, slower by worst p95.")
+    if mv.notes:
         doc.heading(3, "Never used: emulated beyond the machine that ran it")
-        doc.bullets(notes)
-    diffs = differences(model, views, profiles)
-    if diffs:
-        doc.heading(3, "Where the machines' answers differ")
-        for col, what in ((3, "fastest variant"), (4, "runtime of the fastest variant")):
-            answers = {row[0]: row[col] for row in diffs}
-            if len(set(answers.values())) > 1:
-                doc.para(f"The machines disagree on the {what} (each among the variants it measured): " + "; ".join(f"{m} {a}" for m, a in answers.items()) + ".")
-        doc.table(DIFF_HEADER, diffs)
-    skipped = skipped_rows(model, views)
-    if skipped:
-        doc.heading(3, "Not measured (SKIPPED)")
-        doc.bullets(skipped)
-    failed = wrong_outputs(model, views)
-    if failed:
-        doc.heading(3, "Left out: wrong outputs (parity FAIL)")
-        doc.bullets(failed)
-    functional = functional_rows(model, views)
-    if functional:
-        doc.heading(3, "Functional checks (outputs checked, no timing)")
-        doc.table(["machine", "profile", "measured_on", "variant", "runtime", "scenario", "verdict", "reason"], functional)
+        doc.bullets(list(mv.notes))
     run_acc = {id(v): merge_run_accuracy(v.group.paths) for v in views}  # each row's own runtime's accuracy
     cells = [Cell(v.tag, r, v.group.variants.get(r.variant_id), row_accuracy(r, v.group.variants, run_acc[id(v)])[0])
              for v in views for r in v.group.results if not v.beyond(r, profiles)]
-    for plot in model_plots(model, cells, [x for v in views for x in v.group.variants.values()]):
-        (out_dir / "plots" / f"{plot.id}.png").write_bytes(plot.png)
-        b64 = base64.b64encode(plot.png).decode()
-        doc.h.append(f"<h3>{html.escape(plot.title)}</h3><img id='{plot.id}' class='plot' alt='{html.escape(plot.title)}' "
-                     f"src='data:image/png;base64,{b64}'>")
-        doc.md += [f"### {plot.title}", "", f"![{plot.title}](plots/{plot.id}.png)", ""]
+    for plot in model_plots(model, cells, [x for v in views for x in v.group.variants.values()], list(mv.points), mv.metric, mv.fidelity):
+        doc.section(plot.id)
+        doc.figure(plot, out_dir / "plots")
+        if plots_out is not None:
+            plots_out.append(plot)
+    for sid, title, header, rows in (
+        ("differ", "Where the machines' answers differ", DIFF_HEADER, differences(model, views, profiles) if len(views) > 1 else []),
+        ("parity", "Left out: wrong outputs (parity FAIL)", PARITY_HEADER, parity_rows(model, views)),
+        ("skipped", "Not measured (SKIPPED)", ["machine", "profile", "cells", "reason"], skipped_rows(model, views)),
+        ("functional", "Functional checks (outputs checked, no timing)",
+         ["machine", "profile", "measured_on", "variant", "runtime", "scenario", "verdict", "reason"], functional_rows(model, views)),
+    ):
+        if rows:
+            doc.section(f"{model}-{sid}")
+            doc.heading(3, title)
+            doc.table(header, rows)
+
+
+def decisions(groups: Sequence[MachineRuns], verdicts: Sequence | None = None, profiles: dict | None = None,
+              paired_for=None) -> list[ModelView]:
+    """Each model's answer (for the API and tests): its points, picks and decision."""
+    views = views_of(groups, verdicts)
+    budgets_given = verdicts is not None and any(v is not None for v in verdicts)
+    models = sorted({r.model for v in views for r in v.group.results if r.runtime not in HARNESS_RUNTIMES})
+    return [model_view(m, views, profiles or {}, budgets_given, paired_for) for m in models]
 
 
 def render_runs(groups: Sequence[MachineRuns], out_dir: Path, verdicts: Sequence | None = None,
-                profiles: dict | None = None, title: str = "") -> tuple[Path, Path]:
-    """The report over every machine's results (bench.runs.by_machine); ``verdicts``: per group (evaluate_groups)."""
+                profiles: dict | None = None, title: str = "", plots_out: list | None = None, paired_for=None) -> tuple[Path, Path]:
+    """``groups``: each machine's results (report.runs.by_machine); ``verdicts``: per group (evaluate_groups);
+    ``plots_out``: a list that receives every plots.Plot drawn (their axis ranges, captions, label boxes);
+    ``paired_for``: MachineRuns -> its paired speedups (tables.PairedLookup) or None."""
     (out_dir / "plots").mkdir(parents=True, exist_ok=True)
     views = views_of(groups, verdicts)
     profiles = profiles or {}
-    doc = _Doc(f"odbench hardware-selection report: {title or ', '.join(p.name for g in groups for p in g.paths)}")
+    budgets_given = verdicts is not None and any(v is not None for v in verdicts)
+    mvs = decisions(groups, verdicts, profiles, paired_for)
+    doc = Doc(f"odbench hardware-selection report: {title or ', '.join(p.name for g in groups for p in g.paths)}")
+    doc.section("decision")
+    doc.heading(2, "Decision")
+    for mv in mvs:
+        decision_block(doc, mv)
+    doc.para("Intervals are 95%, the fresh process the unit of replication; accuracy deltas are paired over the same test "
+             "examples. A runner-up the data cannot separate overlaps the pick's interval (speedup vs the same fp32 cell, "
+             "else p95).", "caption")
+    doc.section("machines")
     doc.heading(2, "Machines")
-    doc.para("Each machine's results are its own: statistics are never pooled across machines. "
-             "Plots tag each point with its machine (M1, M2, ...) and profile.")
+    doc.para("Each machine's results are its own: statistics are never pooled across machines. Plots tag points M1, M2, ...")
     doc.table(["tag", "machine", "ISA", "run folders", "results"], machine_rows(views))
     unreadable = [[v.tag, r.cell_id, "ERROR", r.reason] for v in views for r in v.group.results if is_unreadable(r)]
     if unreadable:
         doc.heading(2, "Results that could not be read (ERROR)")
-        doc.para("These cells are left out of every choice below; `odbench run --out` their folder rebuilds or reruns them.")
+        doc.para("These cells are left out of every choice in this report; `odbench run --out` their folder rebuilds or reruns them.")
         doc.table(["machine", "cell", "verdict", "why"], unreadable)
     emulated = sorted({f"{v.tag}:{r.profile}" for v in views for r in v.group.results if r.measured_on == "emulated" and r.stats})
     if emulated:
         doc.para(f"Emulated on their machine (not measured on the device): {', '.join(emulated)}. Drawn hollow / dashed.", "emu")
-    models = sorted({r.model for v in views for r in v.group.results if r.runtime not in HARNESS_RUNTIMES})
-    for model in models:
-        _model_section(doc, model, views, profiles, out_dir, verdicts is not None and any(v is not None for v in verdicts))
-    doc.h.append("</body></html>")
+    for mv in mvs:
+        _model_section(doc, mv, views, profiles, out_dir, budgets_given, plots_out)
+    page, md = doc.text()
     html_path, md_path = out_dir / "report.html", out_dir / "report.md"
-    atomic_write_text(html_path, "\n".join(doc.h))
-    atomic_write_text(md_path, "\n".join(doc.md))
+    atomic_write_text(html_path, page)
+    atomic_write_text(md_path, md)
     return html_path, md_path
 
 
@@ -338,7 +344,7 @@ def profiles_named(names) -> dict[str, dict]:
     return out
 
 
-def render_folders(paths: Sequence[str | Path], budgets=None, out_dir: Path | None = None) -> tuple[Path, Path]:
+def render_folders(paths: Sequence[str | Path], budgets=None, out_dir: Path | None = None, paired_for=None) -> tuple[Path, Path]:
     """`odbench report RUN [RUN ...]`: one report over run folders from any number of machines.
     ``budgets``: a BudgetFile (bench.budgets.load_budgets) or None. Default output: RUN/report for one
     folder, else report-RUN1-vs-RUN2 beside the first. Raises bench.runs.RunError for a bad folder."""
@@ -350,7 +356,7 @@ def render_folders(paths: Sequence[str | Path], budgets=None, out_dir: Path | No
         out_dir = runs[0].path / "report" if len(runs) == 1 else runs[0].path.parent / ("report-" + "-vs-".join(names))
     verdicts = evaluate_groups(groups, budgets) if budgets is not None else None
     profiles = profiles_named({r.profile for g in groups for r in g.results})
-    return render_runs(groups, Path(out_dir), verdicts, profiles, title=", ".join(names))
+    return render_runs(groups, Path(out_dir), verdicts, profiles, title=", ".join(names), paired_for=paired_for)
 
 
 def render(run_dir: Path, results: list[Result], variants: dict[str, Variant], machine: dict,

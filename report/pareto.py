@@ -4,7 +4,7 @@ fidelity (cosine, top-10 overlap) and recall@10 [95% CI]; the Pareto front and t
 
     odbench run --model minilm-l6-query --recipe full --runtime onnxruntime --runtime openvino \\
         --profile host --profile host-1t --out RUN
-    python -m odbench.report.pareto RUN
+    odbench pareto RUN
 
 Threads: the 1- and 2-thread columns are the cells of ``--profile-1t`` (host-1t) and ``--profile-2t``
 (host, which on a 2-core machine runs 2 threads). The header shows the threads the cells really ran,
@@ -28,9 +28,7 @@ on no front; a cell that did not run has no speed.
 """
 from __future__ import annotations
 
-import argparse
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -214,25 +212,10 @@ def thread_warnings(pts: list[Point], profile_1t: str, profile_2t: str) -> list[
     return [""] + out if out else []
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m odbench.report.pareto", description=__doc__.split("\n\n")[0])
-    ap.add_argument("run", help="a run folder (odbench run --out RUN)")
-    ap.add_argument("--model", default="minilm-l6-query")
-    ap.add_argument("--scenario", default="query")
-    ap.add_argument("--profile-1t", default="host-1t", help="the profile of the 1-thread column")
-    ap.add_argument("--profile-2t", default="host", help="the profile of the 2-thread column")
-    args = ap.parse_args(argv)
-    run_dir = Path(args.run)
-    if not (run_dir / "cells").is_dir():
-        print(f"error: {run_dir} is not a run folder (no cells/)", file=sys.stderr)
-        return 2
-    pts = points(run_dir, args.model, args.scenario, args.profile_1t, args.profile_2t)
+def pareto_markdown(run_dir: Path, model: str = "minilm-l6-query", scenario: str = "query",
+                    profile_1t: str = "host-1t", profile_2t: str = "host") -> str:
+    """`odbench pareto RUN`: the table above for one model and scenario; ValueError when the run holds none of it."""
+    pts = points(Path(run_dir), model, scenario, profile_1t, profile_2t)
     if not pts:
-        print(f"error: {run_dir} holds no {args.scenario!r} cells of {args.model} with a variant in variants.json", file=sys.stderr)
-        return 2
-    print(render(pts, args.profile_1t, args.profile_2t))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+        raise ValueError(f"{run_dir} holds no {scenario!r} cells of {model} with a variant in variants.json")
+    return render(pts, profile_1t, profile_2t)

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from odbench.core.records import Result, Variant
 from odbench.bench.run_folder import RunFolder, RunFolderError
+from odbench.core.records import Result, Variant
 from odbench.devices.check import missing_isa
 from odbench.devices.profile import DeviceProfile
 

@@ -4,38 +4,45 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-from odbench.stats import intervals
-from odbench.verdicts.accuracy import RuntimeAccuracy, load_run_accuracy, row_accuracy
+from odbench.bench.run_folder import RunFolder
 from odbench.core.constants import REFERENCE_RUNTIME
 from odbench.core.records import HARNESS_RUNTIMES, NOT_MEASURED, Result, Variant, atomic_write_text, lineage_root
-from odbench.bench.run_folder import RunFolder, is_unreadable
 from odbench.models.metrics import point_metrics
+from odbench.report.build_notes import build_notes
+from odbench.report.figures import Estimate, delta_estimate, stat_estimate, task_metric
+from odbench.report.table_text import (
+    ACCURACY_NOTE,
+    TABLE_NOTE,
+    not_ok_notes,
+    overhead_line,
+    render_markdown,
+    unreadable_lines,
+    warnings_summary,
+)
+from odbench.stats import intervals
+from odbench.verdicts.accuracy import RuntimeAccuracy, load_run_accuracy, row_accuracy
 
 COLUMNS = [
     "model", "variant", "parent", "compressor", "runtime", "profile", "measured_on", "scenario", "verdict",
     "processes", "n", "p50_ms", "p50_lo", "p50_hi", "p90_ms", "p90_lo", "p90_hi", "p95_ms", "p95_lo", "p95_hi",
     "p99_ms", "p99_lo", "p99_hi", "mean_ms", "cv", "between_cv", "between_cv_lo", "between_cv_hi",
-    "speedup_vs_fp32", "speedup_vs_fp32_lo", "speedup_vs_fp32_hi", "speedup_vs_ort", "speedup_vs_ort_lo", "speedup_vs_ort_hi",
+    "speedup_vs_fp32", "speedup_vs_fp32_lo", "speedup_vs_fp32_hi", "speedup_vs_fp32_design",
+    "speedup_vs_ort", "speedup_vs_ort_lo", "speedup_vs_ort_hi",
     "items_per_s", "items_per_s_lo", "items_per_s_hi",
-    "parity_vs_fp32", "parity_vs_ort", "max_abs_diff_vs_fp32", "max_abs_diff_vs_ort", "session_ms", "first_ms", "peak_rss_mb", "size_mb", "gzip_mb", "emb_mb", "dense_mb", "sparsity", "params",
-    "accuracy", "acc_delta_vs_fp32", "gating", "reason",
+    "parity_vs_fp32", "parity_vs_ort", "max_abs_diff_vs_fp32", "max_abs_diff_vs_ort", "session_ms", "first_ms", "peak_rss_mb",
+    "size_mb", "gzip_mb", "emb_mb", "dense_mb", "sparsity", "params",
+    "accuracy", "acc_delta_vs_fp32", "task_metric", "task_delta_vs_fp32", "task_delta_lo", "task_delta_hi",
+    "gating", "warnings", "reason",
 ]
-# The Markdown table keeps the columns a reader compares; the CSV has them all.
-MD_COLUMNS = [
-    "model", "variant", "parent", "scenario", "runtime", "profile", "verdict", "processes", "p50 [95% CI]", "p95 [95% CI]",
-    "p99 [95% CI]", "between_cv", "speedup_vs_fp32 [95% CI]", "speedup_vs_ort [95% CI]", "items_per_s", "parity_vs_fp32", "parity_vs_ort", "first_ms", "peak_rss_mb",
-    "size_mb", "emb_mb", "accuracy", "acc_delta_vs_fp32", "reason",
-]
-
-
-ACCURACY_NOTE = (
-    "Accuracy: `accuracy` is the task metrics [95% CI] (and fidelity) computed from the outputs of the row's own runtime "
-    "on the model's test split (`accuracy.json`, verdicts/accuracy.py); `acc_delta_vs_fp32` is that figure minus the fp32 "
-    "baseline's on ONNX Runtime, paired over the same test examples [95% CI] (on an fp32 row of another runtime it is "
-    "that runtime's own deviation). A default ONNX Runtime row without a record shows the variant's build-time figure, "
-    "measured on ONNX Runtime; any other row without one says `not measured on R` (with the reason when evaluation failed).")
+# The Markdown table keeps the columns a user decides on (one table per model, profile and scenario);
+# the CSV has them all.
+MD_COLUMNS = ["variant", "runtime", "p50 ms [95% CI]", "speedup vs fp32 [95% CI]", "task Δ vs fp32 [95% CI]", "size MB", "verdict"]
+# Functional checks (e.g. an aarch64 profile under qemu-user): outputs are real, time is not.
+FUNCTIONAL_COLUMNS = ["variant", "runtime", "profile", "scenario", "verdict", "parity_vs_fp32", "reason"]
 
 
 def runtime_label(runtime: str, options: dict) -> str:
@@ -104,6 +111,45 @@ def cell_key(variant_id: str, r: Result, runtime: str | None = None, options: di
     return (variant_id, rt, options_key(opts), r.profile, r.scenario)
 
 
+def base_cell(r: Result, by_key: dict, variants: dict[str, Variant], against: str = "fp32") -> Result | None:
+    """The cell ``r`` is compared with: its lineage's fp32 root on the same runtime, options, profile and
+    scenario (``fp32``), or the same variant on default ONNX Runtime (``ort``)."""
+    if against == "fp32":
+        return by_key.get(cell_key(lineage_root(r.variant_id, variants), r))
+    return by_key.get(cell_key(r.variant_id, r, REFERENCE_RUNTIME, {}))
+
+
+@dataclass(frozen=True)
+class Speedup:
+    """base / cell time with its 95% interval, and the design that measured it."""
+
+    ratio: float
+    lo: float
+    hi: float
+    design: str  # "isolated": two sets of separate processes (Welch); "paired": the two shared processes
+
+
+# (base variant id, cell) -> (speedup, lo, hi) from processes the two shared, or None: the paired design's figures
+# (issue 25) plug in here; a run without them passes None.
+PairedLookup = Callable[[str, Result], "tuple[float, float, float] | None"]
+
+
+def speedup_of(r: Result, by_key: dict, variants: dict[str, Variant], against: str = "fp32",
+               paired: PairedLookup | None = None) -> Speedup | None:
+    """THE accessor every table, decision and plot reads a speedup through (``against``: "fp32" or "ort"):
+    the paired figure where the run measured the pair in shared processes (``paired``), else ``speedup``
+    over isolated processes."""
+    if r.runtime in HARNESS_RUNTIMES:
+        return None
+    base = base_cell(r, by_key, variants, against)
+    if paired is not None and base is not None and base is not r:
+        got = paired(base.variant_id, r) if base.runtime == r.runtime else None
+        if got is not None:
+            return Speedup(*map(float, got), "paired")
+    ratio = speedup(base, r)
+    return None if ratio is None else Speedup(ratio.ratio, ratio.lo, ratio.hi, "isolated")
+
+
 def speedup(base: Result | None, r: Result) -> intervals.Ratio | None:
     """base / r of the per-process medians (Welch interval on the logs); None when not comparable."""
     if base is None or base is r or base.verdict in NOT_MEASURED or r.verdict in NOT_MEASURED:
@@ -132,29 +178,58 @@ def accuracy_columns(r: Result, variants: dict[str, Variant], run_acc: dict[tupl
     return {"accuracy": " ".join(_metric_text(k, acc) for k in point_metrics(acc)), "acc_delta_vs_fp32": delta}
 
 
+def task_delta(r: Result, variants: dict[str, Variant], run_acc, metric: str | None) -> tuple[Estimate | None, str]:
+    """The row's task-metric delta vs fp32 on ONNX Runtime (its own runtime's figure), or (None, why not).
+    The fp32 root on default ONNX Runtime is the reference itself: exactly 0."""
+    v = variants.get(r.variant_id)
+    if r.runtime in HARNESS_RUNTIMES or v is None:
+        return None, ""
+    if metric is None:
+        return None, "no task metric recorded"
+    root = lineage_root(r.variant_id, variants)
+    if _is_reference(r, variants):
+        return Estimate(0.0, 0.0, 0.0), ""
+    acc, why = row_accuracy(r, variants, run_acc)
+    if acc is None:
+        return None, why
+    base_v = variants.get(root)
+    d = delta_estimate(acc, base_v.accuracy if base_v else None, metric)
+    return d, ("" if d is not None else f"no {metric} delta recorded")
+
+
+def _task_columns(r: Result, variants, run_acc, metric: str | None) -> dict[str, str]:
+    d, why = task_delta(r, variants, run_acc, metric)
+    return {"task_metric": metric or "", "task_delta_vs_fp32": _fmt(d.value, 4) if d else "",
+            "task_delta_lo": _fmt(d.lo, 4) if d and d.has_interval else "", "task_delta_hi": _fmt(d.hi, 4) if d and d.has_interval else "",
+            "task Δ vs fp32 [95% CI]": ("0 (reference)" if d == Estimate(0.0, 0.0, 0.0) and _is_reference(r, variants)
+                                        else d.text(".4f", signed=True) if d else why)}
+
+
+def _is_reference(r: Result, variants: dict[str, Variant]) -> bool:
+    return r.variant_id == lineage_root(r.variant_id, variants) and r.runtime == REFERENCE_RUNTIME and not r.runtime_options
+
+
 def row(r: Result, variants: dict[str, Variant], results_by_key: dict | None = None,
-        run_acc: dict[tuple, RuntimeAccuracy] | None = None) -> dict[str, str]:
-    """One table row. ``run_acc``: the run's accuracy.json records (None: a run from before them)."""
+        run_acc: dict[tuple, RuntimeAccuracy] | None = None, metric: str | None = None,
+        paired: PairedLookup | None = None) -> dict[str, str]:
+    """One table row. ``run_acc``: the run's accuracy.json records (None: a run from before them);
+    ``metric``: the model's task metric (figures.task_metric)."""
     harness = r.runtime in HARNESS_RUNTIMES
     v = variants.get(r.variant_id) if not harness else None
-    root = lineage_root(r.variant_id, variants)  # the fp32 (or as-is) baseline of the lineage
     by_key = results_by_key or {}
-    vs_fp32 = speedup(by_key.get(cell_key(root, r)), r) if not harness else None
-    ref = by_key.get(cell_key(r.variant_id, r, REFERENCE_RUNTIME, {}))
-    vs_ort = speedup(ref, r) if not harness else None
+    vs_fp32 = speedup_of(r, by_key, variants, "fp32", paired)
+    vs_ort = speedup_of(r, by_key, variants, "ort", paired)
     par = r.parity or {}
     s = r.stats or {}
-    reason = r.reason
-    if r.warnings and r.verdict not in NOT_MEASURED:
-        more = f" (+{len(r.warnings) - 1} more warnings in the cell JSON)" if len(r.warnings) > 1 else ""
-        reason = "; ".join(filter(None, [reason, r.warnings[0] + more]))
+    p50 = stat_estimate(s, "p50")
     return {
         "model": r.model,
-        "variant": r.variant_id.split("/", 1)[-1],
+        "variant": r.variant_id.split("/", 1)[-1] + (f" ({v.config['label']})" if v and v.config.get("label") else ""),
         "parent": (v.parent or "").split("/", 1)[-1] if v else "",
         "compressor": (v.compressor or "") if v else "",
         **_ratio_columns("speedup_vs_fp32", vs_fp32),
         **_ratio_columns("speedup_vs_ort", vs_ort),
+        "speedup_vs_fp32_design": vs_fp32.design if vs_fp32 else "",
         "parity_vs_fp32": parity_text(par.get("fp32")) or ("not checked" if par.get("error") else ""),
         "parity_vs_ort": parity_text(par.get("runtime")),
         "max_abs_diff_vs_fp32": _fmt((par.get("fp32") or {}).get("max_abs_diff")),
@@ -185,9 +260,23 @@ def row(r: Result, variants: dict[str, Variant], results_by_key: dict | None = N
         "size_mb": _fmt(v.size_bytes / 2**20) if v else "",
         "params": str(v.params) if v and v.params else "",
         **accuracy_columns(r, variants, run_acc),
+        **_task_columns(r, variants, run_acc, metric),
+        "p50 ms [95% CI]": p50.text() if p50 else "",
+        "speedup vs fp32 [95% CI]": _speedup_text(r, vs_fp32, variants),
+        "size MB": _fmt(v.size_bytes / 2**20) if v else "",
         "gating": "yes" if r.gating else "no",
-        "reason": reason.replace("\n", " ").replace("|", "/")[:240],
+        "warnings": "; ".join(r.warnings).replace("\n", " ").replace("|", "/")[:400],
+        "reason": r.reason.replace("\n", " ").replace("|", "/")[:240],
     }
+
+
+def _speedup_text(r: Result, ratio: Speedup | None, variants: dict[str, Variant]) -> str:
+    if ratio is not None:
+        e = Estimate.of(ratio.ratio, ratio.lo, ratio.hi)
+        return (e.text() + (" paired" if ratio.design == "paired" else "")) if e else ""
+    if r.variant_id == lineage_root(r.variant_id, variants) and r.verdict not in NOT_MEASURED and r.runtime not in HARNESS_RUNTIMES:
+        return "1 (reference)"
+    return ""
 
 
 def _percentile_columns(s: dict) -> dict[str, str]:
@@ -198,7 +287,7 @@ def _percentile_columns(s: dict) -> dict[str, str]:
     return out
 
 
-def _ratio_columns(name: str, ratio: intervals.Ratio | None) -> dict[str, str]:
+def _ratio_columns(name: str, ratio: Speedup | None) -> dict[str, str]:
     if ratio is None:
         return {name: "", f"{name}_lo": "", f"{name}_hi": "", f"{name} [95% CI]": ""}
     return {name: _fmt(ratio.ratio), f"{name}_lo": _fmt(ratio.lo), f"{name}_hi": _fmt(ratio.hi),
@@ -210,75 +299,70 @@ def sorted_results(results: list[Result]) -> list[Result]:
                                           not r.variant_id.endswith("/fp32"), r.variant_id))
 
 
-def render_markdown(rows: list[dict[str, str]], columns=COLUMNS) -> str:
-    out = io.StringIO()
-    out.write("| " + " | ".join(columns) + " |\n")
-    out.write("|" + "---|" * len(columns) + "\n")
-    for r in rows:
-        out.write("| " + " | ".join(r[c] for c in columns) + " |\n")
-    return out.getvalue()
+def _section(rows: list[dict], results: list[Result], metric: str | None, title: str) -> list[str]:
+    """One model's rows on one profile; a scenario column only when the rows span several."""
+    scenarios = sorted({r.scenario for r in results})
+    cols = [c.replace("task Δ", f"{metric} Δ") if c.startswith("task Δ") and metric else c for c in MD_COLUMNS]
+    for row_ in rows:
+        row_[cols[4]] = row_["task Δ vs fp32 [95% CI]"]
+    if len(scenarios) == 1:
+        title += f" · {scenarios[0]}"
+    else:
+        cols.insert(2, "scenario")
+    return [title, "", render_markdown(rows, cols)] + not_ok_notes(results) + [""]
 
 
-def overhead_line(results: list[Result]) -> str:
-    nulls = [r for r in results if r.runtime == "null" and r.verdict not in NOT_MEASURED and r.stats]
-    if not nulls:
-        return "Harness overhead: not measured in this run."
-    parts = [
-        f"{r.profile}/{r.scenario}: p50 {r.stats['p50'] * 1000:.1f} µs, p99 {r.stats['p99'] * 1000:.1f} µs "
-        f"({r.stats['p50'] / 1.0:.2%} of a 1 ms inference)"
-        for r in nulls
-    ]
-    return "Harness overhead (null session, per timed sample): " + "; ".join(parts)
+def _sections(rows: list[dict], results: list[Result], metrics: dict[str, str | None]) -> list[str]:
+    out = []
+    by: dict[tuple, list] = {}
+    for row_, r in zip(rows, results):
+        if r.runtime not in HARNESS_RUNTIMES:
+            by.setdefault((r.model, r.profile), []).append((row_, r))
+    for (model, profile), pairs in by.items():
+        out += _section([p[0] for p in pairs], [p[1] for p in pairs], metrics.get(model), f"### {model} · {profile}")
+    return out
 
 
-def unreadable_lines(results: list[Result]) -> list[str]:
-    """The cell files that could not be read (their rows are ERROR), named once above the tables."""
-    bad = [r for r in results if is_unreadable(r)]
-    if not bad:
-        return []
-    return ["", f"**{len(bad)} result file(s) could not be read** (ERROR rows; `odbench run --out` this folder "
-            "rebuilds each from its parts/ or reruns it):", *(f"- `{r.cell_id}`: {r.reason}" for r in bad)]
-
-
-def write_tables(run_dir: str | Path) -> tuple[Path, Path]:
+def write_tables(run_dir: str | Path, paired: PairedLookup | None = None) -> tuple[Path, Path]:
+    """RUN/table.md (the columns a user decides on, one table per model and profile; functional checks
+    apart; warnings once per run) and RUN/table.csv (every column). ``paired``: the run's paired speedups."""
     folder = RunFolder.open(run_dir)
     run_dir = folder.root
     results = sorted_results(folder.results())
     variants = folder.variants()
     by_key = {cell_key(r.variant_id, r): r for r in results}
     run_acc = load_run_accuracy(folder)
-    rows = [row(r, variants, by_key, run_acc) for r in results]
+    metrics = {m: task_metric(m, [v.accuracy for v in variants.values() if v.model == m]) for m in {r.model for r in results}}
+    rows = [row(r, variants, by_key, run_acc, metrics.get(r.model), paired) for r in results]
     machine = folder.machine()
     md = [f"# Benchmark results: {run_dir.name}", ""]
     if machine:
-        md.append(
-            f"Machine: {machine.get('cpu_model')} ({machine.get('arch')}), {machine.get('physical_cores')} physical cores, "
-            f"{machine.get('memory_mb')} MB, ISA {', '.join(machine.get('isa', []))}; Python {machine.get('python')}, "
-            f"kernel {machine.get('kernel')}."
-        )
-        md.append("")
-    counts = {}
+        md += [f"Machine: {machine.get('cpu_model')} ({machine.get('arch')}), {machine.get('physical_cores')} physical cores, "
+               f"{machine.get('memory_mb')} MB, ISA {', '.join(machine.get('isa', []))}; Python {machine.get('python')}.", ""]
+    counts: dict[str, int] = {}
     for r in results:
         counts[str(r.verdict)] = counts.get(str(r.verdict), 0) + 1
-    md.append(f"{len(results)} cells: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ".")
-    md += unreadable_lines(results)
-    md.append("Latencies in ms, one inference per sample. `measured_on` says whether the profile is this machine "
-              "(`device`) or emulated on it (`emulated`). `gating: no` marks smoke runs that a release gate must not trust. Every interval is 95% with the fresh process as the unit of replication (stats/intervals.py): percentiles of the population of processes, speedups as ratios of per-process medians (Welch on logs); `between_cv` is the CV of the per-process medians; `processes` ends in `?` for old results whose process boundaries are lost. Verdicts: FAIL = timed, but the outputs do not match the references (parity); SKIPPED = could not run here, with the reason.")
-    md.append("")
-    md.append(overhead_line(results))
-    md.append("")
-    # Device measurements and host emulations are never mixed in one table.
-    for where, title in (("device", "Measured on the device"), ("emulated", "Emulated on this host (threads, affinity, memory cap, ISA cap where the runtime honours it)")):
-        part = [row_ for row_, r in zip(rows, results) if r.measured_on == where]
+    md += [f"{len(results)} cells: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ". " + TABLE_NOTE]
+    md += unreadable_lines(results) + ["", overhead_line(results), ""]
+    # Device measurements, host emulations and untimed functional checks are never mixed in one table.
+    for where, title in (("device", "Measured on the device"),
+                         ("emulated", "Emulated on this host (threads, affinity, memory cap, ISA cap where the runtime honours it)")):
+        part = [(row_, r) for row_, r in zip(rows, results) if r.measured_on == where]
         if part:
-            md += [f"## {title}", "", render_markdown(part, MD_COLUMNS), ""]
-    md.append("Parity: outputs of the first feeds against the fp32 root (`parity_vs_fp32`) and against the same variant "
-              "on onnxruntime (`parity_vs_ort`), both computed on onnxruntime from the same feeds: cosine for "
-              "embeddings, top-10 overlap and Spearman ρ for rankings. A cell below the floors of bench/parity.py is FAIL.")
+            md += [f"## {title}", ""] + _sections([p[0] for p in part], [p[1] for p in part], metrics)
+    functional = [(row_, r) for row_, r in zip(rows, results) if r.measured_on not in ("device", "emulated")]
+    if functional:
+        md += ["## Functional checks (outputs compared, no timing)", "",
+               render_markdown([{**row_, "reason": row_["reason"][:120]} for row_, _ in functional], FUNCTIONAL_COLUMNS), ""]
+    md += build_notes(run_dir)
+    warns = warnings_summary([r for r in results if r.measured_on in ("device", "emulated")])
+    if warns:
+        md += ["## Warnings (each cell's own are in its JSON and in `table.csv`)", ""] + [f"- {w}" for w in warns] + [""]
+    md.append(ACCURACY_NOTE + ("" if run_acc is not None else
+                               " This run has no `accuracy.json` (it predates per-runtime accuracy, or ran with --no-accuracy)."))
     md.append("")
-    md.append(ACCURACY_NOTE + ("" if run_acc is not None else " This run has no `accuracy.json` (it predates per-runtime accuracy, or ran with --no-accuracy)."))
-    md.append("")
-    md.append("All columns (lineage, compressor, runtime, sparsity, params, ...) are in `table.csv`; raw samples in `cells/`.")
+    md.append("Every other column (p90-p99, between-process CV, speedup vs ONNX Runtime, throughput, parity, memory, "
+              "lineage, ...) is in `table.csv`; raw samples in `cells/`.")
     md_path = run_dir / "table.md"
     atomic_write_text(md_path, "\n".join(md))
     buf = io.StringIO()

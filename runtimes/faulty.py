@@ -1,4 +1,4 @@
-"""Fault injection for testing the harness: a runtime that crashes, hangs, blows memory, is slow in
+"""Fault injection for testing the harness: a runtime that crashes, is killed, hangs, blows memory, is slow in
 one process, or binds its inputs slowly.
 
 Never part of a default matrix; tests and ``odbench run --runtime faulty`` use it to prove that one
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import signal
 import time
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping
@@ -17,7 +18,7 @@ from odbench.runtimes.base import BoundSession
 from odbench.core.records import TensorSpec
 from odbench.runtimes.null import HarnessDouble
 
-Fault = Literal["segv", "hang", "oom", "raise", "none"]
+Fault = Literal["segv", "kill", "hang", "oom", "raise", "none"]
 Where = Literal["open", "run"]
 PROCESS_INDEX_ENV = "ODBENCH_PROCESS_INDEX"  # set by the executor: 1-based index of the cell's process
 
@@ -36,6 +37,8 @@ class FaultyOptions:
 def _trigger(fault: Fault) -> None:
     if fault == "segv":
         ctypes.string_at(0)  # a real SIGSEGV, not a Python exception
+    elif fault == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)  # what the OOM killer or a user's `kill -9` does to a cell process
     elif fault == "hang":
         while True:
             time.sleep(3600)

@@ -42,7 +42,6 @@ from odbench.models.base import cache_dir
 from odbench.bench.arm.env import load, setup
 from odbench.core.records import atomic_write_text
 from odbench.bench.run_folder import RunFolder
-from odbench.bench.run_folder import load_variants
 
 MEASURED_ON = "functional-emulation"
 WORKER = Path(__file__).with_name("_worker.py")
@@ -299,10 +298,9 @@ def check_run(run_dir: Path, accuracy: Sequence[str] = (), env: ArmEnv | None = 
     """Rerun every aarch64 cell of a run folder as a functional check; its results replace the SKIPPED ones.
     ``accuracy``: the zoo models whose task accuracy is also computed on the ARM outputs ("all" = every one)."""
 
-    store = RunFolder(run_dir)
+    store = RunFolder.open(run_dir)
     results, evaluated = [], set()
-    for path in sorted((Path(run_dir) / "specs").glob("*.json")):
-        spec = CellSpec.from_dict(json.loads(path.read_text()))
+    for spec in store.specs().values():
         if not is_functional(spec) or spec.runtime in ("null", "faulty") or (runtimes and spec.runtime not in runtimes):
             continue
         once = (spec.variant_id, spec.runtime, json.dumps(spec.runtime_options, sort_keys=True), spec.profile_name)
@@ -316,43 +314,19 @@ def check_run(run_dir: Path, accuracy: Sequence[str] = (), env: ArmEnv | None = 
     return results
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="odbench arm", description=__doc__.split("\n")[0])
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    s = sub.add_parser("setup", help="prepare (or reuse) the emulated aarch64 environment")
-    s.add_argument("--refresh", action="store_true", help="ask Debian and PyPI again (new versions make a new folder)")
-    s.add_argument("--best-effort", action="store_true", help="exit 0 when it cannot be prepared (the checks then SKIP)")
-    c = sub.add_parser("check", help="rerun a run folder's aarch64 cells on the aarch64 runtimes under qemu")
-    c.add_argument("run_dir")
-    c.add_argument("--accuracy", action="append", default=[], metavar="MODEL",
-                   help="also compute this zoo model's task accuracy on the ARM outputs (repeatable; 'all')")
-    c.add_argument("--runtime", action="append", default=[], help="only this runtime's cells (repeatable)")
-    t = sub.add_parser("table", help="print the ARM functional table of a run folder (no emulation)")
-    t.add_argument("run_dir")
-    args = ap.parse_args(argv)
-    if args.cmd == "table":
-        return print_table(Path(args.run_dir))
-    try:
-        env = prepare_env(refresh=getattr(args, "refresh", False))
-    except ArmEnvError as exc:
-        print(f"odbench arm: {exc}")
-        return 0 if getattr(args, "best_effort", False) else 1
-    if args.cmd == "setup":
-        print(f"{env.path}\truntimes: {', '.join(k for k in env.site if k != 'numpy') or 'none'}"
-              + "".join(f"\n  {k}: {v}" for k, v in {**env.missing, **env.manifest.get("probe_failed", {})}.items()))
-        return 0
-    results = check_run(Path(args.run_dir), accuracy=args.accuracy, env=env, runtimes=args.runtime)
-
-    print(arm_table(results, load_variants(Path(args.run_dir))))
-    return 0 if all(r.verdict in ("OK", "SKIPPED") for r in results) else 1
+def setup_text(env: ArmEnv) -> str:
+    """`odbench arm setup`: where the environment is, its runtimes, and what is missing and why."""
+    return (f"{env.path}\truntimes: {', '.join(k for k in env.site if k != 'numpy') or 'none'}"
+            + "".join(f"\n  {k}: {v}" for k, v in {**env.missing, **env.manifest.get("probe_failed", {})}.items()))
 
 
-def print_table(run_dir: Path) -> int:
-    results = [r for r in RunFolder(run_dir).all() if r.measured_on == MEASURED_ON]
-    print(arm_table(sorted(results, key=lambda r: (r.model, r.runtime, r.scenario, r.variant_id)), load_variants(run_dir)))
-    return 0
+def table_text(run_dir: Path, results: Sequence[Result] | None = None) -> str:
+    """`odbench arm table RUN`: the functional rows of a run folder (or ``results``) as Markdown."""
+    folder = RunFolder.open(run_dir)
+    if results is None:
+        results = sorted((r for r in folder.results() if r.measured_on == MEASURED_ON),
+                         key=lambda r: (r.model, r.runtime, r.scenario, r.variant_id))
+    return arm_table(results, folder.variants())
 
 
 def _metric_text(m: Mapping | None) -> str:
@@ -376,6 +350,3 @@ def arm_table(results: Sequence[Result], variants: Mapping | None = None) -> str
                     f"{r.measure_s:.1f} | {r.reason[:200]} |")
     return "\n".join(rows)
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -103,7 +103,7 @@ def test_skips_name_their_reason(arm_cell, tmp_path, monkeypatch):
     monkeypatch.setenv("ODBENCH_ARM_CACHE", str(tmp_path / "empty"))
     monkeypatch.delenv("ODBENCH_ARM_ENV", raising=False)
     none = arm.functional_cell(spec)
-    assert none.verdict == "SKIPPED" and "bench.arm setup" in none.reason
+    assert none.verdict == "SKIPPED" and "make arm-setup" in none.reason
 
 
 def test_a_dead_emulated_session_is_an_error_not_a_crash(arm_cell, tmp_path):
@@ -134,7 +134,7 @@ def test_the_environment_key_is_the_exact_versions():
 
 def test_find_env_says_how_to_make_one(tmp_path, monkeypatch):
     monkeypatch.delenv("ODBENCH_ARM_ENV", raising=False)
-    with pytest.raises(ArmEnvError, match="bench.arm setup"):
+    with pytest.raises(ArmEnvError, match="make arm-setup"):
         find_env(tmp_path)
 
 

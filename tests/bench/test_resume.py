@@ -31,7 +31,8 @@ def test_unreadable_cells_are_error_rows_and_resume_rebuilds_or_reruns_them(tmp_
     _truncate(folder.path_for(null))
     _truncate(folder.part_path(null, 1), 50)
     budgets = tmp_path / "budgets.yaml"
-    budgets.write_text(f"version: 1\nbudgets:\n  - name: tiny-size\n    model: {good.model}\n    runtime: onnxruntime\n    size_mb_max: 10\n")
+    budgets.write_text(f"version: 1\nbudgets:\n  - name: tiny-size\n    model: {good.model}\n"
+                       "    runtime: onnxruntime\n    size_mb_max: 10\n")
     capsys.readouterr()
 
     assert main(["table", str(out)]) == 0

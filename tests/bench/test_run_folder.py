@@ -1,12 +1,11 @@
 import json
+from pathlib import Path
 
 import pytest
 
-from odbench.core.records import RESULT_SCHEMA_VERSION, Feeds, ProcessSamples, Result, split_by_medians
 from odbench.bench.run_folder import RunFolder, RunFolderError, is_unreadable, odbench_build
+from odbench.core.records import RESULT_SCHEMA_VERSION, Feeds, ProcessSamples, Result, split_by_medians, to_json
 from tests.helpers import cell
-from odbench.core.records import to_json
-from pathlib import Path
 
 
 def _result(cell_id="a__b__host__query", **kw):

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from odbench.core.feeds import load_feeds, materialize_feeds
-from odbench.core.records import Feeds, Variant
 from odbench.compressors.build import compress_onnx_file
 from odbench.compressors.recipes import RECIPES
+from odbench.core.feeds import load_feeds, materialize_feeds
+from odbench.core.records import Feeds, Variant
 from odbench.models.onnx_file import user_variant
 from tests.compressors.conftest import make_tiny_transformer
 
@@ -38,6 +38,25 @@ def test_default_recipe_builds_every_variant_of_a_transformer_with_lineage(tmp_p
     assert [b.variant.path for b in rebuilt] == [b.variant.path for b in built]  # cached by content hash
 
 
+def test_without_an_eval_set_calibration_and_fidelity_use_different_feeds(tmp_path):
+    """A user's file without --eval: compressors calibrate and tune on one half of the feeds, fidelity is
+    measured on the other (no variant is scored on the inputs it was calibrated on)."""
+    import numpy as np
+
+    from odbench.compressors.fidelity import OnnxFidelityTask
+    from odbench.core.onnx_tools import ort_run_fn
+
+    path = make_tiny_transformer(tmp_path / "mine.onnx")
+    feeds = materialize_feeds(user_variant(path), Feeds(count=16), tmp_path / "feeds", log=lambda m: None)
+    task = OnnxFidelityTask(path, feeds)
+    calib = task.calibration_feeds(20)
+    for c in calib:
+        for e in task.eval_feeds:
+            assert not all(np.array_equal(c[k], e[k]) for k in c), "a calibration feed is also a fidelity feed"
+    assert task.tuned_on()["n"] == 8 and len(task.eval_feeds) == 8
+    assert 0.99 < task.tuning_metric(ort_run_fn(path)) <= 1 + 1e-6
+
+
 # ------------------------------------------------------------------ issue 20: a user file's tuning never sees its evaluation feeds
 
 
@@ -52,16 +71,6 @@ def _fingerprint(feed) -> str:
     return h.hexdigest()
 
 
-def _held_apart() -> bool:
-    from odbench.compressors.fidelity import OnnxFidelityTask
-
-    return "tuned_on" in vars(OnnxFidelityTask)
-
-
-import pytest  # noqa: E402
-
-
-@pytest.mark.skipif(not _held_apart(), reason="the user file's held-apart tuning feeds land with issue 21 (compressors/fidelity.py)")
 def test_int8_mixed_on_a_user_file_never_calibrates_or_tunes_on_its_evaluation_feeds(tiny_transformer, monkeypatch):
     """Spies on every feed the calibrator and the tuner's sessions receive while int8-mixed builds a variant
     of a user's file: none is one of the feeds its fidelity is evaluated on."""

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from odbench.models.base import auc_logloss
 from odbench.models import metrics as M
+from odbench.models.base import auc_logloss
 
 
 def test_paired_bootstrap_covers_the_true_delta():
@@ -156,3 +156,13 @@ def test_cluster_bootstrap_paired_delta_is_exact_zero_for_the_same_scores_and_pa
     r = M.cluster_mean(loss, users, loss * 0 + loss.mean())
     assert r["value"][1] <= r["value"][0] <= r["value"][2]
     assert r["delta"][0] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_accuracy_line_is_the_task_metric_with_intervals_and_fidelity():
+    from odbench.models.metrics import accuracy_line
+
+    acc = {"mrr": 0.3, "recall@10": 0.18, "recall@10_lo": 0.16, "recall@10_hi": 0.2, "delta_recall@10": -0.004,
+           "delta_recall@10_lo": -0.01, "delta_recall@10_hi": 0.002, "cosine": 0.98, "top10_overlap": 0.9}
+    line = accuracy_line(acc, "recall@10", "top10_overlap")
+    assert line == "recall@10 0.18 [0.16, 0.2] (Δ vs fp32 -0.0040 [-0.0100, +0.0020]), top10_overlap 0.9"
+    assert accuracy_line({}) == "no accuracy recorded"

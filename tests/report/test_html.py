@@ -8,19 +8,19 @@ import subprocess
 import numpy as np
 import pytest
 
-from odbench.verdicts import gate
-
-from odbench.report import html as report
-from odbench.verdicts.budgets import BudgetFile
 from odbench.core.records import ProcessSamples, Result, Variant
 from odbench.devices.catalog import get_profile
+from odbench.report import html as report
+from odbench.verdicts import gate
+from odbench.verdicts.budgets import BudgetFile
 
 
 def _result(variant, scenario, profile, on, scale, items):
     x = scale * (1 + 0.1 * np.random.default_rng(len(scenario)).random(300))
     return Result(cell_id=f"ctr.{variant}__onnxruntime__{profile}__{scenario}", model="ctr", variant_id=f"ctr/{variant}",
                   runtime="onnxruntime", profile=profile, measured_on=on, scenario=scenario, verdict="OK",
-                  processes=tuple(ProcessSamples(tuple(x[i::3])) for i in range(3)), n_samples=300, stats={"p50": float(np.median(x)), "p95": float(np.percentile(x, 95)), "mean": float(x.mean())},
+                  processes=tuple(ProcessSamples(tuple(x[i::3])) for i in range(3)), n_samples=300,
+                  stats={"p50": float(np.median(x)), "p95": float(np.percentile(x, 95)), "mean": float(x.mean())},
                   items_per_inference=items, throughput_items_s=items / (x.mean() / 1e3), gating=True)
 
 
@@ -28,7 +28,8 @@ def _result(variant, scenario, profile, on, scale, items):
 def run(tmp_path):
     variants = {
         "ctr/fp32": Variant(id="ctr/fp32", model="ctr", path="a", sha256="a", size_bytes=64 << 20, accuracy={"auc": 0.70}),
-        "ctr/int8": Variant(id="ctr/int8", model="ctr", path="b", sha256="b", size_bytes=16 << 20, accuracy={"auc": 0.69}, parent="ctr/fp32"),
+        "ctr/int8": Variant(id="ctr/int8", model="ctr", path="b", sha256="b", size_bytes=16 << 20, accuracy={"auc": 0.69},
+                            parent="ctr/fp32"),
         "ctr/slow": Variant(id="ctr/slow", model="ctr", path="c", sha256="c", size_bytes=70 << 20, accuracy={"auc": 0.68}),
     }
     results = [
@@ -40,8 +41,21 @@ def run(tmp_path):
     return tmp_path, results, variants
 
 
-def test_pareto_frontier():
-    assert report.pareto([(1, 0.5), (2, 0.7), (3, 0.6), (0.5, 0.4), (4, 0.9)]) == [(0.5, 0.4), (1, 0.5), (2, 0.7), (4, 0.9)]
+def test_a_point_is_dominated_only_beyond_the_intervals():
+    from odbench.report.decision import Point, dominated
+    from odbench.report.figures import Estimate as E
+
+    r = Result(cell_id="c", model="ctr", variant_id="ctr/x", runtime="onnxruntime", profile="host", measured_on="device",
+               scenario="rank-200", verdict="OK")
+    pts = [Point("M1", r, E(1.0, 1.0, 1.0), E(0.0, 0.0, 0.0), None, None),  # fp32: the reference, exact
+           Point("M1", r, E(2.0, 1.8, 2.2), E(0.0, -0.01, 0.01), None, None),  # faster beyond the intervals, same accuracy
+           Point("M1", r, E(1.9, 1.7, 2.1), E(-0.05, -0.06, -0.04), None, None),  # as fast as #2, worse beyond them
+           Point("M1", r, E(1.1, 0.8, 1.4), E(0.001, -0.01, 0.012), None, None),  # overlaps #2 on speed? no: 1.4 < 1.8
+           Point("M1", r, E(2.1, 1.5, 2.7), E(-0.001, -0.02, 0.02), None, None),  # overlaps #2 on both: indistinguishable
+           Point("M1", r, E(3.0), E(-0.5), None, None)]  # no interval: never judged
+    dom = dominated(pts)
+    assert dom == {0: 1, 2: 1, 3: 1}
+    assert 4 not in dom and 5 not in dom and 1 not in dom
 
 
 def test_report_has_every_plot_and_the_selection(run):
@@ -50,37 +64,66 @@ def test_report_has_every_plot_and_the_selection(run):
     verdicts = gate.evaluate(results, variants, budgets)
     html_path, md_path = report.render(tmp_path, results, variants, {"cpu_model": "test"}, verdicts, {})
     html = html_path.read_text()
-    for kind in ("pareto", "distributions", "throughput", "size"):
+    for kind in ("accuracy-speed", "runtimes", "distributions", "throughput", "size"):
         assert f"id='ctr-{kind}'" in html and (tmp_path / "report" / "plots" / f"ctr-{kind}.png").stat().st_size > 5000
-    assert html.count("data:image/png;base64,") == 5  # and p50 per variant, runtime and machine:profile
+    assert html.count("data:image/png;base64,") == 5  # no fidelity metric recorded: no fidelity plot
     assert "Emulated on their machine" in html and "rpi5" in html
-    assert "Best: M1 host (device) + ctr/int8 on onnxruntime" in html  # only int8 on the host meets p95 <= 0.5 ms at rank-200
-    assert "![Latency vs accuracy" in md_path.read_text()
+    md = md_path.read_text()
+    assert md.index("## Decision") < md.index("## Machines")  # the answer first
+    assert "**ctr: int8 on onnxruntime, M1:host**" in md  # only int8 on the host meets p95 <= 0.5 ms at rank-200
+    assert "![auc change vs speedup" in md
+    assert "| price" not in md and "power W" not in md and "ranked by worst p95" in md  # no datasheet: no empty columns
 
 
-def test_report_renders_in_headless_chromium(run):
+PROBE = ("<script>window.addEventListener('load',()=>{const w=innerWidth;document.body.dataset.sw=document.documentElement.scrollWidth;"
+         "document.body.dataset.wide=[...document.querySelectorAll('section')].filter(s=>s.scrollWidth>s.clientWidth+1||"
+         "s.getBoundingClientRect().right>w).map(s=>s.id).join(',')||'none'})</script></body>")
+
+
+def chromium_or_skip() -> str:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if not chromium:
         if os.environ.get("CI"):
             pytest.fail("chromium is required in CI (scripts/ensure-chromium installs it)")
         pytest.skip("chromium is not installed (apt-get install chromium)")
+    return chromium
+
+
+def chromium_base(chromium: str, tmp_path) -> list[str]:
+    return [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--hide-scrollbars",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}"]
+
+
+def assert_fits_a_laptop_screen(html_path, tmp_path, width: int = 1366) -> None:
+    """Loaded in headless Chromium at ``width`` px: neither the page nor any <section> scrolls sideways."""
+    import re
+
+    probe = tmp_path / "probe.html"
+    probe.write_text(html_path.read_text().replace("</body>", PROBE))
+    dom = subprocess.run(chromium_base(chromium_or_skip(), tmp_path) + [f"--window-size={width},900", "--virtual-time-budget=5000",
+                                                                         "--dump-dom", probe.as_uri()],
+                         check=True, capture_output=True, text=True, timeout=120).stdout
+    assert int(re.search(r'data-sw="(\d+)"', dom).group(1)) <= width  # no sideways scrolling
+    assert re.search(r'data-wide="([^"]*)"', dom).group(1) == "none"  # and no section wider than the page
+
+
+def test_report_renders_in_headless_chromium_and_every_section_fits_a_laptop_screen(run):
+    chromium = chromium_or_skip()
     tmp_path, results, variants = run
     host = [r for r in results if r.profile == "host"]
     folders = [write_run(tmp_path / "run-avx512", AVX512, [_with_ci(r, 1.0) for r in host], variants),
                write_run(tmp_path / "run-avx2", AVX2, [_with_ci(r, 3.0) for r in results], variants)]
-    html_path, _ = report.render_folders(folders, BudgetFile.model_validate({"budgets": [{"scenario": "rank-200", "latency_ms": {"p95": 1.0}}]}))
+    budgets = BudgetFile.model_validate({"budgets": [{"scenario": "rank-200", "latency_ms": {"p95": 1.0}}]})
+    html_path, _ = report.render_folders(folders, budgets)
     assert "AVX2, 2 cores" in html_path.read_text() and "AVX-512 VNNI, 2 cores" in html_path.read_text()
+    assert_fits_a_laptop_screen(html_path, tmp_path)
     shot = tmp_path / "screenshot.png"
-    subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,2400", f"--screenshot={shot}", html_path.as_uri()],
-        check=True, capture_output=True, timeout=120,
-    )
+    subprocess.run(chromium_base(chromium, tmp_path) + ["--window-size=1366,2400", f"--screenshot={shot}", html_path.as_uri()],
+                   check=True, capture_output=True, timeout=120)
     from PIL import Image
 
     img = np.asarray(Image.open(shot).convert("L"), dtype=float)
-    assert img.shape == (2400, 1200)
+    assert img.shape == (2400, 1366)
     assert img.std() > 10  # plots drawn, not a blank page
     assert (img < 100).mean() > 0.002  # dark ink: axes, text and markers
 
@@ -102,7 +145,8 @@ def test_runtimes_are_compared_and_a_wrong_fast_cell_is_left_out(run):
     assert failed not in html.split("Left out")[0]  # never the pick, however fast
 
 
-AVX512 = {"hostname": "a", "cpu_model": "AMD EPYC", "arch": "x86_64", "isa": ["sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni"],
+AVX512 = {"hostname": "a", "cpu_model": "AMD EPYC", "arch": "x86_64",
+          "isa": ["sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni"],
           "physical_cores": 2, "memory_mb": 24105}
 AVX2 = {**AVX512, "hostname": "b", "isa": ["sse4_2", "avx", "avx2", "fma", "f16c"]}
 
@@ -110,8 +154,8 @@ AVX2 = {**AVX512, "hostname": "b", "isa": ["sse4_2", "avx", "avx2", "fma", "f16c
 def write_run(path, machine, results, variants):
     import json
 
-    from odbench.core.records import to_json
     from odbench.bench.run_folder import RunFolder
+    from odbench.core.records import to_json
 
     store = RunFolder(path)
     for r in results:
@@ -157,8 +201,8 @@ def test_a_report_over_two_machines_names_both_and_never_pools_their_samples(run
     assert f"| M2 | host (device) | rank-200 | int8 | onnxruntime | {10 * np.median(int8_200.samples_ms):.3f} [" in md
     assert "yes: int8 x" in md and fp32_200.stats["p50"] > int8_200.stats["p50"]
     # only the fast machine meets p95 <= 1 ms (M2's int8 p95 is ~1.6 ms): M2 never appears in the selection table
-    selection = md.split("### Which machine")[1].split("### Where the machines")[0]
-    assert "Best: M1 host (device) + ctr/int8 on onnxruntime" in selection and "| M2 |" not in selection
+    selection = md.split("### Candidates meeting all budgets")[1].split("###")[0]
+    assert "**ctr: int8 on onnxruntime, M1:host**" in md and "| M2 |" not in selection
 
 
 def test_rows_emulated_beyond_their_machine_are_never_selected(run):
@@ -174,8 +218,9 @@ def test_rows_emulated_beyond_their_machine_are_never_selected(run):
     groups = by_machine(load_runs([folder]))
     budgets = BudgetFile.model_validate({"budgets": [{"scenario": "rank-200", "latency_ms": {"p95": 100.0}}]})
     md = report.render_runs(groups, tmp_path / "out", report.evaluate_groups(groups, budgets), {"big-server": server})[1].read_text()
-    assert "No machine, device profile and variant meets all" in md
-    assert "Never used: emulated beyond the machine that ran it" in md and "machine that lacks avx512f, avx512bw, avx512vl, avx512_vnni" in md
+    assert "No machine, device profile, variant and runtime meets all" in md
+    assert "Never used: emulated beyond the machine that ran it" in md
+    assert "machine that lacks avx512f, avx512bw, avx512vl, avx512_vnni" in md
 
 
 
@@ -196,5 +241,20 @@ def test_untimed_functional_rows_are_shown_beside_timings_and_never_selected(run
     md = report.render_runs(groups, tmp_path / "out", report.evaluate_groups(groups, budgets))[1].read_text()
     table = md.split("### Functional checks (outputs checked, no timing)")[1]
     assert "| M1 | rpi5 | functional-emulation | int8 | onnxruntime | rank-200 | FAIL | outputs do not match on aarch64 |" in table
-    selection = md.split("### Which machine")[1].split("###")[0]
-    assert "| M1 | host (device) |" in selection and "rpi5" not in selection
+    selection = md.split("### Candidates meeting all budgets")[1].split("###")[0]
+    assert "| M1 | host (device) |" in selection and "rpi5" not in selection and "rpi5" not in md.split("## Machines")[0]
+
+
+def test_parity_failures_are_one_table_row_each_with_the_value_furthest_below_its_floor(run):
+    import dataclasses
+
+    tmp_path, results, variants = run
+    host = [r for r in results if r.profile == "host" and r.scenario == "rank-200"]
+    par = {"kind": "ranking", "fp32": {"top10_overlap": 0.45, "spearman": 0.79}, "runtime": {"top10_overlap": 0.3, "spearman": 0.99}}
+    bad = [dataclasses.replace(r, cell_id=r.cell_id.replace("onnxruntime", "openvino"), runtime="openvino", verdict="FAIL",
+                               parity=par, reason="outputs do not match") for r in host]
+    md = report.render(tmp_path, host + bad, variants, {"cpu_model": "test"})[1].read_text()
+    table = md.split("### Left out: wrong outputs (parity FAIL)")[1].split("###")[0]
+    assert "| variant | runtime | machine | metric | value | floor |" in table
+    assert "| int8 | openvino | M1 host | top10_overlap vs same variant on ORT (+2 more below) | 0.3000 | 0.8 |" in table
+    assert table.count("| openvino |") == len(bad)  # one row per failing cell

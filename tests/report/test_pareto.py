@@ -76,9 +76,8 @@ def test_front_and_chosen_point_per_runtime(tmp_path):
     assert f"{MODEL}/distill" not in PT.front(ov)  # failed parity: no speed, no place on the front
 
 
-def test_the_table_has_speedups_with_intervals_and_marks(tmp_path, capsys):
-    assert PT.main([str(make_run(tmp_path))]) == 0
-    text = capsys.readouterr().out
+def test_the_table_has_speedups_with_intervals_and_marks(tmp_path):
+    text = PT.pareto_markdown(make_run(tmp_path))
     assert "host-1t (1 thr)" in text and "host (2 thr)" in text
     r = rows(text)
     assert len(r) == 2 * len(VARIANTS)
@@ -97,13 +96,12 @@ def test_the_table_has_speedups_with_intervals_and_marks(tmp_path, capsys):
     assert "warning" not in text
 
 
-def test_runtime_accuracy_records_win_over_the_build_time_figure(tmp_path, capsys):
+def test_runtime_accuracy_records_win_over_the_build_time_figure(tmp_path):
     run = make_run(tmp_path)
     record = RuntimeAccuracy(f"{MODEL}/int8-mixed", "sha", "openvino", "2026.4.0", "avx2", "",
                              {"cosine": 0.9, "top10_overlap": 0.5, "recall@10": 0.4})
     (run / ACCURACY_FILE).write_text(json.dumps({"version": ACCURACY_FILE_VERSION, "records": [record.to_dict()]}))
-    PT.main([str(run)])
-    r = rows(capsys.readouterr().out)
+    r = rows(PT.pareto_markdown(run))
     assert r[("int8-mixed", "openvino")][7] == "0.500" and r[("int8-mixed", "openvino")][9] == "runtime"
     assert r[("int8-mixed", "onnxruntime")][7] == "0.958" and r[("int8-mixed", "onnxruntime")][9] == "onnxruntime (build)"
     ov = r[("int8-mixed", "openvino")]
@@ -119,12 +117,15 @@ def test_a_variant_without_a_tuning_record_is_never_chosen(tmp_path):
     assert PT.chosen(bare, PT.front(bare)) == f"{MODEL}/fp32"  # only the reference is known to meet the goal
 
 
-def test_a_cell_that_ran_the_wrong_thread_count_is_flagged(tmp_path, capsys):
-    PT.main([str(make_run(tmp_path, threads_2t=4))])
-    text = capsys.readouterr().out
+def test_a_cell_that_ran_the_wrong_thread_count_is_flagged(tmp_path):
+    text = PT.pareto_markdown(make_run(tmp_path, threads_2t=4))
     assert "host (4 thr)" in text and "warning:" in text and "ran 4 threads, not 2" in text
 
 
-def test_not_a_run_folder_is_a_one_line_error(tmp_path, capsys):
-    assert PT.main([str(tmp_path / "missing")]) == 2
+def test_not_a_run_folder_or_no_such_cells_is_a_one_line_error(tmp_path, capsys):
+    from odbench.cli import main
+
+    assert main(["pareto", str(tmp_path / "missing")]) == 2
     assert "not a run folder" in capsys.readouterr().err
+    assert main(["pareto", str(make_run(tmp_path)), "--model", "nope"]) == 2
+    assert capsys.readouterr().err.strip().endswith("holds no 'query' cells of nope with a variant in variants.json")

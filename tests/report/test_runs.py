@@ -14,7 +14,8 @@ VARIANTS = {"m/fp32": Variant(id="m/fp32", model="m", path="a", sha256="a", size
 
 def _result(cell: str, p50: float, **kw) -> Result:
     return Result(cell_id=cell, model="m", variant_id="m/fp32", runtime="onnxruntime", profile="host", measured_on="device",
-                  scenario="s", verdict="OK", processes=tuple(ProcessSamples((p50,) * 5) for _ in range(2)), n_samples=10, stats={"p50": p50, "p95": p50}, **kw)
+                  scenario="s", verdict="OK", processes=tuple(ProcessSamples((p50,) * 5) for _ in range(2)), n_samples=10,
+                  stats={"p50": p50, "p95": p50}, **kw)
 
 
 def test_folders_from_two_machines_stay_apart_and_folders_from_one_merge(tmp_path):
@@ -75,7 +76,8 @@ def test_each_machines_cells_are_judged_on_its_own_data(tmp_path):
 
     def timed(p50):
         x = p50 * (1 + 0.05 * np.random.default_rng(0).random(300))
-        return _result("c1", float(np.median(x))).replace(processes=tuple(ProcessSamples(tuple(x[i::5])) for i in range(5)), n_samples=300, gating=True,
+        return _result("c1", float(np.median(x))).replace(processes=tuple(ProcessSamples(tuple(x[i::5])) for i in range(5)),
+                                                          n_samples=300, gating=True,
                                                           stats={"p50": float(np.median(x)), "p95": float(np.percentile(x, 95))})
 
     fast = write_run(tmp_path / "fast", AVX512, [timed(1.0)], VARIANTS)
