@@ -100,6 +100,7 @@ def test_dynamic_int8_on_the_fused_graph_gives_qattention(parent):
                                         tmp / "out", torch_task=torch_task)
     ops = [n.op_type for n in onnx.load(only_attn.path).graph.node]
     assert ops.count("QAttention") == 2 and "MatMulInteger" not in ops and "DynamicQuantizeMatMul" not in ops
+    assert only_attn.id != v.id and only_attn.id.endswith("-matmul-fp32")  # its own name in every table
 
 
 def test_a_module_without_a_transformer_is_refused(parent, tmp_path):
