@@ -10,7 +10,6 @@ from the task, never from the compressor.
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import hashlib
 import json
 import shutil
@@ -19,11 +18,8 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
+from odbench.core.onnx_tools import gzip_size, ort_run_fn, quantized_ops, quantized_summary, weight_stats
 from odbench.core.records import Variant, sha256_file
-from odbench.core.onnx_tools import gzip_size
-from odbench.core.onnx_tools import weight_stats
-from odbench.core.onnx_tools import ort_run_fn
-from odbench.core.onnx_tools import quantized_ops, quantized_summary
 
 RunFn = Callable[[Mapping[str, np.ndarray]], Sequence[np.ndarray]]
 

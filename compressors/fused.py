@@ -86,7 +86,8 @@ class FusedEncoder:
             target = resolve_target(config.target_isa)
             config = replace(config, target_isa=target, weight_bits=config.weight_bits or weight_bits_for(target))
         suffix = ("fused" + (f"-int8dyn-s{config.weight_bits}" if config.quantize else "")
-                  + "".join(f"-{t.lower()}-fp32" for t in config.fp32_op_types) + (f"-fp32x{len(config.fp32_ops)}" if config.fp32_ops else ""))
+                  + "".join(f"-{t.lower()}-fp32" for t in config.fp32_op_types)
+                  + (f"-fp32x{len(config.fp32_ops)}" if config.fp32_ops else ""))
         name, out_dir, hit = output(variant, suffix, self.name, config, CODE_VERSION, out_dir)
         if hit is not None:
             return hit

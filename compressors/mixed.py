@@ -35,7 +35,6 @@ from pathlib import Path
 
 import numpy as np
 
-from odbench.core.records import Variant
 from odbench.compressors.base import CompressionError, Task, finalize, fresh_dir, output, refuse_if_quantized
 from odbench.compressors.int8_graph import (
     WeightFormat,
@@ -45,6 +44,7 @@ from odbench.compressors.int8_graph import (
     smooth,
 )
 from odbench.compressors.isa import resolve_target, weight_bits_for
+from odbench.core.records import Variant
 
 CODE_VERSION = 3  # 2: records trials and the budget; 3: separate rank/check feeds, max_fp32 from tuning data, budget bounds the scan
 
@@ -131,7 +131,8 @@ class MixedInt8:
         if not targets:
             raise CompressionError("no MatMul with a constant 2-D float weight to quantize")
         fmt = WeightFormat(bits=bits, per_channel=config.per_channel, symmetric=config.symmetric)
-        calib, scan, check = split_samples(task.calibration_feeds(config.calib_samples + config.scan_samples + config.check_samples), config)
+        n_samples = config.calib_samples + config.scan_samples + config.check_samples
+        calib, scan, check = split_samples(task.calibration_feeds(n_samples), config)
         if config.smooth_alpha is not None:
             act = activation_absmax(model, sorted({t.x for t in targets}), calib)
             targets = smooth(model, targets, act, config.smooth_alpha)

@@ -1,7 +1,8 @@
 """The encoder's int8 Pareto front on ONNX Runtime: for each weight format (with or without
 SmoothQuant), one sensitivity scan, then the model with the k most sensitive MatMuls kept fp32
 for each k asked; fidelity on the tuning split (what selection may read: cosine and top-10 overlap,
-models/encoder.py ``tuning_accuracy``) and, reported only, on the evaluation split; speed as p50 at batch 1 over the real query feeds, 1 and 2 threads, the variants
+models/encoder.py ``tuning_accuracy``) and, reported only, on the evaluation split; speed as p50 at
+batch 1 over the real query feeds, 1 and 2 threads, the variants
 interleaved round by round so that load drifts hit them alike.
 
     odbench int8-front --k 0 6 12 --rounds 5            # build, evaluate, time
@@ -20,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-from odbench.core.feeds import load_feeds
 from odbench.compressors.int8_graph import (
     WeightFormat,
     activation_absmax,
@@ -29,6 +29,7 @@ from odbench.compressors.int8_graph import (
     smooth,
 )
 from odbench.compressors.mixed import _session, output_cosine, sensitivity_scan
+from odbench.core.feeds import load_feeds
 from odbench.models.base import ZooTask, cache_dir
 from odbench.models.encoder import EncoderModel
 
@@ -145,7 +146,8 @@ def time_front(out: Path, runtimes, rounds: int) -> str:
     lines = [f"| variant |{head} scan cosine (tuning) | tuning cosine / top-10 | evaluation cosine | evaluation top-10 overlap |",
              "|---|" + "---|" * (2 * len(runtimes) + 4)]
     for label, f in front.items():
-        cells = "".join(f" {p50[(rt, t)][label]:.2f} ({p50[(rt, t)]['fp32'] / p50[(rt, t)][label]:.2f}x) |" for rt in runtimes for t in (1, 2))
+        cells = "".join(f" {p50[(rt, t)][label]:.2f} ({p50[(rt, t)]['fp32'] / p50[(rt, t)][label]:.2f}x) |"
+                        for rt in runtimes for t in (1, 2))
         task = f"{f['cosine']:.4f} | {f['top10_overlap']:.3f}" if "cosine" in f else "- | -"
         tune = f"{f['tuning_cosine']:.4f} / {f['tuning_top10_overlap']:.3f}" if "tuning_cosine" in f else "-"
         lines.append(f"| {label} |{cells} {f['scan_cosine']:.4f} | {tune} | {task} |")

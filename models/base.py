@@ -7,13 +7,12 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
+from odbench.core.onnx_tools import RunFn, gzip_size, weight_stats
 from odbench.core.records import Variant, sha256_file
-from odbench.core.onnx_tools import RunFn
-from odbench.core.onnx_tools import gzip_size, weight_stats
 from odbench.models import get_model
 from odbench.models.metrics import check_finite
 

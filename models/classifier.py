@@ -26,12 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from odbench.core.feeds import save_feeds
+from odbench.core.onnx_tools import ort_run_fn
 from odbench.core.records import Variant
 from odbench.models import metrics as M
 from odbench.models.base import FeedSet, config_hash, make_variant, split_record, write_torch_sidecar
-from odbench.core.onnx_tools import ort_run_fn
-from odbench.models.encoder import build_module, encode_batch, tokenizer
 from odbench.models.data import clothing_reviews
+from odbench.models.encoder import build_module, encode_batch, tokenizer
 
 CODE_VERSION = 2
 FP32_PREDS = "fp32_test_preds.npy"

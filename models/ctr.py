@@ -31,12 +31,11 @@ from pathlib import Path
 import numpy as np
 
 from odbench.core.feeds import save_feeds
-from odbench.core.records import Variant
+from odbench.core.onnx_tools import ort_run_fn
+from odbench.core.records import TorchTask, Variant
 from odbench.models import metrics as M
 from odbench.models.base import FeedSet, auc_logloss, config_hash, make_variant, split_record, write_torch_sidecar
-from odbench.core.onnx_tools import ort_run_fn
 from odbench.models.data import movielens_100k
-from odbench.core.records import TorchTask
 
 CODE_VERSION = 4  # 4: refit on fit+validation for the validation-chosen epochs
 FP32_SCORES = "fp32_test_scores.npy"
@@ -94,7 +93,8 @@ class CtrData:
         year = pd.to_datetime(items["release_date"], format="%d-%b-%Y", errors="coerce").dt.year
         year = year.fillna(year.median())
         it = items.assign(year=(year - 1990.0) / 10.0).set_index("movie_id")
-        self.item_dense = {mid: np.concatenate([row[self.genres].to_numpy(np.float32), [np.float32(row.year)]]) for mid, row in it.iterrows()}
+        self.item_dense = {mid: np.concatenate([row[self.genres].to_numpy(np.float32), [np.float32(row.year)]])
+                           for mid, row in it.iterrows()}
         # Popularity from the training period only: no peeking at the test period.
         self.item_pop = np.log1p(train["movie_id"].value_counts()).div(5.0).to_dict()
         self.user_pop = np.log1p(train["user_id"].value_counts()).div(5.0).to_dict()
@@ -266,7 +266,8 @@ def ranker_metrics(users: np.ndarray, labels: np.ndarray, probs: np.ndarray, ref
     Every interval resamples users (AUC and logloss: cluster bootstrap; nDCG is already one value per user)."""
     out = M.with_intervals("auc", M.cluster_auc(labels, probs, users, ref))
     loss = M.logloss_per_example(labels, probs)
-    out.update(M.with_intervals("logloss", M.cluster_mean(loss, users, None if ref is None else M.logloss_per_example(labels, ref), seed=1)))
+    ref_loss = None if ref is None else M.logloss_per_example(labels, ref)
+    out.update(M.with_intervals("logloss", M.cluster_mean(loss, users, ref_loss, seed=1)))
     ndcg, _ = M.ndcg_per_group(users, labels, probs)
     ndcg_ref = None if ref is None else M.ndcg_per_group(users, labels, ref)[0]
     out.update(M.with_intervals("ndcg@10", M.bootstrap_mean(ndcg, ndcg_ref, seed=2)))

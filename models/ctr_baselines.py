@@ -16,8 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from odbench.models import metrics as M
-from odbench.models.ctr import CtrConfig, CtrData
-from odbench.models.ctr import FP32_SCORES, CtrModel
+from odbench.models.ctr import FP32_SCORES, CtrConfig, CtrData, CtrModel
 
 
 def popularity_scores(data: CtrData) -> np.ndarray:
@@ -78,7 +77,10 @@ def baselines_text(cache) -> str:
         line = (f"{name:20s} AUC {acc['auc']:.4f} [{acc['auc_lo']:.4f}, {acc['auc_hi']:.4f}]  "
                 f"nDCG@10 {acc['ndcg@10']:.4f} [{acc['ndcg@10_lo']:.4f}, {acc['ndcg@10_hi']:.4f}]")
         if "ranker_minus_auc" in acc:
-            line += (f"  ranker - this: AUC {acc['ranker_minus_auc']:+.4f} [{acc['ranker_minus_auc_lo']:+.4f}, {acc['ranker_minus_auc_hi']:+.4f}]"
-                     f", nDCG@10 {acc['ranker_minus_ndcg@10']:+.4f} [{acc['ranker_minus_ndcg@10_lo']:+.4f}, {acc['ranker_minus_ndcg@10_hi']:+.4f}]")
+            d = {k: acc[f"ranker_minus_{k}"] for k in ("auc", "ndcg@10")}
+            lo = {k: acc[f"ranker_minus_{k}_lo"] for k in d}
+            hi = {k: acc[f"ranker_minus_{k}_hi"] for k in d}
+            names = {"auc": "AUC", "ndcg@10": "nDCG@10"}
+            line += "  ranker - this: " + ", ".join(f"{names[k]} {d[k]:+.4f} [{lo[k]:+.4f}, {hi[k]:+.4f}]" for k in d)
         lines.append(line)
     return "\n".join(lines)

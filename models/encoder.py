@@ -37,12 +37,11 @@ from pathlib import Path
 import numpy as np
 
 from odbench.core.feeds import save_feeds
-from odbench.core.records import Variant
+from odbench.core.onnx_tools import ort_run_fn
+from odbench.core.records import TorchTask, Variant
 from odbench.models import metrics as M
 from odbench.models.base import FeedSet, config_hash, make_variant, split_record, write_torch_sidecar
-from odbench.core.onnx_tools import ort_run_fn
 from odbench.models.data import clothing_reviews
-from odbench.core.records import TorchTask
 from odbench.models.encoder_train import EncoderObjective, make_batches, make_loss
 
 CODE_VERSION = 4  # 4: corpus embedded at batch 1; calibration titles apart from the tuning metric's

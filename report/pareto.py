@@ -32,10 +32,10 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from odbench.core.records import Result, Variant, Verdict
-from odbench.verdicts.accuracy import load_run_accuracy
 from odbench.bench.run_folder import RunFolder
+from odbench.core.records import Result, Variant, Verdict
 from odbench.report.tables import speedup
+from odbench.verdicts.accuracy import load_run_accuracy
 
 GOAL_TOP10, GOAL_COSINE = 0.95, 0.995  # the fidelity goal of issue 11
 HARNESS_ONLY = ("null",)  # the harness-overhead cell's runtime: not a variant's speed

@@ -8,8 +8,8 @@ import pytest
 from odbench.compressors.base import cache_key
 from odbench.compressors.int8_graph import WeightFormat, quantizable_matmuls, quantize_nodes, quantize_weight
 from odbench.compressors.isa import int8_isa, isa_mismatch_warning
-from odbench.compressors.prune import MagnitudePruneConfig
 from odbench.compressors.mixed import MixedInt8, MixedInt8Config, _session, output_cosine, sensitivity_scan
+from odbench.compressors.prune import MagnitudePruneConfig
 from odbench.core.onnx_tools import ort_run_fn
 from tests.compressors.conftest import CORRUPT_NODE
 

@@ -6,8 +6,8 @@ import onnx
 import pytest
 
 from odbench.core.feeds import load_feeds
-from odbench.models.base import ZooTask, split_record
 from odbench.core.onnx_tools import ort_run_fn
+from odbench.models.base import ZooTask, split_record
 from odbench.models.classifier import ClassifierConfig, ClassifierModel
 
 

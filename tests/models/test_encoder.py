@@ -80,7 +80,6 @@ def test_tuning_split_is_disjoint_from_evaluation(built):
 def test_torch_task_trains_like_a_transformer_distillation(built, monkeypatch):
     """torch_task opts in to frozen embeddings, no dropout and AdamW warmup/decay; its batches are
     tuning-split text at the evaluation's max_len (not 64) with the teacher's targets as labels."""
-    import torch
 
     model, _, cache = built
     task = model.torch_task(cache)

@@ -6,10 +6,10 @@ import json
 
 import numpy as np
 
-from odbench.verdicts.accuracy import ACCURACY_FILE, ACCURACY_FILE_VERSION, RuntimeAccuracy
-from odbench.report import pareto as PT
 from odbench.bench.run_folder import RunFolder
 from odbench.core.records import ProcessSamples, Result, Variant, Verdict, to_json
+from odbench.report import pareto as PT
+from odbench.verdicts.accuracy import ACCURACY_FILE, ACCURACY_FILE_VERSION, RuntimeAccuracy
 
 MODEL = "minilm-l6-query"
 # name: (parent, p50 ms at 1 thread, cosine, top-10 overlap (evaluation), tuning cosine, tuning top-10 overlap)
