@@ -36,6 +36,8 @@ from odbench.bench import provenance
 from odbench.bench.executors import Executor
 from odbench.bench.matrix import Workload
 from odbench.bench.matrix import plan as plan_matrix
+from odbench.bench.paired_plan import PAIRED_PROCESSES, plan_groups, run_groups
+from odbench.bench.paired_run import paired_dir
 from odbench.bench.parity import prepare
 from odbench.bench.resume import recover
 from odbench.bench.run_folder import ACCURACY_FILE, RunFolder
@@ -99,6 +101,8 @@ class RunPlan:
     onnx_recipe: str | None = None  # a recipe for the --onnx files too (given explicitly)
     accuracy: bool = True  # evaluate each timed (variant, runtime) on its own outputs after the matrix
     eval_tasks: tuple = ()  # (onnx path, models.user_task.UserTask) per --onnx file given with --eval (api/your_data.py)
+    paired_processes: int = 0  # comparison processes per group behind the speedups (bench/paired_plan.py; < 2: off)
+    seed: int = 0  # of the comparison processes' interleaving and members' order
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,8 @@ def plan(models: Sequence[str] = (), onnx: Sequence[str | Path] = (), runtimes: 
          timeout: float | None = None, dims: Sequence[str] = (), int_range: str = "0:100", feeds: str | Path | None = None,
          recipe: str = "default", onnx_recipe: str | None = None, force: bool = False, overhead: bool = True,
          parity: bool = True, accuracy: bool = True, all_scenarios: bool = False, quiet: bool = False,
-         executor: str = "local", eval: str | Path | None = None) -> RunPlan:
+         executor: str = "local", eval: str | Path | None = None, paired_processes: int | None = None,
+         seed: int = 0) -> RunPlan:
     """A checked RunPlan from the words a user would type (`odbench run`'s flags); raises UsageError.
 
     ``models``: zoo model names (default: ctr-ml100k and minilm-l6-query unless ``onnx`` is given);
@@ -153,7 +158,8 @@ def plan(models: Sequence[str] = (), onnx: Sequence[str | Path] = (), runtimes: 
         timing=timing_for(preset, min_time, processes), preset=preset, timeout_s=timeout, dims=parse_dims(tuple(dims)),
         int_range=parse_int_range(int_range), feeds=existing_file(feeds, "feeds file"), out=Path(out), force=force,
         overhead=overhead, parity=parity, recipe=recipe, all_scenarios=all_scenarios, quiet=quiet, executor_name=executor,
-        onnx_recipe=onnx_recipe, accuracy=accuracy, eval_tasks=tasks)
+        onnx_recipe=onnx_recipe, accuracy=accuracy, eval_tasks=tasks, seed=seed,
+        paired_processes=PAIRED_PROCESSES.get(preset, 0) if paired_processes is None else paired_processes)
 
 
 def recipe_steps(model: str, recipe: str) -> tuple[Step, ...]:
@@ -314,6 +320,26 @@ def _write_run_files(req: RunPlan, built: Built, cells: list[CellSpec], folder: 
     if req.force:
         for c in cells:
             folder.path_for(c.cell_id).unlink(missing_ok=True)
+        for f in paired_dir(folder.root).glob("*") if paired_dir(folder.root).is_dir() else ():
+            f.unlink()
+
+
+def run_paired(req: RunPlan, cells: list[CellSpec], folder: RunFolder, log: Log) -> None:
+    """The comparison groups behind the relative figures (bench/paired_plan.py), after the isolated cells."""
+    if req.paired_processes < 2:
+        return
+    if req.executor_name != "local":  # the cells ran on other devices: their groups would have to run there too
+        log(f"[paired] not run with --executor {req.executor_name}: the speedups are the isolated ones")
+        return
+    specs = plan_groups(cells, {c.cell_id: folder.get(c.cell_id) for c in cells if folder.done(c.cell_id)}, req.seed)
+    if not specs:
+        return
+    t0 = time.perf_counter()
+    log(f"[paired] {len(specs)} comparison group(s) x {req.paired_processes} processes (the speedups; docs/paired.md)")
+    done = run_groups(specs, folder.root, req.paired_processes, req.seed, log=log if not req.quiet else (lambda _: None))
+    bad = [r for r in done if r.verdict != Verdict.OK]
+    log(f"[paired] {time.perf_counter() - t0:.0f}s" + (f"; {len(bad)} group(s) not measured: " + "; ".join(
+        f"{r.group_id}: {r.reason[:120]}" for r in bad) if bad else ""))
 
 
 def run(req: RunPlan, executor: Executor | str = "local", cache: str | Path | None = None, log: Log = stderr_log,
@@ -337,6 +363,7 @@ def run(req: RunPlan, executor: Executor | str = "local", cache: str | Path | No
     todo = [c for c in cells if not folder.done(c.cell_id)]
     with (watch(todo) if watch else nullcontext((None, None))) as (on_start, on_result):
         executor.run(cells, folder, on_start=on_start, on_result=on_result)
+    run_paired(req, cells, folder, log)
     run_s = time.perf_counter() - t0
     if req.accuracy:  # each timed (variant, runtime)'s own accuracy, cached, into RUN/accuracy.json (verdicts/accuracy.py)
         t1 = time.perf_counter()

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from odbench.api import comparison as paired_compare
 from odbench.api.options import UsageError, open_run, read_budgets
 from odbench.bench.run_folder import RunFolder, RunFolderError, is_unreadable
 from odbench.report import html as report_html
@@ -129,7 +130,6 @@ def report(run_dirs: str | Path | Sequence[str | Path], budgets: str | Path | Bu
         raise UsageError(str(exc)) from None
 
 
-def compare(run_a: str | Path, run_b: str | Path, **options) -> None:
-    """Paired comparison of two runs: not built on this branch (the paired-comparison branch adds it;
-    the integrator wires it here). Raises NotImplementedError rather than pretend."""
-    raise NotImplementedError("odbench.api.compare: the paired-comparison branch provides it; see docs/api.md")
+def compare(base: str | Path, cand: str | Path, **options):
+    """CAND against BASE (ONNX files or zoo variant ids) in paired processes: api/compare.py, docs/paired.md."""
+    return paired_compare.compare(str(base), str(cand), **options)

@@ -6,6 +6,7 @@
     odbench models    list the zoo models, their scenarios and built variants
     odbench devices   list device profiles, show one, or validate profile files
     odbench table     regenerate results tables from a run folder
+    odbench compare   BASE vs CAND in paired processes: effect [95% CI], SLOWER/FASTER/SAME/INCONCLUSIVE
     odbench gate      judge a run against a budgets file (and a baseline run): PASS/FAIL/INCONCLUSIVE/...
     odbench report    the hardware-selection report (HTML with plots + Markdown)
     odbench accuracy  task metric, fidelity and delta vs fp32 [95% CI] per variant and runtime
@@ -31,6 +32,7 @@ import click
 from odbench.cli.analysis import accuracy_cmd, baselines_cmd, design_cmd, int8_front_cmd, pareto_cmd
 from odbench.cli.arm import arm_cmd
 from odbench.cli.common import UsageError, parse_runtime, parse_runtimes, set_offline_env  # noqa: F401  (re-exported)
+from odbench.cli.compare import compare_cmd
 from odbench.cli.compress import build_cmd, compress_cmd
 from odbench.cli.listing import devices_cmd, models_cmd
 from odbench.cli.run import run_cmd
@@ -41,6 +43,7 @@ EXIT_USAGE = 2
 # One command a line, so that branches adding commands merge cleanly.
 COMMANDS = (
     run_cmd,
+    compare_cmd,
     build_cmd,
     compress_cmd,
     models_cmd,

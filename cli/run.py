@@ -75,6 +75,8 @@ def progress_watch(quiet: bool):
               help="compressed variants to build and benchmark for zoo models (none = fp32 only)")
 @click.option("--all-scenarios", is_flag=True, help="every scenario for every variant and runtime (default: fp32 on every "
               "scenario with the first runtime; the headline scenario otherwise)")
+@click.option("--paired-processes", type=click.IntRange(min=0), help="comparison processes per group behind the speedups "
+              "(paired design, docs/paired.md; default by preset: smoke 0, default 5, gate 10; 0 = off)")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="seed of the random order in which the processes of all cells are interleaved")
 @click.option("-q", "--quiet", is_flag=True, help="no progress bars and no table on stdout")
@@ -88,7 +90,8 @@ def run_cmd(ctx: click.Context, **opt) -> int:
         dims=opt["dim"], int_range=opt["int_range"], feeds=opt["feeds"], recipe=opt["recipe"],
         onnx_recipe=opt["recipe"] if explicit_recipe else None, force=opt["force"], overhead=not opt["no_overhead"],
         parity=not opt["no_parity"], accuracy=not opt["no_accuracy"], all_scenarios=opt["all_scenarios"],
-        quiet=opt["quiet"], executor=opt["executor"], eval=opt["eval_file"])
+        quiet=opt["quiet"], executor=opt["executor"], eval=opt["eval_file"], paired_processes=opt["paired_processes"],
+        seed=opt["seed"])
     executor = make_executor(opt["executor"], opt["scheduler"], opt["shared_root"], opt["seed"])
     outcome = api.run(req, executor, cache_path(ctx), log=log, watch=progress_watch(opt["quiet"]))
     if not opt["quiet"]:

@@ -12,6 +12,7 @@ from odbench.bench.run_folder import RunFolder
 from odbench.core.constants import REFERENCE_RUNTIME
 from odbench.core.records import HARNESS_RUNTIMES, NOT_MEASURED, Result, Variant, atomic_write_text, lineage_root
 from odbench.models.metrics import point_metrics
+from odbench.report import paired_figures
 from odbench.report.build_notes import build_notes
 from odbench.report.figures import Estimate, delta_estimate, stat_estimate, task_metric
 from odbench.report.table_text import (
@@ -37,7 +38,7 @@ COLUMNS = [
     "size_mb", "gzip_mb", "emb_mb", "dense_mb", "sparsity", "params",
     "accuracy", "acc_delta_vs_fp32", "task_metric", "task_delta_vs_fp32", "task_delta_lo", "task_delta_hi",
     "gating", "warnings", "reason",
-]
+] + paired_figures.EXTRA_COLUMNS  # the paired design's companions: the isolated speedup beside it, pairing cost
 # The Markdown table keeps the columns a user decides on (one table per model, profile and scenario);
 # the CSV has them all.
 MD_COLUMNS = ["variant", "runtime", "p50 ms [95% CI]", "speedup vs fp32 [95% CI]", "task Δ vs fp32 [95% CI]", "size MB", "verdict"]
@@ -333,7 +334,11 @@ def write_tables(run_dir: str | Path, paired: PairedLookup | None = None) -> tup
     by_key = {cell_key(r.variant_id, r): r for r in results}
     run_acc = load_run_accuracy(folder)
     metrics = {m: task_metric(m, [v.accuracy for v in variants.values() if v.model == m]) for m in {r.model for r in results}}
-    rows = [row(r, variants, by_key, run_acc, metrics.get(r.model), paired) for r in results]
+    index = paired_figures.load_index(run_dir)  # RUN/paired/: the comparison groups of bench/paired_plan.py
+    paired = paired if paired is not None else paired_figures.lookup(index)
+    rows = [{**row(r, variants, by_key, run_acc, metrics.get(r.model), paired),
+             **paired_figures.extra_columns(r, variants, index, speedup(base_cell(r, by_key, variants), r))}
+            for r in results]
     machine = folder.machine()
     md = [f"# Benchmark results: {run_dir.name}", ""]
     if machine:

@@ -35,6 +35,10 @@ class OrtOptions:
     # Pin the calling thread to the first CPU of the cell and each intra-op worker to its own
     # next CPU ("session.intra_op_thread_affinities"), so threads never share a core by chance.
     pin_threads: bool = False
+    # One intra-op pool for every session of the process (ONNX Runtime's global thread pools), set before
+    # the first session: what a comparison process (bench/paired_cell.py) uses so that its members share
+    # one pool instead of each keeping its own workers. The first session fixes the pool's size.
+    global_threads: bool = False
 
 
 def _spec(arg) -> TensorSpec:
@@ -47,6 +51,18 @@ def _isa_cap_info() -> dict[str, Any]:
         return {}
     return {"isa_cap": {"requested": cap, "enforced": False,
                         "detail": "ONNX Runtime's MLAS picks its kernels from CPUID and has no ISA ceiling: this host's full ISA is used"}}
+
+
+_GLOBAL_POOL: dict = {}
+
+
+def _global_pool(ort, threads: int, inter: int) -> None:
+    """Create the process's global pools once (before the first session); a second size is an error."""
+    if "sizes" not in _GLOBAL_POOL:
+        ort.capi._pybind_state.set_global_thread_pool_sizes(threads, inter)
+        _GLOBAL_POOL["sizes"] = (threads, inter)
+    elif _GLOBAL_POOL["sizes"] != (threads, inter):
+        raise ValueError(f"the global thread pool already has sizes {_GLOBAL_POOL['sizes']}, not {(threads, inter)}")
 
 
 class OrtSession(BoundSession):
@@ -80,6 +96,9 @@ class OrtSession(BoundSession):
             "intra_op_threads": so.intra_op_num_threads,
             "inter_op_threads": so.inter_op_num_threads,
             "graph_optimization": self._options.graph_optimization,
+            # read back from the session's own options, not from what was asked
+            "allow_spinning": so.get_session_config_entry("session.intra_op.allow_spinning") != "0",
+            "thread_pool": "per-session" if so.use_per_session_threads else f"global ({_GLOBAL_POOL.get('sizes')})",
             "pin_threads": self._options.pin_threads,
             "caller_cpus": sorted(os.sched_getaffinity(threading.get_native_id())),
             **_isa_cap_info(),
@@ -127,6 +146,9 @@ class OnnxRuntime:
                 f"{ort.__version__} (available: {ort.get_available_providers()})"
             )
         so = ort.SessionOptions()
+        if options.global_threads:
+            _global_pool(ort, threads, options.inter_op_threads)
+            so.use_per_session_threads = False
         so.graph_optimization_level = {
             "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
             "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,

@@ -1,0 +1,142 @@
+"""Release against release: ``odbench compare BASE CAND`` (stats/paired.py for the statistics).
+
+Two members on one runtime share each comparison process (the paired design, bench/paired_cell.py), looked at
+after 10, 20, 40 and 80 processes until decided. Members that cannot share a process (two runtimes; two
+runtime versions) are compared from separate processes instead (the isolated design: Welch's t on the log
+per-process medians), and the answer says so. ``isolated`` > 0 also runs that many isolated processes a side
+after the paired ones, for the validation of the paired ratio and the pairing cost (each member's paired
+median against its isolated median).
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from odbench.bench import paired_run
+from odbench.core.paired import PairedMember, PairedResult, PairedSpec
+from odbench.core.records import Feeds
+from odbench.stats import paired
+from odbench.stats.paired import Effect, Sequential
+
+
+class CompareError(ValueError):
+    """Bad input for a comparison (one line; the CLI exits 2)."""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    base: PairedMember
+    cand: PairedMember
+    effect: Effect | None  # None when the comparison could not measure (see ``error``)
+    isolated: Effect | None = None  # the isolated design's answer, when run (validation)
+    pairing_cost: dict[str, tuple[float, float]] = field(default_factory=dict)  # member -> (paired, isolated) median ms
+    paired_result: PairedResult | None = None
+    error: str = ""
+    wall_s: float = 0.0
+
+    def lines(self) -> list[str]:
+        out = [f"base: {self.base.key}", f"cand: {self.cand.key}"]
+        if self.effect is None:
+            return out + [f"ERROR: {self.error}"]
+        e = self.effect
+        out.append(f"effect (cand/base time): {e.text()}")
+        s, slo, shi = e.speedup
+        out.append(f"speedup (base/cand): {s:.3f} [{slo:.3f}, {shi:.3f}]; 95% CI half-width {e.half_width:.1%}; "
+                   f"per-process log-ratio sd {e.sd:.3f}; decided at look {e.look} of {e.looks}")
+        if e.processes_to_decide:
+            out.append(f"INCONCLUSIVE: about {e.processes_to_decide} paired processes would decide it at this spread")
+        if self.isolated is not None:
+            out.append(f"isolated design: {self.isolated.text()}")
+            agree = self.isolated.lo <= e.ratio <= self.isolated.hi or e.lo <= self.isolated.ratio <= e.hi
+            out.append(f"paired vs isolated: {'agree' if agree else 'DISAGREE'} (each estimate inside the other's 95% CI: "
+                       f"{e.lo <= self.isolated.ratio <= e.hi} / {self.isolated.lo <= e.ratio <= self.isolated.hi})")
+        for key, (pm, im) in self.pairing_cost.items():
+            out.append(f"pairing cost {key}: paired median {pm:.4f} ms vs isolated {im:.4f} ms ({(pm / im - 1) * 100:+.1f}%)")
+        out.append(f"wall time {self.wall_s:.0f} s")
+        return out
+
+
+def spec_for(base: PairedMember, cand: PairedMember, model: str, scenario: str, profile: dict, feeds: Feeds,
+             items: int, seed: int = 0, max_time_s: float = 2.0) -> PairedSpec:
+    if base.key == cand.key:
+        raise CompareError(f"BASE and CAND are the same member ({base.key}): copy the file to compare it with itself")
+    return PairedSpec(model=model, scenario=scenario, profile=profile, members=(base, cand), feeds=feeds,
+                      items_per_inference=items, seed=seed, max_time_s=max_time_s)
+
+
+def _geo_median(parts: list[tuple[float, ...]]) -> float:
+    return float(np.exp(np.mean([np.log(np.median(p)) for p in parts])))
+
+
+def run_isolated(spec: PairedSpec, processes: int, margin: float = paired.DEFAULT_MARGIN,
+                 log: Callable[[str], None] = print) -> tuple[Effect | None, dict, str]:
+    """``processes`` single-member processes a side, alternating base and cand; (effect, medians, error)."""
+    base, cand = spec.members
+    sides = {m.key: dataclasses.replace(spec, members=(m,)) for m in (base, cand)}
+    medians: dict[str, list[float]] = {base.key: [], cand.key: []}
+    for k in range(1, processes + 1):
+        for key in ((base.key, cand.key) if k % 2 else (cand.key, base.key)):
+            try:
+                part = paired_run.run_paired_process(sides[key], k)
+            except paired_run.ProcessFailed as exc:
+                return None, medians, str(exc)
+            medians[key].append(part.median(key))
+        log(f"[isolated] {k}/{processes} a side")
+    return paired.decide_isolated(medians[base.key], medians[cand.key], margin), medians, ""
+
+
+def compare(spec: PairedSpec, design: Sequential = Sequential(), isolated: int = 0,
+            log: Callable[[str], None] = print) -> Comparison:
+    """The paired design when both members can share a process, else the isolated one; see the module doc."""
+    t0 = time.perf_counter()
+    base, cand = spec.members
+    if base.runtime != cand.runtime:  # two runtimes in one process interfere (docs/paired.md): isolated
+        n = isolated or design.schedule[-1] // 2
+        effect, _, error = run_isolated(spec, n, design.margin, log)
+        return Comparison(base, cand, effect, error=error, wall_s=time.perf_counter() - t0)
+
+    def progress(p) -> None:
+        log(f"[paired] process {p.index}: {p.rounds} rounds, ratio {p.median(cand.key) / p.median(base.key):.4f}")
+
+    effect, result = paired_run.compare(spec, base.key, cand.key, design, on_process=progress)
+    if effect is None:
+        return Comparison(base, cand, None, paired_result=result, error=f"{result.verdict}: {result.reason}",
+                          wall_s=time.perf_counter() - t0)
+    iso, cost = None, {}
+    if isolated:
+        iso, medians, _ = run_isolated(spec, isolated, design.margin, log)
+        if iso is not None:
+            cost = {m.key: (_geo_median(result.samples(m.key)), float(np.exp(np.mean(np.log(medians[m.key])))))
+                    for m in spec.members}
+    return Comparison(base, cand, effect, iso, cost, result, wall_s=time.perf_counter() - t0)
+
+
+def exit_code(c: Comparison) -> int:
+    """0 SAME or FASTER, 1 SLOWER, 3 INCONCLUSIVE, 4 the comparison could not measure."""
+    if c.effect is None:
+        return 4
+    return {paired.PairedVerdict.SLOWER: 1, paired.PairedVerdict.INCONCLUSIVE: 3}.get(c.effect.verdict, 0)
+
+
+def save(run_dir: Path, c: Comparison) -> Path | None:
+    return paired_run.save(run_dir, c.paired_result) if c.paired_result is not None else None
+
+
+
+def to_dict(c: Comparison) -> dict:
+    """What `odbench compare --out` writes as comparison.json."""
+
+    def eff(e: Effect | None) -> dict | None:
+        if e is None:
+            return None
+        return {"ratio": e.ratio, "lo": e.lo, "hi": e.hi, "verdict": str(e.verdict), "design": str(e.design), "k": e.k,
+                "sd": e.sd, "margin": e.margin, "look": e.look, "looks": e.looks, "half_width": e.half_width,
+                "processes_to_decide": e.processes_to_decide}
+
+    return {"base": c.base.key, "cand": c.cand.key, "effect": eff(c.effect), "isolated": eff(c.isolated),
+            "pairing_cost_ms": {k: list(v) for k, v in c.pairing_cost.items()}, "error": c.error, "wall_s": round(c.wall_s, 1)}
