@@ -43,6 +43,8 @@ from odbench.bench.resume import recover
 from odbench.bench.run_folder import ACCURACY_FILE, RunFolder
 from odbench.compressors.build import build_recipe, compress_onnx_file
 from odbench.compressors.recipes import RECIPES, Step, built_for
+from odbench.compressors.mobile import export_runtime, mobile_variants
+from odbench.core.constants import MOBILE_RUNTIMES
 from odbench.core.feeds import materialize_feeds
 from odbench.core.not_built import NotBuilt
 from odbench.core.onnx_tools import quantized_summary
@@ -191,11 +193,15 @@ def _zoo_workloads(model, cache: Path, req: RunPlan, log: Log) -> tuple[list[Wor
     acc = accuracy_line(variant.accuracy, getattr(model, "primary_metric", None), getattr(model, "fidelity_metric", None))
     log(f"[build] {variant.id}: {variant.size_bytes / 2**20:.1f} MB, {acc}")
     workloads = [Workload(variant, feeds, model.output_kind)]
-    if req.recipe == "none":
-        return workloads, 0.0, []
-    t0 = time.perf_counter()
-    built = compress_zoo(model, variant, cache, req.recipe, log)
     scen = feeds if req.all_scenarios else {model.headline: feeds[model.headline]}
+    t0 = time.perf_counter()
+    # The mobile runtimes' own formats and int8 flows (compressors/mobile.py): asked for by --runtime, whatever --recipe.
+    mobile = [name for name, _ in req.runtimes if name in MOBILE_RUNTIMES]
+    workloads += [Workload(v, scen, model.output_kind) for v in mobile_variants(
+        ZooTask(model, cache), variant, cache / "variants" / model.name, mobile, log=log)]
+    if req.recipe == "none":
+        return workloads, time.perf_counter() - t0, []
+    built = compress_zoo(model, variant, cache, req.recipe, log)
     workloads += [Workload(b.variant, scen, model.output_kind) for b in built if b.variant is not None]
     return workloads, time.perf_counter() - t0, [nb for b in built if (nb := b.not_built(variant))]
 
@@ -270,6 +276,22 @@ def _drop_unaccepted(cells: list[CellSpec], variants: dict, log: Log) -> list[Ce
     return kept
 
 
+def _drop_other_formats(cells: list[CellSpec], variants: dict, log: Log) -> list[CellSpec]:
+    """A mobile export (.pte, .tflite) runs on its own runtime only, and a mobile runtime runs a zoo model through
+    its exports, not its ONNX variants: those pairs are left out. A user's ONNX file (no export) keeps its mobile
+    cells: SKIPPED, no route to the runtime's format."""
+    exported = {v.model for v in variants.values() if export_runtime(v)}
+    kept = []
+    for c in cells:
+        own = export_runtime(variants.get(c.variant_id))
+        if (own and c.runtime != own) or (not own and c.runtime in MOBILE_RUNTIMES and c.model in exported):
+            continue
+        kept.append(c)
+    if len(kept) < len(cells):
+        log(f"[plan] {len(cells) - len(kept)} cell(s) left out: mobile exports run on their own runtime only")
+    return kept
+
+
 def plan_cells(req: RunPlan, built: Built, parity_specs: dict, log: Log = stderr_log) -> list[CellSpec]:
     """The first runtime (the reference) gets every planned scenario of each workload; the others get the
     model's headline scenario, unless --all-scenarios or --scenario asks for more."""
@@ -284,6 +306,7 @@ def plan_cells(req: RunPlan, built: Built, parity_specs: dict, log: Log = stderr
             others = [Workload(w.variant, {head: w.feeds[head]}, w.output_kind)] if head in w.feeds else [w]
             cells += plan_matrix([w], runtimes[:1], profiles, req.timing, **kw)
             cells += plan_matrix(others, runtimes[1:], profiles, req.timing, **kw)
+    cells = _drop_other_formats(cells, {w.variant.id: w.variant for w in built.workloads}, log)
     if not req.runtimes_asked:  # the default runtimes: leave out what a runtime cannot run at all, and say so
         cells = _drop_unaccepted(cells, {w.variant.id: w.variant for w in built.workloads}, log)
     if req.overhead and built.workloads:

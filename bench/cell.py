@@ -12,10 +12,13 @@ heavy analysis modules (scipy through stats/summary.py) out of this module and o
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import signal
 import sys
 from pathlib import Path
+
+from odbench.core.envs import CONTRACT_EXIT, ContractError, check_contract
 
 CELL_TEST = Path(__file__).with_name("_cell_bench.py")
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -42,6 +45,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if "ODBENCH_PARENT_PID" in os.environ:
         die_with_parent(int(os.environ["ODBENCH_PARENT_PID"]))
+    try:  # the spec file is the contract between environments (core/envs.py): its version is checked first
+        check_contract(json.loads(open(argv[0]).read()).get("contract", 1))
+    except ContractError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return CONTRACT_EXIT
     os.environ["ODBENCH_CELL_SPEC"], os.environ["ODBENCH_CELL_OUT"] = argv
     # Only pytest-benchmark is loaded: other installed plugins (and the budgets plugin, which imports
     # scipy) are for users' test suites, and each one would add to every process's start-up.

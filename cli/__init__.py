@@ -9,6 +9,7 @@
     odbench compare   BASE vs CAND in paired processes: effect [95% CI], SLOWER/FASTER/SAME/INCONCLUSIVE
     odbench gate      judge a run against a budgets file (and a baseline run): PASS/FAIL/INCONCLUSIVE/...
     odbench report    the hardware-selection report (HTML with plots + Markdown)
+    odbench env       build the mobile runtimes' own environments (odbench env setup executorch)
     odbench accuracy  task metric, fidelity and delta vs fp32 [95% CI] per variant and runtime
     odbench design    variance within/between processes per cell, and run-to-run agreement
     odbench pareto    a model's variants per runtime: latency at 1 and 2 threads vs fidelity, the front
@@ -35,6 +36,7 @@ from odbench.cli.arm import arm_cmd
 from odbench.cli.common import UsageError, parse_runtime, parse_runtimes, set_offline_env  # noqa: F401  (re-exported)
 from odbench.cli.compare import compare_cmd
 from odbench.cli.compress import build_cmd, compress_cmd
+from odbench.cli.env import env_cmd
 from odbench.cli.listing import devices_cmd, models_cmd
 from odbench.cli.run import run_cmd
 from odbench.cli.simulate import simulate_cmd
@@ -59,6 +61,7 @@ COMMANDS = (
     baselines_cmd,
     int8_front_cmd,
     arm_cmd,
+    env_cmd,
     worker_cmd,
     simulate_cmd,
 )

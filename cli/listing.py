@@ -7,13 +7,13 @@ import click
 from rich.table import Table
 
 from odbench.cli.common import cache_path, out, resolve_profiles
-from odbench.core.constants import INFERENCE_RUNTIMES
 from odbench.core.records import Variant
 from odbench.devices.check import emulation_note
 from odbench.devices.host import detect_host
 from odbench.devices.profile import DeviceProfile, ProfileError, list_profile_files, load_profile_file
 from odbench.models import ZOO, get_model
 from odbench.runtimes import get_runtime
+from odbench.core.constants import INFERENCE_RUNTIMES, MOBILE_RUNTIMES
 
 
 @click.command("models")
@@ -43,18 +43,20 @@ def here_text() -> str:
     host = detect_host()
     lines = [f"This machine (profile 'host', measured_on=device): {host.cpu_model}, {host.arch}, {host.cores} physical cores, "
              f"{host.memory_mb} MB", f"  ISA: {' '.join(host.isa) or 'unknown'}", "  runtimes:"]
-    for name in INFERENCE_RUNTIMES:
+    for name in INFERENCE_RUNTIMES + MOBILE_RUNTIMES:
         rt = get_runtime(name)
         ok, why = rt.available()
+        env = getattr(rt, "environment", None)
+        where = f" [environment {env.name}]" if env is not None else " [environment main]"
         if not ok:
-            lines.append(f"    {name}: not available: {why}")
+            lines.append(f"    {name}: not available: {why}{where}")
             continue
         try:
             caps = rt.capabilities()
         except Exception as exc:  # noqa: BLE001 - a broken install is worth showing, not crashing on
             caps = {"error": f"{type(exc).__name__}: {exc}"}
         detail = "; ".join(f"{k}: {', '.join(map(str, v)) if isinstance(v, (list, tuple)) else v}" for k, v in caps.items())
-        lines.append(f"    {name} {rt.version()}: {detail}")
+        lines.append(f"    {name} {rt.version()}: {detail}{where}")
     return "\n".join(lines)
 
 

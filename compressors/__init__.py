@@ -3,7 +3,7 @@
 Graph-level compressors (work on any ONNX file, zoo or yours):
   prune-magnitude, lowrank-svd, embedding-quant, inc-int8, int8-mixed
 Training compressors (need a TorchTask: the zoo's torch models, or yours via compressors/torch_hook.py):
-  prune-structured, distill
+  prune-structured, distill, fuse-bert (re-exports a BERT-family encoder with eager attention and fuses it)
 """
 from __future__ import annotations
 
@@ -17,9 +17,13 @@ COMPRESSORS: dict[str, str] = {
     "lowrank-svd": "odbench.compressors.lowrank:LowRank",
     "embedding-quant": "odbench.compressors.embedding:EmbeddingQuant",
     "distill": "odbench.compressors.distill:Distill",
+    # torch module -> ExecuTorch .pte (fp32, int8 PT2E/XNNPACK), built in the executorch environment (compressors/mobile.py)
+    "executorch-export": "odbench.compressors.executorch_export:ExecuTorchExport",
+    "litert-export": "odbench.compressors.litert_export:LiteRTExport",  # torch module -> .tflite in the litert environment
+    "fuse-bert": "odbench.compressors.fused:FusedEncoder",
 }
 
-NEEDS_TORCH = ("prune-structured", "distill")
+NEEDS_TORCH = ("prune-structured", "distill", "fuse-bert")
 
 
 def get_compressor(name: str):

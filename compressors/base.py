@@ -10,7 +10,6 @@ from the task, never from the compressor.
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import hashlib
 import json
 import shutil
@@ -19,11 +18,8 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
+from odbench.core.onnx_tools import gzip_size, ort_run_fn, quantized_ops, quantized_summary, weight_stats
 from odbench.core.records import Variant, sha256_file
-from odbench.core.onnx_tools import gzip_size
-from odbench.core.onnx_tools import weight_stats
-from odbench.core.onnx_tools import ort_run_fn
-from odbench.core.onnx_tools import quantized_ops, quantized_summary
 
 RunFn = Callable[[Mapping[str, np.ndarray]], Sequence[np.ndarray]]
 
@@ -73,7 +69,11 @@ def config_dict(config: Any) -> dict[str, Any]:
 
 
 def cache_key(parent: Variant, compressor: str, config: Any, code_version: int) -> str:
-    payload = json.dumps({"parent": parent.sha256, "compressor": compressor, "config": config_dict(config), "code": code_version}, sort_keys=True)
+    """Parent file, compressor, config and code; for a zoo baseline also its folder (named by the model's
+    config and code version), so a change in how the model's data or metrics are defined rebuilds its variants."""
+    root = Path(parent.path).parent.parent.name if parent.parent is None and parent.config.get("model") else None
+    payload = json.dumps({"parent": parent.sha256, "compressor": compressor, "config": config_dict(config), "code": code_version,
+                          **({"root": root} if root else {})}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
@@ -84,10 +84,14 @@ def finalize(parent: Variant, onnx_path: Path, name: str, compressor: str, confi
 
     onnx.checker.check_model(str(onnx_path))
 
-    accuracy = task.evaluate(ort_run_fn(onnx_path))
+    run = ort_run_fn(onnx_path)
+    tuning = getattr(task, "tuning_accuracy", None)  # fidelity on the tuning split: what selection may read
+    tuning_accuracy = tuning(run) if tuning is not None else None
+    accuracy = task.evaluate(run)  # the evaluation split, read once, to report
     ws = weight_stats(onnx_path)
     tuned_on = getattr(task, "tuned_on", None)  # the split calibration/tuning/fine-tuning data came from
-    extra = {**dict(extra or {}), **({"tuned_on": tuned_on()} if tuned_on else {})}
+    extra = {**dict(extra or {}), **({"tuned_on": tuned_on()} if tuned_on else {}),
+             **({"tuning_accuracy": tuning_accuracy} if tuning_accuracy else {})}
     variant = Variant(
         id=f"{parent.model}/{name}",
         model=parent.model,

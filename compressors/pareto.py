@@ -1,7 +1,8 @@
 """The encoder's int8 Pareto front on ONNX Runtime: for each weight format (with or without
 SmoothQuant), one sensitivity scan, then the model with the k most sensitive MatMuls kept fp32
-for each k asked; fidelity from the zoo task's own evaluation (200 real queries x 1,500 real
-reviews), speed as p50 at batch 1 over the real query feeds, 1 and 2 threads, the variants
+for each k asked; fidelity on the tuning split (what selection may read: cosine and top-10 overlap,
+models/encoder.py ``tuning_accuracy``) and, reported only, on the evaluation split; speed as p50 at
+batch 1 over the real query feeds, 1 and 2 threads, the variants
 interleaved round by round so that load drifts hit them alike.
 
     odbench int8-front --k 0 6 12 --rounds 5            # build, evaluate, time
@@ -20,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-from odbench.core.feeds import load_feeds
 from odbench.compressors.int8_graph import (
     WeightFormat,
     activation_absmax,
@@ -29,6 +29,7 @@ from odbench.compressors.int8_graph import (
     smooth,
 )
 from odbench.compressors.mixed import _session, output_cosine, sensitivity_scan
+from odbench.core.feeds import load_feeds
 from odbench.models.base import ZooTask, cache_dir
 from odbench.models.encoder import EncoderModel
 
@@ -109,7 +110,7 @@ def build_front(out: Path, ks, candidates, log=print, evaluate: bool = True) -> 
     ref_run = _session(fp32)
     reference = [ref_run(f) for f in held]
     out.mkdir(parents=True, exist_ok=True)
-    front = {"fp32": {"file": base.path, "scan_cosine": 1.0, **base.accuracy}}
+    front = {"fp32": {"file": base.path, "scan_cosine": 1.0, "tuning_cosine": 1.0, "tuning_top10_overlap": 1.0, **base.accuracy}}
     for cand in CANDIDATES:
         if candidates and cand.label not in candidates:
             continue
@@ -127,7 +128,8 @@ def build_front(out: Path, ks, candidates, log=print, evaluate: bool = True) -> 
             path = out / (re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-") + ".onnx")
             onnx.save(q, str(path))
             run = _session(q)
-            front[label] = {"file": str(path), "scan_cosine": output_cosine(run, held, reference),
+            tuning = {f"tuning_{k_}": v for k_, v in task.tuning_accuracy(run).items()}
+            front[label] = {"file": str(path), "scan_cosine": output_cosine(run, held, reference), **tuning,
                             **(task.evaluate(run) if evaluate else {})}
             log(f"# {label}: {front[label]}")
             (out / "fidelity.json").write_text(json.dumps(front, indent=1))
@@ -141,9 +143,12 @@ def time_front(out: Path, runtimes, rounds: int) -> str:
     paths = {k: Path(v["file"]) for k, v in front.items()}
     p50 = {(rt, t): interleaved_p50(paths, feeds, rt, t, rounds) for rt in runtimes for t in (1, 2)}
     head = "".join(f" {rt} p50 ms {t} thr (x fp32) |" for rt in runtimes for t in (1, 2))
-    lines = [f"| variant |{head} held-out cosine | cosine | top-10 overlap |", "|---|" + "---|" * (2 * len(runtimes) + 3)]
+    lines = [f"| variant |{head} scan cosine (tuning) | tuning cosine / top-10 | evaluation cosine | evaluation top-10 overlap |",
+             "|---|" + "---|" * (2 * len(runtimes) + 4)]
     for label, f in front.items():
-        cells = "".join(f" {p50[(rt, t)][label]:.2f} ({p50[(rt, t)]['fp32'] / p50[(rt, t)][label]:.2f}x) |" for rt in runtimes for t in (1, 2))
+        cells = "".join(f" {p50[(rt, t)][label]:.2f} ({p50[(rt, t)]['fp32'] / p50[(rt, t)][label]:.2f}x) |"
+                        for rt in runtimes for t in (1, 2))
         task = f"{f['cosine']:.4f} | {f['top10_overlap']:.3f}" if "cosine" in f else "- | -"
-        lines.append(f"| {label} |{cells} {f['scan_cosine']:.4f} | {task} |")
+        tune = f"{f['tuning_cosine']:.4f} / {f['tuning_top10_overlap']:.3f}" if "tuning_cosine" in f else "-"
+        lines.append(f"| {label} |{cells} {f['scan_cosine']:.4f} | {tune} | {task} |")
     return "\n".join(lines)

@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+
+from odbench.core.envs import CELL_CONTRACT_VERSION
 from typing import Callable, Iterator
 
 RESULT_SCHEMA_VERSION = 3
@@ -203,6 +205,7 @@ class CellSpec:
     parity: ParitySpec | None = None
     int8_target: str | None = None  # the int8 kernel class the variant was built for (compressors/isa.py)
     int8_weight_bits: int | None = None
+    contract: int = CELL_CONTRACT_VERSION  # core/envs.py: the spec file is read by the runtime's own environment
 
     @property
     def profile_name(self) -> str:

@@ -8,7 +8,7 @@ from functools import lru_cache
 import psutil
 
 from odbench.devices.profile import DeviceProfile
-from odbench.core.constants import INFERENCE_RUNTIMES
+from odbench.core.constants import INFERENCE_RUNTIMES, MOBILE_RUNTIMES
 
 # ISA features that matter for inference kernels; the full flag list is in provenance.
 INTERESTING_ISA = (
@@ -61,5 +61,5 @@ def detect_host() -> DeviceProfile:
         threads=min(cores, len(cpus)),
         cpus=None,
         memory_mb=int(psutil.virtual_memory().total // 2**20),
-        runtimes=INFERENCE_RUNTIMES,
+        runtimes=INFERENCE_RUNTIMES + MOBILE_RUNTIMES,
     )

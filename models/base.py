@@ -7,14 +7,14 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
+from odbench.core.onnx_tools import RunFn, gzip_size, weight_stats
 from odbench.core.records import Variant, sha256_file
-from odbench.core.onnx_tools import RunFn
-from odbench.core.onnx_tools import gzip_size, weight_stats
 from odbench.models import get_model
+from odbench.models.metrics import check_finite
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,11 @@ class ZooTask:
     def tuning_metric(self, run: RunFn) -> float:
         return self.model.tuning_metric(run, self.cache)
 
+    def tuning_accuracy(self, run: RunFn) -> dict[str, float] | None:
+        """The fidelity figures selection reads, on the tuning split (None when the model has none)."""
+        fn = getattr(self.model, "tuning_accuracy", None)
+        return fn(run, self.cache) if fn is not None else None
+
     def tuned_on(self) -> dict:
         """The split compressors' calibration, tuning and fine-tuning data come from (``split_record``)."""
         return self.model.tuned_on(self.cache)
@@ -124,7 +129,7 @@ def auc_logloss(labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
     from scipy.stats import rankdata
 
     y = np.asarray(labels).astype(bool)
-    p = np.clip(np.asarray(probs, dtype=np.float64), 1e-7, 1 - 1e-7)
+    p = np.clip(check_finite(probs, "probabilities"), 1e-7, 1 - 1e-7)
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     if n_pos == 0 or n_neg == 0:
         raise ValueError("AUC needs both classes")

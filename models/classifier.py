@@ -26,12 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from odbench.core.feeds import save_feeds
+from odbench.core.onnx_tools import ort_run_fn
 from odbench.core.records import Variant
 from odbench.models import metrics as M
 from odbench.models.base import FeedSet, config_hash, make_variant, split_record, write_torch_sidecar
-from odbench.core.onnx_tools import ort_run_fn
-from odbench.models.encoder import build_module, encode_batch, tokenizer
 from odbench.models.data import clothing_reviews
+from odbench.models.encoder import build_module, encode_batch, tokenizer
 
 CODE_VERSION = 2
 FP32_PREDS = "fp32_test_preds.npy"
@@ -222,7 +222,8 @@ class ClassifierModel:
         return self._score(self._logits(run, self.data.texts["test"]), cache)
 
     def _score(self, logits: np.ndarray, cache: Path | None) -> dict[str, float]:
-        y, pred = self.data.labels["test"], logits.argmax(1)
+        y = self.data.labels["test"]
+        pred = M.pessimistic_argmax(logits, y)  # NaN/inf logits: an error with the reason; a tie is never correct
         classes = np.unique(y)  # fixed across resamples: a rare class missing from one counts F1 0
         base_path = self._dir(cache) / FP32_PREDS if cache is not None else None
         base = np.load(base_path) if base_path is not None and base_path.exists() else None

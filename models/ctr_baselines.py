@@ -4,7 +4,11 @@
 * logistic regression on the same features: one-hot user and item ids, the three user categoricals,
   and the 23 dense features (scikit-learn's ``LogisticRegression``, L2, lbfgs).
 
-Run: ``odbench baselines`` (prints AUC [95% DeLong interval] per baseline, on the test period,
+Both baselines and the ranker (refit on fit+validation, models/ctr.py) learn from the same rows: the
+whole training period. Intervals resample test users (cluster bootstrap, models/metrics.py), since a
+user's ratings are not independent; the ranker's deltas are paired on the same user draws.
+
+Run: ``odbench baselines`` (prints AUC [95% user-level interval] per baseline, on the test period,
 and, when the fp32 ranker is built in the cache, the ranker's paired AUC delta against each baseline).
 """
 from __future__ import annotations
@@ -12,8 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from odbench.models import metrics as M
-from odbench.models.ctr import CtrConfig, CtrData
-from odbench.models.ctr import FP32_SCORES, CtrModel
+from odbench.models.ctr import FP32_SCORES, CtrConfig, CtrData, CtrModel
 
 
 def popularity_scores(data: CtrData) -> np.ndarray:
@@ -44,17 +47,23 @@ def logistic_scores(data: CtrData, c: float = 1.0) -> np.ndarray:
 
 
 def baselines(cfg: CtrConfig | None = None, ranker: np.ndarray | None = None) -> dict[str, dict[str, float]]:
-    """Each baseline's AUC and per-user nDCG@10 with intervals; with the ranker's test scores, also
-    ``ranker_minus_auc`` (+ ``_lo``/``_hi``): the ranker's paired DeLong AUC delta over that baseline."""
+    """Each baseline's AUC and per-user nDCG@10 with user-level intervals; with the ranker's test scores,
+    also ``ranker_minus_auc`` and ``ranker_minus_ndcg@10`` (+ ``_lo``/``_hi``): the ranker's paired deltas
+    over that baseline, and ``ranker`` itself under the key "ranker"."""
     data = CtrData(cfg or CtrConfig())
     users = data.test["user_id"]
     out = {}
-    for name, scores in (("item popularity", popularity_scores(data)), ("logistic regression", logistic_scores(data))):
-        out[name] = M.with_intervals("auc", M.delong_intervals(data.test_y, scores))
-        if ranker is not None:
-            out[name].update(M.interval_keys("ranker_minus_auc", *M.delong_intervals(data.test_y, ranker, scores)["delta"]))
+    candidates = [("item popularity", popularity_scores(data)), ("logistic regression", logistic_scores(data))]
+    if ranker is not None:
+        candidates.append(("ranker", ranker))
+        ranker_ndcg = M.ndcg_per_group(users, data.test_y, ranker)[0]
+    for name, scores in candidates:
+        out[name] = M.with_intervals("auc", M.cluster_auc(data.test_y, scores, users))
         ndcg = M.ndcg_per_group(users, data.test_y, scores)[0]
         out[name].update(M.with_intervals("ndcg@10", M.bootstrap_mean(ndcg, seed=2)))
+        if ranker is not None and name != "ranker":
+            out[name].update(M.interval_keys("ranker_minus_auc", *M.cluster_auc(data.test_y, ranker, users, scores)["delta"]))
+            out[name].update(M.interval_keys("ranker_minus_ndcg@10", *M.bootstrap_mean(ranker_ndcg, ndcg, seed=2)["delta"]))
     return out
 
 
@@ -67,7 +76,11 @@ def baselines_text(cache) -> str:
     for name, acc in baselines(model.config, ranker).items():
         line = (f"{name:20s} AUC {acc['auc']:.4f} [{acc['auc_lo']:.4f}, {acc['auc_hi']:.4f}]  "
                 f"nDCG@10 {acc['ndcg@10']:.4f} [{acc['ndcg@10_lo']:.4f}, {acc['ndcg@10_hi']:.4f}]")
-        if ranker is not None:
-            line += f"  ranker - this: AUC {acc['ranker_minus_auc']:+.4f} [{acc['ranker_minus_auc_lo']:+.4f}, {acc['ranker_minus_auc_hi']:+.4f}]"
+        if "ranker_minus_auc" in acc:
+            d = {k: acc[f"ranker_minus_{k}"] for k in ("auc", "ndcg@10")}
+            lo = {k: acc[f"ranker_minus_{k}_lo"] for k in d}
+            hi = {k: acc[f"ranker_minus_{k}_hi"] for k in d}
+            names = {"auc": "AUC", "ndcg@10": "nDCG@10"}
+            line += "  ranker - this: " + ", ".join(f"{names[k]} {d[k]:+.4f} [{lo[k]:+.4f}, {hi[k]:+.4f}]" for k in d)
         lines.append(line)
     return "\n".join(lines)

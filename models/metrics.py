@@ -7,8 +7,17 @@ so a variant and its fp32 baseline, scored on the same examples, can be compared
   bootstrap over test examples (Efron & Tibshirani, "An Introduction to the Bootstrap", 1993,
   ch. 13; the paired form resamples the same example indices for both models);
 * AUC: DeLong, DeLong & Clarke-Pearson (1988), "Comparing the areas under two or more correlated
-  ROC curves", Biometrics 44(3), with the fast midrank algorithm of Sun & Xu (2014), IEEE SPL 21(11);
+  ROC curves", Biometrics 44(3), with the fast midrank algorithm of Sun & Xu (2014), IEEE SPL 21(11),
+  when the examples are independent;
+* examples that come in clusters (a CTR test period: 20,000 ratings from ~300 users): a cluster
+  bootstrap that resamples whole users with replacement and recomputes the metric (AUC, mean logloss)
+  with each row weighted by how often its user was drawn; paired deltas use the same draws for both
+  models (Field & Welsh (2007), "Bootstrapping clustered data", JRSS B 69(3));
 * any other metric (macro-F1): the same paired bootstrap around a metric function.
+
+Outputs that are NaN or infinite are an error with the reason (``NonFiniteOutputError``), never a score.
+Ties count against the relevant item everywhere a rank is taken (retrieval ranks, nDCG order); AUC
+counts a tied positive-negative pair as half, its standard definition, which does not depend on row order.
 
 Accuracy keys (``Variant.accuracy`` stays a flat ``dict[str, float]``): for a metric ``m``,
 ``m``, ``m_lo``, ``m_hi`` (its 95% interval) and ``delta_m``, ``delta_m_lo``, ``delta_m_hi``
@@ -41,6 +50,21 @@ def point_metrics(accuracy: Mapping[str, float]) -> dict[str, float]:
 
 def interval_keys(prefix: str, point: float, lo: float, hi: float) -> dict[str, float]:
     return {prefix: float(point), f"{prefix}_lo": float(lo), f"{prefix}_hi": float(hi)}
+
+
+class NonFiniteOutputError(ValueError):
+    """A model's outputs hold NaN or infinite values: no metric is computed from them."""
+
+
+def check_finite(values: np.ndarray, what: str = "outputs") -> np.ndarray:
+    """``values`` as float64, or NonFiniteOutputError naming how many are NaN / infinite."""
+    v = np.asarray(values, dtype=np.float64)
+    bad = ~np.isfinite(v)
+    if bad.any():
+        n_nan = int(np.isnan(v).sum())
+        raise NonFiniteOutputError(f"{what}: {n_nan} NaN and {int(bad.sum()) - n_nan} infinite values of {v.size}; "
+                                   "the variant's outputs are broken, no score is computed from them")
+    return v
 
 
 # ------------------------------------------------------------------ bootstrap
@@ -102,6 +126,68 @@ def with_intervals(name: str, result: Mapping[str, tuple[float, float, float]]) 
     return out
 
 
+# ------------------------------------------------------------------ cluster bootstrap
+
+
+def cluster_weights(clusters: np.ndarray, n_boot: int = N_BOOT, seed: int = 0):
+    """Row weights of each cluster-bootstrap draw: clusters (e.g. users) drawn with replacement,
+    each row weighted by how many times its cluster was drawn."""
+    _, inverse = np.unique(np.asarray(clusters), return_inverse=True)
+    n = int(inverse.max()) + 1
+    rng = np.random.default_rng(seed)
+    for _ in range(n_boot):
+        yield np.bincount(rng.integers(0, n, size=n), minlength=n)[inverse].astype(np.float64)
+
+
+def weighted_auc_fn(labels: np.ndarray, scores: np.ndarray) -> Callable[[np.ndarray], float]:
+    """w -> AUC with row weights w (ties between a positive and a negative count half)."""
+    y = np.asarray(labels).astype(bool)
+    _, inv = np.unique(check_finite(scores, "scores"), return_inverse=True)
+    k = int(inv.max()) + 1
+
+    def auc(w: np.ndarray) -> float:
+        pos = np.bincount(inv, weights=w * y, minlength=k)
+        neg = np.bincount(inv, weights=w * ~y, minlength=k)
+        below = np.cumsum(neg) - neg
+        denom = pos.sum() * neg.sum()
+        return float(np.sum(pos * (below + 0.5 * neg)) / denom) if denom > 0 else float("nan")
+    return auc
+
+
+def weighted_mean_fn(x: np.ndarray) -> Callable[[np.ndarray], float]:
+    x = np.asarray(x, dtype=np.float64)
+    return lambda w: float(np.sum(w * x) / np.sum(w))
+
+
+def cluster_bootstrap(stat: Callable[[np.ndarray], float], clusters: np.ndarray, base_stat: Callable[[np.ndarray], float] | None = None,
+                      n_boot: int = N_BOOT, seed: int = 0, confidence: float = CONFIDENCE) -> dict[str, tuple[float, float, float]]:
+    """Percentile intervals of ``stat(weights)`` and of ``stat - base_stat`` over cluster-bootstrap draws
+    (the same draws for both: paired). The point values use unit weights."""
+    ones = np.ones(len(clusters))
+    value, delta = [], []
+    for w in cluster_weights(clusters, n_boot, seed):
+        v = stat(w)
+        value.append(v)
+        if base_stat is not None:
+            delta.append(v - base_stat(w))
+    point = stat(ones)
+    out = {"value": (point, *_percentile(np.asarray(value), confidence))}
+    if base_stat is not None:
+        out["delta"] = (point - base_stat(ones), *_percentile(np.asarray(delta), confidence))
+    return out
+
+
+def cluster_auc(labels, scores, clusters, base_scores=None, n_boot: int = N_BOOT, seed: int = 0) -> dict[str, tuple[float, float, float]]:
+    """AUC [95% cluster-bootstrap interval] and, with ``base_scores``, the paired delta."""
+    base = None if base_scores is None else weighted_auc_fn(labels, base_scores)
+    return cluster_bootstrap(weighted_auc_fn(labels, scores), clusters, base, n_boot, seed)
+
+
+def cluster_mean(x, clusters, base=None, n_boot: int = N_BOOT, seed: int = 0) -> dict[str, tuple[float, float, float]]:
+    """Mean of per-row values [95% cluster-bootstrap interval] and, with ``base``, the paired delta."""
+    return cluster_bootstrap(weighted_mean_fn(x), clusters, None if base is None else weighted_mean_fn(base), n_boot, seed)
+
+
 # ------------------------------------------------------------------ DeLong AUC
 
 
@@ -130,7 +216,7 @@ def delong(labels: np.ndarray, *scores: np.ndarray) -> tuple[np.ndarray, np.ndar
         raise ValueError("AUC needs both classes")
     aucs, v01, v10 = [], [], []
     for s in scores:
-        s = np.asarray(s, dtype=np.float64)
+        s = check_finite(s, "scores")
         pos, neg = s[y], s[~y]
         tx, ty, tz = _midrank(pos), _midrank(neg), _midrank(np.concatenate([pos, neg]))
         aucs.append((tz[:m].sum() - m * (m + 1) / 2) / (m * n))
@@ -165,7 +251,7 @@ def retrieval_per_query(scores: np.ndarray, relevant: np.ndarray, k: int = 10) -
     ``scores`` is [queries, docs]; ``relevant[q]`` is the column of query q's relevant document.
     Ties count against the relevant document (its rank is 1 + the number of docs scoring >= it, minus itself).
     """
-    scores = np.asarray(scores)
+    scores = check_finite(scores, "retrieval scores")
     rel = scores[np.arange(len(scores)), relevant]
     rank = (scores >= rel[:, None]).sum(axis=1) - 1  # 0-based rank of the relevant document
     return {
@@ -178,11 +264,12 @@ def retrieval_per_query(scores: np.ndarray, relevant: np.ndarray, k: int = 10) -
 def ndcg_per_group(groups: np.ndarray, labels: np.ndarray, scores: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """nDCG@k of each group (e.g. each test user's rated items, binary relevance), and the group ids.
 
-    Groups without any relevant item are left out (their nDCG is undefined).
+    Groups without any relevant item are left out (their nDCG is undefined). Ties are pessimistic: among
+    items with the same score the non-relevant ones come first, so row order never matters.
     Järvelin & Kekäläinen (2002), "Cumulated gain-based evaluation of IR techniques", ACM TOIS 20(4).
     """
-    groups, labels, scores = np.asarray(groups), np.asarray(labels, dtype=np.float64), np.asarray(scores, dtype=np.float64)
-    order = np.lexsort((-scores, groups))  # by group, then by descending score
+    groups, labels, scores = np.asarray(groups), np.asarray(labels, dtype=np.float64), check_finite(scores, "scores")
+    order = np.lexsort((labels, -scores, groups))  # by group, then by descending score, then relevant last
     g, y = groups[order], labels[order]
     starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
     ends = np.r_[starts[1:], len(g)]
@@ -199,9 +286,23 @@ def ndcg_per_group(groups: np.ndarray, labels: np.ndarray, scores: np.ndarray, k
     return np.asarray(values), np.asarray(ids)
 
 
+def pessimistic_argmax(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Predicted class per row; when the true class ties the top logit with another class, the other
+    class (a tie never counts as correct, whatever the class order)."""
+    logits = check_finite(logits, "logits")
+    labels = np.asarray(labels)
+    pred = logits.argmax(1)
+    top = logits.max(1)
+    rows = np.arange(len(labels))
+    others = logits.copy()
+    others[rows, labels] = -np.inf
+    tied = (logits[rows, labels] == top) & (others.max(1) == top)
+    return np.where(tied, others.argmax(1), pred)
+
+
 def logloss_per_example(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
     y = np.asarray(labels).astype(bool)
-    p = np.clip(np.asarray(probs, dtype=np.float64), 1e-7, 1 - 1e-7)
+    p = np.clip(check_finite(probs, "probabilities"), 1e-7, 1 - 1e-7)
     return -np.where(y, np.log(p), np.log1p(-p))
 
 

@@ -9,6 +9,8 @@ minus 1: what sharing a process with the other members cost it).
 """
 from __future__ import annotations
 
+import sys
+
 import math
 from pathlib import Path
 
@@ -49,7 +51,13 @@ def paired_effect(index: Index, base_variant: str, r: Result) -> paired.Effect |
         return None
     ratios = [paired.log_ratio(p.samples_ms[a[1]], p.samples_ms[b[1]]) for p in a[0].processes
               if a[1] in p.samples_ms and b[1] in p.samples_ms]
-    return paired.decide(ratios) if len(ratios) >= 2 else None
+    if len(ratios) < 2:
+        return None
+    try:
+        return paired.decide(ratios)
+    except ValueError as exc:  # a zero or NaN sample: the row keeps the isolated figure, and says why on stderr
+        print(f"[paired] {r.variant_id} vs {base_variant}: {exc}; the isolated figure is shown", file=sys.stderr)
+        return None
 
 
 def lookup(index: Index):

@@ -10,6 +10,7 @@ from typing import Callable
 
 from odbench.bench.run_folder import RunFolder
 from odbench.core.constants import REFERENCE_RUNTIME
+from odbench.compressors.mobile import is_export
 from odbench.core.records import HARNESS_RUNTIMES, NOT_MEASURED, Result, Variant, atomic_write_text, lineage_root
 from odbench.models.metrics import point_metrics
 from odbench.report import paired_figures
@@ -115,9 +116,10 @@ def cell_key(variant_id: str, r: Result, runtime: str | None = None, options: di
 def base_cell(r: Result, by_key: dict, variants: dict[str, Variant], against: str = "fp32") -> Result | None:
     """The cell ``r`` is compared with: its lineage's fp32 root on the same runtime, options, profile and
     scenario (``fp32``), or the same variant on default ONNX Runtime (``ort``)."""
+    same_fp32, ort_id = comparison_ids(r.variant_id, variants)  # a mobile export: its runtime's fp32 export; its parent on ORT
     if against == "fp32":
-        return by_key.get(cell_key(lineage_root(r.variant_id, variants), r))
-    return by_key.get(cell_key(r.variant_id, r, REFERENCE_RUNTIME, {}))
+        return by_key.get(cell_key(same_fp32, r))
+    return by_key.get(cell_key(ort_id, r, REFERENCE_RUNTIME, {}))
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,17 @@ def accuracy_columns(r: Result, variants: dict[str, Variant], run_acc: dict[tupl
     return {"accuracy": " ".join(_metric_text(k, acc) for k in point_metrics(acc)), "acc_delta_vs_fp32": delta}
 
 
+def comparison_ids(variant_id: str, variants: dict[str, Variant]) -> tuple[str, str]:
+    """(the fp32 variant on the same runtime, the variant ONNX Runtime is compared on). A mobile export
+    (compressors/mobile.py) has no ONNX Runtime run of its own: its fp32 is the fp32 export of the same
+    parent on its runtime, and ONNX Runtime's figure is its parent's (the fp32 ONNX)."""
+    root = lineage_root(variant_id, variants)
+    v = variants.get(variant_id)
+    if not is_export(v):
+        return root, variant_id
+    fp32 = next((x.id for x in variants.values() if x.parent == v.parent and x.compressor == v.compressor
+                 and x.config.get("quant") == "fp32"), root)
+    return fp32, v.parent or root
 def task_delta(r: Result, variants: dict[str, Variant], run_acc, metric: str | None) -> tuple[Estimate | None, str]:
     """The row's task-metric delta vs fp32 on ONNX Runtime (its own runtime's figure), or (None, why not).
     The fp32 root on default ONNX Runtime is the reference itself: exactly 0."""

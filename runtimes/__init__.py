@@ -19,6 +19,9 @@ RUNTIMES: dict[str, str] = {
     "openvino": "odbench.runtimes.openvino:OpenVinoRuntime",
     "torch": "odbench.runtimes.torch_eager:TorchEagerRuntime",
     "mnn": "odbench.runtimes.mnn:MnnRuntime",  # optional extra (pip install MNN==3.6.1); not in the default matrix
+    # Mobile runtimes, each in an environment of its own (core/envs.py; `odbench env setup NAME`): not in the default matrix.
+    "executorch": "odbench.runtimes.executorch:ExecuTorchRuntime",
+    "litert": "odbench.runtimes.litert:LiteRTRuntime",
     # Harness doubles: "null" measures the harness's own overhead, "faulty" injects faults.
     "null": "odbench.runtimes.null:NullRuntime",
     "faulty": "odbench.runtimes.faulty:FaultyRuntime",

@@ -38,7 +38,8 @@ from scipy import stats as sps
 DEFAULT_MARGIN = 0.03
 ALPHA = 0.01  # false SLOWER (and false FASTER), one-sided, over all looks
 ALPHA_SAME = 0.05  # false SAME (TOST) when the true effect sits at the margin, over all looks
-LEVEL = 0.95  # the interval shown
+LEVEL = 0.95  # the interval shown (over all looks)
+MIN_PROCESSES = 3  # fewer processes never decide: two can agree by chance to a zero-width interval
 
 
 class PairedVerdict(StrEnum):
@@ -115,7 +116,7 @@ def t_interval(log_ratios: Sequence[float], level: float = LEVEL) -> tuple[float
 
 def _verdict(mean: float, se: float, df: float, margin: float, alpha: float, alpha_same: float) -> tuple[PairedVerdict, float, float]:
     edge = math.log1p(margin)
-    if not (se >= 0 and df > 0 and math.isfinite(se)):
+    if not (se > 0 and df > 0 and math.isfinite(se) and math.isfinite(mean)):  # a zero-width interval decides nothing
         return PairedVerdict.INCONCLUSIVE, math.nan, math.nan
     q_same, q = _t(1 - alpha_same, df), _t(1 - alpha, df)
     if -edge < mean - q_same * se and mean + q_same * se < edge:
@@ -131,20 +132,25 @@ def _verdict(mean: float, se: float, df: float, margin: float, alpha: float, alp
 def processes_needed(sd: float, margin: float = DEFAULT_MARGIN, looks: int = 1, alpha_same: float = ALPHA_SAME) -> int:
     """About how many processes make the SAME interval of an effect of 0 half as wide as the margin."""
     if not sd > 0:
-        return 2
+        return MIN_PROCESSES
     z = float(sps.norm.ppf(1 - alpha_same / looks))
-    return max(2, math.ceil((2 * z * sd / math.log1p(margin)) ** 2))
+    return max(MIN_PROCESSES, math.ceil((2 * z * sd / math.log1p(margin)) ** 2))
 
 
 def decide(log_ratios: Sequence[float], margin: float = DEFAULT_MARGIN, look: int = 1, looks: int = 1,
            alpha: float = ALPHA, alpha_same: float = ALPHA_SAME) -> Effect:
     """The paired verdict from per-process log ratios (``log_ratio``), at look ``look`` of ``looks``."""
     y = np.asarray(log_ratios, dtype=np.float64)
+    if not np.all(np.isfinite(y)):
+        raise ValueError(f"{int((~np.isfinite(y)).sum())} of {y.size} per-process log ratios are not finite "
+                         "(a zero, negative or NaN sample): the comparison cannot be judged")
     k = int(y.size)
-    ratio, lo, hi = t_interval(y)
-    if k < 2:
+    # The interval shown holds over every look (Bonferroni, like the verdict's own error rates): a 95% interval
+    # taken at the look where the data chose to stop covers less than 95%.
+    ratio, lo, hi = t_interval(y, 1 - (1 - LEVEL) / looks)
+    if k < MIN_PROCESSES:
         return Effect(ratio, lo, hi, PairedVerdict.INCONCLUSIVE, k, math.nan, margin, Design.PAIRED, look, looks,
-                      processes_to_decide=2)
+                      processes_to_decide=MIN_PROCESSES)
     sd = float(y.std(ddof=1))
     verdict, dlo, dhi = _verdict(float(y.mean()), sd / math.sqrt(k), k - 1, margin, alpha / looks, alpha_same / looks)
     need = processes_needed(sd, margin, looks, alpha_same) if verdict == PairedVerdict.INCONCLUSIVE else None
@@ -155,7 +161,10 @@ def decide_isolated(base_medians: Sequence[float], cand_medians: Sequence[float]
                     alpha: float = ALPHA, alpha_same: float = ALPHA_SAME) -> Effect:
     """The same verdicts from two sets of separate processes (Welch's t on the log per-process medians):
     for members that cannot share a process (two runtimes, two runtime versions, two runs)."""
-    x, y = np.log(np.asarray(base_medians, dtype=np.float64)), np.log(np.asarray(cand_medians, dtype=np.float64))
+    x, y = np.asarray(base_medians, dtype=np.float64), np.asarray(cand_medians, dtype=np.float64)
+    if not (np.all(np.isfinite(x) & (x > 0)) and np.all(np.isfinite(y) & (y > 0))):
+        raise ValueError("a per-process median is zero, negative or not finite: the comparison cannot be judged")
+    x, y = np.log(x), np.log(y)
     d = float(y.mean() - x.mean()) if x.size and y.size else math.nan
     k = int(min(x.size, y.size))
     if k < 2:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from odbench.bench.arm.env import ArmEnvError, find_env
+from odbench.bench.envs import get_env, known_envs
 from odbench.core.constants import INFERENCE_RUNTIMES
 from odbench.runtimes import get_runtime
 
@@ -54,3 +55,14 @@ def test_arm_environment_loads():
         if STRICT:
             pytest.fail(f"the ARM environment (make arm-setup) does not load: {exc}")
         pytest.skip(f"no emulated aarch64 environment: {exc}")
+
+
+@pytest.mark.parametrize("name", sorted(known_envs()))
+def test_mobile_environment_is_built(name):
+    """`make test` runs `make mobile-setup` first: in CI an environment it could not build fails here, by name."""
+    ok, why = get_env(name).status()
+    if ok:
+        return
+    if STRICT:
+        pytest.fail(f"the {name} environment (make mobile-setup) is not built: {why}")
+    pytest.skip(why)

@@ -52,7 +52,7 @@ class Comparison:
             out.append(f"INCONCLUSIVE: about {e.processes_to_decide} paired processes would decide it at this spread")
         if self.isolated is not None:
             out.append(f"isolated design: {self.isolated.text()}")
-            agree = self.isolated.lo <= e.ratio <= self.isolated.hi or e.lo <= self.isolated.ratio <= e.hi
+            agree = self.isolated.lo <= e.ratio <= self.isolated.hi and e.lo <= self.isolated.ratio <= e.hi
             out.append(f"paired vs isolated: {'agree' if agree else 'DISAGREE'} (each estimate inside the other's 95% CI: "
                        f"{e.lo <= self.isolated.ratio <= e.hi} / {self.isolated.lo <= e.ratio <= self.isolated.hi})")
         for key, (pm, im) in self.pairing_cost.items():

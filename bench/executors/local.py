@@ -23,6 +23,8 @@ from odbench.bench.arm.functional import functional_cell, is_functional
 from odbench.core.records import NOT_MEASURED, CellSpec, Result, Verdict, atomic_write_text, to_json
 from odbench.bench.skips import skip_reason
 from odbench.bench.run_folder import RunFolder
+from odbench.bench.envs import environment_of
+from odbench.core.envs import CONTRACT_EXIT, process_command
 
 STDERR_TAIL = 8000
 
@@ -40,7 +42,20 @@ def _now() -> str:
 
 
 
-def run_cell(spec: CellSpec, python: str = sys.executable) -> Result:
+def cell_command(spec: CellSpec, spec_path: Path, out_path: Path, python: str | None = None) -> tuple[list[str], dict[str, str]]:
+    """The cell process's argv and extra environment: ``python`` when given (the ARM check, tests), else the
+    interpreter of the environment the runtime declares (core/envs.py), else this one."""
+    args = [str(spec_path), str(out_path)]
+    if python is not None:
+        return [python, "-m", "odbench.bench.cell", *args], {}
+    try:
+        env = environment_of(spec.runtime)
+    except KeyError:
+        env = None
+    return process_command("odbench.bench.cell", args, env)
+
+
+def run_cell(spec: CellSpec, python: str | None = None) -> Result:
     """Run one cell's ``spec.timing.processes`` fresh processes one after another, and merge them.
 
     Never raises for cell faults: the first failing process decides the cell's verdict. The local
@@ -106,7 +121,7 @@ def merge_processes(spec: CellSpec, parts: list[Result], prior: Result | None = 
     )
 
 
-def run_process(spec: CellSpec, index: int = 1, python: str = sys.executable) -> Result:
+def run_process(spec: CellSpec, index: int = 1, python: str | None = None) -> Result:
     """Run process ``index`` (1-based) of a cell in a fresh process group and return its Result."""
     started, t_start = _now(), time.monotonic()
     with tempfile.TemporaryDirectory(prefix="odbench-cell-") as tmp:
@@ -114,11 +129,12 @@ def run_process(spec: CellSpec, index: int = 1, python: str = sys.executable) ->
         spec_path, out_path = tmpdir / "spec.json", tmpdir / "result.json"
         stdout_path, stderr_path = tmpdir / "stdout.txt", tmpdir / "stderr.txt"
         atomic_write_text(spec_path, to_json(spec))
+        argv, extra = cell_command(spec, spec_path, out_path, python)
         env = dict(os.environ, PYTHONFAULTHANDLER="1", HF_HUB_OFFLINE="1", ODBENCH_PARENT_PID=str(os.getpid()),
-                   ODBENCH_PROCESS_INDEX=str(index))
+                   ODBENCH_PROCESS_INDEX=str(index), **extra)
         with open(stdout_path, "wb") as so, open(stderr_path, "wb") as se:
             proc = subprocess.Popen(
-                [python, "-m", "odbench.bench.cell", str(spec_path), str(out_path)],
+                argv,
                 stdout=so, stderr=se, stdin=subprocess.DEVNULL, env=env,
                 start_new_session=True,  # in the caller's working folder: the spec's paths are absolute (RunFolder)
             )
@@ -162,6 +178,8 @@ def run_process(spec: CellSpec, index: int = 1, python: str = sys.executable) ->
                 return result.replace(exit={**child_exit, **exit_info}, processes=procs)
             except (ValueError, TypeError) as exc:
                 reason = f"cell wrote an unreadable result: {exc}"
+        elif rc == CONTRACT_EXIT:  # the cell's environment reads another spec contract version (core/envs.py)
+            reason = (_tail(stderr_path).strip().splitlines() or ["cell spec contract version mismatch"])[-1]
         elif rc < 0:
             reason = f"cell process died of {signal.Signals(-rc).name}"
         else:

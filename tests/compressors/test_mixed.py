@@ -8,8 +8,8 @@ import pytest
 from odbench.compressors.base import cache_key
 from odbench.compressors.int8_graph import WeightFormat, quantizable_matmuls, quantize_nodes, quantize_weight
 from odbench.compressors.isa import int8_isa, isa_mismatch_warning
-from odbench.compressors.prune import MagnitudePruneConfig
 from odbench.compressors.mixed import MixedInt8, MixedInt8Config, _session, output_cosine, sensitivity_scan
+from odbench.compressors.prune import MagnitudePruneConfig
 from odbench.core.onnx_tools import ort_run_fn
 from tests.compressors.conftest import CORRUPT_NODE
 
@@ -131,7 +131,7 @@ def test_the_search_reaches_op_wise_fallback_and_records_its_trials(tiny_transfo
     trials = {t["fp32_matmuls"]: t["ok"] for t in v.config["search"] if "fp32_matmuls" in t}
     assert trials[0] is False and trials[1] is True
     assert v.config["fp32_nodes"] == [CORRUPT_NODE]
-    assert v.config["trials"] == len(trials) >= 3 and v.config["scan_trials"] == 3
+    assert v.config["trials"] == len(trials) >= 2 and v.config["scan_trials"] == 3  # k=3 (all fp32) needs no trial
     assert v.config["stopped_by_budget"] is False and v.config["tuning_s"] >= 0
     assert any("fallback trials" in n and CORRUPT_NODE in n for n in v.notes)
 
@@ -141,5 +141,50 @@ def test_a_spent_time_budget_stops_the_search_on_a_point_that_meets_the_goal(tin
     cfg = MixedInt8Config(target_isa="x86-avx2", **{**FAST, "max_fp32": 3, "time_budget_s": 0.0})
     v = MixedInt8().compress(base, task, cfg, out)
     assert v.config["stopped_by_budget"] is True
-    assert len(v.config["fp32_nodes"]) == 3  # the bracket's upper end: known to meet the goal
+    assert v.config["scan_trials"] == 0 and v.config["trials"] == 0  # the budget bounds the scan and the first trials too
+    assert len(v.config["fp32_nodes"]) == 3  # every MatMul fp32: the only point known to meet the goal
     assert not any("NOT met" in n for n in v.notes)
+
+
+def test_a_spent_budget_with_a_bound_below_all_fp32_says_the_goal_is_not_verified(tiny_transformer):
+    base, task, out = tiny_transformer
+    cfg = MixedInt8Config(target_isa="x86-avx2", **{**FAST, "max_fp32": 2, "time_budget_s": 0.0})
+    v = MixedInt8().compress(base, task, cfg, out)
+    assert v.config["stopped_by_budget"] is True and v.config["goal_met_on_tuning"] is False
+    assert any("NOT met" in n and "time budget" in n for n in v.notes)
+
+
+def test_ranking_and_goal_check_read_disjoint_tuning_samples(tiny_transformer, monkeypatch):
+    """The scan ranks on one part of the task's calibration feeds and the goal is checked on another."""
+    import odbench.compressors.mixed as MX
+
+    base, task, out = tiny_transformer
+    seen = {"scan": [], "check": []}
+    real_scan, real_cos = MX.sensitivity_scan, MX.output_cosine
+    in_scan = []
+
+    def scan(model, targets, fmt, feeds, reference, deadline=None):
+        seen["scan"].extend(id(f) for f in feeds)
+        in_scan.append(True)
+        try:
+            return real_scan(model, targets, fmt, feeds, reference, deadline)
+        finally:
+            in_scan.pop()
+
+    def cosine(run, feeds, reference):
+        if not in_scan:
+            seen["check"].extend(id(f) for f in feeds)
+        return real_cos(run, feeds, reference)
+
+    given = task.calibration_feeds(24)
+    monkeypatch.setattr(task, "calibration_feeds", lambda n: given[:n])
+    monkeypatch.setattr(MX, "sensitivity_scan", scan)
+    monkeypatch.setattr(MX, "output_cosine", cosine)
+    v = MixedInt8().compress(base, task, MixedInt8Config(target_isa="x86-avx2", calib_samples=8, scan_samples=8, check_samples=8,
+                                                         max_fp32=None, smooth_alpha=None), out)
+    assert v.config["samples"] == {"calibration": 8, "scan": 8, "check": 8}
+    assert set(seen["scan"]) == {id(f) for f in given[8:16]} and set(seen["check"]) == {id(f) for f in given[16:24]}
+
+
+def test_the_default_bound_lets_the_search_reach_every_matmul():
+    assert MixedInt8Config().max_fp32 is None

@@ -55,3 +55,42 @@ def test_without_an_eval_set_calibration_and_fidelity_use_different_feeds(tmp_pa
             assert not all(np.array_equal(c[k], e[k]) for k in c), "a calibration feed is also a fidelity feed"
     assert task.tuned_on()["n"] == 8 and len(task.eval_feeds) == 8
     assert 0.99 < task.tuning_metric(ort_run_fn(path)) <= 1 + 1e-6
+
+
+# ------------------------------------------------------------------ issue 20: a user file's tuning never sees its evaluation feeds
+
+
+def _fingerprint(feed) -> str:
+    import hashlib
+
+    import numpy as np
+
+    h = hashlib.sha256()
+    for k in sorted(feed):
+        h.update(k.encode() + np.ascontiguousarray(feed[k]).tobytes())
+    return h.hexdigest()
+
+
+def test_int8_mixed_on_a_user_file_never_calibrates_or_tunes_on_its_evaluation_feeds(tiny_transformer, monkeypatch):
+    """Spies on every feed the calibrator and the tuner's sessions receive while int8-mixed builds a variant
+    of a user's file: none is one of the feeds its fidelity is evaluated on."""
+    import odbench.compressors.mixed as MX
+    from odbench.compressors.mixed import MixedInt8, MixedInt8Config
+
+    base, task, out = tiny_transformer
+    fed: list[str] = []
+    real_session = MX._session
+
+    def spy_session(model):
+        run = real_session(model)
+        return lambda feed: (fed.append(_fingerprint(feed)), run(feed))[1]
+
+    monkeypatch.setattr(MX, "_session", spy_session)
+    real_calib = task.calibration_feeds
+    calib: list[str] = []
+    monkeypatch.setattr(task, "calibration_feeds", lambda n: [calib.append(_fingerprint(f)) or f for f in real_calib(n)])
+    MixedInt8().compress(base, task, MixedInt8Config(target_isa="x86-avx2", calib_samples=8, scan_samples=8, check_samples=8,
+                                                     smooth_alpha=0.5), out)
+    evaluation = {_fingerprint(f) for f in task.eval_feeds}
+    assert calib and fed
+    assert not set(calib) & evaluation and not set(fed) & evaluation

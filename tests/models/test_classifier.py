@@ -6,8 +6,8 @@ import onnx
 import pytest
 
 from odbench.core.feeds import load_feeds
-from odbench.models.base import ZooTask, split_record
 from odbench.core.onnx_tools import ort_run_fn
+from odbench.models.base import ZooTask, split_record
 from odbench.models.classifier import ClassifierConfig, ClassifierModel
 
 
@@ -57,3 +57,57 @@ def test_tuning_split_is_disjoint_from_the_test_split(built):
     assert not set(ids.tolist()) & set(model.split_ids("test").tolist())
     trained = variant.config["trained_on"]
     assert not set(model.split_ids(trained["split"]).tolist()) & set(model.split_ids("test").tolist())
+
+
+# ------------------------------------------------------------------ issue 20: spies on what the trainer and tuners receive
+
+
+def _tagged_reviews(n: int = 600):
+    import pandas as pd
+
+    depts = ["Tops", "Dresses", "Bottoms"]
+    return pd.DataFrame({"Review Text": [f"review text of row{i} with enough words" for i in range(n)],
+                         "Department Name": [depts[i % 3] for i in range(n)]})
+
+
+def test_training_calibration_and_tuning_never_receive_a_test_row(monkeypatch, tmp_path):
+    """Spies on tokenisation while the head's trainer embeds its data, the calibrator draws feeds and the
+    tuning metric runs: no test row reaches any of them."""
+    import re
+
+    import torch
+
+    import odbench.models.classifier as K
+
+    monkeypatch.setattr(K, "clothing_reviews", _tagged_reviews)
+    seen: dict[str, list[str]] = {}
+    where = ["none"]
+    real_encode = K.encode_batch
+
+    def spy_encode(tok, texts):
+        seen.setdefault(where[0], []).extend(texts)
+        return real_encode(tok, texts)
+
+    class Stop(Exception):
+        pass
+
+    def spy_train_head(x, y, xv, yv, n_classes, cfg):
+        where[0] = "after training"
+        raise Stop
+
+    monkeypatch.setattr(K, "encode_batch", spy_encode)
+    monkeypatch.setattr(K, "build_module", lambda: (lambda ids, mask: torch.zeros(ids.shape[0], 384)))
+    monkeypatch.setattr(K, "train_head", spy_train_head)
+    model = K.ClassifierModel(K.ClassifierConfig(n_train=200, n_val=100, n_test=150))
+    where[0] = "trainer"
+    with pytest.raises(Stop):
+        model.build(tmp_path, log=lambda *_: None)
+    task = ZooTask(model, tmp_path)
+    where[0] = "calibration"
+    task.calibration_feeds(16)
+    where[0] = "tuning"
+    task.tuning_metric(lambda feed: [np.random.default_rng(0).standard_normal((feed["input_ids"].shape[0], 3)).astype(np.float32)])
+    test = set(model.split_ids("test").tolist())
+    for who in ("trainer", "calibration", "tuning"):
+        rows = {int(m) for t in seen[who] for m in re.findall(r"row(\d+)", t)}
+        assert rows and not rows & test, who

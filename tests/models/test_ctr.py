@@ -166,3 +166,56 @@ def test_a_compressed_variant_records_its_tuning_split_and_paired_deltas(built, 
     acc = pruned.accuracy
     assert acc["delta_auc_lo"] <= acc["delta_auc"] <= acc["delta_auc_hi"]
     assert acc["delta_auc"] == pytest.approx(acc["auc"] - variant.accuracy["auc"])
+
+
+# ------------------------------------------------------------------ issue 20: spies on what tuners and trainers receive
+
+
+def _pairs(feed) -> set[tuple[int, int]]:
+    """(user, item) pairs of a feed: one MovieLens rating each (a user rates an item once)."""
+    return set(zip(np.asarray(feed["user_id"]).tolist(), np.asarray(feed["item_id"]).tolist()))
+
+
+@pytest.mark.slow  # loads and featurises the real 100k ratings (~15 s on 2 loaded cores)
+def test_calibration_tuning_and_training_never_receive_a_test_row(monkeypatch, tmp_path):
+    """Spies on what the trainer (epoch selection and the refit), the calibrator, the tuning metric and a
+    compressor's training batches actually receive: no test-period rating reaches any of them, and the
+    shipped ranker's refit sees fit+validation, the rows the CTR variants and the baselines train on."""
+    import odbench.models.ctr as C
+    from odbench.models.base import ZooTask
+
+    model = CtrModel(CtrConfig(hash_rows=4096, emb_dim=4, bottom=(8,), top=(16, 8), epochs=2))
+    data = model.data
+    test = _pairs(data.test)
+    calls = []
+
+    def spy_fit(cfg, data_, rows, y, epochs, log, label, val=None):
+        calls.append((label, _pairs(rows), None if val is None else _pairs(val[0]), len(y)))
+        return C.build_net(cfg, data_.n_dense).eval(), 1, [0.5]
+
+    monkeypatch.setattr(C, "_fit_epochs", spy_fit)
+    C.train(model.config, data, log=lambda *_: None)
+    (sel, sel_rows, sel_val, _), (refit, refit_rows, refit_val, n_refit) = calls
+    assert sel_rows == _pairs(data.split("fit")[0]) and sel_val == _pairs(data.split("validation")[0])
+    assert refit_rows == _pairs(data.train) and n_refit == len(model.split_ids("fit+validation")) and refit_val is None
+    assert not (sel_rows | sel_val | refit_rows) & test
+
+    received = []
+
+    rng = np.random.default_rng(0)
+
+    def run(feed):  # the variant under tuning: records what it is fed
+        received.append(_pairs(feed))
+        return [rng.random(len(feed["user_id"])).astype(np.float32)]
+
+    task = ZooTask(model, tmp_path)
+    calib = set().union(*(_pairs(f) for f in task.calibration_feeds(8)))
+    task.tuning_metric(run)
+    monkeypatch.setattr(model, "load_torch", lambda cache: C.build_net(model.config, data.n_dense).eval())
+    batches = set()
+    real_as_torch = C._as_torch
+    monkeypatch.setattr(C, "_as_torch", lambda b: (batches.update(_pairs(b)), real_as_torch(b))[1])
+    for _ in model.torch_task(tmp_path).batches(5, 64, 0):
+        pass
+    for who, rows in (("calibration", calib), ("tuning", set().union(*received)), ("training batches", batches)):
+        assert rows and not rows & test, who

@@ -61,8 +61,8 @@ def test_retrieval_task_metrics_have_ground_truth_intervals_and_paired_deltas(bu
     assert acc["recall@10"] > 10 / 40  # better than a random ranking of 40 documents (10/40 expected)
     run = ort_run_fn(variant.path)
     rng = np.random.default_rng(1)
-    shuffled = model.evaluate(lambda f: [rng.permutation(run(f)[0])], cache)  # embeddings mixed up within a batch
-    assert shuffled["delta_mrr_hi"] < 0  # a broken variant's paired delta is significantly negative
+    noisy = model.evaluate(lambda f: [run(f)[0] + 0.2 * rng.standard_normal(run(f)[0].shape).astype(np.float32)], cache)
+    assert noisy["delta_mrr_hi"] < 0  # a broken variant's paired delta is significantly negative
 
 
 def test_tuning_split_is_disjoint_from_evaluation(built):
@@ -80,7 +80,6 @@ def test_tuning_split_is_disjoint_from_evaluation(built):
 def test_torch_task_trains_like_a_transformer_distillation(built, monkeypatch):
     """torch_task opts in to frozen embeddings, no dropout and AdamW warmup/decay; its batches are
     tuning-split text at the evaluation's max_len (not 64) with the teacher's targets as labels."""
-    import torch
 
     model, _, cache = built
     task = model.torch_task(cache)
@@ -116,3 +115,73 @@ def test_torch_task_loss_sees_token_and_pooled_differences(built):
     assert same < 1e-3 < off
     rolled = torch.roll(pooled, 1, dims=0)  # another text's embedding as the target
     assert float(task.loss(task.module, None, (ids, mask), (hidden, rolled), 2.0, 0.5)) > off / 10
+
+
+# ------------------------------------------------------------------ issue 20: spies on what tuners receive
+
+
+def _tagged_reviews(n: int = 900):
+    """Review rows whose title and text carry their own row number, so any text a spy sees names its row."""
+    import pandas as pd
+
+    return pd.DataFrame({"Title": [f"title row{i}" for i in range(n)],
+                         "Review Text": [f"review text of row{i} with enough words" for i in range(n)]})
+
+
+def _rows_in(texts) -> set[int]:
+    import re
+
+    return {int(m) for t in texts for m in re.findall(r"row(\d+)", t)}
+
+
+def test_calibration_tuning_and_training_never_receive_an_evaluation_row(monkeypatch, tmp_path):
+    """Spies on the functions that receive text (tokenisation, the teacher-target batches) while a
+    calibrator, the tuning metric and a trainer draw their data: no evaluation row reaches any of them,
+    and the calibration titles are apart from the tuning metric's pairs."""
+    import odbench.models.encoder as E
+    from odbench.models.base import ZooTask
+
+    monkeypatch.setattr(E, "clothing_reviews", _tagged_reviews)
+    seen: dict[str, list[str]] = {}
+    real_encode = E.encode_batch
+    where = ["none"]
+
+    def spy_encode(tok, texts):
+        seen.setdefault(where[0], []).extend(texts)
+        return real_encode(tok, texts)
+
+    def spy_batches(titles, texts, encode, teacher, cache_dir, tag):
+        seen.setdefault("trainer", []).extend(list(titles) + list(texts))
+        return lambda steps, batch, seed: iter(())
+
+    monkeypatch.setattr(E, "encode_batch", spy_encode)
+    monkeypatch.setattr(E, "make_batches", spy_batches)
+    monkeypatch.setattr(E, "build_module", lambda: None)
+    model = E.EncoderModel(E.EncoderConfig(n_pairs=100, n_tune=600))
+    n_q, n_docs = model.tune_sizes
+    rng = np.random.default_rng(0)
+    ref = {"tune_queries": rng.standard_normal((n_q, 8)), "tune_corpus": rng.standard_normal((n_docs, 8))}
+    monkeypatch.setattr(model, "_reference", lambda cache: ref)
+    task = ZooTask(model, tmp_path)
+    received, batch_sizes = [], set()
+
+    def run(feed):  # the variant under tuning: records what it is fed
+        batch_sizes.add(feed["input_ids"].shape[0])
+        received.extend(model.tok.decode_batch(feed["input_ids"].tolist(), skip_special_tokens=True))
+        return [rng.standard_normal((feed["input_ids"].shape[0], 8)).astype(np.float32)]
+
+    where[0] = "calibration"
+    feeds = task.calibration_feeds(64)
+    where[0] = "tuning"
+    task.tuning_metric(run)
+    task.tuning_accuracy(run)
+    where[0] = "trainer"
+    model.torch_task(tmp_path)
+    evaluation = set(model.split_ids("evaluation").tolist())
+    tuning = set(model.split_ids("tuning").tolist())
+    for who in ("calibration", "tuning", "trainer"):
+        rows = _rows_in(seen[who])
+        assert rows and rows <= tuning and not rows & evaluation, who
+    assert _rows_in(received) and not _rows_in(received) & evaluation
+    assert batch_sizes == {1}  # every text embedded alone, as a device does: no batch-dependent int8 scales
+    assert len(feeds) == 64 and not _rows_in(seen["calibration"]) & _rows_in(seen["tuning"])

@@ -89,6 +89,75 @@ def test_macro_f1_and_key_helpers():
     assert M.metric_kind("cosine") == "fidelity" and M.metric_kind("auc") == "task"
 
 
+# ------------------------------------------------------------------ issue 20: errors, ties, clusters
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_outputs_are_an_error_never_a_score(bad):
+    scores = np.random.default_rng(0).standard_normal((5, 5))
+    scores[2, 2] = bad  # query 2's relevant document: NaN once ranked it first (recall 1, MRR inf)
+    with pytest.raises(M.NonFiniteOutputError, match="NaN|infinite"):
+        M.retrieval_per_query(scores, np.arange(5))
+    with pytest.raises(M.NonFiniteOutputError):
+        M.ndcg_per_group(np.zeros(5), np.array([1, 0, 0, 0, 0]), scores[2])
+    with pytest.raises(M.NonFiniteOutputError):
+        M.logloss_per_example(np.array([1, 0, 1, 0, 1]), np.where(np.isfinite(scores[2]), 0.5, bad))
+    with pytest.raises(M.NonFiniteOutputError):
+        M.cluster_auc(np.array([1, 0, 1, 0, 1]), scores[2], np.arange(5))
+    with pytest.raises(M.NonFiniteOutputError):
+        M.pessimistic_argmax(scores, np.arange(5))
+
+
+def test_an_all_nan_variant_is_an_error_not_perfect_retrieval():
+    with pytest.raises(M.NonFiniteOutputError, match="25 NaN"):
+        M.retrieval_per_query(np.full((5, 5), np.nan), np.arange(5))
+
+
+def test_ndcg_ties_are_pessimistic_whatever_the_row_order():
+    """An all-tied group scores the same (the worst order) whether its relevant item comes first or last."""
+    first = M.ndcg_per_group(np.zeros(4), np.array([1, 0, 0, 0]), np.zeros(4))[0]
+    last = M.ndcg_per_group(np.zeros(4), np.array([0, 0, 0, 1]), np.zeros(4))[0]
+    worst = 1.0 / np.log2(4 + 1)  # the relevant item ranked 4th of 4
+    assert first[0] == pytest.approx(worst) and last[0] == pytest.approx(worst)
+
+
+def test_a_tied_true_class_is_never_counted_correct():
+    logits = np.array([[1.0, 1.0, 0.0], [0.0, 2.0, 2.0], [3.0, 0.0, 0.0]])
+    labels = np.array([0, 2, 0])
+    pred = M.pessimistic_argmax(logits, labels)
+    assert pred[0] != 0 and pred[1] != 2 and pred[2] == 0
+
+
+def test_cluster_bootstrap_auc_matches_the_point_and_widens_with_clustered_rows():
+    """Users whose ratings share one user-level effect: resampling users gives a wider AUC interval than
+    DeLong's, which treats every rating as independent; with one row per user the two agree."""
+    rng = np.random.default_rng(0)
+    n_users, per = 60, 40
+    users = np.repeat(np.arange(n_users), per)
+    effect = rng.standard_normal(n_users)[users] * 1.5
+    y = (effect + rng.standard_normal(len(users)) > 0).astype(float)
+    s = effect + rng.standard_normal(len(users)) * 2  # the score knows the user's effect
+    clustered = M.cluster_auc(y, s, users, seed=1)["value"]
+    delong = M.delong_intervals(y, s)["value"]
+    assert clustered[0] == pytest.approx(delong[0])
+    assert clustered[2] - clustered[1] > 1.5 * (delong[2] - delong[1])
+    independent = M.cluster_auc(y, s, np.arange(len(y)), seed=1)["value"]
+    assert independent[2] - independent[1] == pytest.approx(delong[2] - delong[1], rel=0.25)
+
+
+def test_cluster_bootstrap_paired_delta_is_exact_zero_for_the_same_scores_and_pairs_draws():
+    rng = np.random.default_rng(2)
+    users = rng.integers(0, 30, 600)
+    y = rng.random(600) < 0.4
+    s = y + rng.standard_normal(600)
+    same = M.cluster_auc(y, s, users, s)["delta"]
+    assert same == (0.0, 0.0, 0.0)
+    loss = M.logloss_per_example(y, 1 / (1 + np.exp(-s)))
+    r = M.cluster_mean(loss, users, loss * 0 + loss.mean())
+    assert r["value"][1] <= r["value"][0] <= r["value"][2]
+    assert r["delta"][0] == pytest.approx(0.0, abs=1e-12)
+
+
 def test_accuracy_line_is_the_task_metric_with_intervals_and_fidelity():
     from odbench.models.metrics import accuracy_line
 

@@ -80,3 +80,24 @@ def test_isolated_design_uses_welch_on_log_medians():
     e = paired.decide_isolated(base, base * 1.10)
     assert e.design == paired.Design.ISOLATED and e.verdict == PairedVerdict.SLOWER
     assert e.ratio == pytest.approx(1.10)
+
+
+def test_a_zero_width_interval_or_too_few_processes_never_decides():
+    """Two processes that agree exactly, or identical ratios, carry no evidence of their spread."""
+    assert paired.decide([0.05, 0.05]).verdict == paired.PairedVerdict.INCONCLUSIVE
+    assert paired.decide([0.0, 0.0, 0.0]).verdict == paired.PairedVerdict.INCONCLUSIVE
+    assert paired.decide([0.05, 0.051]).verdict == paired.PairedVerdict.INCONCLUSIVE  # k < MIN_PROCESSES
+    assert paired.decide_isolated([1.0] * 3, [1.1] * 3).verdict == paired.PairedVerdict.INCONCLUSIVE
+
+
+def test_non_finite_ratios_are_an_error_not_a_verdict():
+    with pytest.raises(ValueError, match="not finite"):
+        paired.decide([0.01, float("nan"), 0.02])
+    with pytest.raises(ValueError, match="zero, negative or not finite"):
+        paired.decide_isolated([1.0, 0.0, 1.1], [1.0, 1.1, 1.2])
+
+
+def test_the_interval_shown_widens_with_the_looks():
+    y = [0.01, 0.03, 0.02, 0.015, 0.025, 0.02, 0.018, 0.022, 0.027, 0.012]
+    one, four = paired.decide(y, look=1, looks=1), paired.decide(y, look=1, looks=4)
+    assert four.lo < one.lo < one.ratio < one.hi < four.hi

@@ -55,3 +55,15 @@ def test_the_table_holds_its_targets_at_the_measured_spread():
             assert r["slower"] >= 0.90 - 2 * _se(0.90, trials), row.label()
         elif row.effect == 0.03:  # at the margin: SAME is the false answer, kept under alpha_same
             assert r["same"] <= 0.05 + 2 * _se(0.05, trials), row.label()
+
+
+@pytest.mark.xfail(strict=True, reason="not met: at 3x the measured spread (per-process log-ratio sd 0.18) the "
+                   "default sequential design (10/20/40/80 processes) flags a 5% slowdown about 36% of the time and "
+                   "declares SAME almost never (docs/paired.md); it needs hundreds of processes or a lower spread")
+def test_the_issue_targets_at_three_times_the_spread():
+    """The issue's targets at 3x the spread, kept as an expected failure so that the miss stays visible."""
+    n = 200
+    slow = sim.simulate(Row(0.18, 0.25, 0.05), n, seed=15)
+    same = sim.simulate(Row(0.18, 0.25, 0.0), n, seed=16)
+    assert slow["slower"] >= 0.90 - 2 * _se(0.90, n)
+    assert same["same"] >= 0.95 - 2 * _se(0.95, n)
