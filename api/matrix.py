@@ -42,8 +42,8 @@ from odbench.bench.parity import prepare
 from odbench.bench.resume import recover
 from odbench.bench.run_folder import ACCURACY_FILE, RunFolder
 from odbench.compressors.build import build_recipe, compress_onnx_file
-from odbench.compressors.recipes import RECIPES, Step, built_for
 from odbench.compressors.mobile import export_runtime, mobile_variants
+from odbench.compressors.recipes import RECIPES, Step, built_for
 from odbench.core.constants import MOBILE_RUNTIMES
 from odbench.core.feeds import materialize_feeds
 from odbench.core.not_built import NotBuilt

@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from odbench.bench import provenance, stability
-from odbench.core.feeds import FeedError, check_feed, load_feeds, synthetic_feeds
+from odbench.bench import parity, provenance, stability
 from odbench.bench.skips import skip_reason
+from odbench.compressors.isa import host_int8_isa, isa_mismatch_warning
+from odbench.core.feeds import FeedError, check_feed, load_feeds, synthetic_feeds
 from odbench.core.records import (
     CellSpec,
     ProcessSamples,
@@ -34,12 +35,10 @@ from odbench.core.records import (
     sha256_file,
     to_json,
 )
-from odbench.compressors.isa import host_int8_isa, isa_mismatch_warning
 from odbench.devices.apply import apply_profile, thread_cpus
 from odbench.devices.host import cpu_model, detect_host
 from odbench.devices.profile import DeviceProfile
 from odbench.runtimes import RuntimeUnavailable, get_runtime, parse_options
-from odbench.bench import parity
 
 LFS_MAGIC = b"version https://git-lfs.github.com/spec"
 
@@ -190,7 +189,8 @@ def spot_check(session, feeds: list, first_out, warnings: list) -> None:
     if not _finite(first_out) or not _finite(again):
         raise RuntimeError("the model produced non-finite outputs (NaN/Inf)")
     drift = max(
-        (float(np.max(np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)))) for a, b in zip(first_out, again) if np.asarray(a).size),
+        (float(np.max(np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64))))
+         for a, b in zip(first_out, again) if np.asarray(a).size),
         default=0.0,
     )
     if drift > 1e-4:

@@ -5,10 +5,10 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from odbench.core.records import CellSpec, Feeds, ParitySpec, Timing, Variant
-from odbench.devices.profile import DeviceProfile
-from odbench.devices.check import is_this_machine
 from odbench.core.constants import REFERENCE_RUNTIME
+from odbench.core.records import CellSpec, Feeds, ParitySpec, Timing, Variant
+from odbench.devices.check import is_this_machine
+from odbench.devices.profile import DeviceProfile
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Callable, Literal, Mapping, Sequence
 
 import numpy as np
-from odbench.core.records import atomic_write_bytes, ParitySpec, lineage_root, sha256_file
+
 from odbench.core.feeds import load_feeds
 from odbench.core.onnx_tools import ort_run_fn
+from odbench.core.records import ParitySpec, atomic_write_bytes, lineage_root, sha256_file
 
 ParityKind = Literal["embedding", "ranking", "values"]
 TOP_K = 10
@@ -123,7 +124,8 @@ def violations(metrics: Mapping[str, float], floors: Floors) -> list[str]:
 def judge(kind: str, parity: Mapping[str, Mapping[str, float]]) -> list[str]:
     """Reasons to FAIL, one per reference: 'vs fp32 on onnxruntime: top10_overlap 0.33 < 0.5, ...'."""
     reasons = []
-    for key, floors, label in (("fp32", FP32_FLOORS, "vs fp32 on onnxruntime"), ("runtime", RUNTIME_FLOORS, "vs the same variant on onnxruntime")):
+    for key, floors, label in (("fp32", FP32_FLOORS, "vs fp32 on onnxruntime"),
+                               ("runtime", RUNTIME_FLOORS, "vs the same variant on onnxruntime")):
         bad = violations(parity[key], floors[kind]) if key in parity else []
         if bad:
             reasons.append(f"{label}: {', '.join(bad)}")
@@ -191,7 +193,8 @@ def prepare(workloads, variants: Mapping, out_dir: Path, n_feeds: int = 4, log=p
                                                              reference_sha256=sha256_file(path), n_feeds=n_feeds)
             except Exception as exc:  # noqa: BLE001 - recorded in every affected cell
                 log(f"[parity] {w.variant.id} {scenario}: no reference outputs: {type(exc).__name__}: {exc}")
-                specs[(w.variant.id, scenario)] = ParitySpec(kind=kind, error=f"reference outputs could not be computed: {type(exc).__name__}: {exc}"[:500])
+                specs[(w.variant.id, scenario)] = ParitySpec(
+                    kind=kind, error=f"reference outputs could not be computed: {type(exc).__name__}: {exc}"[:500])
         if w.variant.path != root.path:  # keep only the roots' sessions and outputs: they serve every variant
             runs.pop(w.variant.path, None)
             for key in [k for k in outputs if k[0] == w.variant.path]:

@@ -7,6 +7,7 @@ import socket
 from typing import Any
 
 import psutil
+
 from odbench.devices.host import cpu_model, detect_host
 
 

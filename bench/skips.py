@@ -6,8 +6,8 @@ again in the cell process itself (a Dask worker on a device may lack what the co
 from __future__ import annotations
 
 from odbench.core.records import HARNESS_RUNTIMES, CellSpec
-from odbench.devices.profile import DeviceProfile
 from odbench.devices.check import emulation_obstacle
+from odbench.devices.profile import DeviceProfile
 from odbench.runtimes import get_runtime
 
 

@@ -15,8 +15,8 @@ from odbench.compressors.fidelity import OnnxFidelityTask
 from odbench.core.onnx_tools import ort_run_fn
 from odbench.core.records import Feeds
 from odbench.models import ZOO
-from odbench.models.onnx_file import user_variant
 from odbench.models.metrics import accuracy_line
+from odbench.models.onnx_file import user_variant
 
 
 def _compress_onnx(path: str, recipe: str, feeds: Path | None, dims, cache: Path) -> list:

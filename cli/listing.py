@@ -7,13 +7,13 @@ import click
 from rich.table import Table
 
 from odbench.cli.common import cache_path, out, resolve_profiles
+from odbench.core.constants import INFERENCE_RUNTIMES, MOBILE_RUNTIMES
 from odbench.core.records import Variant
 from odbench.devices.check import emulation_note
 from odbench.devices.host import detect_host
 from odbench.devices.profile import DeviceProfile, ProfileError, list_profile_files, load_profile_file
 from odbench.models import ZOO, get_model
 from odbench.runtimes import get_runtime
-from odbench.core.constants import INFERENCE_RUNTIMES, MOBILE_RUNTIMES
 
 
 @click.command("models")

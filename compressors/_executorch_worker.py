@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import sys
-from collections import Counter
 from pathlib import Path
 
 import numpy as np

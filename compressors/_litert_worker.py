@@ -14,7 +14,11 @@ import json
 import sys
 from pathlib import Path
 
-from odbench.compressors._executorch_worker import _dims, _feeds, linear_only  # numpy + torch only: no project imports beyond this file's twin
+from odbench.compressors._executorch_worker import (  # numpy + torch only: no project imports beyond this file's twin
+    _dims,
+    _feeds,
+    linear_only,
+)
 
 
 def main(argv: list[str]) -> int:

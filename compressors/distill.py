@@ -12,10 +12,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from odbench.core.records import Variant
 from odbench.compressors.base import CompressionError, Task, finalize, fresh_dir, output
 from odbench.compressors.torch_hook import train, training_record
-from odbench.core.records import TorchTask
+from odbench.core.records import TorchTask, Variant
 
 CODE_VERSION = 2  # 2: the training setup (TorchTask's optimiser fields) is recorded
 
@@ -52,5 +51,6 @@ class Distill:
         path = fresh_dir(out_dir) / "model.onnx"
         torch_task.export(student, path)
         return finalize(variant, path, name, self.name, config, task,
-                        notes=(f"student {student_n} params vs teacher {teacher_n}; {config.steps} steps, loss {losses[0]:.4f} -> {losses[-1]:.4f}",),
+                        notes=(f"student {student_n} params vs teacher {teacher_n}; "
+                               f"{config.steps} steps, loss {losses[0]:.4f} -> {losses[-1]:.4f}",),
                         extra={"teacher_params": teacher_n, "student_params": student_n, "training": record})

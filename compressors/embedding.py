@@ -16,16 +16,16 @@ from typing import Literal
 
 import numpy as np
 
-from odbench.core.records import Variant
 from odbench.compressors.base import CompressionError, Task, finalize, fresh_dir, output, refuse_if_quantized
 from odbench.compressors.graph import (
     add_initializer,
-    splice,
     ensure_opset,
     gather_tables,
     initializers,
     remove_initializer,
+    splice,
 )
+from odbench.core.records import Variant
 
 CODE_VERSION = 2
 

@@ -12,10 +12,10 @@ A user's ONNX file has no torch module: no route to ``.pte`` (CompressionError w
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import tempfile
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal

@@ -7,8 +7,8 @@ ONNX Runtime adaptor: the 2.x ``quantization.fit`` API with ``PostTrainingQuantC
   falls back sensitive ops to fp32 until the relative loss is within ``tolerance``
   (default 1%), for at most ``max_trials``. INC 3.7.1's ``basic`` strategy tries op-type-wise configs
   first, then block fallback, and only then one op at a time (strategy/basic.py), so a few trials
-  never reach op-wise fallback on a transformer; compressors/mixed.py gets there by its sensitivity order. When the goal cannot be met we say so in the
-  variant's notes and keep the best candidate seen.
+  never reach op-wise fallback on a transformer; compressors/mixed.py gets there by its sensitivity order.
+  When the goal cannot be met we say so in the variant's notes and keep the best candidate seen.
 
 ISA: INC picks ``reduce_range = not VNNI`` from the CPU it runs on (adaptor/onnxrt.py), so its
 output used to depend on the build host. We pass ``reduce_range`` from ``target_isa`` instead
@@ -26,11 +26,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-
-from odbench.core.records import Variant
 from odbench.compressors.base import CompressionError, Task, finalize, fresh_dir, output, refuse_if_quantized
 from odbench.compressors.int8_graph import quantizable_matmuls
 from odbench.compressors.isa import resolve_target, weight_bits_for
+from odbench.core.records import Variant
 
 CODE_VERSION = 3  # 3: records the MatMuls left in fp32
 
@@ -154,7 +153,8 @@ class IncQuant:
         else:
             proto = getattr(q, "model", q)
             if config.tune and baseline is not None:
-                notes.append(f"accuracy goal met within {len(seen) - 1} candidate(s): tuning metric {seen[-1][0]:.4f} vs fp32 {baseline:.4f}")
+                notes.append(f"accuracy goal met within {len(seen) - 1} candidate(s): "
+                             f"tuning metric {seen[-1][0]:.4f} vs fp32 {baseline:.4f}")
         path = fresh_dir(out_dir) / "model.onnx"
         onnx.save(proto, str(path))
         if config.approach == "static":

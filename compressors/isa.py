@@ -16,6 +16,7 @@ So an int8 variant is tied to the ISA it was built for:
 from __future__ import annotations
 
 from typing import Iterable, Literal
+
 from odbench.devices.host import detect_host
 
 Int8Isa = Literal["x86-vnni", "x86-avx2", "arm"]

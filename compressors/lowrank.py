@@ -18,16 +18,16 @@ from typing import Literal
 
 import numpy as np
 
-from odbench.core.records import Variant
 from odbench.compressors.base import CompressionError, Task, finalize, fresh_dir, output
 from odbench.compressors.graph import (
     add_initializer,
-    splice,
     gather_tables,
     initializers,
     matmul_weights,
     remove_initializer,
+    splice,
 )
+from odbench.core.records import Variant
 
 CODE_VERSION = 1
 
@@ -64,7 +64,8 @@ class LowRank:
         from onnx import helper
 
         knob = f"r{config.rank}" if config.rank else (f"x{config.ratio:g}" if config.ratio else f"e{config.energy:g}")
-        name, out_dir, hit = output(variant, f"{'svd' if config.target == 'matmul' else 'embfact'}-{knob}", self.name, config, CODE_VERSION, out_dir)
+        name, out_dir, hit = output(variant, f"{'svd' if config.target == 'matmul' else 'embfact'}-{knob}", self.name, config,
+                                    CODE_VERSION, out_dir)
         if hit is not None:
             return hit
         model = onnx.load(variant.path)

@@ -12,9 +12,9 @@ from typing import Literal
 
 import numpy as np
 
-from odbench.core.records import Variant
 from odbench.compressors.base import CompressionError, Task, finalize, fresh_dir, output
 from odbench.compressors.graph import initializers, matmul_weights, replace_initializer
+from odbench.core.records import Variant
 
 CODE_VERSION = 1
 
@@ -34,7 +34,8 @@ class MagnitudePrune:
 
         if not 0 < config.sparsity < 1:
             raise CompressionError(f"sparsity must be in (0, 1), got {config.sparsity}")
-        name, out_dir, hit = output(variant, f"prune{int(round(config.sparsity * 100))}-{config.scope.replace('_', '')}", self.name, config, CODE_VERSION, out_dir)
+        name, out_dir, hit = output(variant, f"prune{int(round(config.sparsity * 100))}-{config.scope.replace('_', '')}", self.name,
+                                    config, CODE_VERSION, out_dir)
         if hit is not None:
             return hit
         model = onnx.load(variant.path)

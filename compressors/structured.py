@@ -12,10 +12,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from odbench.core.records import Variant
 from odbench.compressors.base import CompressionError, Task, finalize, fresh_dir, output
 from odbench.compressors.torch_hook import train, training_record
-from odbench.core.records import TorchTask
+from odbench.core.records import TorchTask, Variant
 
 CODE_VERSION = 2  # 2: the training setup (TorchTask's optimiser fields) is recorded
 

@@ -17,8 +17,6 @@ and pass it with the baseline Variant and a ``Task`` (the metric) to
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable, Iterator
 from odbench.core.records import TorchTask
 
 

@@ -1,7 +1,6 @@
 """Names shared by several layers."""
 from __future__ import annotations
 
-
 REFERENCE_RUNTIME = "onnxruntime"  # references are computed on it; its default-option cells need no runtime check
 
 

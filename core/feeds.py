@@ -27,8 +27,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from odbench.core.records import TensorSpec
 from odbench.core.onnx_tools import onnx_signature
+from odbench.core.records import TensorSpec
 
 DEFAULT_SYMBOLIC_DIM = 32
 DEFAULT_BATCH = 1
@@ -189,7 +189,8 @@ def materialize_feeds(variant, feeds, out_dir: Path, log=print):
     except Exception as exc:  # noqa: BLE001
         log(f"[feeds] {variant.id}: cannot derive feeds from its signature ({type(exc).__name__}: {str(exc)[:200]})")
         return feeds
-    key = hashlib.sha1(json.dumps([FEED_RULES, variant.sha256, list(feeds.dims), feeds.int_low, feeds.int_high, feeds.count, feeds.seed]).encode()).hexdigest()[:16]
+    key = hashlib.sha1(json.dumps([FEED_RULES, variant.sha256, list(feeds.dims), feeds.int_low, feeds.int_high, feeds.count,
+                                   feeds.seed]).encode()).hexdigest()[:16]
     path = save_feeds(arrays, Path(out_dir) / f"synthetic-{key}.npz")
     return dataclasses.replace(feeds, path=str(path.resolve()))
 

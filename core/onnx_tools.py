@@ -1,11 +1,14 @@
 """Reading ONNX files without a benchmark runtime: signatures, weight statistics, and the one
 ONNX Runtime session used for evaluation (accuracy, fidelity, parity references; never for timing)."""
 from __future__ import annotations
-from odbench.core.records import TensorSpec
-import numpy as np
-from typing import Callable, Mapping, Sequence
-from pathlib import Path
+
 import gzip
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from odbench.core.records import TensorSpec
 
 
 def onnx_signature(model_path: str) -> tuple[list[TensorSpec], list[TensorSpec]]:

@@ -23,12 +23,11 @@ import json
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Iterator, Literal
 
 import numpy as np
 
 from odbench.core.envs import CELL_CONTRACT_VERSION
-from typing import Callable, Iterator
 
 RESULT_SCHEMA_VERSION = 3
 VARIANT_SCHEMA_VERSION = 1
@@ -148,7 +147,8 @@ class Timing:
 # MLPerf's minimum sample counts (p99: 662) reached by the pooled samples.
 TIMING_PRESETS: dict[str, Timing] = {
     # tests: seconds, one process, never gating
-    "smoke": Timing(warmup_s=0.2, warmup_runs=3, min_time_s=0.5, min_samples=30, max_time_s=2.0, processes=1, max_samples=5000, gating=False),
+    "smoke": Timing(warmup_s=0.2, warmup_runs=3, min_time_s=0.5, min_samples=30, max_time_s=2.0, processes=1, max_samples=5000,
+                    gating=False),
     # the README's default matrix: 5 interleaved processes x (0.5 s warm-up + 0.5-2 s, >= 200 samples)
     "default": Timing(warmup_s=0.5, min_time_s=0.5, max_time_s=2.0, processes=5),
     # release gates: a latency PASS needs >= 57 processes at the first look (verdicts/gate.py MIN_GROUP: a slower

@@ -84,7 +84,8 @@ def apply_profile(profile: DeviceProfile) -> dict[str, Any]:
     if profile.isa_cap is not None:  # before any runtime library loads in this process
         os.environ[ISA_CAP_ENV] = profile.isa_cap
         level = ISA_CAPS.index(profile.isa_cap)
-        os.environ[ATEN_CAP_ENV] = "default" if level < ISA_CAPS.index("AVX2") else "avx2" if level < ISA_CAPS.index("AVX512_CORE") else "avx512"
+        os.environ[ATEN_CAP_ENV] = ("default" if level < ISA_CAPS.index("AVX2")
+                                    else "avx2" if level < ISA_CAPS.index("AVX512_CORE") else "avx512")
 
     actual_cpus = sorted(os.sched_getaffinity(0))
     if actual_cpus != sorted(wanted):

@@ -1,8 +1,10 @@
 """A device profile by name: 'host' (detected), a profile of devices/profiles, or a YAML path."""
 from __future__ import annotations
+
 from pathlib import Path
-from odbench.devices.profile import DeviceProfile, PROFILE_DIR, ProfileError, list_profile_files, load_profile_file
+
 from odbench.devices.host import detect_host
+from odbench.devices.profile import PROFILE_DIR, DeviceProfile, ProfileError, list_profile_files, load_profile_file
 
 
 def get_profile(name_or_path: str) -> DeviceProfile:

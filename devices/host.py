@@ -7,8 +7,8 @@ from functools import lru_cache
 
 import psutil
 
-from odbench.devices.profile import DeviceProfile
 from odbench.core.constants import INFERENCE_RUNTIMES, MOBILE_RUNTIMES
+from odbench.devices.profile import DeviceProfile
 
 # ISA features that matter for inference kernels; the full flag list is in provenance.
 INTERESTING_ISA = (

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from odbench.core.records import Variant, sha256_file
 from odbench.core.onnx_tools import onnx_param_count, quantized_ops, quantized_summary
+from odbench.core.records import Variant, sha256_file
 
 # What the fidelity and parity of a user's file and its variants are measured against.
 OWN_OUTPUTS = "the user's own outputs (this file as-is)"

@@ -13,12 +13,12 @@ import time
 from pathlib import Path
 
 from odbench.bench import provenance
-from odbench.verdicts.accuracy import runtime_accuracy_record
 from odbench.compressors.build import build_recipe
 from odbench.compressors.recipes import RECIPES
 from odbench.core.records import atomic_write_text
 from odbench.models import get_model
 from odbench.models.base import ZooTask
+from odbench.verdicts.accuracy import runtime_accuracy_record
 
 CSV_COLUMNS = ["model", "variant", "runtime", "runtime_version", "isa", "metric", "value", "lo", "hi", "delta", "delta_lo",
                "delta_hi", "fidelity_metric", "fidelity", "fidelity_lo", "fidelity_hi", "seconds", "error"]
@@ -75,7 +75,8 @@ def markdown_row(r: dict) -> str:
         return f"| {r['model']} | {r['variant']} | {r['runtime']} | error: {r['error']} | | |"
     acc, m, fid = r["_acc"], r["metric"], r["fidelity_metric"]
     fid_text = f"{fid} {_ci(acc, fid)}" if fid else "—"
-    return f"| {r['model']} | {r['variant']} | {r['runtime']} {r.get('runtime_version', '')} | {m} {_ci(acc, m)} | {fid_text} | {_ci(acc, f'delta_{m}', pct=True)} |"
+    return (f"| {r['model']} | {r['variant']} | {r['runtime']} {r.get('runtime_version', '')} | {m} {_ci(acc, m)} | {fid_text} | "
+            f"{_ci(acc, f'delta_{m}', pct=True)} |")
 
 
 def render(records: list[dict], argv: list[str]) -> str:

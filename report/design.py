@@ -48,7 +48,8 @@ def variance_rows(results: list[Result]) -> list[VarianceRow]:
         process_cost = float(np.mean(walls)) if walls else math.nan  # start-up, imports, session, warm-up, parity
         rows.append(VarianceRow(r.cell_id, len(per), float(np.mean([len(p.samples_ms) for p in per])), math.sqrt(within),
                                 math.sqrt(between), sample_ms, process_cost,
-                                intervals.cost_optimal_samples(within, between, process_cost, sample_ms / 1e3) if process_cost == process_cost else 0))
+                                intervals.cost_optimal_samples(within, between, process_cost, sample_ms / 1e3)
+                                if process_cost == process_cost else 0))
     return rows
 
 
@@ -144,7 +145,8 @@ def design_markdown(run1: Path, run2: Path | None = None) -> str:
     """`odbench design RUN [RUN2]`: the variance split and, with RUN2, the run-to-run agreement, as Markdown."""
     out: list[str] = []
     run1 = Path(run1)
-    out.append("| cell | processes | samples/process | within sd (log) | between sd (log) | ms/sample | s/process besides samples | optimal samples/process |")
+    out.append("| cell | processes | samples/process | within sd (log) | between sd (log) | ms/sample | s/process besides samples | "
+               "optimal samples/process |")
     out.append("|---|---|---|---|---|---|---|---|")
     for v in variance_rows(RunFolder.open(run1).results()):
         out.append(f"| `{v.cell_id}` | {v.processes} | {v.samples_per_process:.0f} | {v.within_sd:.3f} | {v.between_sd:.3f} | "

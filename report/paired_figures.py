@@ -9,9 +9,8 @@ minus 1: what sharing a process with the other members cost it).
 """
 from __future__ import annotations
 
-import sys
-
 import math
+import sys
 from pathlib import Path
 
 import numpy as np

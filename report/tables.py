@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Callable
 
 from odbench.bench.run_folder import RunFolder
-from odbench.core.constants import REFERENCE_RUNTIME
 from odbench.compressors.mobile import is_export
+from odbench.core.constants import REFERENCE_RUNTIME
 from odbench.core.records import HARNESS_RUNTIMES, NOT_MEASURED, Result, Variant, atomic_write_text, lineage_root
 from odbench.models.metrics import point_metrics
 from odbench.report import paired_figures

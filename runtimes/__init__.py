@@ -10,9 +10,9 @@ import importlib
 import typing
 from typing import Any, Literal
 
-from odbench.runtimes.base import ProviderFallbackError, Runtime, RuntimeUnavailable, Session  # noqa: F401  (re-exported seam)
-from odbench.core.records import TensorSpec  # noqa: F401  (re-exported seam)
 from odbench.core.constants import INFERENCE_RUNTIMES
+from odbench.core.records import TensorSpec  # noqa: F401  (re-exported seam)
+from odbench.runtimes.base import ProviderFallbackError, Runtime, RuntimeUnavailable, Session  # noqa: F401  (re-exported seam)
 
 RUNTIMES: dict[str, str] = {
     "onnxruntime": "odbench.runtimes.ort:OnnxRuntime",

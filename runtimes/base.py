@@ -9,8 +9,8 @@ missing runtime is a reasoned skip, never an import error.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence
+
 from odbench.core.records import TensorSpec
 
 if TYPE_CHECKING:

@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping
 
-from odbench.runtimes.base import BoundSession
 from odbench.core.records import TensorSpec
+from odbench.runtimes.base import BoundSession
 from odbench.runtimes.null import HarnessDouble
 
 Fault = Literal["segv", "kill", "hang", "oom", "raise", "none"]

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from odbench.runtimes.base import BoundSession, RuntimeUnavailable
 from odbench.core.onnx_tools import onnx_signature
+from odbench.runtimes.base import BoundSession, RuntimeUnavailable
 
 # Run in a fresh interpreter: block the network and process spawning, then convert.
 _CONVERT = r"""

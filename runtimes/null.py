@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from odbench.runtimes.base import BoundSession
-from odbench.core.records import TensorSpec
 from odbench.core.onnx_tools import onnx_signature
+from odbench.core.records import TensorSpec
+from odbench.runtimes.base import BoundSession
 
 
 @dataclass(frozen=True)

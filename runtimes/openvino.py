@@ -23,9 +23,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping
 
-from odbench.runtimes.base import BoundSession, RuntimeUnavailable
 from odbench.core.records import TensorSpec
 from odbench.devices.apply import isa_cap, isa_level
+from odbench.runtimes.base import BoundSession, RuntimeUnavailable
 
 Precision = Literal["f32", "bf16", "f16"]
 Hint = Literal["LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT", "none"]

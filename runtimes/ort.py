@@ -6,9 +6,9 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping
 
-from odbench.runtimes.base import BoundSession, ProviderFallbackError, RuntimeUnavailable
 from odbench.core.records import TensorSpec
 from odbench.devices.apply import isa_cap
+from odbench.runtimes.base import BoundSession, ProviderFallbackError, RuntimeUnavailable
 
 _ORT_TYPES = {
     "tensor(float)": "float32",

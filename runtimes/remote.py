@@ -76,7 +76,8 @@ class RemoteSession(BoundSession):
             self._proc.wait(timeout=30)
             self._stderr.seek(0)
             tail = self._stderr.read().decode("utf-8", "replace").strip().splitlines()[-2:]
-            raise RuntimeUnavailable(f"the session in the runtime's environment ended (exit {self._proc.returncode}): {' | '.join(tail)}") from None
+            raise RuntimeUnavailable(f"the session in the runtime's environment ended (exit {self._proc.returncode}): "
+                                     f"{' | '.join(tail)}") from None
         if got == b"E":
             raise RuntimeError(payload.decode("utf-8", "replace"))
         return payload

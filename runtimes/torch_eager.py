@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from odbench.runtimes.base import BoundSession, RuntimeUnavailable
-from odbench.core.records import TensorSpec
 from odbench.core.onnx_tools import onnx_signature
+from odbench.core.records import TensorSpec
 from odbench.devices.apply import isa_cap, isa_level
+from odbench.runtimes.base import BoundSession, RuntimeUnavailable
 
 SIDECAR = "torch_module.json"  # models.base.TORCH_SIDECAR (not imported: keeps runtimes free of the zoo)
 

@@ -22,14 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from odbench.stats import intervals
 from odbench.bench.executors.local import run_cell
-from odbench.core.feeds import load_feeds, save_feeds
 from odbench.bench.matrix import Workload, plan
+from odbench.core.feeds import load_feeds, save_feeds
 from odbench.core.records import TIMING_PRESETS, Feeds
 from odbench.devices.host import detect_host
 from odbench.models import get_model
 from odbench.models.base import cache_dir
+from odbench.stats import intervals
 
 
 def benchmark_app_median(cmd: list[str], seconds: float) -> float:

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from odbench.stats import intervals
 from odbench.bench.run_folder import RunFolder
+from odbench.stats import intervals
 
 THP = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 CELLS = (("ctr-ml100k", "rank-200"), ("minilm-l6-query", "query"))

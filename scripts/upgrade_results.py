@@ -16,9 +16,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from odbench.stats import summary as stats
-from odbench.core.records import RESULT_SCHEMA_VERSION, CellSpec, Result, sha256_file
 from odbench.bench.run_folder import RunFolder
+from odbench.core.records import RESULT_SCHEMA_VERSION, CellSpec, Result, sha256_file
+from odbench.stats import summary as stats
 
 REPO_ROOT = Path(__file__).resolve().parents[1]  # a script of this checkout, run on its results/ folder
 
@@ -40,7 +40,8 @@ def upgrade_cell(path: Path, store: RunFolder) -> Result:
         return store.get(data["cell_id"])
     r = Result.from_dict(data)
     if r.processes:
-        s = stats.summarize(r.process_samples, r.items_per_inference) if r.processes_known else stats.summarize([r.samples_ms], r.items_per_inference)
+        s = (stats.summarize(r.process_samples, r.items_per_inference) if r.processes_known
+             else stats.summarize([r.samples_ms], r.items_per_inference))
         r = r.replace(stats=s, throughput_items_s=s["throughput"])
     store.put(r)
     return r

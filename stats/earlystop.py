@@ -74,9 +74,11 @@ def judge(n: int, over: int, p: float, confidence: float = CONFIDENCE) -> Percen
         return PercentileVerdict("INCONCLUSIVE", 0, 0, p, min_samples(p, confidence), "no samples")
     need = max(h(over, p, confidence) + over, min_samples(p, confidence))
     if n >= need:
-        return PercentileVerdict("PASS", n, over, p, 0, f"{over}/{n} samples over budget; at most {max_overages(n, p, confidence)} allowed for {name} at {confidence:.1%} confidence")
+        return PercentileVerdict("PASS", n, over, p, 0, f"{over}/{n} samples over budget; at most {max_overages(n, p, confidence)} "
+                                                        f"allowed for {name} at {confidence:.1%} confidence")
     if over > 0 and binom.sf(over - 1, n, 1 - p) <= 1 - confidence:
-        return PercentileVerdict("FAIL", n, over, p, 0, f"{over}/{n} samples over budget: {name} exceeds it with {confidence:.1%} confidence")
+        return PercentileVerdict("FAIL", n, over, p, 0,
+                                 f"{over}/{n} samples over budget: {name} exceeds it with {confidence:.1%} confidence")
     return PercentileVerdict(
         "INCONCLUSIVE", n, over, p, need - n,
         f"{over}/{n} samples over budget: cannot decide {name} at {confidence:.1%} confidence; "

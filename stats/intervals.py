@@ -49,9 +49,11 @@ def _tq(confidence: float, k: int) -> float:
 
 
 _DRAWS = 2**15
+# the within-process shape is kept as this many quantiles of the residuals
 _RESIDUAL_POINTS = 400
 KURTOSIS_MIN_K = 20
-KURTOSIS_FLOOR = 5.0  # a sample of processes often misses the heavy tail its population has (docs/statistics.md)  # the within-process shape is kept as this many quantiles of the residuals
+# a sample of processes often misses the heavy tail its population has (docs/statistics.md)
+KURTOSIS_FLOOR = 5.0
 
 
 @dataclass(frozen=True)

@@ -121,8 +121,8 @@ def test_devices_validate_names_the_bad_field(tmp_path):
     assert p.returncode == 1 and "field 'threads'" in p.stderr
     listed = odbench("devices")
     assert listed.returncode == 0 and listed.stdout.startswith("This machine (profile 'host'")
-    from odbench.devices.check import emulation_note
     from odbench.devices.catalog import get_profile
+    from odbench.devices.check import emulation_note
 
     for line in ("onnxruntime 1.", "execution_providers: ", "openvino", "ISA: ", "rpi5", "device only (aarch64)",
                  "x86-laptop-avx2", emulation_note(get_profile("x86-laptop-avx2"))):

@@ -21,9 +21,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
+from odbench.bench.run_folder import ACCURACY_FILE, RunFolder
 from odbench.compressors.isa import host_int8_isa
 from odbench.core.constants import REFERENCE_RUNTIME
-from odbench.bench.run_folder import ACCURACY_FILE, RunFolder
 from odbench.core.records import HARNESS_RUNTIMES, Result, Variant, Verdict, atomic_write_text
 from odbench.devices.host import cpu_flags
 from odbench.models.metrics import LOWER_IS_BETTER, metric_kind, point_metrics
@@ -271,7 +271,8 @@ def load_run_accuracy(run_dir: Path | RunFolder) -> dict[tuple, RuntimeAccuracy]
     if body is None:
         return None
     if body.get("version") != ACCURACY_FILE_VERSION:
-        raise ValueError(f"{folder.root / ACCURACY_FILE}: version {body.get('version')!r}, this odbench reads version {ACCURACY_FILE_VERSION}")
+        raise ValueError(f"{folder.root / ACCURACY_FILE}: version {body.get('version')!r}, "
+                         f"this odbench reads version {ACCURACY_FILE_VERSION}")
     recs = [RuntimeAccuracy.from_dict(d) for d in body["records"]]
     return {accuracy_key(r.variant_id, r.runtime, r.runtime_options): r for r in recs}
 

@@ -62,9 +62,11 @@ class Budget(BaseModel):
         if any(v <= 0 for v in self.latency_ms.values()):
             raise ValueError("latency_ms: budgets must be positive milliseconds")
         if not (self.latency_ms or self.throughput_min or self.peak_rss_mb_max or self.size_mb_max or self.accuracy_drop_max is not None):
-            raise ValueError("a budget must set at least one of latency_ms, throughput_min, peak_rss_mb_max, size_mb_max, accuracy_drop_max")
+            raise ValueError("a budget must set at least one of latency_ms, throughput_min, peak_rss_mb_max, size_mb_max, "
+                             "accuracy_drop_max")
         if self.accuracy_metric and "accuracy_kind" in self.model_fields_set and metric_kind(self.accuracy_metric) != self.accuracy_kind:
-            raise ValueError(f"accuracy_metric {self.accuracy_metric!r} is a {metric_kind(self.accuracy_metric)} metric, not {self.accuracy_kind}")
+            raise ValueError(f"accuracy_metric {self.accuracy_metric!r} is a {metric_kind(self.accuracy_metric)} metric, "
+                             f"not {self.accuracy_kind}")
         return self
 
     @property

@@ -261,7 +261,8 @@ def judge_cell(r: Result, budget: Budget, variants: dict[str, Variant], confiden
         checks.append(_limit_check(f"peak_rss<={budget.peak_rss_mb_max:g}MB", r.peak_rss_mb, budget.peak_rss_mb_max, "peak RSS (MB)"))
     if budget.size_mb_max:
         v = variants.get(r.variant_id)
-        checks.append(_limit_check(f"size<={budget.size_mb_max:g}MB", v.size_bytes / 2**20 if v else None, budget.size_mb_max, "model file (MB)"))
+        checks.append(_limit_check(f"size<={budget.size_mb_max:g}MB", v.size_bytes / 2**20 if v else None, budget.size_mb_max,
+                                   "model file (MB)"))
     if budget.accuracy_drop_max is not None:
         checks.append(_accuracy_check(r, budget, variants, run_accuracy))
     verdict = worst(c.verdict for c in checks)
@@ -281,7 +282,8 @@ def evaluate(results: list[Result], variants: dict[str, Variant], budgets: Budge
     for budget in budgets.budgets:
         matched = [r for r in results if budget.matches(r) and r.runtime not in HARNESS_RUNTIMES]
         if not matched:
-            out.append(CellVerdict("-", budget.label, GateVerdict.ERROR, "this budget matched no result: check its patterns against the run"))
+            out.append(CellVerdict("-", budget.label, GateVerdict.ERROR,
+                                   "this budget matched no result: check its patterns against the run"))
         out += [judge_cell(r, budget, variants, budgets.confidence, run_accuracy, earlier.get(r.cell_id, 0), min_group)
                 for r in matched]
     return out
@@ -290,7 +292,8 @@ def evaluate(results: list[Result], variants: dict[str, Variant], budgets: Budge
 # ---------------------------------------------------------------- outputs
 
 def exit_code(verdicts: list[CellVerdict], regressions: list[Regression]) -> int:
-    if any(v.verdict in (GateVerdict.FAIL, GateVerdict.ERROR) for v in verdicts) or any(g.verdict == Change.REGRESSION for g in regressions):
+    if (any(v.verdict in (GateVerdict.FAIL, GateVerdict.ERROR) for v in verdicts)
+            or any(g.verdict == Change.REGRESSION for g in regressions)):
         return EXIT_FAIL
     if any(v.verdict == "INCONCLUSIVE" for v in verdicts):
         return EXIT_INCONCLUSIVE
@@ -308,7 +311,8 @@ def to_markdown(verdicts: list[CellVerdict], regressions: list[Regression], code
     lines = [f"### odbench gate: {counts} (exit {code})", "",
              "| | budget | cell | on | verdict | why |", "|---|---|---|---|---|---|"]
     for v in sorted(verdicts, key=lambda v: (ORDER.index(v.verdict), v.cell_id)):
-        lines.append(f"| {icon.get(v.verdict, '')} | {v.budget} | `{v.cell_id}` | {v.measured_on} | **{v.verdict}** | {v.reason.replace('|', '/')[:400]} |")
+        lines.append(f"| {icon.get(v.verdict, '')} | {v.budget} | `{v.cell_id}` | {v.measured_on} | **{v.verdict}** | "
+                     f"{v.reason.replace('|', '/')[:400]} |")
     if regressions:
         tested = sum(g.verdict in (Change.REGRESSION, Change.IMPROVEMENT, Change.SAME) for g in regressions)
         rule = f"{regressions[0].correction} over {tested} cells (family-wise error)"

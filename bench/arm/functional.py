@@ -32,16 +32,14 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from odbench.bench import parity
-from odbench.bench.arm.env import ArmEnv, ArmEnvError, find_env
+from odbench.bench.arm.env import ArmEnv, ArmEnvError, find_env, load, setup
+from odbench.bench.run_folder import RunFolder
 from odbench.core.feeds import load_feeds
-from odbench.core.records import CellSpec, Result, sha256_file
-from odbench.devices.profile import DeviceProfile
+from odbench.core.records import CellSpec, Result, atomic_write_text, sha256_file
 from odbench.devices.host import detect_host
+from odbench.devices.profile import DeviceProfile
 from odbench.models import ZOO, get_model
 from odbench.models.base import cache_dir
-from odbench.bench.arm.env import load, setup
-from odbench.core.records import atomic_write_text
-from odbench.bench.run_folder import RunFolder
 
 MEASURED_ON = "functional-emulation"
 WORKER = Path(__file__).with_name("_worker.py")
@@ -79,7 +77,8 @@ class ArmSession:
 
     def __init__(self, env: ArmEnv, runtime: str, model: str, threads: int = 1, options: Mapping | None = None,
                  cpu: str = "max", timeout_s: float = FEED_TIMEOUT_S):
-        cmd = [env.qemu, "-L", str(env.root), "-cpu", cpu, str(env.python), "-I", "-c", _BOOT, runtime, str(model), str(threads), json.dumps(dict(options or {}))]
+        cmd = [env.qemu, "-L", str(env.root), "-cpu", cpu, str(env.python), "-I", "-c", _BOOT, runtime, str(model), str(threads),
+               json.dumps(dict(options or {}))]
         guest_env = {"PATH": "/usr/bin:/bin", "ARM_SITE": env.pythonpath(runtime), "ARM_WORKER": str(WORKER),
                      "OMP_NUM_THREADS": str(threads), "LANG": "C.UTF-8"}
         self._stderr = tempfile.TemporaryFile()  # a file, not a pipe: a chatty guest never blocks on it

@@ -11,8 +11,8 @@ import importlib
 from dataclasses import dataclass
 from typing import Callable, Iterable, Protocol, runtime_checkable
 
-from odbench.core.records import CellSpec, Result
 from odbench.bench.run_folder import RunFolder
+from odbench.core.records import CellSpec, Result
 
 EXECUTORS: dict[str, str] = {
     "local": "odbench.bench.executors.local:LocalExecutor",

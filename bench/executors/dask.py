@@ -34,10 +34,10 @@ import uuid
 from pathlib import Path
 from typing import Callable, Iterable
 
-from odbench.bench.provenance import machine
-from odbench.core.records import CellSpec, Result, sha256_file, to_json
-from odbench.bench.run_folder import RunFolder
 from odbench.bench.executors.local import run_cell
+from odbench.bench.provenance import machine
+from odbench.bench.run_folder import RunFolder
+from odbench.core.records import CellSpec, Result, sha256_file, to_json
 
 RESOURCE_PREFIX = "device:"
 SCHEDULER_ENV = "ODBENCH_SCHEDULER"

@@ -11,20 +11,19 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable
 
-from odbench.stats import summary as stats
 from odbench.bench.arm.functional import functional_cell, is_functional
-from odbench.core.records import NOT_MEASURED, CellSpec, Result, Verdict, atomic_write_text, to_json
-from odbench.bench.skips import skip_reason
-from odbench.bench.run_folder import RunFolder
 from odbench.bench.envs import environment_of
+from odbench.bench.run_folder import RunFolder
+from odbench.bench.skips import skip_reason
 from odbench.core.envs import CONTRACT_EXIT, process_command
+from odbench.core.records import NOT_MEASURED, CellSpec, Result, Verdict, atomic_write_text, to_json
+from odbench.stats import summary as stats
 
 STDERR_TAIL = 8000
 

@@ -14,11 +14,11 @@ import pytest
 
 from odbench.bench.arm import functional as arm
 from odbench.bench.arm.env import ArmEnv, ArmEnvError, env_key, find_env
-from odbench.core.feeds import save_feeds
 from odbench.bench.parity import write_reference
+from odbench.core.feeds import save_feeds
+from odbench.core.onnx_tools import ort_run_fn
 from odbench.core.records import Feeds, ParitySpec, sha256_file
 from odbench.devices.catalog import get_profile
-from odbench.core.onnx_tools import ort_run_fn
 from tests.conftest import make_tiny_onnx
 from tests.helpers import cell
 
@@ -31,7 +31,8 @@ def _env_or_skip() -> ArmEnv:
     except ArmEnvError as exc:
         pytest.skip(f"no emulated aarch64 environment: {exc}")
     if "onnxruntime" not in env.site or "onnxruntime" in env.manifest.get("probe_failed", {}):
-        pytest.skip(f"onnxruntime's aarch64 build is not runnable here: {env.missing.get('onnxruntime') or env.manifest.get('probe_failed')}")
+        pytest.skip("onnxruntime's aarch64 build is not runnable here: "
+                    f"{env.missing.get('onnxruntime') or env.manifest.get('probe_failed')}")
     return env
 
 

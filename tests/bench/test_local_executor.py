@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from odbench.bench.executors.local import LocalExecutor, run_cell
+from odbench.bench.run_folder import RunFolder
 from odbench.core.feeds import save_feeds
 from odbench.core.records import Feeds
-from odbench.bench.run_folder import RunFolder
 from odbench.devices.host import detect_host
 from tests.conftest import make_tiny_onnx
 from tests.helpers import FAST, cell
@@ -174,7 +174,8 @@ def test_input_binding_stays_outside_the_timer(models):
 
     timing = replace(FAST, min_samples=30)
     plain = run_cell(cell(models["good"], "plain", runtime="faulty", options={"fault": "none", "work_ms": 1.0}, timing=timing))
-    slow_bind = run_cell(cell(models["good"], "slowbind", runtime="faulty", options={"fault": "none", "work_ms": 1.0, "bind_ms": 20.0}, timing=timing))
+    slow_bind = run_cell(cell(models["good"], "slowbind", runtime="faulty", options={"fault": "none", "work_ms": 1.0, "bind_ms": 20.0},
+                              timing=timing))
     assert plain.verdict == slow_bind.verdict == "OK", (plain.reason, slow_bind.reason)
     assert 1.0 <= slow_bind.stats["p50"] < 5.0  # 20 ms of binding would show
     assert slow_bind.stats["p50"] == pytest.approx(plain.stats["p50"], rel=0.5)

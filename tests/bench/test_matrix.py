@@ -6,8 +6,8 @@ import dataclasses
 from odbench.bench.matrix import Workload, default_timeout, measured_on, plan
 from odbench.core.constants import REFERENCE_RUNTIME
 from odbench.core.records import Feeds, ParitySpec, Variant
-from odbench.devices.host import detect_host
 from odbench.devices.catalog import get_profile
+from odbench.devices.host import detect_host
 from tests.helpers import FAST
 
 

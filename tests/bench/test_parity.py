@@ -10,8 +10,8 @@ from onnx import numpy_helper
 
 from odbench.bench import parity
 from odbench.bench.executors.local import run_cell
-from odbench.core.feeds import save_feeds
 from odbench.bench.matrix import Workload, plan
+from odbench.core.feeds import save_feeds
 from odbench.core.records import Feeds, sha256_file
 from odbench.devices.host import detect_host
 from tests.conftest import make_tiny_onnx
@@ -112,7 +112,8 @@ def test_reference_that_cannot_be_computed_is_recorded(tmp_path):
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"\x08\x01garbage")
     before = sha256_file(broken)
-    w = Workload(variant_for(broken, "broken"), {"synthetic": (Feeds(path=str(save_feeds([{"x": np.zeros((1, 4), np.float32)}], tmp_path / "f.npz"))), 1)})
+    w = Workload(variant_for(broken, "broken"),
+                 {"synthetic": (Feeds(path=str(save_feeds([{"x": np.zeros((1, 4), np.float32)}], tmp_path / "f.npz"))), 1)})
     logged = []
     specs = parity.prepare([w], {}, tmp_path / "run", log=logged.append)
     spec = specs[("broken/fp32", "synthetic")]

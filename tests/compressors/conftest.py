@@ -105,8 +105,10 @@ def make_tiny_transformer(path: Path, vocab: int = TINY_VOCAB, dim: int = 16, se
         helper.make_node("ReduceSum", ["m3", "axis_seq"], ["den"], keepdims=0, name="/pool/count"),
         helper.make_node("Div", ["num", "den"], ["embedding"], name="/pool/div"),
     ]
-    ints = [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "seq"]) for n in ("input_ids", "attention_mask", "token_type_ids")]
-    graph = helper.make_graph(nodes, "tiny_transformer", ints, [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", dim])],
+    ints = [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "seq"])
+            for n in ("input_ids", "attention_mask", "token_type_ids")]
+    graph = helper.make_graph(nodes, "tiny_transformer", ints,
+                              [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", dim])],
                               initializer=[numpy_helper.from_array(v, k) for k, v in inits.items()])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8

@@ -7,15 +7,14 @@ import numpy as np
 import onnx
 import pytest
 
-from odbench.compressors.inc import IncConfig, variant_name
-from odbench.compressors.recipes import RECIPES
 from odbench.compressors import COMPRESSORS, NEEDS_TORCH, get_compressor
 from odbench.compressors.base import config_dict
 from odbench.compressors.embedding import EmbeddingQuantConfig, quantize_blocks_int4, quantize_rows_int8
-from odbench.compressors.inc import IncConfig
+from odbench.compressors.inc import IncConfig, variant_name
 from odbench.compressors.isa import host_int8_isa
 from odbench.compressors.lowrank import LowRankConfig, factorise
 from odbench.compressors.prune import MagnitudePruneConfig
+from odbench.compressors.recipes import RECIPES
 from odbench.core.onnx_tools import ort_run_fn
 from tests.compressors.conftest import baseline_variant, make_tiny_ranker
 

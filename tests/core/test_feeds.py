@@ -51,10 +51,9 @@ def test_bad_feeds_name_the_input(feed, message):
 def test_transformer_inputs_follow_their_roles_and_give_finite_outputs(tmp_path):
     """A sentence-transformers-shaped model: the mask is all ones, token types zero, ids within
     the embedding table (read from the graph), and the outputs are finite."""
-    from odbench.core.feeds import embedding_vocab
-    from odbench.core.records import Feeds, Variant, sha256_file
-    from odbench.core.feeds import materialize_feeds
+    from odbench.core.feeds import embedding_vocab, materialize_feeds
     from odbench.core.onnx_tools import ort_run_fn
+    from odbench.core.records import Feeds, Variant, sha256_file
     from tests.compressors.conftest import TINY_VOCAB, make_tiny_transformer
 
     path = make_tiny_transformer(tmp_path / "tf.onnx")

@@ -7,10 +7,10 @@ import yaml
 
 from odbench.bench.executors.local import run_cell
 from odbench.bench.skips import skip_reason
+from odbench.devices.catalog import get_profile
 from odbench.devices.check import emulation_note, emulation_obstacle, missing_isa
 from odbench.devices.host import detect_host
 from odbench.devices.profile import load_profile_file, parse_profile
-from odbench.devices.catalog import get_profile
 from tests.conftest import make_tiny_onnx
 from tests.helpers import cell
 

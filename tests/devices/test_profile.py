@@ -5,9 +5,9 @@ import sys
 import pytest
 import yaml
 
+from odbench.devices.catalog import get_profile
 from odbench.devices.host import detect_host
 from odbench.devices.profile import ProfileError, list_profile_files, load_profile_file, parse_profile
-from odbench.devices.catalog import get_profile
 
 GOOD = {
     "name": "pi5", "arch": "aarch64", "isa": ["neon", "asimddp"], "cores": 4, "threads": 4,
@@ -76,8 +76,10 @@ def test_apply_profile_in_a_child_process():
     code = (
         "from odbench.devices.apply import apply_profile; from odbench.devices.profile import parse_profile;"
         "import os, resource;"
-        "a = apply_profile(parse_profile({'name':'t','arch':'x86_64','cores':1,'threads':1,'cpus':[0],'memory_mb':1024,'memory_cap_mb':1024}));"
-        "print(a['cpus'], a['memory_cap_mb'], sorted(os.sched_getaffinity(0)), resource.getrlimit(resource.RLIMIT_AS)[0] // 2**20, os.environ['OMP_NUM_THREADS'])"
+        "a = apply_profile(parse_profile({'name':'t','arch':'x86_64','cores':1,'threads':1,'cpus':[0],"
+        "'memory_mb':1024,'memory_cap_mb':1024}));"
+        "print(a['cpus'], a['memory_cap_mb'], sorted(os.sched_getaffinity(0)), "
+        "resource.getrlimit(resource.RLIMIT_AS)[0] // 2**20, os.environ['OMP_NUM_THREADS'])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["[0]", "1024", "[0]", "1024", "1"]
@@ -115,7 +117,6 @@ def test_datasheet_error_names_the_unsourced_figure(tmp_path):
 
 def _spec_for(profile, runtime="onnxruntime", measured_on="emulated", path="/nonexistent.onnx"):
     from odbench.core.records import CellSpec, Feeds
-
     from tests.helpers import FAST
 
     return CellSpec(model="m", variant_id="m/fp32", variant_path=path, variant_sha256=None, runtime=runtime,

@@ -4,8 +4,8 @@ from __future__ import annotations
 import csv
 import io
 
-from odbench.report import accuracy_table as T
 from odbench.core.records import Variant, sha256_file
+from odbench.report import accuracy_table as T
 from tests.verdicts.test_accuracy import FakeModel, _tiny_onnx
 
 

@@ -6,8 +6,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from odbench.runtimes import RUNTIMES, ProviderFallbackError, get_runtime, parse_options
 from odbench.core.constants import INFERENCE_RUNTIMES
+from odbench.runtimes import RUNTIMES, ProviderFallbackError, get_runtime, parse_options
 
 
 @pytest.mark.parametrize("name", sorted(RUNTIMES))

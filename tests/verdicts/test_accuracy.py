@@ -5,11 +5,11 @@ import json
 
 import pytest
 
+from odbench.core.records import ProcessSamples, Result, Variant, sha256_file
+from odbench.runtimes import get_runtime
 from odbench.verdicts import accuracy as A
 from odbench.verdicts import gate
 from odbench.verdicts.budgets import Budget, BudgetFile
-from odbench.core.records import ProcessSamples, Result, Variant, sha256_file
-from odbench.runtimes import get_runtime
 
 BASE = {"auc": 0.70, "auc_lo": 0.69, "auc_hi": 0.71, "delta_auc": 0.0, "delta_auc_lo": 0.0, "delta_auc_hi": 0.0,
         "cosine": 1.0, "cosine_lo": 1.0, "cosine_hi": 1.0}
@@ -54,7 +54,8 @@ def test_a_budget_names_its_metric_or_kind():
 def test_gate_reports_inconclusive_for_a_straddling_drop():
     variants = {
         "m/fp32": Variant(id="m/fp32", model="m", path="x", sha256="a", size_bytes=1, accuracy=BASE),
-        "m/int8": Variant(id="m/int8", model="m", path="y", sha256="b", size_bytes=1, accuracy=acc(-0.007, -0.010, -0.004), parent="m/fp32"),
+        "m/int8": Variant(id="m/int8", model="m", path="y", sha256="b", size_bytes=1, accuracy=acc(-0.007, -0.010, -0.004),
+                          parent="m/fp32"),
     }
     r = Result(cell_id="c", model="m", variant_id="m/int8", runtime="onnxruntime", profile="host", measured_on="host", scenario="s",
                items_per_inference=1, processes=(ProcessSamples((1.0,) * 50),), verdict="OK", gating=True)

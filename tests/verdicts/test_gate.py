@@ -36,7 +36,8 @@ def result(scenario, samples, variant="fp32", model="ctr", verdict="OK", gating=
 
 VARIANTS = {
     "ctr/fp32": Variant(id="ctr/fp32", model="ctr", path="x", sha256="a", size_bytes=64 * 2**20, accuracy={"auc": 0.80, "logloss": 0.50}),
-    "ctr/int8": Variant(id="ctr/int8", model="ctr", path="y", sha256="b", size_bytes=16 * 2**20, accuracy={"auc": 0.79, "logloss": 0.52}, parent="ctr/fp32"),
+    "ctr/int8": Variant(id="ctr/int8", model="ctr", path="y", sha256="b", size_bytes=16 * 2**20, accuracy={"auc": 0.79, "logloss": 0.52},
+                        parent="ctr/fp32"),
 }
 
 
@@ -244,7 +245,8 @@ def test_decide_adds_processes_to_an_inconclusive_cell_and_counts_the_look(tmp_p
     b = BudgetFile.model_validate({"budgets": [{"model": "tiny", "latency_ms": {"p95": 1000}}]})
     (before,) = gate.evaluate(store.all(), {}, b)
     assert before.verdict == "INCONCLUSIVE"  # 2 x <= 40 samples: under MLPerf's 130 for p95
-    assert extend(store, [dataclasses.replace(before, checks=(dataclasses.replace(before.checks[0], more_samples=2),))], max_processes=8) == 1
+    assert extend(store, [dataclasses.replace(before, checks=(dataclasses.replace(before.checks[0], more_samples=2),))],
+                  max_processes=8) == 1
     after = store.get(spec.cell_id)
     assert len(after.processes) == 4 and after.looks == 2
     (again,) = gate.evaluate(store.all(), {}, b)
