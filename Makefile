@@ -39,6 +39,7 @@ mobile-setup: setup
 	$(VENV)/bin/odbench env setup --all --best-effort
 
 test: setup arm-setup mobile-setup
+	$(VENV)/bin/ruff check .
 	./scripts/ensure-chromium
 	$(PY) -m pytest
 
