@@ -3,7 +3,6 @@ too (a CI job posts it to a pull request). Each part of the page is a <section> 
 screen (1366 px): long cells wrap, plots scale down, nothing scrolls sideways."""
 from __future__ import annotations
 
-import base64
 import html
 
 STYLE = (
@@ -82,10 +81,10 @@ class Doc:
         self.md += [f"**{title}**", ""] + [f"- {x}" for x in lines] + ([f"- {ties[0]}"] if ties else []) + [""]
 
     def figure(self, plot, plots_dir) -> None:
+        # One copy of each picture: report.html and report.md both point at plots/ beside them (share the folder)
         (plots_dir / f"{plot.id}.png").write_bytes(plot.png)
-        b64 = base64.b64encode(plot.png).decode()
         self.h.append(f"<h3>{html.escape(plot.title)}</h3><img id='{plot.id}' class='plot' alt='{html.escape(plot.title)}' "
-                      f"src='data:image/png;base64,{b64}'>")
+                      f"src='plots/{plot.id}.png'>")
         self.md += [f"### {plot.title}", "", f"![{plot.title}](plots/{plot.id}.png)", ""]
         if plot.caption:
             self.para(plot.caption, "caption")
