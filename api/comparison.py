@@ -39,6 +39,9 @@ def zoo_variant(vid: str, cache: Path, log: Callable[[str], None]) -> tuple[Vari
 
 def resolve(text: str, cache: Path, log: Callable[[str], None]) -> tuple[Variant, object | None]:
     p = Path(text)
+    if p.is_dir():
+        raise UsageError(f"{text} is a folder: compare takes two .onnx files or zoo variant ids (MODEL/VARIANT); "
+                         "to compare two run folders use `odbench gate RUN --baseline BASE_RUN`")
     if p.suffix == ".onnx" or p.exists():
         try:
             return user_variant(p), None

@@ -44,5 +44,5 @@ def test_gate_and_table_on_a_run_folder(tmp_path):  # report: tests/bench/test_r
     assert "1 cells: OK 1." in md.read_text() and csv_path.exists()
     with pytest.raises(api.UsageError, match="no cells/"):
         api.gate(tmp_path, budgets)
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(api.UsageError, match="is a folder: compare takes two .onnx files"):
         api.compare(run, run)

@@ -5,7 +5,7 @@ import pytest
 
 from odbench.compressors import get_compressor
 from odbench.compressors.base import CompressionError
-from odbench.compressors.recipes import ONNX_DEFAULT
+from odbench.compressors.recipes import ONNX_DEFAULT, ONNX_FULL
 from odbench.models.onnx_file import user_variant
 from tests.core.test_onnx_tools import make_dynamic, make_qdq
 
@@ -26,7 +26,7 @@ def test_every_quantizer_refuses_an_already_quantized_graph_with_that_reason(tmp
 def test_pruning_is_not_refused_for_being_quantized(tmp_path):
     variant = user_variant(make_qdq(tmp_path / "q.onnx"))
     try:
-        get_compressor("prune-magnitude").compress(variant, None, next(s.config for s in ONNX_DEFAULT if s.compressor == "prune-magnitude"),
+        get_compressor("prune-magnitude").compress(variant, None, next(s.config for s in ONNX_FULL if s.compressor == "prune-magnitude"),
                                                    tmp_path / "out")
     except CompressionError as exc:
         assert "already quantized" not in str(exc)
