@@ -14,6 +14,7 @@ cores or memory the machine lacks; older runs could record such rows) is never u
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -22,6 +23,7 @@ from odbench.bench.run_folder import is_unreadable
 from odbench.core.records import HARNESS_RUNTIMES, Result, Variant, atomic_write_text
 from odbench.devices.catalog import get_profile
 from odbench.devices.profile import ProfileError
+from odbench.report import paired_figures
 from odbench.report.decision import Decision, Point, decide, points_of, usable
 from odbench.report.doc import Doc
 from odbench.report.figures import Estimate, fidelity_metric, task_metric
@@ -222,7 +224,25 @@ def model_view(model: str, views: Sequence[MachineView], profiles: dict, budgets
         dec = decide(model, cands, metric, n, [(p.price, p.power_w) for p in picks], ", then ".join(ranked))
     else:
         dec = decide(model, at_focus, metric, None)
+    if budgets_given and dec.pick is None:
+        dec = _provisional(model, views, at_focus, metric) or dec
     return ModelView(model, metric, fid, tuple(at_focus), tuple(picks), tuple(pick_points), tuple(notes), dec)
+
+
+def _provisional(model: str, views: Sequence[MachineView], at_focus: Sequence[Point], metric: str | None) -> Decision | None:
+    """No cell PASSes every budget yet: the best cell that FAILs none of them (its INCONCLUSIVE verdicts need more
+    processes), labelled provisional, so that a default run still names its likely answer and what would confirm it."""
+    verdicts = [cv for v in views for cv in (v.verdicts or ()) if cv.model in (model, "")]
+    failed = {cv.cell_id for cv in verdicts if str(cv.verdict) == "FAIL"}
+    judged = {cv.cell_id for cv in verdicts}
+    ok = sorted((p for p in at_focus if p.r.cell_id in judged and p.r.cell_id not in failed),
+                key=lambda p: p.p95.value if p.p95 else float("inf"))
+    dec = decide(model, ok, metric, len({cv.budget for cv in verdicts}))
+    if dec.pick is None:
+        return None
+    basis = ("PROVISIONAL: no cell PASSes every budget yet; the lowest p95 among those that FAIL none (their "
+             "INCONCLUSIVE verdicts need more processes: `odbench gate RUN --budgets FILE --decide`)")
+    return dataclasses.replace(dec, why=(basis,) + dec.why[1:])
 
 
 def _stub(p: Pick) -> Result:
@@ -356,7 +376,15 @@ def render_folders(paths: Sequence[str | Path], budgets=None, out_dir: Path | No
         out_dir = runs[0].path / "report" if len(runs) == 1 else runs[0].path.parent / ("report-" + "-vs-".join(names))
     verdicts = evaluate_groups(groups, budgets) if budgets is not None else None
     profiles = profiles_named({r.profile for g in groups for r in g.results})
-    return render_runs(groups, Path(out_dir), verdicts, profiles, title=", ".join(names), paired_for=paired_for)
+    return render_runs(groups, Path(out_dir), verdicts, profiles, title=", ".join(names), paired_for=paired_for or _paired_of)
+
+
+def _paired_of(group: MachineRuns):
+    """A machine's paired speedups (RUN/paired/ of each of its folders), as the tables read them."""
+    index: dict = {}
+    for path in group.paths:
+        index.update(paired_figures.load_index(Path(path)))
+    return paired_figures.lookup(index)
 
 
 def render(run_dir: Path, results: list[Result], variants: dict[str, Variant], machine: dict,

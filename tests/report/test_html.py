@@ -258,3 +258,20 @@ def test_parity_failures_are_one_table_row_each_with_the_value_furthest_below_it
     assert "| variant | runtime | machine | metric | value | floor |" in table
     assert "| int8 | openvino | M1 host | top10_overlap vs same variant on ORT (+2 more below) | 0.3000 | 0.8 |" in table
     assert table.count("| openvino |") == len(bad)  # one row per failing cell
+
+
+def test_with_no_cell_passing_yet_the_decision_is_provisional_and_skips_cells_that_fail(run):
+    """A default run (3 processes here) cannot PASS a latency budget: the report still names the fastest cell that FAILs
+    no budget, labelled PROVISIONAL with the command that would confirm it; a cell that FAILs a budget is never it."""
+    from odbench.report.runs import by_machine, load_runs
+
+    tmp_path, results, variants = run
+    host = [r for r in results if r.profile == "host"]
+    folder = write_run(tmp_path / "run-default", AVX512, [_with_ci(r, 1.0) for r in host], variants)
+    groups = by_machine(load_runs([folder]))
+    budgets = BudgetFile.model_validate({"budgets": [{"scenario": "rank-200", "latency_ms": {"p95": 100.0}},
+                                                     {"model": "ctr", "size_mb_max": 20}]})  # fp32 (64 MB) FAILs the size
+    md = report.render_runs(groups, tmp_path / "out", report.evaluate_groups(groups, budgets))[1].read_text()
+    decision = md.split("## Decision")[1].split("## Machines")[0]
+    assert "PROVISIONAL" in decision and "--decide" in decision
+    assert "**ctr: int8 on onnxruntime, M1:host**" in decision
