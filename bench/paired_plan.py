@@ -21,7 +21,8 @@ from odbench.core.records import HARNESS_RUNTIMES, NOT_MEASURED, CellSpec, Resul
 
 # Paired processes per group, by timing preset: the simulation (verdicts/paired_simulation.py) sizes compare's
 # looks; a run's figures are intervals, not verdicts, and 5 processes keep `make run` within its budget.
-PAIRED_PROCESSES = {"smoke": 0, "default": 5, "gate": 10}
+# 8: the signed-rank interval (stats/paired.py) needs >= 6 processes to reach 95% at all; 8 leave it a little room
+PAIRED_PROCESSES = {"smoke": 0, "default": 8, "gate": 16}
 # Per process: 0.5 s warm-up, then rounds for 1-2 s (at least 100 rounds unless 2 s runs out).
 PAIRED_TIMING = dict(warmup_s=0.5, min_rounds=100, min_time_s=1.0, max_time_s=2.0)
 
