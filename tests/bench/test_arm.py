@@ -22,6 +22,8 @@ from odbench.devices.catalog import get_profile
 from tests.conftest import make_tiny_onnx
 from tests.helpers import cell
 
+pytestmark = pytest.mark.slow  # real models, subprocess matrices or long simulations: `pytest -m 'not slow'` skips them
+
 WIDTH = 16
 
 

@@ -21,6 +21,8 @@ from odbench.devices.catalog import get_profile  # noqa: E402
 from tests.conftest import make_tiny_onnx  # noqa: E402
 from tests.helpers import cell  # noqa: E402
 
+pytestmark = pytest.mark.slow  # real models, subprocess matrices or long simulations: `pytest -m 'not slow'` skips them
+
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -22,6 +22,8 @@ from odbench.devices.host import detect_host
 from tests.conftest import make_tiny_onnx
 from tests.helpers import FAST, cell
 
+pytestmark = pytest.mark.slow  # real models, subprocess matrices or long simulations: `pytest -m 'not slow'` skips them
+
 REPO = Path(__file__).resolve().parents[2]
 
 

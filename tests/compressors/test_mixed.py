@@ -13,6 +13,8 @@ from odbench.compressors.prune import MagnitudePruneConfig
 from odbench.core.onnx_tools import ort_run_fn
 from tests.compressors.conftest import CORRUPT_NODE
 
+pytestmark = pytest.mark.slow  # real models, subprocess matrices or long simulations: `pytest -m 'not slow'` skips them
+
 FAST = dict(calib_samples=16, scan_samples=16, max_fp32=2, smooth_alpha=None)
 
 

@@ -13,6 +13,8 @@ from tests.compressors.conftest import baseline_variant
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
+pytestmark = pytest.mark.slow  # real models, subprocess matrices or long simulations: `pytest -m 'not slow'` skips them
+
 
 def mlp(hidden=(64, 32)):
     layers, width = [], 8

@@ -10,6 +10,8 @@ from odbench.core.onnx_tools import ort_run_fn
 from odbench.models.base import ZooTask, split_record
 from odbench.models.classifier import ClassifierConfig, ClassifierModel
 
+pytestmark = pytest.mark.slow  # real models, subprocess matrices or long simulations: `pytest -m 'not slow'` skips them
+
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):

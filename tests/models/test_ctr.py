@@ -9,6 +9,8 @@ from odbench.core.feeds import load_feeds
 from odbench.core.onnx_tools import ort_run_fn
 from odbench.models.ctr import CtrConfig, CtrModel
 
+pytestmark = pytest.mark.slow  # real models, subprocess matrices or long simulations: `pytest -m 'not slow'` skips them
+
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):

@@ -9,6 +9,8 @@ from odbench.core.feeds import load_feeds
 from odbench.core.onnx_tools import ort_run_fn
 from odbench.models.encoder import EncoderConfig, EncoderModel, encode_batch, tokenizer
 
+pytestmark = pytest.mark.slow  # real models, subprocess matrices or long simulations: `pytest -m 'not slow'` skips them
+
 
 def test_tokenizer_does_not_pad_to_128():
     tok = tokenizer(128)

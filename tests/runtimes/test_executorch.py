@@ -23,6 +23,8 @@ from odbench.runtimes.executorch import ENVIRONMENT, ExecuTorchRuntime, session_
 from odbench.runtimes.remote import RemoteSession
 from tests.helpers import FAST, cell
 
+pytestmark = pytest.mark.slow  # real models, subprocess matrices or long simulations: `pytest -m 'not slow'` skips them
+
 ready, why_not = ENVIRONMENT.status()
 needs_env = pytest.mark.skipif(not ready, reason=why_not)
 

@@ -18,6 +18,8 @@ from odbench.runtimes.litert import ENVIRONMENT, LiteRTRuntime, delegation_info
 from tests.helpers import FAST
 from tests.runtimes.test_executorch import small_onnx, small_task
 
+pytestmark = pytest.mark.slow  # real models, subprocess matrices or long simulations: `pytest -m 'not slow'` skips them
+
 ready, why_not = ENVIRONMENT.status()
 
 

@@ -15,6 +15,8 @@ import pytest
 from odbench.verdicts import simulation as S
 from odbench.verdicts.regression import RegressionRule
 
+pytestmark = pytest.mark.slow  # real models, subprocess matrices or long simulations: `pytest -m 'not slow'` skips them
+
 NOMINAL = 0.01  # the gate's and the regression check's stated rate
 
 
