@@ -13,8 +13,6 @@ Sources: ExecuTorch docs, "Building and Running ExecuTorch with XNNPACK Backend"
 """
 from __future__ import annotations
 
-import dataclasses
-import importlib.metadata
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +21,7 @@ from typing import Any, Mapping
 from odbench.core.envs import EnvSpec
 from odbench.core.records import TensorSpec
 from odbench.runtimes.base import BoundSession, ProviderFallbackError, RuntimeUnavailable
-from odbench.runtimes.remote import RemoteSession
+from odbench.runtimes.remote import EnvironmentRuntime
 
 ENVIRONMENT = EnvSpec("executorch", "envs/executorch.txt", purpose="ExecuTorch 1.5.1 + torch 2.13.0 CPU (numpy>=2)")
 SIGNATURE = "signature.json"
@@ -101,46 +99,20 @@ def session_info(signature: dict, registered: list[str], threads: int) -> dict[s
     return info
 
 
-class ExecuTorchRuntime:
+class ExecuTorchRuntime(EnvironmentRuntime):
     name = "executorch"
     package = "executorch"
+    distribution = "executorch"
     Options = ExecuTorchOptions
     environment = ENVIRONMENT
+    kernels = "XNNPACK delegate (x86-64 and ARM)"
+    suffix = SUFFIX
+    no_route = NO_ROUTE
 
-    def available(self) -> tuple[bool, str]:
-        if not self.environment.active():
-            return self.environment.status()
-        try:
-            import executorch.runtime  # noqa: F401
-        except ImportError as exc:
-            return False, f"executorch is not importable in environment {self.environment.name!r} ({exc})"
-        return True, ""
+    def probe(self) -> None:
+        import executorch.runtime  # noqa: F401
 
-    def version(self) -> str:
-        if self.environment.active():
-            return importlib.metadata.version("executorch")
-        return self.environment.manifest().get("versions", {}).get("executorch", "not built")
-
-    def capabilities(self) -> dict[str, Any]:
-        ok, why = self.environment.status()
-        return {"environment": f"{self.environment.name} ({self.environment.path})" if ok else why,
-                "kernels": "XNNPACK delegate (x86-64 and ARM)"}
-
-    def accepts(self, model_path: str) -> tuple[bool, str]:
-        if not str(model_path).endswith(SUFFIX):
-            return False, NO_ROUTE
-        return True, ""
-
-    def open(self, model_path: str, threads: int, options: ExecuTorchOptions) -> ExecuTorchSession | RemoteSession:
-        """In its environment, the real session; outside it (accuracy, parity in the main one), a RemoteSession
-        to one opened there (runtimes/remote.py; never timed: cells run in the environment)."""
-        ok, why = self.available()
-        if ok:
-            ok, why = self.accepts(model_path)
-        if not ok:
-            raise RuntimeUnavailable(why)
-        if not self.environment.active():
-            return RemoteSession(self.environment, self.name, model_path, threads, dataclasses.asdict(options))
+    def open_here(self, model_path: str, threads: int, options: ExecuTorchOptions) -> ExecuTorchSession:
         from executorch.extension.pybindings import portable_lib
         from executorch.runtime import Runtime
 

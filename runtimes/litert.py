@@ -9,16 +9,14 @@ reports them (``non_delegated_ops``, ``fallback``), as ONNX Runtime's adapter re
 """
 from __future__ import annotations
 
-import dataclasses
-import importlib.metadata
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 from odbench.core.envs import EnvSpec
-from odbench.runtimes.base import BoundSession, RuntimeUnavailable
+from odbench.runtimes.base import BoundSession
 from odbench.runtimes.executorch import read_signature, specs_of
-from odbench.runtimes.remote import RemoteSession
+from odbench.runtimes.remote import EnvironmentRuntime
 
 ENVIRONMENT = EnvSpec("litert", "envs/litert.txt", purpose="litert-torch 0.10.0 + ai-edge-litert 2.3.0 + torch 2.13.0 CPU")
 SUFFIX = ".tflite"
@@ -88,44 +86,20 @@ class LiteRTSession(BoundSession):
         self._runner = self._interp = None
 
 
-class LiteRTRuntime:
+class LiteRTRuntime(EnvironmentRuntime):
     name = "litert"
     package = "ai_edge_litert"
+    distribution = "ai-edge-litert"
     Options = LiteRTOptions
     environment = ENVIRONMENT
+    kernels = "XNNPACK delegate (LiteRT's default on CPU)"
+    suffix = SUFFIX
+    no_route = NO_ROUTE
 
-    def available(self) -> tuple[bool, str]:
-        if not self.environment.active():
-            return self.environment.status()
-        try:
-            import ai_edge_litert.interpreter  # noqa: F401
-        except ImportError as exc:
-            return False, f"ai-edge-litert is not importable in environment {self.environment.name!r} ({exc})"
-        return True, ""
+    def probe(self) -> None:
+        import ai_edge_litert.interpreter  # noqa: F401
 
-    def version(self) -> str:
-        if self.environment.active():
-            return importlib.metadata.version("ai-edge-litert")
-        return self.environment.manifest().get("versions", {}).get("ai-edge-litert", "not built")
-
-    def capabilities(self) -> dict[str, Any]:
-        ok, why = self.environment.status()
-        return {"environment": f"{self.environment.name} ({self.environment.path})" if ok else why,
-                "kernels": "XNNPACK delegate (LiteRT's default on CPU)"}
-
-    def accepts(self, model_path: str) -> tuple[bool, str]:
-        if not str(model_path).endswith(SUFFIX):
-            return False, NO_ROUTE
-        return True, ""
-
-    def open(self, model_path: str, threads: int, options: LiteRTOptions) -> LiteRTSession | RemoteSession:
-        ok, why = self.available()
-        if ok:
-            ok, why = self.accepts(model_path)
-        if not ok:
-            raise RuntimeUnavailable(why)
-        if not self.environment.active():
-            return RemoteSession(self.environment, self.name, model_path, threads, dataclasses.asdict(options))
+    def open_here(self, model_path: str, threads: int, options: LiteRTOptions) -> LiteRTSession:
         from ai_edge_litert.interpreter import Interpreter
 
         signature = read_signature(model_path)

@@ -11,6 +11,8 @@ Never timed: cells always run inside the runtime's environment.
 """
 from __future__ import annotations
 
+import dataclasses
+import importlib.metadata
 import io
 import json
 import os
@@ -132,3 +134,57 @@ def serve(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(serve(sys.argv[1:]))
+
+
+class EnvironmentRuntime:
+    """What a runtime living in an environment of its own shares (ExecuTorch, LiteRT): availability and version
+    read from that environment, files of one suffix only, and, outside the environment, a RemoteSession to a
+    session opened there. A subclass names its package and says how to probe and open it inside."""
+
+    name: str
+    package: str
+    distribution: str  # its pip name, for the version
+    environment: Any
+    kernels: str
+    suffix: str
+    no_route: str
+
+    def probe(self) -> None:
+        """Import what a session needs (inside the environment); ImportError when it is missing."""
+        raise NotImplementedError
+
+    def open_here(self, model_path: str, threads: int, options: Any) -> BoundSession:
+        raise NotImplementedError
+
+    def available(self) -> tuple[bool, str]:
+        if not self.environment.active():
+            return self.environment.status()
+        try:
+            self.probe()
+        except ImportError as exc:
+            return False, f"{self.distribution} is not importable in environment {self.environment.name!r} ({exc})"
+        return True, ""
+
+    def version(self) -> str:
+        if self.environment.active():
+            return importlib.metadata.version(self.distribution)
+        return self.environment.manifest().get("versions", {}).get(self.distribution, "not built")
+
+    def capabilities(self) -> dict[str, Any]:
+        ok, why = self.environment.status()
+        return {"environment": f"{self.environment.name} ({self.environment.path})" if ok else why, "kernels": self.kernels}
+
+    def accepts(self, model_path: str) -> tuple[bool, str]:
+        return (True, "") if str(model_path).endswith(self.suffix) else (False, self.no_route)
+
+    def open(self, model_path: str, threads: int, options: Any) -> BoundSession:
+        """In its environment, the real session; outside it (accuracy, parity in the main one), a RemoteSession
+        to one opened there (never timed: cells run in the environment)."""
+        ok, why = self.available()
+        if ok:
+            ok, why = self.accepts(model_path)
+        if not ok:
+            raise RuntimeUnavailable(why)
+        if not self.environment.active():
+            return RemoteSession(self.environment, self.name, model_path, threads, dataclasses.asdict(options))
+        return self.open_here(model_path, threads, options)
