@@ -1,9 +1,10 @@
 """A comparison process: ``python -m odbench.bench.paired_cell SPEC.json OUT.json INDEX``.
 
-Loads every member of one comparison group (core/paired.py), each in its own session, binds the same
-feeds to each (outside the timer, as every cell does), warms them up, then times rounds: in each round every
-member takes a turn, in a fresh random order drawn from a seed derived from the spec's seed and the process
-index: ``turn_warm`` untimed inferences, then ``turn`` timed ones, on the same feed indices for every member.
+Loads every member of one comparison group (core/paired.py), each in its own session and in an order turned
+by the process index (so no member always lands first in memory), binds the same feeds to each (outside the
+timer, as every cell does), warms them up, then times rounds: in each round every member takes a turn, in a
+fresh random order drawn from a seed derived from the spec's seed and the process index: ``turn_warm``
+untimed inferences, then ``turn`` timed ones, on the same feed indices for every member.
 The timed region is the cell's (bench/_cell_bench.py): ``run_bound`` only, read with ``perf_counter_ns``, GC off
 while timing. pytest-benchmark is not used here:
 its pedantic loop times one function, and a round interleaves several.
@@ -47,18 +48,20 @@ def member_options(member: PairedMember) -> dict:
     return dict(member.runtime_options)
 
 
-def open_members(spec: PairedSpec, threads: int) -> tuple[list, dict, dict]:
-    sessions, create_ms, info = [], {}, {}
-    for m in spec.members:
+def open_members(spec: PairedSpec, threads: int, order: list[int]) -> tuple[list, dict, dict]:
+    """Opens the members in ``order`` (indices into ``spec.members``); returns the sessions by member index."""
+    sessions, create_ms, info = [None] * len(spec.members), {}, {}
+    for i in order:
+        m = spec.members[i]
         runtime = get_runtime(m.runtime)
         ok, why = runtime.available()
         if not ok:
             raise RuntimeError(f"{m.key}: {why}")
         check_model_file(m.path, m.sha256)
         t0 = time.perf_counter_ns()
-        sessions.append(runtime.open(m.path, threads, parse_options(runtime, member_options(m))))
+        sessions[i] = runtime.open(m.path, threads, parse_options(runtime, member_options(m)))
         create_ms[m.key] = (time.perf_counter_ns() - t0) / 1e6
-        info[m.key] = sessions[-1].info()
+        info[m.key] = sessions[i].info()
     return sessions, create_ms, info
 
 
@@ -119,12 +122,20 @@ def measure(spec: PairedSpec, index: int) -> PairedProcess:
     profile = DeviceProfile.model_validate(spec.profile)
     applied = apply_profile(profile)
     start = provenance.snapshot()
-    sessions, create_ms, info = open_members(spec, profile.threads)
-    applied["paired_threads"] = thread_check(spec, info)
-    feeds = feeds_for(spec, sessions[0])
-    bound = [[s.bind(feed) for feed in feeds] for s in sessions]  # outside the timer
     seed = spec.seed * 100_003 + index
     rng = random.Random(seed)
+    # The load order turns with the process index (counterbalanced: with two members, half the processes load
+    # each one first). Which member is opened and bound first decides where its weights and buffers land; a fixed
+    # order would put the same member in the same place in every process, a bias the interval across processes
+    # cannot see. Turned, it becomes spread between processes, which the interval does see.
+    n = len(spec.members)
+    load_order = [(index + k) % n for k in range(n)]
+    sessions, create_ms, info = open_members(spec, profile.threads, load_order)
+    applied["paired_threads"] = thread_check(spec, info)
+    feeds = feeds_for(spec, sessions[0])
+    bound: list[list] = [[] for _ in sessions]
+    for i in load_order:  # outside the timer
+        bound[i] = [sessions[i].bind(feed) for feed in feeds]
     # Warm-up: every feed once through every member (a new input shape costs its first run), then rounds for
     # at least warmup_s and 2 rounds; the time per round is read from those rounds.
     for session, feeds_bound in zip(sessions, bound):
@@ -147,7 +158,8 @@ def measure(spec: PairedSpec, index: int) -> PairedProcess:
     return PairedProcess(index=index, order_seed=seed, samples_ms=samples, rounds=rounds, warmup_rounds=warm,
                          measure_s=round(measure_s, 3), session_create_ms=create_ms, runtime_info=info, applied=applied,
                          provenance={"start": start, "end": provenance.snapshot(), "peak_rss_mb": round(peak_rss_mb(), 1)},
-                         warnings=tuple(warnings), started_at=started)
+                         warnings=tuple(warnings), started_at=started,
+                         load_order=tuple(spec.members[i].key for i in load_order))
 
 
 def main(argv: list[str] | None = None) -> int:

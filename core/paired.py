@@ -7,6 +7,9 @@ Statistics are computed in the parent from the samples (stats/paired.py), never 
 Schema versions (bump PAIRED_SCHEMA_VERSION on any change of these fields and say why):
 
   1 (2026-12-03): first version.
+  2 (2026-12-03): ``PairedProcess.load_order``: each process opens and binds its members in an order turned by
+     its index, so that where a member's weights and buffers land (first or last loaded) is not the same in every
+     process; a version-1 process loaded them in declaration order, and is read with that order.
 """
 from __future__ import annotations
 
@@ -20,7 +23,8 @@ import numpy as np
 
 from odbench.core.records import Feeds, Verdict
 
-PAIRED_SCHEMA_VERSION = 1
+PAIRED_SCHEMA_VERSION = 2
+READABLE_PAIRED_VERSIONS = (1, 2)
 
 # The thread setting every paired process applies to its ONNX Runtime members, recorded in each process: one
 # intra-op pool shared by all sessions (ONNX Runtime's global thread pools), so that no member keeps workers of
@@ -103,10 +107,12 @@ class PairedProcess:
     warnings: tuple[str, ...] = ()
     started_at: str = ""
     wall_s: float | None = None
+    load_order: tuple[str, ...] = ()  # member keys in the order this process opened and bound them
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "PairedProcess":
         d = dict(d)
+        d["load_order"] = tuple(d.get("load_order", ()))
         d["samples_ms"] = {k: tuple(v) for k, v in d.get("samples_ms", {}).items()}
         d["warnings"] = tuple(d.get("warnings", ()))
         return cls(**d)
@@ -136,12 +142,17 @@ class PairedResult:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "PairedResult":
-        if d.get("schema_version") != PAIRED_SCHEMA_VERSION:
-            raise ValueError(f"paired result schema version {d.get('schema_version')} is not supported (expected {PAIRED_SCHEMA_VERSION})")
+        if d.get("schema_version") not in READABLE_PAIRED_VERSIONS:
+            raise ValueError(f"paired result schema version {d.get('schema_version')} is not supported "
+                             f"(this odbench reads {', '.join(map(str, READABLE_PAIRED_VERSIONS))})")
         d = dict(d)
-        d["spec"] = PairedSpec.from_dict(d["spec"])
+        spec = d["spec"] = PairedSpec.from_dict(d["spec"])
         d["verdict"] = Verdict(d["verdict"])
         d["processes"] = tuple(PairedProcess.from_dict(p) for p in d.get("processes", ()))
+        if d["schema_version"] == 1:  # version 1 opened and bound the members in declaration order
+            declared = tuple(m.key for m in spec.members)
+            d["processes"] = tuple(dataclasses.replace(p, load_order=declared) for p in d["processes"])
+        d["schema_version"] = PAIRED_SCHEMA_VERSION
         return cls(**d)
 
     def replace(self, **changes: Any) -> "PairedResult":

@@ -1,6 +1,7 @@
 """bench/paired_cell.py and bench/paired_run.py on real (tiny) ONNX models, in real processes."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,9 @@ def test_every_paired_process_shares_one_ort_thread_pool_and_draws_a_fresh_order
         assert all(info["thread_pool"].startswith("global") for info in p.runtime_info.values())
         assert {len(s) for s in p.samples_ms.values()} == {p.rounds * spec.turn}
     assert len({p.order_seed for p in result.processes}) == 3
+    # the load order turns with the process: each member is loaded first by one of the three (placement varies)
+    assert all(sorted(p.load_order) == sorted(m.key for m in spec.members) for p in result.processes)
+    assert {p.load_order[0] for p in result.processes} == {m.key for m in spec.members}
 
 
 def test_results_round_trip_through_the_run_folder(tmp_path):
@@ -78,3 +82,13 @@ def test_a_broken_member_is_the_groups_error_with_its_reason(tmp_path):
     spec = spec_of((a, {}), (bad, {}))
     result = paired_run.run_group(spec, 2)
     assert result.verdict == Verdict.ERROR and "comparison process 1" in result.reason and result.processes == ()
+
+
+def test_a_committed_version_1_group_reads_back_with_its_members_loaded_in_declaration_order():
+    # results/ holds runs from before the seeded load order (schema 1): they must still read, and say how they loaded
+    [path] = sorted(Path(__file__).parents[2].glob("results/reference-xeon-avx512-2c/paired/ctr-ml100k__onnxruntime__*.json"))
+    assert json.loads(path.read_text())["schema_version"] == 1
+    back = paired_run.load(path)
+    declared = tuple(m.key for m in back.spec.members)
+    assert back.processes and all(p.load_order == declared for p in back.processes)
+    assert all(len(p.samples_ms) == len(declared) for p in back.processes)

@@ -1,7 +1,7 @@
 """`odbench compare` on real files in real processes: a byte-identical copy is SAME, added work is SLOWER.
 
 Under the load of a shared machine these can only fail when the paired design is wrong: the copy's interval
-must stay inside ±2% and the slower model's paired interval must meet the isolated design's."""
+must stay inside the ±3% margin and the slower model's paired interval must meet the isolated design's."""
 from __future__ import annotations
 
 import json
@@ -30,10 +30,11 @@ def test_a_byte_identical_copy_is_same_within_the_margin(tmp_path, capsys):
     base = make_stack_onnx(tmp_path / "base.onnx", layers=4, width=512)
     copy = tmp_path / "copy.onnx"
     shutil.copyfile(base, copy)
-    # Two looks (12, then 24 processes if undecided). On this synthetic model whole processes of identical copies ran
-    # up to 6-10% apart even on a quiet machine (per-process ratios 0.94-1.10 once), so its interval is asserted
-    # inside the ±3% margin; the zoo ranker's self-comparison reaches ±1% (docs/paired.md).
-    code = main(["compare", str(base), str(copy), "--dim", "batch=8", "--looks", "12,24", "--max-time", "0.6",
+    # One look of 24 processes. Each process loads the two copies in a turned order (bench/paired_cell.py): the
+    # member loaded second ran about 1.5% slower on this model, so with a fixed order the copy's interval drifted
+    # out of ±3% (a CI failure). Turned, on the Xeon: 7 runs at 12 processes, 6 inside ±3% and 3 inside ±2%;
+    # runs at 24 processes in docs/paired.md. The interval is asserted inside the ±3% margin, which is what SAME means.
+    code = main(["compare", str(base), str(copy), "--dim", "batch=8", "--looks", "24", "--max-time", "0.6",
                  "--out", str(tmp_path / "out")])
     out = json.loads((tmp_path / "out" / "comparison.json").read_text())
     effect = out["effect"]
