@@ -1,11 +1,16 @@
 """The LiteRT side of compressors/litert_export.py: ``python -c BOOT odbench.compressors._litert_worker JOB.json``.
 
 Runs in the litert environment (core/envs.py): loads the torch.export program saved by the main
-environment, quantizes it with litert-torch's PT2E quantizer when asked (dynamic-range int8: int8
-weights, activations quantized at run time; full int8: activations calibrated on the tuning feeds),
-converts it with ``litert_torch.convert`` and writes ``model.tflite`` and ``signature.json``. Imports
-nothing from the project. Sources: litert-torch README ("PyTorch converter", "Quantization"), LiteRT docs
-"Post-training quantization" (https://ai.google.dev/edge/litert/models/post_training_quantization).
+environment, converts it with ``litert_torch.convert`` at the fixed input shapes of the job (litert-torch
+0.10 cannot lower a dynamic dim), then, for int8, quantizes the fp32 ``.tflite`` with LiteRT's own
+post-training quantizer, AI Edge Quantizer, on the FULLY_CONNECTED ops only (the zoo's ``nn.Linear``
+layers; the embedding tables stay float, as LiteRT's EMBEDDING_LOOKUP kernel refuses an int8 table
+with a non-zero zero point): ``int8-dynamic-range`` (int8 weights, activations quantized at run time)
+and ``int8-full`` (int8 weights and activations, min/max calibrated on the tuning feeds: no histogram
+observer). Writes ``model.tflite`` and ``signature.json``. Imports nothing from the project.
+Sources: litert-torch README ("PyTorch converter"); AI Edge Quantizer README (recipes
+``dynamic_wi8_afp32``, ``static_wi8_ai8``, per-op configs); LiteRT docs "Post-training quantization"
+(https://ai.google.dev/edge/litert/models/post_training_quantization).
 """
 from __future__ import annotations
 
@@ -14,43 +19,56 @@ import json
 import sys
 from pathlib import Path
 
-from odbench.compressors._executorch_worker import (  # numpy + torch only: no project imports beyond this file's twin
-    _dims,
-    _feeds,
-    linear_only,
-)
+from odbench.compressors._executorch_worker import _feeds  # numpy + torch only: no project imports beyond this file's twin
+
+QUANTIZED_OPS = ("FULLY_CONNECTED",)
+
+
+def quantize_tflite(fp32: bytes, quant: str, per_channel: bool, calib: list) -> bytes:
+    """AI Edge Quantizer on the fp32 flatbuffer, FULLY_CONNECTED only; ``calib``: tuple feeds in input order."""
+    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_quantizer import qtyping, quantizer
+
+    gran = qtyping.QuantGranularity.CHANNELWISE if per_channel else qtyping.QuantGranularity.TENSORWISE
+    qt = quantizer.Quantizer(bytearray(fp32))
+    for op in QUANTIZED_OPS:
+        if quant == "int8-dynamic-range":
+            qt.add_dynamic_config(regex=".*", operation_name=op, num_bits=8, granularity=gran)
+        else:
+            qt.add_static_config(regex=".*", operation_name=op, activation_num_bits=8, weight_num_bits=8,
+                                 weight_granularity=gran)
+    result = None
+    if qt.need_calibration:
+        interp = Interpreter(model_content=bytes(fp32))
+        key = next(iter(interp.get_signature_list()))
+        args = sorted(interp.get_signature_runner(key).get_input_details(), key=lambda a: int(a.rsplit("_", 1)[-1]))
+        data = {key: [{a: t.numpy() for a, t in zip(args, feed)} for feed in calib]}
+        result = qt.calibrate(data, num_threads=1)
+    return bytes(qt.quantize(result, enable_progress_report=False).quantized_model)
 
 
 def main(argv: list[str]) -> int:
     import litert_torch
     import torch
-    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
-    from litert_torch.quantize.quant_config import QuantConfig
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     job = json.loads(Path(argv[0]).read_text())
     names = [i["name"] for i in job["inputs"]]
     example, calib = _feeds(job["feeds"], names)
-    dims = _dims(job["dynamic"])
-    shapes = tuple(dims.get(n) for n in names) if dims else None
     module = torch.export.load(job["program"]).module()
-    quant = None
-    if job["quant"] != "fp32":
-        quantizer = linear_only(PT2EQuantizer, get_symmetric_quantization_config(
-            is_per_channel=job["per_channel"], is_dynamic=job["quant"] == "int8-dynamic-range"), also_global=True)
-        prepared = prepare_pt2e(torch.export.export(module, example, dynamic_shapes=shapes).module(), quantizer)
-        if not shapes:  # a static conversion calibrates on the feeds of the example's shapes (else on the example)
-            calib = [a for a in calib if [t.shape for t in a] == [t.shape for t in example]] or [example]
-        for args in (calib if job["quant"] == "int8-full" else calib[:1]):
-            prepared(*args)
-        module = convert_pt2e(prepared, fold_quantize=False)
-        quant = QuantConfig(pt2e_quantizer=quantizer)
-    model = litert_torch.convert(module, example, dynamic_shapes=shapes, quant_config=quant)
     out = Path(job["out"])
+    model = litert_torch.convert(module, example)
     model.export(str(out / "model.tflite"))
-    record = {"delegates": ["XNNPACK (LiteRT's default CPU delegate)"], "converter": "litert-torch"}
+    if job["quant"] != "fp32":
+        data = quantize_tflite((out / "model.tflite").read_bytes(), job["quant"], job["per_channel"],
+                               calib if job["quant"] == "int8-full" else [])
+        (out / "model.tflite").write_bytes(data)
+    record = {"delegates": ["XNNPACK (LiteRT's default CPU delegate)"], "converter": "litert-torch",
+              **({"quantizer": "ai-edge-quantizer", "quantized_ops": list(QUANTIZED_OPS),
+                  "calibration_feeds": len(calib) if job["quant"] == "int8-full" else 0} if job["quant"] != "fp32" else {})}
     signature = {"inputs": job["inputs"], "outputs": job["outputs"], "delegation": record, "quant": job["quant"],
-                 "versions": {k: importlib.metadata.version(k) for k in ("litert-torch", "ai-edge-litert", "torch", "numpy")}}
+                 "static_shapes": job.get("static_shapes"), "pad_axes": job.get("pad_axes", {}),
+                 "versions": {k: importlib.metadata.version(k)
+                              for k in ("litert-torch", "ai-edge-litert", "ai-edge-quantizer", "torch", "numpy")}}
     (out / "signature.json").write_text(json.dumps(signature, indent=1))
     print(json.dumps(record))
     return 0

@@ -104,6 +104,7 @@ class ExecuTorchExport:
     worker = WORKER
     fmt, filename, runtime = "pte", "model.pte", "executorch"
     describe = "ExecuTorch .pte ({quant}) lowered with the XNNPACK partitioner"
+    code_version = CODE_VERSION
     dynamic = True  # the converter keeps the ONNX's symbolic dims dynamic
 
     def compress(self, variant: Variant, task, config: ExecuTorchExportConfig, out_dir: Path) -> Variant:
@@ -112,21 +113,20 @@ class ExecuTorchExport:
         if not ok:
             raise CompressionError(why)
         config = replace(config, toolchain=env.lock_hash())
-        name, folder, hit = output(variant, f"{self.suffix}-{config.quant}", self.name, config, CODE_VERSION, out_dir)
+        name, folder, hit = output(variant, f"{self.suffix}-{config.quant}", self.name, config, self.code_version, out_dir)
         if hit is not None:
             return hit
         module = torch_module(task)
         inputs, outputs = onnx_signature(variant.path)
         names, dims = [t.name for t in inputs], dynamic_dims(inputs)
-        calib = task.calibration_feeds(config.calibration_samples)
-        example = example_feed(calib, dims)
+        example, calib, fixed = self.prepare_feeds(task, inputs, dims, task.calibration_feeds(config.calibration_samples))
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="et-export-") as tmp:
             work = Path(tmp)
             export_program(module, names, example, dims, work / "program.pt2")
             _save_feeds(work / "feeds.npz", names, example, calib)
             job = {"program": str(work / "program.pt2"), "feeds": str(work / "feeds.npz"), "out": str(folder),
-                   "quant": config.quant, "per_channel": config.per_channel, "dynamic": dims if self.dynamic else {},
+                   "quant": config.quant, "per_channel": config.per_channel, "dynamic": dims if self.dynamic else {}, **fixed,
                    "inputs": [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in inputs],
                    "outputs": [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in outputs]}
             try:
@@ -134,17 +134,24 @@ class ExecuTorchExport:
             except BaseException:
                 shutil.rmtree(folder, ignore_errors=True)
                 raise
-        if not self.dynamic:
-            record["static_shapes"] = {n: list(example[n].shape) for n in names}
         return self._variant(variant, task, config, folder, name, record)
+
+    def prepare_feeds(self, task, inputs, dims: dict, calib: list[dict]) -> tuple[dict, list[dict], dict]:
+        """The example the program is traced with, the calibration feeds and what the job adds (nothing here:
+        the dims stay dynamic)."""
+        return example_feed(calib, dims), calib, {}
+
+    def pad_note(self, signature: dict) -> str:
+        return ""
 
     def _variant(self, parent: Variant, task, config, folder: Path, name: str, record: dict) -> Variant:
         path = folder / self.filename
         signature = json.loads((folder / "signature.json").read_text())
         tuned_on = task.tuned_on() if hasattr(task, "tuned_on") else None
         notes = [self.describe.format(quant=config.quant)]
-        if not self.dynamic:
-            notes.append(f"static input shapes {record.get('static_shapes')}: other shapes rely on the interpreter's resize")
+        if signature.get("static_shapes"):
+            notes.append(f"fixed input shapes {signature['static_shapes']} (the headline scenario's slate); the session "
+                         f"runs other batches in slates of that size, padded{self.pad_note(signature)}")
         if record.get("non_delegated"):
             notes.append(f"ops left on portable kernels (not XNNPACK): {record['non_delegated']}")
         v = Variant(id=f"{parent.model}/{name}", model=parent.model, path=str(path.resolve()), sha256=sha256_file(path),

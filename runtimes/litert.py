@@ -49,34 +49,64 @@ class LiteRTSession(BoundSession):
         self._args = sorted(self._runner.get_input_details(), key=lambda a: int(a.rsplit("_", 1)[-1]) if a[-1].isdigit() else 0)
         self._outs = sorted(self._runner.get_output_details(), key=lambda a: int(a.rsplit("_", 1)[-1]) if a[-1].isdigit() else 0)
         self._in_details, self._out_details = self._runner.get_input_details(), self._runner.get_output_details()
+        self._fixed = signature.get("static_shapes") or {}
+        self._pads = signature.get("pad_axes") or {}
         ops = [op["op_name"] for op in interpreter._get_ops_details()]
         self._info = {**delegation_info(ops, threads), "quant": signature.get("quant")}
 
-    def bind(self, feed: Mapping[str, Any]) -> dict:
-        """Numpy inputs; a fully int8 model's int8 inputs are quantized here, outside the timer, with the
-        input tensor's own scale and zero point (as an app feeding it would)."""
+    def bind(self, feed: Mapping[str, Any]) -> tuple[list[dict], int]:
+        """Numpy inputs, in slates of a fixed-shape model's batch (compressors/litert_export.py: the headline
+        scenario's; other axes padded with zeros where the export says so, the last slate padded by repeating
+        its last row, those outputs dropped); a fully int8 model's int8 inputs are quantized here, outside the
+        timer, with the input tensor's own scale and zero point (as an app feeding it would)."""
         import numpy as np
 
-        bound = {}
-        for a, t in zip(self._args, self.inputs):
-            x, d = np.ascontiguousarray(feed[t.name]), self._in_details[a]
-            scale, zero = d.get("quantization", (0.0, 0))
-            if np.dtype(d["dtype"]).kind == "i" and x.dtype.kind == "f" and scale:
-                info = np.iinfo(d["dtype"])
-                x = np.clip(np.round(x / scale) + zero, info.min, info.max).astype(d["dtype"])
-            bound[a] = x
-        return bound
+        xs = [np.ascontiguousarray(feed[t.name]) for t in self.inputs]
+        n = xs[0].shape[0] if xs and xs[0].ndim else 1
+        if self._fixed:
+            xs = [self._pad(t.name, x) for t, x in zip(self.inputs, xs)]
+        batch = self._fixed[self.inputs[0].name][0] if self._fixed else max(n, 1)
+        slates = []
+        for s in range(0, max(n, 1), batch):
+            part = [x[s : s + batch] for x in xs] if self._fixed else xs
+            if self._fixed and part[0].shape[0] < batch:
+                part = [np.concatenate([p, np.repeat(p[-1:], batch - p.shape[0], axis=0)]) for p in part]
+            slates.append({a: self._quantize(a, np.ascontiguousarray(x)) for a, x in zip(self._args, part)})
+        return slates, n
 
-    def run_bound(self, bound: dict) -> list:
-        """The timed call; a quantized output is dequantized with its scale and zero point (float host arrays,
-        like every runtime's)."""
+    def _pad(self, name: str, x):
         import numpy as np
 
-        out = self._runner(**bound)
+        shape = self._fixed[name]
+        if x.ndim != len(shape) or any(x.shape[a] > shape[a] or (x.shape[a] < shape[a] and a not in self._pads.get(name, ()))
+                                       for a in range(1, x.ndim)):
+            raise ValueError(f"input {name!r} of shape {list(x.shape)} does not fit the fixed shape {shape} "
+                             f"of this .tflite (zero padding on axes {self._pads.get(name, [])})")
+        return np.pad(x, [(0, 0)] + [(0, shape[a] - x.shape[a]) for a in range(1, x.ndim)])
+
+    def _quantize(self, arg: str, x):
+        import numpy as np
+
+        d = self._in_details[arg]
+        scale, zero = d.get("quantization", (0.0, 0))
+        if np.dtype(d["dtype"]).kind == "i" and x.dtype.kind == "f" and scale:
+            info = np.iinfo(d["dtype"])
+            x = np.clip(np.round(x / scale) + zero, info.min, info.max).astype(d["dtype"])
+        return x
+
+    def run_bound(self, bound: tuple[list[dict], int]) -> list:
+        """The timed call (one per slate; one slate in a scenario of the fixed shape); a quantized output is
+        dequantized with its scale and zero point (float host arrays, like every runtime's)."""
+        import numpy as np
+
+        slates, n = bound
+        outs = [self._runner(**slate) for slate in slates]
         result = []
         for k in self._outs:
-            y, (scale, zero) = out[k], self._out_details[k].get("quantization", (0.0, 0))
-            result.append((y.astype(np.float32) - zero) * scale if scale and y.dtype.kind in "iu" else np.array(y, copy=True))
+            scale, zero = self._out_details[k].get("quantization", (0.0, 0))
+            ys = [(o[k].astype(np.float32) - zero) * scale if scale and o[k].dtype.kind in "iu" else o[k] for o in outs]
+            y = np.concatenate(ys) if len(ys) > 1 else np.array(ys[0], copy=True)
+            result.append(y[:n] if self._fixed and y.ndim else y)
         return result
 
     def info(self) -> dict[str, Any]:
