@@ -14,11 +14,9 @@ from odbench.compressors.litert_export import LiteRTExport, LiteRTExportConfig
 from odbench.core.feeds import save_feeds
 from odbench.core.records import Feeds, Variant, sha256_file
 from odbench.devices.host import detect_host
-from odbench.runtimes.litert import ENVIRONMENT, LiteRTRuntime, delegation_info
+from odbench.runtimes.litert import ENVIRONMENT, LiteRTRuntime, LiteRTSession, delegation_info
 from tests.helpers import FAST
 from tests.runtimes.test_executorch import small_onnx, small_task
-
-pytestmark = pytest.mark.slow  # real models, subprocess matrices or long simulations: `pytest -m 'not slow'` skips them
 
 ready, why_not = ENVIRONMENT.status()
 
@@ -33,6 +31,61 @@ def test_ops_left_off_xnnpack_are_visible():
 def test_an_onnx_file_has_no_route_to_tflite(tmp_path):
     ok, why = LiteRTRuntime().accepts(str(tmp_path / "model.onnx"))
     assert not ok and "no route to .tflite" in why
+
+
+class _Runner:
+    """A stand-in for LiteRT's signature runner: a fixed-shape model y[i] = sum(ids[i]) + 100 * mask[i, 0]."""
+
+    def __init__(self, shape):
+        self.shape, self.calls = shape, []
+
+    def get_input_details(self):
+        return {"args_0": {"dtype": np.int64, "shape": self.shape}, "args_1": {"dtype": np.int64, "shape": self.shape}}
+
+    def get_output_details(self):
+        return {"output_0": {"dtype": np.float32}}
+
+    def __call__(self, args_0, args_1):
+        assert list(args_0.shape) == list(self.shape) and list(args_1.shape) == list(self.shape)
+        self.calls.append(args_0.shape)
+        return {"output_0": args_0.sum(axis=1).astype(np.float32) + 100 * args_1[:, 0]}
+
+
+class _Interpreter:
+    def __init__(self, runner):
+        self.runner = runner
+
+    def get_signature_runner(self, key):
+        return self.runner
+
+    def _get_ops_details(self):
+        return [{"op_name": "DELEGATE"}]
+
+
+def _fixed_session(shape=(4, 6)):
+    runner = _Runner(list(shape))
+    spec = [{"name": "ids", "dtype": "int64", "shape": ["batch", "seq"]}, {"name": "mask", "dtype": "int64", "shape": ["batch", "seq"]}]
+    signature = {"inputs": spec, "outputs": [{"name": "y", "dtype": "float32", "shape": ["batch"]}],
+                 "static_shapes": {"ids": list(shape), "mask": list(shape)}, "pad_axes": {"ids": [1], "mask": [1]}}
+    return LiteRTSession(_Interpreter(runner), signature, "", 1), runner
+
+
+def test_a_fixed_shape_model_runs_any_batch_in_padded_slates():
+    session, runner = _fixed_session()
+    rng = np.random.default_rng(0)
+    ids, mask = rng.integers(1, 50, (10, 3)), np.ones((10, 3), dtype=np.int64)
+    (y,) = session.run({"ids": ids, "mask": mask})
+    assert y.shape == (10,) and len(runner.calls) == 3  # 4 + 4 + 2 real rows (the last slate padded)
+    np.testing.assert_allclose(y, ids.sum(axis=1) + 100)  # zero padding on seq adds nothing
+    runner.calls.clear()
+    (y,) = session.run({"ids": ids[:4], "mask": mask[:4]})  # the scenario's own shape: one call, nothing dropped
+    assert len(runner.calls) == 1 and y.shape == (4,)
+
+
+def test_an_input_longer_than_the_fixed_shape_is_refused():
+    session, _ = _fixed_session()
+    with pytest.raises(ValueError, match="does not fit the fixed shape"):
+        session.run({"ids": np.ones((2, 7), dtype=np.int64), "mask": np.ones((2, 7), dtype=np.int64)})
 
 
 @pytest.fixture(scope="module")
