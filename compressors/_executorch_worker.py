@@ -41,7 +41,7 @@ def _feeds(path: str, names: list[str]):
     return example, calib
 
 
-def linear_only(quantizer_cls, config, also_global: bool = False):
+def linear_only(quantizer_cls, config):
     """A PT2E quantizer that quantizes the ``nn.Linear`` layers (where the zoo's compute is; embeddings stay fp32)
     and leaves the graph's scalars alone: its default ``transform_for_annotation`` turns scalar arguments into
     float tensors, which breaks integer index arithmetic (the CTR model's hashed ids: 'indices' must be Long)."""
@@ -52,8 +52,6 @@ def linear_only(quantizer_cls, config, also_global: bool = False):
             return model
 
     quantizer = LinearOnly()
-    if also_global:  # litert-torch's QuantConfig reads the global config (its annotators cover fewer ops)
-        quantizer.set_global(config)
     quantizer.set_module_type(torch.nn.Linear, config)
     return quantizer
 

@@ -41,8 +41,10 @@ def quantize_tflite(fp32: bytes, quant: str, per_channel: bool, calib: list) -> 
     if qt.need_calibration:
         interp = Interpreter(model_content=bytes(fp32))
         key = next(iter(interp.get_signature_list()))
-        args = sorted(interp.get_signature_runner(key).get_input_details(), key=lambda a: int(a.rsplit("_", 1)[-1]))
-        data = {key: [{a: t.numpy() for a, t in zip(args, feed)} for feed in calib]}
+        runner = interp.get_signature_runner(key)
+        args = sorted(runner.get_input_details(), key=lambda a: int(a.rsplit("_", 1)[-1]))
+        types = {a: d["dtype"] for a, d in runner.get_input_details().items()}  # litert-torch makes int64 ids int32
+        data = {key: [{a: t.numpy().astype(types[a]) for a, t in zip(args, feed)} for feed in calib]}
         result = qt.calibrate(data, num_threads=1)
     return bytes(qt.quantize(result, enable_progress_report=False).quantized_model)
 

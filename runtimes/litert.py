@@ -57,8 +57,7 @@ class LiteRTSession(BoundSession):
     def bind(self, feed: Mapping[str, Any]) -> tuple[list[dict], int]:
         """Numpy inputs, in slates of a fixed-shape model's batch (compressors/litert_export.py: the headline
         scenario's; other axes padded with zeros where the export says so, the last slate padded by repeating
-        its last row, those outputs dropped); a fully int8 model's int8 inputs are quantized here, outside the
-        timer, with the input tensor's own scale and zero point (as an app feeding it would)."""
+        its last row, those outputs dropped), cast to the inputs' types (``_cast``), all outside the timer."""
         import numpy as np
 
         xs = [np.ascontiguousarray(feed[t.name]) for t in self.inputs]
@@ -71,7 +70,7 @@ class LiteRTSession(BoundSession):
             part = [x[s : s + batch] for x in xs] if self._fixed else xs
             if self._fixed and part[0].shape[0] < batch:
                 part = [np.concatenate([p, np.repeat(p[-1:], batch - p.shape[0], axis=0)]) for p in part]
-            slates.append({a: self._quantize(a, np.ascontiguousarray(x)) for a, x in zip(self._args, part)})
+            slates.append({a: self._cast(a, np.ascontiguousarray(x)) for a, x in zip(self._args, part)})
         return slates, n
 
     def _pad(self, name: str, x):
@@ -84,14 +83,22 @@ class LiteRTSession(BoundSession):
                              f"of this .tflite (zero padding on axes {self._pads.get(name, [])})")
         return np.pad(x, [(0, 0)] + [(0, shape[a] - x.shape[a]) for a in range(1, x.ndim)])
 
-    def _quantize(self, arg: str, x):
+    def _cast(self, arg: str, x):
+        """To the input tensor's dtype: int64 ids to the int32 that litert-torch converts them to (refused if one
+        does not fit), a float input of a fully int8 model quantized with its scale and zero point."""
         import numpy as np
 
         d = self._in_details[arg]
+        want = np.dtype(d["dtype"])
         scale, zero = d.get("quantization", (0.0, 0))
-        if np.dtype(d["dtype"]).kind == "i" and x.dtype.kind == "f" and scale:
-            info = np.iinfo(d["dtype"])
-            x = np.clip(np.round(x / scale) + zero, info.min, info.max).astype(d["dtype"])
+        if want.kind == "i" and x.dtype.kind == "f" and scale:
+            info = np.iinfo(want)
+            return np.clip(np.round(x / scale) + zero, info.min, info.max).astype(want)
+        if want.kind in "iu" and x.dtype.kind in "iu" and want != x.dtype:
+            info = np.iinfo(want)
+            if x.size and (x.min() < info.min or x.max() > info.max):
+                raise ValueError(f"input {arg!r}: integer values outside {want.name} (the .tflite's input type)")
+            return x.astype(want)
         return x
 
     def run_bound(self, bound: tuple[list[dict], int]) -> list:

@@ -34,19 +34,21 @@ def test_an_onnx_file_has_no_route_to_tflite(tmp_path):
 
 
 class _Runner:
-    """A stand-in for LiteRT's signature runner: a fixed-shape model y[i] = sum(ids[i]) + 100 * mask[i, 0]."""
+    """A stand-in for LiteRT's signature runner: a fixed-shape model y[i] = sum(ids[i]) + 100 * mask[i, 0], its
+    inputs int32 (what litert-torch makes of int64 ids)."""
 
     def __init__(self, shape):
         self.shape, self.calls = shape, []
 
     def get_input_details(self):
-        return {"args_0": {"dtype": np.int64, "shape": self.shape}, "args_1": {"dtype": np.int64, "shape": self.shape}}
+        return {"args_0": {"dtype": np.int32, "shape": self.shape}, "args_1": {"dtype": np.int32, "shape": self.shape}}
 
     def get_output_details(self):
         return {"output_0": {"dtype": np.float32}}
 
     def __call__(self, args_0, args_1):
         assert list(args_0.shape) == list(self.shape) and list(args_1.shape) == list(self.shape)
+        assert args_0.dtype == np.int32 and args_1.dtype == np.int32
         self.calls.append(args_0.shape)
         return {"output_0": args_0.sum(axis=1).astype(np.float32) + 100 * args_1[:, 0]}
 
@@ -82,10 +84,12 @@ def test_a_fixed_shape_model_runs_any_batch_in_padded_slates():
     assert len(runner.calls) == 1 and y.shape == (4,)
 
 
-def test_an_input_longer_than_the_fixed_shape_is_refused():
+def test_an_input_that_does_not_fit_the_fixed_shape_or_its_type_is_refused():
     session, _ = _fixed_session()
     with pytest.raises(ValueError, match="does not fit the fixed shape"):
         session.run({"ids": np.ones((2, 7), dtype=np.int64), "mask": np.ones((2, 7), dtype=np.int64)})
+    with pytest.raises(ValueError, match="outside int32"):
+        session.run({"ids": np.full((2, 3), 2**40, dtype=np.int64), "mask": np.ones((2, 3), dtype=np.int64)})
 
 
 @pytest.fixture(scope="module")
