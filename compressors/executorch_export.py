@@ -29,7 +29,7 @@ from odbench.core.records import Variant, sha256_file
 from odbench.devices.host import detect_host
 from odbench.runtimes.executorch import ENVIRONMENT, NO_ROUTE
 
-CODE_VERSION = 1
+CODE_VERSION = 2  # 2: a text model's dims bounded by its max_len and offline batch (the .pte's planned memory)
 WORKER = "odbench.compressors._executorch_worker"
 DIM_MAX = {"seq": 512}  # MiniLM's position table; any other symbolic dim (batch) up to 4096
 EXPORT_TIMEOUT_S = 1800
@@ -43,9 +43,21 @@ class ExecuTorchExportConfig:
     toolchain: str = ""  # the executorch environment's lock hash (filled in: part of the cache key)
 
 
-def dynamic_dims(inputs) -> dict[str, dict[str, tuple[str, int]]]:
+def dim_limits(task) -> dict[str, int]:
+    """Upper bounds of the dynamic dims. ExecuTorch plans memory for the bounds: MiniLM at batch 4096 x seq 512
+    fails to load (std::bad_alloc), so a text model's are its tokenizer's ``max_len`` and its largest batch
+    (the offline scenario's; evaluation embeds one text at a time or in batches of 32)."""
+    config = getattr(getattr(task, "model", None), "config", None)
+    limits = {"seq": int(config.max_len)} if getattr(config, "max_len", None) else {}
+    if limits and getattr(config, "offline_batch", None):
+        limits["batch"] = int(config.offline_batch)
+    return limits
+
+
+def dynamic_dims(inputs, limits: dict[str, int] | None = None) -> dict[str, dict[str, tuple[str, int]]]:
     """{input: {axis: (dim name, max)}} for every symbolic dim of the ONNX signature."""
-    return {t.name: {str(a): (str(d), DIM_MAX.get(str(d), 4096)) for a, d in enumerate(t.shape) if isinstance(d, str)}
+    top = {**DIM_MAX, **(limits or {})}
+    return {t.name: {str(a): (str(d), top.get(str(d), 4096)) for a, d in enumerate(t.shape) if isinstance(d, str)}
             for t in inputs if any(isinstance(d, str) for d in t.shape)}
 
 
@@ -118,7 +130,7 @@ class ExecuTorchExport:
             return hit
         module = torch_module(task)
         inputs, outputs = onnx_signature(variant.path)
-        names, dims = [t.name for t in inputs], dynamic_dims(inputs)
+        names, dims = [t.name for t in inputs], dynamic_dims(inputs, dim_limits(task))
         example, calib, fixed = self.prepare_feeds(task, inputs, dims, task.calibration_feeds(config.calibration_samples))
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="et-export-") as tmp:

@@ -15,7 +15,7 @@ from odbench.bench import parity
 from odbench.bench.executors.local import run_cell, run_process
 from odbench.bench.matrix import Workload, plan
 from odbench.compressors.base import CompressionError
-from odbench.compressors.executorch_export import ExecuTorchExport, ExecuTorchExportConfig, dynamic_dims, example_feed
+from odbench.compressors.executorch_export import ExecuTorchExport, ExecuTorchExportConfig, dim_limits, dynamic_dims, example_feed
 from odbench.core.feeds import save_feeds
 from odbench.core.records import Feeds, TensorSpec, Variant, sha256_file
 from odbench.devices.host import detect_host
@@ -76,6 +76,13 @@ def small_task(feeds):
     return SimpleNamespace(name="small", model=SimpleNamespace(load_torch=lambda cache: small_torch()), cache=None,
                            calibration_feeds=lambda n: feeds[:n], evaluate=lambda run: {},
                            tuned_on=lambda: {"split": "tuning", "n": len(feeds), "sha256": "test"})
+
+
+def test_a_text_model_bounds_its_dims_by_max_len_and_offline_batch():
+    text = SimpleNamespace(model=SimpleNamespace(config=SimpleNamespace(max_len=128, offline_batch=32)))
+    inputs = [TensorSpec("input_ids", "int64", ("batch", "seq"))]
+    assert dynamic_dims(inputs, dim_limits(text)) == {"input_ids": {"0": ("batch", 32), "1": ("seq", 128)}}
+    assert dynamic_dims(inputs, dim_limits(SimpleNamespace())) == {"input_ids": {"0": ("batch", 4096), "1": ("seq", 512)}}
 
 
 def test_dynamic_dims_and_the_example_avoid_size_one():
