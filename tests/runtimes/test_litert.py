@@ -14,7 +14,7 @@ from odbench.compressors.litert_export import LiteRTExport, LiteRTExportConfig
 from odbench.core.feeds import save_feeds
 from odbench.core.records import Feeds, Variant, sha256_file
 from odbench.devices.host import detect_host
-from odbench.runtimes.litert import ENVIRONMENT, LiteRTRuntime, LiteRTSession, delegation_info
+from odbench.runtimes.litert import ENVIRONMENT, LiteRTRuntime, LiteRTSession, delegation_info, executed_ops
 from tests.helpers import FAST
 from tests.runtimes.test_executorch import small_onnx, small_task
 
@@ -26,6 +26,17 @@ def test_ops_left_off_xnnpack_are_visible():
     assert info["providers"] == ["XNNPACK", "builtin-cpu (fallback)"] and info["non_delegated_ops"] == {"GATHER": 2}
     assert "GATHER" in info["fallback"]
     assert delegation_info(["DELEGATE"], 1)["providers"] == ["XNNPACK"]
+
+
+def test_only_ops_the_outputs_need_count_the_ones_a_delegate_replaced_do_not():
+    # x(0) -> GATHER -> 1 -> FC -> 2 -> LOGISTIC -> 3; XNNPACK took FC and LOGISTIC (DELEGATE: 1 -> 3); the op list keeps all
+    details = [{"index": 0, "op_name": "GATHER", "inputs": [0], "outputs": [1]},
+               {"index": 1, "op_name": "FULLY_CONNECTED", "inputs": [1, -1], "outputs": [2]},
+               {"index": 2, "op_name": "LOGISTIC", "inputs": [2], "outputs": [3]},
+               {"index": 3, "op_name": "DELEGATE", "inputs": [1], "outputs": [3]}]
+    assert sorted(executed_ops(details, [3])) == ["DELEGATE", "GATHER"]
+    assert delegation_info(executed_ops(details, [3]), 1)["non_delegated_ops"] == {"GATHER": 1}
+    assert sorted(executed_ops(details[:3], [3])) == ["FULLY_CONNECTED", "GATHER", "LOGISTIC"]  # no delegate: all run
 
 
 def test_an_onnx_file_has_no_route_to_tflite(tmp_path):
