@@ -72,7 +72,10 @@ class _Interpreter:
         return self.runner
 
     def _get_ops_details(self):
-        return [{"op_name": "DELEGATE"}]
+        return [{"index": 0, "op_name": "DELEGATE", "inputs": [0, 1], "outputs": [2]}]
+
+    def get_output_details(self):
+        return [{"index": 2}]
 
 
 def _fixed_session(shape=(4, 6)):
