@@ -135,7 +135,7 @@ class ExecuTorchExport:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="et-export-") as tmp:
             work = Path(tmp)
-            export_program(module, names, example, dims, work / "program.pt2")
+            export_program(module, names, example, dims if self.dynamic else {}, work / "program.pt2")
             _save_feeds(work / "feeds.npz", names, example, calib)
             job = {"program": str(work / "program.pt2"), "feeds": str(work / "feeds.npz"), "out": str(folder),
                    "quant": config.quant, "per_channel": config.per_channel, "dynamic": dims if self.dynamic else {}, **fixed,
