@@ -137,3 +137,87 @@ def test_litert_matches_ort_fp32_and_int8_stays_within_its_floor(converted):
     assert fp32["max_abs_diff"] < 1e-4
     assert int8["max_abs_diff"] > 10 * max(fp32["max_abs_diff"], 1e-6)
     assert int8["cosine"] >= parity.FP32_FLOORS["values"].cosine
+
+
+def _ranker_weights():
+    rng = np.random.default_rng(3)
+    return (rng.standard_normal((50, 8)).astype(np.float32), rng.standard_normal((12, 16)).astype(np.float32) * 0.3,
+            rng.standard_normal(16).astype(np.float32) * 0.1, rng.standard_normal((16, 1)).astype(np.float32) * 0.3)
+
+
+def tiny_ranker_onnx(path):
+    """The CTR ranker's LiteRT hurdles in small: y = relu(concat(table[ids], dense) @ W1 + b1) @ W2; int64 ids [batch],
+    dense float32 [batch, 4] (an EMBEDDING_LOOKUP, a CONCATENATION and two FULLY_CONNECTED once converted)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    inits = [numpy_helper.from_array(a, n) for a, n in zip(_ranker_weights(), ("table", "W1", "b1", "W2"))]
+    nodes = [helper.make_node("Gather", ["table", "ids"], ["e"], axis=0), helper.make_node("Concat", ["e", "dense"], ["c"], axis=1),
+             helper.make_node("MatMul", ["c", "W1"], ["h"]), helper.make_node("Add", ["h", "b1"], ["z"]),
+             helper.make_node("Relu", ["z"], ["r"]), helper.make_node("MatMul", ["r", "W2"], ["y"])]
+    graph = helper.make_graph(nodes, "ranker", [helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch"]),
+                                                helper.make_tensor_value_info("dense", TensorProto.FLOAT, ["batch", 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 1])], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def tiny_ranker_torch():
+    import torch
+
+    table, w1, b1, w2 = (torch.from_numpy(a) for a in _ranker_weights())
+
+    class Ranker(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb, self.first, self.second = torch.nn.Embedding(50, 8), torch.nn.Linear(12, 16), torch.nn.Linear(16, 1, bias=False)
+            with torch.no_grad():
+                self.emb.weight.copy_(table), self.first.weight.copy_(w1.T), self.first.bias.copy_(b1), self.second.weight.copy_(w2.T)
+
+        def forward(self, ids, dense):
+            return self.second(torch.relu(self.first(torch.cat([self.emb(ids), dense], dim=1))))
+
+    return Ranker().eval()
+
+
+@pytest.mark.slow  # two conversions and two cells in the litert environment
+def test_a_ranker_converts_at_its_slate_and_int8_leaves_the_embedding_float(tmp_path):
+    """What failed on the CTR ranker: resizing a fixed graph (CONCATENATION), an int8 EMBEDDING_LOOKUP table,
+    int64 ids. Converted at the headline scenario's slate (5), int8 on FULLY_CONNECTED only; other batches in slates."""
+    if not ready:
+        pytest.skip(why_not)
+    from types import SimpleNamespace
+
+    from odbench.models.base import FeedSet
+
+    rng = np.random.default_rng(2)
+    feeds = [{"ids": rng.integers(0, 50, b), "dense": rng.standard_normal((b, 4)).astype(np.float32)} for b in (5, 5, 8, 5)]
+    slate = save_feeds(feeds[:1] + feeds[3:], tmp_path / "slate.npz")
+    onnx_path = tiny_ranker_onnx(tmp_path / "fp32" / "model.onnx")
+    root = Variant(id="ranker/fp32", model="ranker", path=str(onnx_path), sha256=sha256_file(onnx_path),
+                   size_bytes=onnx_path.stat().st_size, scenarios=("rank-5",))
+    model = SimpleNamespace(headline="rank-5", feeds=lambda scenario, cache: FeedSet(slate, 5), load_torch=lambda cache: tiny_ranker_torch())
+    task = SimpleNamespace(name="ranker", model=model, cache=tmp_path, calibration_feeds=lambda n: feeds[:n], evaluate=lambda run: {},
+                           tuned_on=lambda: {"split": "tuning", "n": 23, "sha256": "test"})
+    results = {}
+    for q in ("fp32", "int8-dynamic-range"):
+        v = LiteRTExport().compress(root, task, LiteRTExportConfig(quant=q), tmp_path / "variants")
+        assert "[5]" in " ".join(v.notes) and v.parent == root.id
+        w = Workload(v, {"rank-5": (Feeds(path=str(slate)), 5)}, "values")
+        specs = parity.prepare([w], {root.id: root, v.id: v}, tmp_path, log=lambda m: None)
+        r = run_cell(plan([w], [("litert", {})], [detect_host()], FAST, timeout_s=240, parity=specs)[0])
+        assert r.verdict == "OK", (q, r.reason, r.exit.get("stderr_tail", "")[-800:])
+        assert "EMBEDDING_LOOKUP" in r.runtime_info["non_delegated_ops"] and "FULLY_CONNECTED" not in r.runtime_info["non_delegated_ops"]
+        session = LiteRTRuntime().open(v.path, 1, LiteRTRuntime.Options())
+        try:
+            results[q] = session.run(feeds[2])[0]  # 8 rows: two slates of 5, the last padded
+        finally:
+            session.close()
+    table, w1, b1, w2 = _ranker_weights()
+    want = np.maximum(np.concatenate([table[feeds[2]["ids"]], feeds[2]["dense"]], 1) @ w1 + b1, 0) @ w2
+    np.testing.assert_allclose(results["fp32"], want, atol=1e-4)
+    err = np.abs(results["int8-dynamic-range"] - want).max()
+    assert 1e-5 < err < 0.05 * np.abs(want).max()  # int8 weights: not fp32's outputs, close to them
