@@ -107,6 +107,13 @@ def sensitivity_scan(model, targets, fmt: WeightFormat, feeds, reference, deadli
     return sorted(scores, key=lambda s: -s[1])
 
 
+def bounded_record(task, run, goals) -> dict | None:
+    """The task's tuning fidelity record (``tuning_accuracy``) when it has a lower bound for every goal metric, else None."""
+    fn = getattr(task, "tuning_accuracy", None)
+    record = fn(run) if fn is not None and goals else None
+    return record if record and all(f"{g}{LCB}" in record for g, _ in goals) else None
+
+
 def split_samples(samples: list, config: "MixedInt8Config") -> tuple[list, list, list]:
     """(calibration, scan, check) parts of the task's calibration feeds, disjoint when there are enough."""
     a, b = config.calib_samples, config.calib_samples + config.scan_samples
@@ -198,7 +205,7 @@ class MixedInt8:
             cos = output_cosine(run, check, reference)
             step = {"fp32_matmuls": k, "check_cosine": round(cos, 6)}
             if cos >= config.goal_cosine:  # else it already fails: the tuning figures are skipped
-                record = bounded(run)
+                record = bounded_record(task, run, config.goals)
                 if record is not None:
                     step.update({key: round(float(v), 6) for key, v in record.items()})
                     ok = goal_holds(record, dict(config.goals))
@@ -213,12 +220,6 @@ class MixedInt8:
             trace.append({**step, "ok": ok})
             cache[k] = (ok, m)
             return ok
-
-        def bounded(run) -> dict | None:
-            """The task's tuning fidelity record when it has a lower bound for every goal metric, else None."""
-            fn = getattr(task, "tuning_accuracy", None)
-            record = fn(run) if fn is not None and config.goals else None
-            return record if record and all(f"{g}{LCB}" in record for g, _ in config.goals) else None
 
         n = len(order)
         if config.fixed_fp32 is not None:
