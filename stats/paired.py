@@ -159,6 +159,23 @@ def _excluded(n: int, alpha: float) -> int:
     return int(np.searchsorted(cdf, alpha, side="right"))
 
 
+def shifted_p(log_ratios: Sequence[float], shift: float) -> float:
+    """One-sided p-value of "the centre of the per-process log ratios is at most log(1 + shift)" (Wilcoxon's
+    signed-rank test, exact null distribution; the dual of ``hl_bounds``: the lower bound at level 1 - a exceeds
+    log(1 + shift) exactly when this p is <= a, ties aside). ``shift`` < -1 is not a ratio: ValueError."""
+    if shift <= -1:
+        raise ValueError(f"shift {shift} is not a relative change above -100%")
+    d = np.asarray(log_ratios, dtype=np.float64) - math.log1p(shift)
+    d = d[d != 0]  # a process exactly at the shift carries no sign (Wilcoxon's zero rule)
+    n = int(d.size)
+    if n == 0:
+        return 1.0
+    ranks = sps.rankdata(np.abs(d))  # mid-ranks for ties: T may then be a half-integer; round down (conservative)
+    t = math.floor(float(ranks[d > 0].sum()) + 1e-9)
+    cdf = _signed_rank_cdf(n)
+    return 1.0 if t <= 0 else float(1.0 - cdf[t - 1])
+
+
 def _walsh(y: np.ndarray) -> np.ndarray:
     i, j = np.triu_indices(y.size)
     return np.sort((y[i] + y[j]) / 2)
