@@ -136,6 +136,8 @@ def processes_needed(sd: float, margin: float = DEFAULT_MARGIN, looks: int = 1, 
     """About how many processes make the SAME interval of an effect of 0 half as wide as the margin."""
     if not sd > 0:
         return MIN_PROCESSES
+    if margin <= 0:  # no number of processes shows SAME within a zero margin
+        return 0
     z = float(sps.norm.ppf(1 - alpha_same / looks))
     # / 0.955: the Hodges-Lehmann estimate's efficiency against the mean under normal ratios
     return max(MIN_PROCESSES, math.ceil((2 * z * sd / math.log1p(margin)) ** 2 / 0.955))
@@ -231,7 +233,7 @@ def decide(log_ratios: Sequence[float], margin: float = DEFAULT_MARGIN, look: in
         return Effect(ratio, lo, hi, PairedVerdict.INCONCLUSIVE, k, sd, margin, Design.PAIRED, look, looks,
                       processes_to_decide=None)
     verdict, dlo, dhi = _verdict_hl(y, margin, alpha / looks, alpha_same / looks)
-    need = processes_needed(sd, margin, looks, alpha_same) if verdict == PairedVerdict.INCONCLUSIVE else None
+    need = (processes_needed(sd, margin, looks, alpha_same) or None) if verdict == PairedVerdict.INCONCLUSIVE else None
     return Effect(ratio, lo, hi, verdict, k, sd, margin, Design.PAIRED, look, looks, dlo, dhi, need)
 
 

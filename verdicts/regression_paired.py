@@ -80,9 +80,10 @@ def paired_row(cell_id: str, c: PairedCell, group: str = "") -> Regression:
     """The row regression.decide finishes (Holm): verdict SAME marks it as tested."""
     e = c.effect
     more = f"; about {e.processes_to_decide} paired processes would decide it at this spread" if e.processes_to_decide else ""
+    ci = (f"[95%: {(e.lo - 1) * 100:+.1f}%, {(e.hi - 1) * 100:+.1f}%]" if math.isfinite(e.lo) and math.isfinite(e.hi)
+          else "[no 95% interval: the signed-rank interval needs more processes]")
     note = (f"paired design ({e.k} processes, both models in each, look {c.looks_taken} of {c.looks}): "
-            f"candidate/baseline {e.percent:+.1f}% [95%: {(e.lo - 1) * 100:+.1f}%, {(e.hi - 1) * 100:+.1f}%], "
-            f"per-process log-ratio sd {e.sd:.3f}{more}")
+            f"candidate/baseline {e.percent:+.1f}% {ci}, per-process log-ratio sd {e.sd:.3f}{more}")
     return Regression(cell_id, Change.SAME, e.ratio - 1, e.lo - 1, e.hi - 1, c.p_slower, e.k, e.k, "", c.p_faster,
                       design=PAIRED, design_note=note, equivalent=e.verdict == PairedVerdict.SAME, paired_group=group)
 
