@@ -172,14 +172,23 @@ def shifted_p(log_ratios: Sequence[float], shift: float) -> float:
     n = int(d.size)
     if n == 0:
         return 1.0
-    ranks = sps.rankdata(np.abs(d))  # mid-ranks for ties: T may then be a half-integer; round down (conservative)
+    a = np.abs(d)
+    ranks = np.empty(n)
+    ranks[np.argsort(a, kind="stable")] = np.arange(1, n + 1)
+    if np.unique(a).size < n:  # mid-ranks for ties: T may then be a half-integer; round down (conservative)
+        ranks = sps.rankdata(a)
     t = math.floor(float(ranks[d > 0].sum()) + 1e-9)
     cdf = _signed_rank_cdf(n)
     return 1.0 if t <= 0 else float(1.0 - cdf[t - 1])
 
 
+@lru_cache(maxsize=256)
+def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.triu_indices(n)
+
+
 def _walsh(y: np.ndarray) -> np.ndarray:
-    i, j = np.triu_indices(y.size)
+    i, j = _pairs(y.size)
     return np.sort((y[i] + y[j]) / 2)
 
 

@@ -127,7 +127,7 @@ def gate_rates(ratio_sd: float, effects: Sequence[float], rule: RegressionRule, 
             mu = math.log1p(e)
             cell = regression_paired.sequential_cell(lambda n, mu=mu: rng.normal(mu, ratio_sd, n), schedule, rule, len(effects))
             used += len(cell.ratios)
-            rows.append(regression_paired.paired_row(f"cell{i}", cell))
+            rows.append(regression_paired.paired_row(f"cell{i}", cell, "", rule, len(effects)))
         out = decide(rows, rule)
         false_slow += any(g.verdict == Change.REGRESSION and null[i] for i, g in enumerate(out))
         false_fast += any(g.verdict == Change.IMPROVEMENT and effects[i] >= -rule.min_effect for i, g in enumerate(out))

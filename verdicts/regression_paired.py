@@ -76,10 +76,18 @@ def sequential_cell(draw: Callable[[int], Sequence[float]], schedule: Sequence[i
     return PairedCell(tuple(ratios), effect, min(1.0, looks * p_slow), min(1.0, looks * p_fast), j, looks)
 
 
-def paired_row(cell_id: str, c: PairedCell, group: str = "") -> Regression:
+def fewest_processes(looks: int, level: float) -> int:
+    """The fewest processes whose smallest signed-rank p-value (all ratios on one side: 1 / 2**k), Bonferroni over
+    ``looks``, reaches ``level``."""
+    return max(paired.MIN_PROCESSES, math.ceil(math.log2(looks / level)))
+
+
+def paired_row(cell_id: str, c: PairedCell, group: str = "", rule: RegressionRule = RegressionRule(), cells: int = 1) -> Regression:
     """The row regression.decide finishes (Holm): verdict SAME marks it as tested."""
     e = c.effect
-    more = f"; about {e.processes_to_decide} paired processes would decide it at this spread" if e.processes_to_decide else ""
+    need = fewest_processes(c.looks, rule.alpha / max(1, cells))
+    more = (f"; {e.k} processes cannot reach Holm's smallest level {rule.alpha / max(1, cells):.2g} over the looks: "
+            f"at least {need} can (--paired-looks)" if e.k < need else "")
     ci = (f"[95%: {(e.lo - 1) * 100:+.1f}%, {(e.hi - 1) * 100:+.1f}%]" if math.isfinite(e.lo) and math.isfinite(e.hi)
           else "[no 95% interval: the signed-rank interval needs more processes]")
     note = (f"paired design ({e.k} processes, both models in each, look {c.looks_taken} of {c.looks}): "
@@ -206,5 +214,5 @@ def compare_runs(current: RunFolder, baseline: RunFolder, rule: RegressionRule, 
             g = _fallback(r, b, rule, f"the paired processes failed ({group.reason}; {len(group.processes)} kept in {name})")
             rows += [g] if g is not None else []
         else:
-            rows.append(paired_row(r.cell_id, cell, name))
+            rows.append(paired_row(r.cell_id, cell, name, rule, cells))
     return decide(rows, rule)
