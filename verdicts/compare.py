@@ -3,9 +3,12 @@
 Two members on one runtime share each comparison process (the paired design, bench/paired_cell.py), looked at
 after 10, 20, 40 and 80 processes until decided. Members that cannot share a process (two runtimes; two
 runtime versions) are compared from separate processes instead (the isolated design: Welch's t on the log
-per-process medians), and the answer says so. ``isolated`` > 0 also runs that many isolated processes a side
-after the paired ones, for the validation of the paired ratio and the pairing cost (each member's paired
-median against its isolated median).
+per-process medians), and the answer says so. ``isolated`` = N > 0 validates the paired ratio instead: N paired
+processes interleaved in time with N isolated processes a side (paired k, then base and cand alone, the side
+order alternating), so that both designs see the same load; run one after the other, a load that changed
+between the two phases (a job starting beside them) moved the isolated ratio against the paired one (seen:
+CTR int8-dyn/fp32 paired 1.070 [1.053, 1.119] from 10 quiet processes, isolated 1.12 [1.07, 1.17] under load
+1-5). It reports both effects and the pairing cost (each member's paired median against its isolated median).
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ import numpy as np
 
 from odbench.bench import paired_run
 from odbench.core.paired import PairedMember, PairedResult, PairedSpec
-from odbench.core.records import Feeds
+from odbench.core.records import Feeds, Verdict
 from odbench.stats import paired
 from odbench.stats.paired import Effect, Sequential
 
@@ -57,6 +60,8 @@ class Comparison:
                        f"{e.lo <= self.isolated.ratio <= e.hi} / {self.isolated.lo <= e.ratio <= self.isolated.hi})")
         for key, (pm, im) in self.pairing_cost.items():
             out.append(f"pairing cost {key}: paired median {pm:.4f} ms vs isolated {im:.4f} ms ({(pm / im - 1) * 100:+.1f}%)")
+        if self.error:
+            out.append(f"stopped early, on what was measured: {self.error}")
         out.append(f"wall time {self.wall_s:.0f} s")
         return out
 
@@ -73,32 +78,77 @@ def _geo_median(parts: list[tuple[float, ...]]) -> float:
     return float(np.exp(np.mean([np.log(np.median(p)) for p in parts])))
 
 
+def _isolated_pair(sides: dict[str, PairedSpec], order: tuple[str, str], k: int) -> dict[str, float]:
+    """One single-member process per side, in ``order``; the median of each (ProcessFailed on a fault)."""
+    return {key: paired_run.run_paired_process(sides[key], k).median(key) for key in order}
+
+
+def _sides(spec: PairedSpec) -> dict[str, PairedSpec]:
+    return {m.key: dataclasses.replace(spec, members=(m,)) for m in spec.members}
+
+
 def run_isolated(spec: PairedSpec, processes: int, margin: float = paired.DEFAULT_MARGIN,
                  log: Callable[[str], None] = print) -> tuple[Effect | None, dict, str]:
     """``processes`` single-member processes a side, alternating base and cand; (effect, medians, error)."""
     base, cand = spec.members
-    sides = {m.key: dataclasses.replace(spec, members=(m,)) for m in (base, cand)}
+    sides = _sides(spec)
     medians: dict[str, list[float]] = {base.key: [], cand.key: []}
     for k in range(1, processes + 1):
-        for key in ((base.key, cand.key) if k % 2 else (cand.key, base.key)):
-            try:
-                part = paired_run.run_paired_process(sides[key], k)
-            except paired_run.ProcessFailed as exc:
-                return None, medians, str(exc)
-            medians[key].append(part.median(key))
+        try:
+            for key, m in _isolated_pair(sides, (base.key, cand.key) if k % 2 else (cand.key, base.key), k).items():
+                medians[key].append(m)
+        except paired_run.ProcessFailed as exc:
+            return None, medians, str(exc)
         log(f"[isolated] {k}/{processes} a side")
     return paired.decide_isolated(medians[base.key], medians[cand.key], margin), medians, ""
 
 
+def validate(spec: PairedSpec, processes: int, margin: float = paired.DEFAULT_MARGIN,
+             log: Callable[[str], None] = print, started: float | None = None) -> Comparison:
+    """The paired design against the isolated one, interleaved in time (see the module doc): ``processes`` paired
+    processes, each followed by one isolated process a side; both effects from all of them, one look."""
+    t0 = time.perf_counter() if started is None else started
+    base, cand = spec.members
+    sides, parts, medians = _sides(spec), [], {base.key: [], cand.key: []}
+    error = ""
+    for k in range(1, processes + 1):
+        try:
+            part = paired_run.run_paired_process(spec, k)
+            alone = _isolated_pair(sides, (base.key, cand.key) if k % 2 else (cand.key, base.key), k)
+        except paired_run.ProcessFailed as exc:
+            error = str(exc)
+            break
+        parts.append(part)
+        for key, m in alone.items():
+            medians[key].append(m)
+        log(f"[validate] {k}/{processes}: paired ratio {part.median(cand.key) / part.median(base.key):.4f}, "
+            f"isolated {alone[cand.key] / alone[base.key]:.4f}")
+    result = PairedResult(spec, Verdict.ERROR if error else Verdict.OK, error, tuple(parts))
+    if len(parts) < paired.MIN_PROCESSES:
+        return Comparison(base, cand, None, paired_result=result, error=error or "too few processes",
+                          wall_s=time.perf_counter() - t0)
+    try:
+        effect = paired.decide([paired.log_ratio(p.samples_ms[base.key], p.samples_ms[cand.key]) for p in parts], margin)
+        iso = paired.decide_isolated(medians[base.key], medians[cand.key], margin)
+    except ValueError as exc:  # a non-finite ratio: the comparison cannot be judged, and says why
+        return Comparison(base, cand, None, paired_result=result, error=str(exc), wall_s=time.perf_counter() - t0)
+    cost = {m.key: (_geo_median(result.samples(m.key)), float(np.exp(np.mean(np.log(medians[m.key])))))
+            for m in spec.members}
+    return Comparison(base, cand, effect, iso, cost, result, error=error, wall_s=time.perf_counter() - t0)
+
+
 def compare(spec: PairedSpec, design: Sequential = Sequential(), isolated: int = 0,
             log: Callable[[str], None] = print) -> Comparison:
-    """The paired design when both members can share a process, else the isolated one; see the module doc."""
+    """The paired design when both members can share a process, else the isolated one; ``isolated`` > 0 on one
+    runtime validates the paired design against the isolated one, interleaved (``validate``)."""
     t0 = time.perf_counter()
     base, cand = spec.members
     if base.runtime != cand.runtime:  # two runtimes in one process interfere (docs/paired.md): isolated
         n = isolated or design.schedule[-1] // 2
         effect, _, error = run_isolated(spec, n, design.margin, log)
         return Comparison(base, cand, effect, error=error, wall_s=time.perf_counter() - t0)
+    if isolated:
+        return validate(spec, isolated, design.margin, log, started=t0)
 
     def progress(p) -> None:
         log(f"[paired] process {p.index}: {p.rounds} rounds, ratio {p.median(cand.key) / p.median(base.key):.4f}")
@@ -107,13 +157,7 @@ def compare(spec: PairedSpec, design: Sequential = Sequential(), isolated: int =
     if effect is None:
         return Comparison(base, cand, None, paired_result=result, error=f"{result.verdict}: {result.reason}",
                           wall_s=time.perf_counter() - t0)
-    iso, cost = None, {}
-    if isolated:
-        iso, medians, _ = run_isolated(spec, isolated, design.margin, log)
-        if iso is not None:
-            cost = {m.key: (_geo_median(result.samples(m.key)), float(np.exp(np.mean(np.log(medians[m.key])))))
-                    for m in spec.members}
-    return Comparison(base, cand, effect, iso, cost, result, wall_s=time.perf_counter() - t0)
+    return Comparison(base, cand, effect, paired_result=result, wall_s=time.perf_counter() - t0)
 
 
 def exit_code(c: Comparison) -> int:

@@ -31,9 +31,9 @@ def test_a_byte_identical_copy_is_same_within_the_margin(tmp_path, capsys):
     copy = tmp_path / "copy.onnx"
     shutil.copyfile(base, copy)
     # One look of 24 processes. Each process loads the two copies in a turned order (bench/paired_cell.py): the
-    # member loaded second ran about 1.5% slower on this model, so with a fixed order the copy's interval drifted
-    # out of ±3% (a CI failure). Turned, on the Xeon: 7 runs at 12 processes, 6 inside ±3% and 3 inside ±2%;
-    # runs at 24 processes in docs/paired.md. The interval is asserted inside the ±3% margin, which is what SAME means.
+    # member loaded second ran about 1% slower on this model, so with a fixed order the copy's interval drifted
+    # out of ±3% (a CI failure). Turned, on the Xeon: 6 runs of 24 processes (2 quiet, 4 at load 5-8), all SAME
+    # and inside ±2% (docs/paired.md, "Load order"). The interval is asserted inside the ±3% margin, which is what SAME means.
     code = main(["compare", str(base), str(copy), "--dim", "batch=8", "--looks", "24", "--max-time", "0.6",
                  "--out", str(tmp_path / "out")])
     out = json.loads((tmp_path / "out" / "comparison.json").read_text())

@@ -1,0 +1,40 @@
+"""The validation of the paired design: paired and isolated processes interleaved in time (no timing here)."""
+from __future__ import annotations
+
+from odbench.bench import paired_run
+from odbench.core.paired import PairedMember, PairedProcess, PairedSpec
+from odbench.core.records import Feeds
+from odbench.stats.paired import Design
+from odbench.verdicts import compare as cmp
+
+BASE = PairedMember("base", "base.onnx", None, "onnxruntime")
+CAND = PairedMember("cand", "cand.onnx", None, "onnxruntime")
+SPEC = PairedSpec("m", "s", {"name": "host"}, (BASE, CAND), Feeds(dims=(("batch", 1),)))
+
+
+def test_validation_interleaves_one_paired_process_with_one_isolated_process_a_side(monkeypatch):
+    calls = []
+
+    def fake(spec, index):
+        keys = tuple(m.key for m in spec.members)
+        calls.append((index, keys))
+        return PairedProcess(index=index, order_seed=index, samples_ms={k: (1.0 if k == BASE.key else 1.1,) * 5 for k in keys})
+
+    monkeypatch.setattr(paired_run, "run_paired_process", fake)
+    c = cmp.compare(SPEC, isolated=4, log=lambda _: None)
+    both, b, k = (BASE.key, CAND.key), (BASE.key,), (CAND.key,)
+    assert calls == [(1, both), (1, b), (1, k), (2, both), (2, k), (2, b), (3, both), (3, b), (3, k), (4, both), (4, k), (4, b)]
+    assert c.effect is not None and c.effect.k == 4 and c.isolated is not None and c.isolated.design == Design.ISOLATED
+    assert set(c.pairing_cost) == {BASE.key, CAND.key} and len(c.paired_result.processes) == 4
+
+
+def test_a_failed_process_keeps_what_was_measured_and_says_why(monkeypatch):
+    def fake(spec, index):
+        if index == 3:
+            raise paired_run.ProcessFailed(paired_run.Verdict.ERROR, "comparison process 3: boom")
+        return PairedProcess(index=index, order_seed=index, samples_ms={m.key: (1.0,) * 3 for m in spec.members})
+
+    monkeypatch.setattr(paired_run, "run_paired_process", fake)
+    c = cmp.compare(SPEC, isolated=5, log=lambda _: None)
+    assert c.effect is None and "boom" in c.error
+    assert len(c.paired_result.processes) == 2 and cmp.exit_code(c) == 4
