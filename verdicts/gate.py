@@ -319,8 +319,7 @@ def to_markdown(verdicts: list[CellVerdict], regressions: list[Regression], code
         rule = f"{regressions[0].correction} over {tested} cells (family-wise error)"
         lines += ["", f"| regression check ({rule}) | design | cell | result |", "|---|---|---|---|"]
         for g in sorted(regressions, key=lambda g: (g.verdict != "REGRESSION", g.cell_id)):
-            design = g.design if g.design == "paired" or not g.design_note else f"{g.design}: {g.design_note}"
-            lines.append(f"| {g.verdict} | {design.replace('|', '/')} | `{g.cell_id}` | {g.reason.replace('|', '/')} |")
+            lines.append(f"| {g.verdict} | {g.design} | `{g.cell_id}` | {g.reason.replace('|', '/')} |")  # the reason says why
     if notes:
         lines += ["", *notes]
     return "\n".join(lines) + "\n"

@@ -87,7 +87,7 @@ def paired_row(cell_id: str, c: PairedCell, group: str = "", rule: RegressionRul
     e = c.effect
     need = fewest_processes(c.looks, rule.alpha / max(1, cells))
     more = (f"; {e.k} processes cannot reach Holm's smallest level {rule.alpha / max(1, cells):.2g} over the looks: "
-            f"at least {need} can (--paired-looks)" if e.k < need else "")
+            f"at least {need} can (--paired-looks)" if e.k < need and e.verdict != PairedVerdict.SAME else "")
     ci = (f"[95%: {(e.lo - 1) * 100:+.1f}%, {(e.hi - 1) * 100:+.1f}%]" if math.isfinite(e.lo) and math.isfinite(e.hi)
           else "[no 95% interval: the signed-rank interval needs more processes]")
     note = (f"paired design ({e.k} processes, both models in each, look {c.looks_taken} of {c.looks}): "

@@ -33,7 +33,7 @@ def test_a_runtime_version_that_differs_is_a_labelled_run_against_run_row_and_no
     [row] = gate_json["regressions"]
     assert row["design"] == "run-against-run" and "runtime version differs" in row["design_note"]
     assert code == gate_json["exit_code"] == (1 if row["verdict"] == "REGRESSION" else 0)
-    assert "run-against-run: runtime version differs" in (root / "out" / "gate.md").read_text()
+    assert "| run-against-run | `tiny.fp32" in (root / "out" / "gate.md").read_text()
     capsys.readouterr()
     assert _gate(root / "run", budgets, "--baseline", str(root / "base-run"), "--no-paired") == 2
     assert "vs baseline 1.0.0" in capsys.readouterr().err  # the old behaviour: refused, naming what differs

@@ -85,7 +85,7 @@ def test_fallbacks_are_run_against_run_rows_that_say_why(two_runs):
     assert g.verdict in (Change.REGRESSION, Change.SAME, Change.MODEL_CHANGED)
     assert not (root / "out" / regression_paired.GROUP_FOLDER).exists()  # nothing paired ran
     md = gate.to_markdown([], [g], gate.exit_code([], [g]))
-    assert "| design |" in md and "run-against-run: runtime version differs" in md
+    assert "| design |" in md and "| run-against-run |" in md and "run-against-run (runtime version differs" in md
 
 
 def test_paired_rows_run_real_processes_save_their_groups_and_map_to_exit_codes(two_runs):
