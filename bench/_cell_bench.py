@@ -213,9 +213,12 @@ def measure(spec: CellSpec, benchmark) -> dict:
     if rounds < tm.min_samples:
         out["warnings"].append(f"only {rounds} samples fit in max_time {tm.max_time_s:g}s (min_samples {tm.min_samples})")
     started = _now()
+    window = provenance.cpu_window()
     t_run = time.perf_counter_ns()
     samples_ns = time_samples(benchmark, session, bound, rounds)
     measure_s = (time.perf_counter_ns() - t_run) / 1e9
+    out["provenance"]["cpu_share"] = share = provenance.cpu_share(window)
+    out["warnings"].extend(stability.neighbour_warnings(share))
     if not samples_ns:
         raise RuntimeError("zero samples were recorded")
     samples_ms = tuple(round(v / 1e6, 6) for v in samples_ns)

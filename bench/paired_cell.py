@@ -29,6 +29,7 @@ from pathlib import Path
 from odbench.bench import provenance
 from odbench.bench._cell_bench import check_model_file, peak_rss_mb
 from odbench.bench.cell import die_with_parent
+from odbench.bench.stability import neighbour_warnings
 from odbench.core.feeds import check_feed, load_feeds, synthetic_feeds
 from odbench.core.paired import PAIRED_ORT_OPTIONS, PairedMember, PairedProcess, PairedSpec
 from odbench.core.records import atomic_write_text, to_json
@@ -148,16 +149,20 @@ def measure(spec: PairedSpec, index: int) -> PairedProcess:
     per_round = (time.perf_counter() - t0) / warm
     rounds = rounds_for(spec, per_round)
     started = _now()
+    window = provenance.cpu_window()
     t1 = time.perf_counter()
     raw = time_rounds(sessions, bound, rounds, rng, spec.turn, spec.turn_warm)
     measure_s = time.perf_counter() - t1
+    share = provenance.cpu_share(window)
     warnings = [] if rounds * spec.turn >= spec.min_rounds else [f"only {rounds} rounds fit in max_time {spec.max_time_s:g}s"]
+    warnings += neighbour_warnings(share)
     for s in sessions:
         s.close()
     samples = {m.key: tuple(round(v / 1e6, 6) for v in raw[i]) for i, m in enumerate(spec.members)}
     return PairedProcess(index=index, order_seed=seed, samples_ms=samples, rounds=rounds, warmup_rounds=warm,
                          measure_s=round(measure_s, 3), session_create_ms=create_ms, runtime_info=info, applied=applied,
-                         provenance={"start": start, "end": provenance.snapshot(), "peak_rss_mb": round(peak_rss_mb(), 1)},
+                         provenance={"start": start, "end": provenance.snapshot(), "peak_rss_mb": round(peak_rss_mb(), 1),
+                                     "cpu_share": share},
                          warnings=tuple(warnings), started_at=started,
                          load_order=tuple(spec.members[i].key for i in load_order))
 

@@ -25,3 +25,20 @@ def stability_warnings(samples_ms: Sequence[float]) -> list[str]:
     if mean < 1.0:
         warnings.append(f"mean {mean:.3f} ms is under 1 ms: harness overhead is a larger share (see the null cell)")
     return warnings
+
+
+# Other work above this share of the machine while a figure was timed is worth a warning: measured on the Intel
+# Xeon VM (docs/measurement.md), neighbours on the other vCPU moved MiniLM fp32 from 1.6 ms to 6-11 ms while
+# int8-dyn stayed at 1 ms, so even a paired ratio moved (1.65x quiet, 10x beside them). Housekeeping is < 1%.
+NEIGHBOUR_SHARE = 0.10
+STEAL_SHARE = 0.05
+
+
+def neighbour_warnings(share: dict) -> list[str]:
+    """A warning when other processes (``others``) or the hypervisor (``steal``) took a share of the CPUs while
+    the samples were timed (bench/provenance.cpu_share)."""
+    others, steal = share.get("others", 0.0), share.get("steal", 0.0)
+    if others < NEIGHBOUR_SHARE and steal < STEAL_SHARE:
+        return []
+    return [f"other work used {others:.0%} of the CPUs while this was timed (steal {steal:.0%}): neighbours move "
+            "latencies, and paired ratios when they hit members unequally"]

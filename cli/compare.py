@@ -28,7 +28,8 @@ from odbench.verdicts.compare import exit_code
               help="equivalence margin: SAME when the interval lies within ±margin")
 @click.option("--looks", default="10,20,40,80", show_default=True, help="cumulative paired processes at each look")
 @click.option("--isolated", type=click.IntRange(min=0), default=0, show_default=True,
-              help="also run N isolated processes a side (validation of the paired ratio, pairing cost)")
+              help="validate the paired ratio: N paired processes interleaved with N isolated processes a side "
+                   "(both effects, pairing cost; --looks is then not used)")
 @click.option("--max-time", type=click.FloatRange(min=0, min_open=True), default=2.0, show_default=True,
               help="timed seconds per comparison process")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the members' order in each round")

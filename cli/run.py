@@ -76,7 +76,7 @@ def progress_watch(quiet: bool):
 @click.option("--all-scenarios", is_flag=True, help="every scenario for every variant and runtime (default: fp32 on every "
               "scenario with the first runtime; the headline scenario otherwise)")
 @click.option("--paired-processes", type=click.IntRange(min=0), help="comparison processes per group behind the speedups "
-              "(paired design, docs/paired.md; default by preset: smoke 0, default 5, gate 10; 0 = off)")
+              "(paired design, docs/paired.md; default by preset: smoke 0, default 8, gate 16; 0 = off)")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="seed of the random order in which the processes of all cells are interleaved")
 @click.option("-q", "--quiet", is_flag=True, help="no progress bars and no table on stdout")

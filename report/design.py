@@ -3,8 +3,9 @@
 ``variance_rows`` splits each measured cell's log-latency variance into within- and between-process
 parts and gives Kalibera & Jones's cost-optimal samples per process for it; ``standardized_rows``
 tests the intervals on two runs of the same matrix: each cell's difference between the runs (p50,
-speedup vs fp32), scaled by both runs' standard errors, should follow Student's t; ``agreement``
-gives the fraction within its 95% band and the Kolmogorov-Smirnov distance of the whole set.
+speedup vs fp32 from isolated processes, and the paired speedup where the run has comparison groups),
+scaled by both runs' standard errors, should follow Student's t; ``agreement`` gives the fraction
+within its 95% band and the Kolmogorov-Smirnov distance of the whole set.
 ``odbench design RUN [RUN2]`` prints both as Markdown.
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ from scipy import stats as sps
 
 from odbench.bench.run_folder import RunFolder
 from odbench.core.records import HARNESS_RUNTIMES, NOT_MEASURED, Result, lineage_root
+from odbench.report import paired_figures
 from odbench.report.tables import cell_key, speedup
 from odbench.stats import intervals
 
@@ -64,7 +66,7 @@ class Standardized:
     exact intervals."""
 
     cell_id: str
-    what: str  # "p50" or "speedup"
+    what: str  # "p50", "speedup" (isolated processes) or "paired speedup"
     x1: float
     x2: float
     t: float
@@ -103,11 +105,26 @@ def _speedups(run: Path) -> dict[str, intervals.Ratio]:
     return out
 
 
+def _paired_speedups(run: Path) -> dict[str, tuple[float, float, float, int]]:
+    """cell -> (paired speedup over its fp32 root, lo, hi, processes), for cells whose group shared processes."""
+    folder = RunFolder.open(run)
+    results, variants, index = folder.results(), folder.variants(), paired_figures.load_index(Path(run))
+    out = {}
+    for r in measured(results):
+        root = lineage_root(r.variant_id, variants)
+        e = paired_figures.paired_effect(index, root, r) if root != r.variant_id else None
+        if e is not None:
+            out[r.cell_id] = (*e.speedup, e.k)
+    return out
+
+
 def standardized_rows(run1: Path, run2: Path) -> list[Standardized]:
-    """Every cell measured in both runs: its p50, and its speedup over its fp32 baseline where it has one."""
+    """Every cell measured in both runs: its p50, and its speedup over its fp32 baseline where it has one, from
+    isolated processes and from the paired design (its Hodges-Lehmann interval read as a t interval on k-1 df)."""
     one = {r.cell_id: r for r in measured(RunFolder.open(run1).results())}
     two = {r.cell_id: r for r in measured(RunFolder.open(run2).results())}
     s1, s2 = _speedups(run1), _speedups(run2)
+    p1, p2 = _paired_speedups(run1), _paired_speedups(run2)
     rows = []
     for cid in sorted(one.keys() & two.keys()):
         a, b = one[cid].process_samples, two[cid].process_samples  # the intervals as this code computes them now
@@ -117,6 +134,9 @@ def standardized_rows(run1: Path, run2: Path) -> list[Standardized]:
             r1, r2 = s1[cid], s2[cid]
             rows.append(_standardize(cid, "speedup", r1.ratio, _se(r1.lo, r1.hi, r1.df), r1.df + 1,
                                      r2.ratio, _se(r2.lo, r2.hi, r2.df), r2.df + 1))
+        if cid in p1 and cid in p2:
+            (x1, lo1, hi1, k1), (x2, lo2, hi2, k2) = p1[cid], p2[cid]
+            rows.append(_standardize(cid, "paired speedup", x1, _se(lo1, hi1, k1 - 1), k1, x2, _se(lo2, hi2, k2 - 1), k2))
     return [r for r in rows if r is not None]
 
 
@@ -157,7 +177,7 @@ def design_markdown(run1: Path, run2: Path | None = None) -> str:
         out.append("|---|---|---|---|---|---|---|")
         for r in rows:
             out.append(f"| `{r.cell_id}` | {r.what} | {r.x1:.4g} | {r.x2:.4g} | {r.t:+.2f} | {r.df:.1f} | {r.within} |")
-        for what in ("p50", "speedup"):
+        for what in ("p50", "speedup", "paired speedup"):
             a = agreement(rows, what)
             if a:
                 out.append(f"\n{what}: {a.within}/{a.n} within ±t(0.975, df) (expected 95%; 95% CI of the fraction "

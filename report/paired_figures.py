@@ -1,11 +1,12 @@
 """The paired design's figures for the tables (bench/paired_plan.py stores the groups under RUN/paired/).
 
 ``lookup`` is report/tables.py's ``PairedLookup``: a speedup between two variants that shared comparison
-processes is the inverse of the geometric mean of the per-process ratios of medians, with Student's t across
-processes (stats/paired.py); ``speedup_of`` falls back to the isolated figure for any other pair (two runtimes,
-no group). ``extra_columns`` keeps the isolated figure beside it in the CSV, adds the speedup vs the parent
-variant, and each member's ``paired_p50_ms`` and ``pairing_cost`` (its paired median over its isolated median,
-minus 1: what sharing a process with the other members cost it).
+processes is the inverse of the Hodges-Lehmann estimate over the per-process log ratios of medians, with the
+signed-rank interval across processes (stats/paired.py; 6 processes at least for a 95% interval);
+``speedup_of`` falls back to the isolated figure for any other pair (two runtimes, no group).
+``extra_columns`` keeps the isolated figure beside it in the CSV, adds the speedup vs the parent variant, and
+each member's ``paired_p50_ms`` and ``pairing_cost`` (its paired median over its isolated median, minus 1:
+what sharing a process with the other members cost it).
 """
 from __future__ import annotations
 

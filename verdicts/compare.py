@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 
 from odbench.bench import paired_run
+from odbench.bench.stability import neighbour_warnings
 from odbench.core.paired import PairedMember, PairedResult, PairedSpec
 from odbench.core.records import Feeds, Verdict
 from odbench.stats import paired
@@ -60,10 +61,23 @@ class Comparison:
                        f"{e.lo <= self.isolated.ratio <= e.hi} / {self.isolated.lo <= e.ratio <= self.isolated.hi})")
         for key, (pm, im) in self.pairing_cost.items():
             out.append(f"pairing cost {key}: paired median {pm:.4f} ms vs isolated {im:.4f} ms ({(pm / im - 1) * 100:+.1f}%)")
+        out.extend(self.neighbour_lines())
         if self.error:
             out.append(f"stopped early, on what was measured: {self.error}")
         out.append(f"wall time {self.wall_s:.0f} s")
         return out
+
+
+    def neighbour_lines(self) -> list[str]:
+        """Whether other work shared the machine while the paired processes were timed (bench/stability.py)."""
+        procs = self.paired_result.processes if self.paired_result is not None else ()
+        shares = [p.provenance.get("cpu_share", {}) for p in procs]
+        beside = [s for s in shares if neighbour_warnings(s)]
+        if not beside:
+            return []
+        worst = max(s.get("others", 0.0) for s in beside)
+        return [f"WARNING: {len(beside)} of {len(procs)} paired processes were timed beside other work (up to {worst:.0%} of "
+                "the CPUs): neighbours can move a ratio when they hit its members unequally (docs/measurement.md)"]
 
 
 def spec_for(base: PairedMember, cand: PairedMember, model: str, scenario: str, profile: dict, feeds: Feeds,

@@ -14,6 +14,7 @@ from odbench.bench.store import ResultStore
 from odbench.core.records import TIMING_PRESETS, Feeds, to_json
 from odbench.devices.catalog import get_profile
 from odbench.models.onnx_file import user_variant
+from odbench.report.design import standardized_rows
 from odbench.report.tables import write_tables
 from tests.bench.test_paired_cell import make_stack_onnx
 
@@ -49,6 +50,9 @@ def test_a_run_gets_paired_speedups_with_the_isolated_ones_beside(tmp_path):
     assert b["speedup_vs_parent"] == b["speedup_vs_fp32"] and b["speedup_vs_ort_design"] == "isolated"
     assert rows["fp32"]["speedup_vs_fp32"] == "" and rows["fp32"]["paired_p50_ms"]
     assert "paired" in (run / "table.md").read_text()
+    # `odbench design RUN RUN2` checks the paired speedups across two runs too (here a run against itself)
+    [row] = [r for r in standardized_rows(run, run) if r.what == "paired speedup"]
+    assert row.t == 0 and row.x1 == pytest.approx(float(b["speedup_vs_fp32"]), rel=1e-2)
 
 
 def test_groups_leave_out_harness_runtimes_unmeasured_cells_and_single_variants(tmp_path):

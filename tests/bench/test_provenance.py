@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from collections import namedtuple
 
 from odbench.bench import provenance
@@ -54,3 +57,26 @@ def test_clock_falls_back_to_cpuinfo_then_to_none(monkeypatch, tmp_path):
     assert provenance._cpu_mhz() is None
     monkeypatch.setattr(provenance, "open", lambda *a, **k: (_ for _ in ()).throw(OSError("no /proc")), raising=False)
     assert provenance._cpu_mhz() is None
+
+
+SysTimes = namedtuple("SysTimes", "user nice system idle iowait irq softirq steal guest")
+OwnTimes = namedtuple("OwnTimes", "user system")
+
+
+def test_cpu_share_is_other_busy_time_and_steal_over_all_cpu_time(monkeypatch):
+    sys_times = iter([SysTimes(10, 0, 5, 100, 0, 0, 0, 0, 0), SysTimes(13, 1, 6, 104, 0, 0, 0, 1, 3)])  # 10 s spent
+    own_times = iter([OwnTimes(2.0, 0.5), OwnTimes(3.5, 0.5)])  # this process: 1.5 s of the 5 s busy
+    monkeypatch.setattr(provenance.psutil, "cpu_times", lambda: next(sys_times))
+    monkeypatch.setattr(provenance.psutil, "Process", lambda: type("P", (), {"cpu_times": lambda self: next(own_times)})())
+    share = provenance.cpu_share(provenance.cpu_window())
+    assert (share["others"], share["steal"]) == (0.35, 0.1)  # (5 - 1.5) / 10 busy elsewhere; 1 / 10 stolen
+
+
+def test_a_busy_neighbour_shows_in_the_cpu_share():
+    window = provenance.cpu_window()
+    busy = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 1.0: pass"])
+    busy.wait()
+    time.sleep(0.05)
+    share = provenance.cpu_share(window)
+    # one process spinning for 1 s on a machine of N CPUs: about 1/N of the window's CPU time, never this process's
+    assert 0.5 / provenance.psutil.cpu_count() <= share["others"] <= 1.0 and 0 <= share["steal"] <= 1

@@ -38,3 +38,16 @@ def test_a_failed_process_keeps_what_was_measured_and_says_why(monkeypatch):
     c = cmp.compare(SPEC, isolated=5, log=lambda _: None)
     assert c.effect is None and "boom" in c.error
     assert len(c.paired_result.processes) == 2 and cmp.exit_code(c) == 4
+
+
+def test_processes_timed_beside_other_work_are_named_in_the_answer(monkeypatch):
+    def fake(spec, index):
+        share = {"others": 0.45 if index == 2 else 0.01, "steal": 0.0}
+        return PairedProcess(index=index, order_seed=index, samples_ms={m.key: (1.0,) * 3 for m in spec.members},
+                             provenance={"cpu_share": share})
+
+    monkeypatch.setattr(paired_run, "run_paired_process", fake)
+    lines = cmp.compare(SPEC, isolated=4, log=lambda _: None).lines()
+    assert [ln for ln in lines if ln.startswith("WARNING")] == [
+        "WARNING: 1 of 4 paired processes were timed beside other work (up to 45% of the CPUs): neighbours can move a "
+        "ratio when they hit its members unequally (docs/measurement.md)"]
