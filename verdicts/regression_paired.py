@@ -207,7 +207,12 @@ def compare_runs(current: RunFolder, baseline: RunFolder, rule: RegressionRule, 
             continue
         spec = spec_for(r, b, cur_specs[r.cell_id], base_specs[r.cell_id], dict(timing or PAIRED_TIMING), seed)
         log(f"[gate] paired {r.cell_id}: looks at {tuple(schedule)} processes")
-        cell, group = run_cell(spec, schedule, rule, cells)
+        keys = [m.key for m in spec.members]
+
+        def progress(p: PairedProcess, keys=keys) -> None:
+            log(f"  [paired] process {p.index}: candidate/baseline {p.median(keys[1]) / p.median(keys[0]):.4f}")
+
+        cell, group = run_cell(spec, schedule, rule, cells, progress)
         saved = paired_run.save_to(Path(out_dir or current.root) / GROUP_FOLDER, group)
         name = f"{GROUP_FOLDER}/{saved.name}"
         if cell is None:
