@@ -111,14 +111,29 @@ def test_paired_rows_run_real_processes_save_their_groups_and_map_to_exit_codes(
     assert code == {Change.REGRESSION: 1, Change.INCONCLUSIVE: 3}.get(g.verdict, 0)
 
 
-def test_a_failing_paired_process_keeps_what_it_measured_and_falls_back(two_runs):
+def test_a_missing_feeds_file_falls_back(two_runs):
     root, base_model, cand_model = two_runs
     base, cur = make_run(root / "b", base_model), make_run(root / "c", cand_model)
     spec = cur.specs()[cur.cell_ids()[0]]
-    broken = dataclasses.replace(spec, feeds=Feeds(dims=(("batch", 8), ("nonsense", 2)), path=str(root / "nowhere.npz")))
-    cur.put_spec(broken)
+    cur.put_spec(dataclasses.replace(spec, feeds=Feeds(path=str(root / "nowhere.npz"))))
     [g] = regression_paired.compare_runs(cur, base, RegressionRule(), out_dir=root / "out", log=lambda _: None)
     assert g.design == RUN_AGAINST_RUN and "feeds file is missing" in g.design_note
+
+
+def test_a_failing_paired_process_is_saved_and_the_row_falls_back_saying_so(two_runs):
+    root, base_model, cand_model = two_runs
+    base, cur = make_run(root / "b", base_model), make_run(root / "c", cand_model)
+    path = cur.root / "specs" / f"{cur.cell_ids()[0]}.json"
+    data = json.loads(path.read_text())
+    data["runtime_options"] = {"no_such_option": 1}  # the comparison process refuses it
+    path.write_text(json.dumps(data))
+    [g] = regression_paired.compare_runs(cur, base, RegressionRule(), schedule=(3,), out_dir=root / "out",
+                                         timing=FAST_TIMING, log=lambda _: None)
+    assert g.design == RUN_AGAINST_RUN and g.design_note.startswith("the paired processes failed (")
+    [saved] = (root / "out" / regression_paired.GROUP_FOLDER).glob("*.json")
+    assert f"kept in {regression_paired.GROUP_FOLDER}/{saved.name}" in g.design_note
+    group = paired_run.load(saved)
+    assert group.verdict == Verdict.ERROR and "no_such_option" in group.reason
 
 
 # ------------------------------------------------------------------ the decision path over cells (seeded)
