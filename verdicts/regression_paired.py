@@ -2,8 +2,8 @@
 
 For each cell of the run that has a baseline cell (the same cell id: model and variant, runtime and options,
 profile, scenario), the baseline's model file and the run's are timed inside the same fresh processes, taking turns
-round by round (bench/paired_cell.py), when both files are still on disk with the sha256 their results carry and
-both runs used the runtime version installed here. Each process gives one log ratio (candidate / baseline median);
+round by round (bench/paired_cell.py), when both files are still on disk with the sha256 their results carry, both
+runs used the runtime version installed here, and this is the machine the runs were measured on. Each process gives one log ratio (candidate / baseline median);
 the looks (default 8 then 16 processes) stop once the cell is decided. Otherwise the row keeps the run-against-run
 check (verdicts/regression.py) and says why: two runtime versions cannot share a process, a missing or changed file
 cannot be timed again.
@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Sequence
 
-from odbench.bench import paired_run
+from odbench.bench import paired_run, provenance
 from odbench.bench.paired_plan import PAIRED_TIMING
 from odbench.bench.run_folder import RunFolder
 from odbench.core.paired import PairedMember, PairedProcess, PairedResult, PairedSpec
@@ -32,7 +32,17 @@ from odbench.core.records import HARNESS_RUNTIMES, NOT_MEASURED, CellSpec, Resul
 from odbench.runtimes import get_runtime
 from odbench.stats import paired
 from odbench.stats.paired import Effect, PairedVerdict
-from odbench.verdicts.regression import PAIRED, RUN_AGAINST_RUN, Change, Regression, RegressionRule, compare_cell, decide
+from odbench.verdicts.regression import (
+    PAIRED,
+    RUN_AGAINST_RUN,
+    BaselineRefused,
+    Change,
+    Regression,
+    RegressionRule,
+    check_same_machine,
+    compare_cell,
+    decide,
+)
 
 DEFAULT_LOOKS = (8, 16)  # cumulative paired processes per cell: 16 processes of ~3-4 s each at most
 GROUP_FOLDER = "gate-paired"  # under the gate's output folder: every paired group it ran, samples included
@@ -186,10 +196,20 @@ def _fallback(r: Result, b: Result, rule: RegressionRule, why: str) -> Regressio
     return g
 
 
+def elsewhere(run_machine: dict, here: dict) -> str:
+    """'' when this machine is the one the run was measured on (the hardware keys), else what differs: paired
+    processes here would time the two files on other hardware than the runs'."""
+    try:
+        check_same_machine(here, run_machine)
+    except BaselineRefused as exc:
+        return "this machine is not the one the runs were measured on" + str(exc).partition("another machine")[2]
+    return ""
+
+
 def compare_runs(current: RunFolder, baseline: RunFolder, rule: RegressionRule, schedule: Sequence[int] = DEFAULT_LOOKS,
                  out_dir: Path | None = None, timing: dict | None = None, seed: int = 0,
                  installed: Callable[[str], tuple[str | None, str]] = installed_version,
-                 log: Callable[[str], None] = print) -> list[Regression]:
+                 here: Callable[[], dict] = provenance.machine, log: Callable[[str], None] = print) -> list[Regression]:
     """Every cell of ``current`` with a baseline cell: paired where it can be, run-against-run otherwise (labelled);
     Holm over all of them. Paired groups are saved under ``out_dir``/gate-paired (also the ones that failed)."""
     paired.Sequential(tuple(schedule))  # validates the schedule (ValueError)
@@ -197,7 +217,8 @@ def compare_runs(current: RunFolder, baseline: RunFolder, rule: RegressionRule, 
     cur_specs, base_specs = current.specs(), baseline.specs()
     pairs = [(r, base[r.cell_id]) for r in current.results()
              if r.cell_id in base and r.verdict not in NOT_MEASURED and base[r.cell_id].verdict not in NOT_MEASURED]
-    reasons = [why_not_paired(r, b, cur_specs.get(r.cell_id), base_specs.get(r.cell_id), installed) for r, b in pairs]
+    away = elsewhere(current.machine() or {}, here())
+    reasons = [away or why_not_paired(r, b, cur_specs.get(r.cell_id), base_specs.get(r.cell_id), installed) for r, b in pairs]
     cells = len(pairs)
     rows: list[Regression] = []
     for (r, b), why in zip(pairs, reasons):

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from odbench.bench import paired_run
+from odbench.bench import paired_run, provenance
 from odbench.bench.matrix import Workload, plan
 from odbench.bench.run_folder import RunFolder
 from odbench.core.records import TIMING_PRESETS, Feeds, ProcessSamples, Result, Verdict, to_json
@@ -21,7 +21,7 @@ from odbench.verdicts import gate, paired_simulation, regression_paired
 from odbench.verdicts.regression import PAIRED, RUN_AGAINST_RUN, Change, RegressionRule
 from tests.bench.test_paired_cell import make_stack_onnx
 
-MACHINE = {"cpu_model": "test", "arch": "x86_64", "isa": [], "physical_cores": 2, "logical_cpus": 2, "memory_mb": 1}
+MACHINE = provenance.machine()  # the runs were measured here: the paired design may run
 ORT = get_runtime("onnxruntime").version()
 FAST_TIMING = dict(warmup_s=0.05, min_rounds=20, min_time_s=0.1, max_time_s=0.2)
 
@@ -70,6 +70,15 @@ def test_the_paired_design_is_chosen_only_when_both_files_and_the_runtime_versio
     assert "the baseline's model file is missing" in _why(cur, base)
     (cur.root / "specs" / f"{cur.cell_ids()[0]}.json").unlink()
     assert "no cell spec stored in the run folder" in _why(cur, base)
+
+
+def test_runs_measured_on_another_machine_are_compared_run_against_run_saying_so(two_runs):
+    root, base_model, cand_model = two_runs
+    base, cur = make_run(root / "b", base_model), make_run(root / "c", cand_model)
+    [g] = regression_paired.compare_runs(cur, base, RegressionRule(), out_dir=root / "out", log=lambda _: None,
+                                         here=lambda: {**MACHINE, "physical_cores": 64})
+    assert g.design == RUN_AGAINST_RUN and g.design_note.startswith("this machine is not the one the runs were measured on")
+    assert "physical_cores" in g.design_note and not (root / "out").exists()
 
 
 def test_fallbacks_are_run_against_run_rows_that_say_why(two_runs):
