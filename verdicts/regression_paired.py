@@ -202,7 +202,8 @@ def elsewhere(run_machine: dict, here: dict) -> str:
     try:
         check_same_machine(here, run_machine)
     except BaselineRefused as exc:
-        return "this machine is not the one the runs were measured on" + str(exc).partition("another machine")[2]
+        detail = str(exc).partition("another machine")[2].replace("baseline", "the runs'").replace("current", "here")
+        return "this machine is not the one the runs were measured on" + detail
     return ""
 
 
