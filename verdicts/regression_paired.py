@@ -1,12 +1,12 @@
 """The gate's regression check from the paired design (issue 25, item 4), with run-against-run as the fallback.
 
 For each cell of the run that has a baseline cell (the same cell id: model and variant, runtime and options,
-profile, scenario), the baseline's model file and the run's are timed inside the same fresh processes, taking turns
-round by round (bench/paired_cell.py), when both files are still on disk with the sha256 their results carry, both
-runs used the runtime version installed here, and this is the machine the runs were measured on. Each process gives one log ratio (candidate / baseline median);
-the looks (default 8 then 16 processes) stop once the cell is decided. Otherwise the row keeps the run-against-run
-check (verdicts/regression.py) and says why: two runtime versions cannot share a process, a missing or changed file
-cannot be timed again.
+profile, scenario), the baseline's model file and the run's are timed inside the same fresh processes, taking
+turns round by round (bench/paired_cell.py), when both files are still on disk with the sha256 their results
+carry, both runs used the runtime version installed here, and this is the machine the runs were measured on.
+Each process gives one log ratio (candidate / baseline median); the looks (default 8 then 16 processes) stop
+once the cell is decided. Otherwise the row keeps the run-against-run check (verdicts/regression.py) and says
+why: two runtime versions cannot share a process, a missing or changed file cannot be timed again.
 
 The statistics (``sequential_cell``, pure, fed synthetic ratios by the simulation test): at each look the signed-rank
 p-value of "at most ``min_effect`` slower" (stats/paired.shifted_p) and its mirror for faster; a cell's p-value is
