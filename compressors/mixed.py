@@ -51,7 +51,9 @@ from odbench.compressors.isa import resolve_target, weight_bits_for
 from odbench.core.records import Variant
 from odbench.models.metrics import LCB, goal_holds
 
-CODE_VERSION = 4  # 2: records trials and the budget; 3: separate rank/check feeds, max_fp32 from tuning data, budget bounds the scan; 4: goal on lower bounds
+# 2: records trials and the budget; 3: separate rank/check feeds, max_fp32 from tuning data, budget bounds the scan;
+# 4: the goal on lower bounds when the task has them
+CODE_VERSION = 4
 
 
 @dataclass(frozen=True)

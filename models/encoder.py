@@ -44,7 +44,9 @@ from odbench.models.base import FeedSet, config_hash, make_variant, split_record
 from odbench.models.data import clothing_reviews
 from odbench.models.encoder_train import EncoderObjective, make_batches, make_loss
 
-CODE_VERSION = 5  # 4: corpus embedded at batch 1; calibration titles apart from the tuning metric's; 5: 500 tuning titles over 1,000 texts, with lower bounds
+# 4: corpus embedded at batch 1; calibration titles apart from the tuning metric's; 5: 500 tuning titles over 1,000 texts,
+# with lower bounds
+CODE_VERSION = 5
 FP32_EVAL = "fp32_eval_per_query.npz"  # the fp32 ONNX baseline's per-query task metrics: deltas pair with them
 QUERY_FEEDS = 200  # real titles in the query scenario's feed file
 # The tuning metric: top-10 overlap with fp32 for 500 tuning titles over 1,000 tuning texts (the evaluation corpus's

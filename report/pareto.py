@@ -24,7 +24,8 @@ Selection reads the tuning split only; the evaluation split is reported, never s
 
 Front: per runtime, a variant is on it when no other measured variant is at least as fast at 1 thread
 (p50) and at least as faithful (tuning top-10 overlap), strictly better in one. Chosen: on the front, meeting
-the fidelity goal on the tuning split (lower bounds: top-10 overlap >= 0.95 and cosine >= 0.995), the fastest at 1 thread. A cell that failed
+the fidelity goal on the tuning split (lower bounds: top-10 overlap >= 0.95 and cosine >= 0.995), the fastest at
+1 thread. A cell that failed
 parity (verdict FAIL: a distillation or pruning tier, say) shows its p50 marked "(parity FAIL)" and is
 on no front; a cell that did not run has no speed.
 """

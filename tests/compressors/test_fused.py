@@ -154,7 +154,8 @@ def test_smoothed_dynamic_int8_quantizes_the_qkv_input_once_with_one_scale(paren
     base, torch_task, tmp = parent
     cfg = FusedConfig(quantize="dynamic", target_isa="x86-avx2", smooth_alpha=0.5)
     v = FusedEncoder().compress(base, Feeds(0), cfg, tmp / "out", torch_task=torch_task)
-    plain = FusedEncoder().compress(base, Feeds(0), FusedConfig(quantize="dynamic", target_isa="x86-avx2"), tmp / "out", torch_task=torch_task)
+    plain = FusedEncoder().compress(base, Feeds(0), FusedConfig(quantize="dynamic", target_isa="x86-avx2"), tmp / "out",
+                                    torch_task=torch_task)
     assert "-sq0.5-" in v.id and v.config["smooth_max_abs_diff"] <= 1e-4 and v.config["second_layer_norms"] == 4
     model = onnx.load(v.path)
     producer = {o: n for n in model.graph.node for o in n.output}
