@@ -12,8 +12,9 @@ from odbench.bench.run_folder import RunFolder, RunFolderError, is_unreadable
 from odbench.report import html as report_html
 from odbench.report.runs import gate_inputs
 from odbench.report.tables import write_tables
+from odbench.stats.paired import Sequential
 from odbench.verdicts import gate as gating
-from odbench.verdicts import ledger
+from odbench.verdicts import ledger, regression_paired
 from odbench.verdicts.accuracy import load_run_accuracy
 from odbench.verdicts.budgets import BudgetFile
 from odbench.verdicts.decide import extend
@@ -89,11 +90,15 @@ def _per_machine(run_dirs: Sequence[Path], budgets: BudgetFile) -> list:
 def gate(run_dirs: str | Path | Sequence[str | Path], budgets: str | Path | BudgetFile, baseline: str | Path | None = None,
          regression: str = "10%:0.01", decide_rounds: int = 0, max_processes: int = 80, out: str | Path | None = None,
          on_round: Callable[[int], None] | None = None, on_result: Callable | None = None,
-         min_group: float | None = None) -> GateOutcome:
+         min_group: float | None = None, paired: bool = True, paired_looks: Sequence[int] = regression_paired.DEFAULT_LOOKS,
+         log: Callable[[str], None] = print) -> GateOutcome:
     """Judge run folders against a budgets file: PASS / FAIL / INCONCLUSIVE / ERROR per budget and cell.
 
     Several folders (each from its own machine) are judged machine by machine. ``baseline``: a run folder
-    from the same machine, checked for regressions by ``regression`` ('EFFECT%[:ALPHA]'). ``decide_rounds``
+    from the same machine, checked for regressions by ``regression`` ('EFFECT%[:ALPHA]'): cell by cell in paired
+    processes (both model files timed in each, ``paired_looks`` processes at most) where both files are still there
+    and both runs used the runtime version installed here, else run against run, each row saying which design gave
+    it and why (verdicts/regression_paired.py); ``paired=False``: run against run only. ``decide_rounds``
     > 0 adds batches of processes to INCONCLUSIVE cells (one folder only). ``min_group``: the share of
     processes a group that differs is assumed to have at least (a PASS rests on it; default: the budgets file's). Looks in earlier run
     folders of the same cells count (verdicts/ledger.py; one folder only). An unreadable result is an ERROR
@@ -109,6 +114,10 @@ def gate(run_dirs: str | Path | Sequence[str | Path], budgets: str | Path | Budg
         raise UsageError(f"--regression {regression!r}: {exc}") from None
     if len(dirs) > 1 and (decide_rounds or baseline):
         raise UsageError("--decide and --baseline take one run folder")
+    try:
+        looks = Sequential(tuple(int(n) for n in paired_looks))
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"--paired-looks {tuple(paired_looks)}: {exc}") from None
     folders = [open_run(d, need_machine=True) for d in dirs]  # a verdict names the machine it holds for
     regressions: list = []
     if len(folders) == 1:
@@ -124,7 +133,14 @@ def gate(run_dirs: str | Path | Sequence[str | Path], budgets: str | Path | Budg
                 gating.check_same_machine(folder.machine(), base.machine())
             except gating.BaselineRefused as exc:
                 raise UsageError(str(exc)) from None
-            regressions = gating.compare(folder.results(), base.results(), rule)
+            if paired:  # a runtime version that differs is a labelled run-against-run row here, not a refusal
+                regressions = regression_paired.compare_runs(folder, base, rule, looks.schedule, Path(out) if out else dirs[0],
+                                                             log=log)
+            else:
+                try:
+                    regressions = gating.compare(folder.results(), base.results(), rule)
+                except gating.BaselineRefused as exc:
+                    raise UsageError(str(exc)) from None
     else:
         verdicts = _per_machine(dirs, budget_file)
     notes = unreadable_notes([r for f in folders for r in f.results()], verdicts)

@@ -106,8 +106,14 @@ def paired_dir(run_dir: Path) -> Path:
 
 
 def save(run_dir: Path, result: PairedResult) -> Path:
-    """Samples first, then the summary (a summary on disk always has its samples)."""
-    folder = paired_dir(run_dir)
+    """Into the run folder's paired/ (``save_to``)."""
+    return save_to(paired_dir(run_dir), result)
+
+
+def save_to(folder: Path, result: PairedResult) -> Path:
+    """``folder``/<group_id>.json and .samples.npz: samples first, then the summary (a summary on disk always has
+    its samples)."""
+    folder = Path(folder)
     keys = [m.key for m in result.spec.members]
     arrays = {f"p{i}/{j}": np.asarray(p.samples_ms[k], dtype=np.float32)
               for i, p in enumerate(result.processes) for j, k in enumerate(keys) if k in p.samples_ms}

@@ -7,7 +7,8 @@ import click
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from odbench.api import verdicts as api
-from odbench.cli.common import err, log
+from odbench.cli.common import err, log, usage
+from odbench.verdicts.regression_paired import DEFAULT_LOOKS
 
 RUN_DIR = click.Path(file_okay=False, path_type=Path)
 
@@ -21,7 +22,8 @@ def table_cmd(run_dir: Path) -> int:
     return 0
 
 
-@click.command("gate", epilog="Exit codes: 0 PASS, 1 FAIL/ERROR/regression, 2 usage error or refused baseline, 3 INCONCLUSIVE.")
+@click.command("gate", epilog="Exit codes: 0 PASS, 1 FAIL/ERROR/regression, 2 usage error or refused baseline, "
+               "3 INCONCLUSIVE (a budget, or a paired regression check).")
 @click.argument("run_dirs", nargs=-1, required=True, type=RUN_DIR)
 @click.option("--budgets", required=True, help="budgets YAML (see budgets/example.yaml)")
 @click.option("--baseline", type=RUN_DIR, help="a baseline run folder from the same machine and runtime version (one RUN only)")
@@ -36,19 +38,28 @@ def table_cmd(run_dir: Path) -> int:
 @click.option("--min-group", type=click.FloatRange(0.001, 0.99), default=None,
               help="the assumption a PASS rests on: a group of processes that differs is at least this share of them "
                    "(default: the budgets file's min_group, 0.10)")
+@click.option("--no-paired", "no_paired", is_flag=True,
+              help="--baseline: run-against-run only (the per-process medians of the two runs), no paired processes")
+@click.option("--paired-looks", default=",".join(map(str, DEFAULT_LOOKS)), show_default=True,
+              help="--baseline: cumulative paired processes per cell at each look (stops once decided)")
 @click.option("--out", type=RUN_DIR, help="where gate.json, gate.junit.xml and gate.md go (default: the first run folder)")
 def gate_cmd(run_dirs: tuple[Path, ...], **opt) -> int:
     """Judge run folders against a budgets file (and a baseline run): PASS / FAIL / INCONCLUSIVE.
 
     Several folders, each measured on its own machine, are judged machine by machine: a cell is
-    judged on its own machine's data only."""
+    judged on its own machine's data only. With --baseline, each cell's regression check times both model files
+    in the same fresh processes (paired) where it can, and says which design gave each row."""
+    try:
+        looks = tuple(int(x) for x in opt["paired_looks"].split(","))
+    except ValueError:
+        raise usage(f"--paired-looks {opt['paired_looks']!r}: expected comma-separated process counts") from None
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err(),
                   disable=not opt["decide"]) as progress:
         task = progress.add_task("decide", total=None)
         outcome = api.gate(
             run_dirs, opt["budgets"], baseline=opt["baseline"], regression=opt["regression"],
             decide_rounds=opt["max_rounds"] if opt["decide"] else 0, max_processes=opt["max_processes"], out=opt["out"],
-            min_group=opt["min_group"],
+            min_group=opt["min_group"], paired=not opt["no_paired"], paired_looks=looks, log=log,
             on_round=lambda n: progress.update(task, description=f"decide: round {n}/{opt['max_rounds']}"),
             on_result=lambda r: progress.console.print(f"  [decide] {r.verdict} {r.cell_id} processes={len(r.processes)} look {r.looks}"))
     print(outcome.paths["markdown"].read_text())

@@ -12,6 +12,10 @@ fused graph.
   QAttention (one dynamic int8 quantization of the layer input shared by Q, K and V) and the FFN MatMuls into
   DynamicQuantizeMatMul; weights per channel, 7-bit on x86 without VNNI (compressors/isa.py).
   ``fp32_ops`` keeps the named nodes fp32 (e.g. the FFN output MatMuls).
+* ``smooth_alpha``: SmoothQuant on the fused graph before quantizing, ``1/s`` folded into the LayerNorms
+  (compressors/smooth_fold.py: no ``Mul``; post-LN BERT needs a second LayerNorm per site, recorded), one ``s``
+  per packed Q/K/V weight so QAttention still quantizes the layer input once for Q, K and V; statistics from
+  ``calib_samples`` tuning feeds. The smoothed fp32 graph must give the fused outputs within ``smooth_tolerance``.
 
 The variant records the fused operator counts and the fp32-vs-parent difference.
 """
@@ -24,11 +28,13 @@ from pathlib import Path
 import numpy as np
 
 from odbench.compressors.base import CompressionError, Task, finalize, fresh_dir, output
+from odbench.compressors.int8_graph import activation_absmax
 from odbench.compressors.isa import resolve_target, weight_bits_for
+from odbench.compressors.smooth_fold import fold_smoothquant, smooth_sites
 from odbench.core.onnx_tools import ort_run_fn
 from odbench.core.records import TorchTask, Variant
 
-CODE_VERSION = 1
+CODE_VERSION = 2  # 2: SmoothQuant folded into LayerNorm (smooth_alpha)
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,9 @@ class FusedConfig:
     fp32_op_types: tuple[str, ...] = ()  # or whole op types kept fp32 (e.g. "MatMul": quantize attention only)
     model_type: str = "bert"
     check_samples: int = 16
+    smooth_alpha: float | None = None  # SmoothQuant migration strength, folded into the LayerNorms; None = off
+    calib_samples: int = 32  # tuning feeds for the SmoothQuant statistics
+    smooth_tolerance: float = 1e-4  # max abs difference of the smoothed fp32 graph vs the fused one
     tolerance: float = 1e-5  # max abs difference of the fused fp32 graph vs the parent
 
 
@@ -72,6 +81,26 @@ def max_abs_diff(a_path: Path, b_path: Path, feeds) -> float:
     return max(float(np.max(np.abs(np.asarray(a(f)[0], np.float64) - np.asarray(b(f)[0], np.float64)))) for f in feeds)
 
 
+def smooth_fused(fused: Path, task: Task, config: FusedConfig) -> dict:
+    """SmoothQuant folded into the fused graph at ``fused`` (rewritten in place); what the variant records."""
+    import onnx
+
+    model = onnx.load(str(fused))
+    plain = fused.with_name("unsmoothed.onnx")
+    onnx.save(model, str(plain))
+    xs = sorted({s.x for s in smooth_sites(model)})
+    if not xs:
+        raise CompressionError("no LayerNorm output feeds an Attention or MatMul weight: nothing to smooth")
+    sites = fold_smoothquant(model, activation_absmax(model, xs, task.calibration_feeds(config.calib_samples)), config.smooth_alpha)
+    onnx.save(model, str(fused))
+    diff = max_abs_diff(plain, fused, task.calibration_feeds(config.check_samples))
+    plain.unlink()
+    if diff > config.smooth_tolerance:
+        raise CompressionError(f"the smoothed graph is off the fused one by {diff:.2e} (max abs) > {config.smooth_tolerance:.0e}")
+    return {"smoothed": [s.x for s in sites], "second_layer_norms": sum(s.duplicated for s in sites),
+            "mul_ops": sum(n.op_type == "Mul" for n in model.graph.node), "smooth_max_abs_diff": diff}
+
+
 class FusedEncoder:
     name = "fuse-bert"
     Config = FusedConfig
@@ -85,7 +114,8 @@ class FusedEncoder:
         if config.quantize:
             target = resolve_target(config.target_isa)
             config = replace(config, target_isa=target, weight_bits=config.weight_bits or weight_bits_for(target))
-        suffix = ("fused" + (f"-int8dyn-s{config.weight_bits}" if config.quantize else "")
+        suffix = ("fused" + (f"-sq{config.smooth_alpha:g}" if config.smooth_alpha is not None else "")
+                  + (f"-int8dyn-s{config.weight_bits}" if config.quantize else "")
                   + "".join(f"-{t.lower()}-fp32" for t in config.fp32_op_types)
                   + (f"-fp32x{len(config.fp32_ops)}" if config.fp32_ops else ""))
         name, out_dir, hit = output(variant, suffix, self.name, config, CODE_VERSION, out_dir)
@@ -109,6 +139,12 @@ class FusedEncoder:
             raise CompressionError(f"the fused graph is off its parent by {diff:.2e} (max abs) > {config.tolerance:.0e}")
         notes = [f"eager-attention export fused by onnxruntime.transformers ({', '.join(f'{k} x{v}' for k, v in stats.items())}); "
                  f"max abs diff to the parent {diff:.1e} on {config.check_samples} tuning feeds"]
+        extra: dict = {}
+        if config.smooth_alpha is not None:
+            extra = smooth_fused(fused, task, config)
+            notes.append(f"SmoothQuant a={config.smooth_alpha:g} folded into {len(extra['smoothed'])} LayerNorms "
+                         f"({extra['second_layer_norms']} written twice: their output is also the residual); Mul ops: "
+                         f"{extra['mul_ops']}; max abs diff to the fused graph {extra['smooth_max_abs_diff']:.1e}")
         path = fused
         if config.quantize:
             import onnx
@@ -123,4 +159,4 @@ class FusedEncoder:
             notes.append(f"dynamic int8 on the fused graph ({'/'.join(op_types)}; {config.weight_bits}-bit weights for {config.target_isa}"
                          f"{'; fp32: ' + ', '.join(config.fp32_ops) if config.fp32_ops else ''})")
         return finalize(variant, path, name, self.name, config, task, notes=tuple(notes),
-                        extra={"fused_ops": stats, "fused_max_abs_diff": diff})
+                        extra={"fused_ops": stats, "fused_max_abs_diff": diff, **extra})

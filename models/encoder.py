@@ -44,10 +44,15 @@ from odbench.models.base import FeedSet, config_hash, make_variant, split_record
 from odbench.models.data import clothing_reviews
 from odbench.models.encoder_train import EncoderObjective, make_batches, make_loss
 
-CODE_VERSION = 4  # 4: corpus embedded at batch 1; calibration titles apart from the tuning metric's
+# 4: corpus embedded at batch 1; calibration titles apart from the tuning metric's; 5: 500 tuning titles over 1,000 texts,
+# with lower bounds
+CODE_VERSION = 5
 FP32_EVAL = "fp32_eval_per_query.npz"  # the fp32 ONNX baseline's per-query task metrics: deltas pair with them
 QUERY_FEEDS = 200  # real titles in the query scenario's feed file
-TUNE_Q, TUNE_DOCS = 100, 400  # the tuning metric: top-10 overlap with fp32 for 100 tuning titles over 400 tuning texts
+# The tuning metric: top-10 overlap with fp32 for 500 tuning titles over 1,000 tuning texts (the evaluation corpus's
+# size: top-10 over a larger corpus is harder to keep). 100 titles over 400 texts decided overlap to about +-0.01, and
+# the points selected at the 0.95 line on them missed it on evaluation (0.941-0.949).
+TUNE_Q, TUNE_DOCS = 500, 1000
 
 TRAIN_OBJECTIVE = EncoderObjective(token_weight=1.0, pooled_weight=10.0)  # pruning fine-tunes and distillation
 TRAIN_LR = 1e-4
@@ -149,7 +154,7 @@ class EncoderModel:
 
     @property
     def tune_sizes(self) -> tuple[int, int]:
-        """(titles, texts) of the tuning metric: the first pairs of the tuning split (100 and 400 by default,
+        """(titles, texts) of the tuning metric: the first pairs of the tuning split (500 and 1,000 by default,
         at most half the split in a small config); the calibration titles come after them."""
         docs = min(TUNE_DOCS, self.config.n_tune // 2)
         return min(TUNE_Q, docs), docs
@@ -320,18 +325,21 @@ class EncoderModel:
 
     def tuning_accuracy(self, run, cache: Path) -> dict[str, float]:
         """Fidelity on the tuning split (what selection reads: int8-mixed's goal, the Pareto table's
-        "meets goal" and "chosen"): mean cosine to the fp32 reference over 100 tuning titles and 400 tuning
-        texts, and the titles' top-10 overlap over those texts."""
+        "meets goal" and "chosen"): mean cosine to the fp32 reference over 500 tuning titles and 1,000 tuning
+        texts, and the titles' top-10 overlap over those texts; each with its one-sided 95% lower bound
+        (``_lcb95``, bootstrap over titles, resp. texts), which the goal is judged on (``metrics.goal_holds``)."""
         ref = self._reference(cache)
         q = self._embed(run, self.data.train_titles[: self.tune_sizes[0]], 1)
         c = self._embed(run, self.data.train_texts[: self.tune_sizes[1]], 1)
         k = self.config.top_k
         cos = np.concatenate([_cos(q, ref["tune_queries"]), _cos(c, ref["tune_corpus"])])
-        return {"cosine": float(np.mean(cos)),
-                f"top{k}_overlap": float(np.mean(_overlap(q @ c.T, ref["tune_queries"] @ ref["tune_corpus"].T, k)))}
+        top = _overlap(q @ c.T, ref["tune_queries"] @ ref["tune_corpus"].T, k)
+        return {"cosine": float(np.mean(cos)), f"cosine{M.LCB}": M.lower_bound_mean(cos, seed=12),
+                f"top{k}_overlap": float(np.mean(top)), f"top{k}_overlap{M.LCB}": M.lower_bound_mean(top, seed=13),
+                "n_titles": len(q), "n_texts": len(c)}
 
     def tuning_metric(self, run, cache: Path) -> float:
-        """Top-10 overlap with the fp32 reference for 100 tuning-split titles over 400 tuning-split texts."""
+        """Top-10 overlap with the fp32 reference for 500 tuning-split titles over 1,000 tuning-split texts."""
         return self.tuning_accuracy(run, cache)[f"top{self.config.top_k}_overlap"]
 
     def info(self) -> dict:

@@ -99,6 +99,28 @@ def bootstrap_mean(x: np.ndarray, base: np.ndarray | None = None, n_boot: int = 
     return {k: (float(a.mean()), *_percentile(np.concatenate(draws[k]), confidence)) for k, a in arrays.items()}
 
 
+LCB = "_lcb95"  # suffix of a one-sided 95% lower confidence bound in a fidelity record
+
+
+def lower_bound_mean(x: np.ndarray, confidence: float = CONFIDENCE, n_boot: int = 2000, seed: int = 0) -> float:
+    """One-sided lower confidence bound of mean(x): the (1 - confidence) percentile of the bootstrap
+    means over examples (Efron & Tibshirani 1993, ch. 13). Constant ``x`` gives its value exactly."""
+    x = check_finite(x, "per-example values")
+    if len(x) == 0:
+        raise ValueError("a lower bound of no values")
+    if np.all(x == x[0]):
+        return float(x[0])
+    means = np.concatenate([x[idx].mean(axis=1) for idx in _boot_indices(len(x), n_boot, seed)])
+    return float(np.quantile(means, 1 - confidence))
+
+
+def goal_holds(record: Mapping[str, float], goals: Mapping[str, float]) -> bool:
+    """A fidelity goal with a margin: every metric's one-sided 95% lower bound (``{m}_lcb95``) is at
+    least its line. A record without the bound cannot show the margin and never meets the goal; a mean
+    exactly at the line with any spread has its bound below it and is refused."""
+    return all(record.get(f"{m}{LCB}", -np.inf) >= line for m, line in goals.items())
+
+
 def bootstrap_metric(fn: Callable[..., float], arrays: Sequence[np.ndarray], base_arrays: Sequence[np.ndarray] | None = None,
                      n_boot: int = N_BOOT, seed: int = 0, confidence: float = CONFIDENCE) -> dict[str, tuple[float, float, float]]:
     """Percentile intervals of ``fn(*arrays)`` (any metric of per-example arrays, e.g. macro-F1 of

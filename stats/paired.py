@@ -136,6 +136,8 @@ def processes_needed(sd: float, margin: float = DEFAULT_MARGIN, looks: int = 1, 
     """About how many processes make the SAME interval of an effect of 0 half as wide as the margin."""
     if not sd > 0:
         return MIN_PROCESSES
+    if margin <= 0:  # no number of processes shows SAME within a zero margin
+        return 0
     z = float(sps.norm.ppf(1 - alpha_same / looks))
     # / 0.955: the Hodges-Lehmann estimate's efficiency against the mean under normal ratios
     return max(MIN_PROCESSES, math.ceil((2 * z * sd / math.log1p(margin)) ** 2 / 0.955))
@@ -159,8 +161,34 @@ def _excluded(n: int, alpha: float) -> int:
     return int(np.searchsorted(cdf, alpha, side="right"))
 
 
+def shifted_p(log_ratios: Sequence[float], shift: float) -> float:
+    """One-sided p-value of "the centre of the per-process log ratios is at most log(1 + shift)" (Wilcoxon's
+    signed-rank test, exact null distribution; the dual of ``hl_bounds``: the lower bound at level 1 - a exceeds
+    log(1 + shift) exactly when this p is <= a, ties aside). ``shift`` < -1 is not a ratio: ValueError."""
+    if shift <= -1:
+        raise ValueError(f"shift {shift} is not a relative change above -100%")
+    d = np.asarray(log_ratios, dtype=np.float64) - math.log1p(shift)
+    d = d[d != 0]  # a process exactly at the shift carries no sign (Wilcoxon's zero rule)
+    n = int(d.size)
+    if n == 0:
+        return 1.0
+    a = np.abs(d)
+    ranks = np.empty(n)
+    ranks[np.argsort(a, kind="stable")] = np.arange(1, n + 1)
+    if np.unique(a).size < n:  # mid-ranks for ties: T may then be a half-integer; round down (conservative)
+        ranks = sps.rankdata(a)
+    t = math.floor(float(ranks[d > 0].sum()) + 1e-9)
+    cdf = _signed_rank_cdf(n)
+    return 1.0 if t <= 0 else float(1.0 - cdf[t - 1])
+
+
+@lru_cache(maxsize=256)
+def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.triu_indices(n)
+
+
 def _walsh(y: np.ndarray) -> np.ndarray:
-    i, j = np.triu_indices(y.size)
+    i, j = _pairs(y.size)
     return np.sort((y[i] + y[j]) / 2)
 
 
@@ -214,7 +242,7 @@ def decide(log_ratios: Sequence[float], margin: float = DEFAULT_MARGIN, look: in
         return Effect(ratio, lo, hi, PairedVerdict.INCONCLUSIVE, k, sd, margin, Design.PAIRED, look, looks,
                       processes_to_decide=None)
     verdict, dlo, dhi = _verdict_hl(y, margin, alpha / looks, alpha_same / looks)
-    need = processes_needed(sd, margin, looks, alpha_same) if verdict == PairedVerdict.INCONCLUSIVE else None
+    need = (processes_needed(sd, margin, looks, alpha_same) or None) if verdict == PairedVerdict.INCONCLUSIVE else None
     return Effect(ratio, lo, hi, verdict, k, sd, margin, Design.PAIRED, look, looks, dlo, dhi, need)
 
 

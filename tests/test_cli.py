@@ -21,6 +21,7 @@ def odbench(*args, cwd=REPO):
     return subprocess.run([sys.executable, "-m", "odbench", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
+@pytest.mark.slow  # a subprocess matrix: make test runs it, the quick loop does not
 def test_run_on_an_unseen_onnx_file_produces_a_row(tmp_path):
     model = make_tiny_onnx(tmp_path / "mine.onnx", width=6)
     out = tmp_path / "run"

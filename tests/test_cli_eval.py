@@ -5,12 +5,15 @@ from __future__ import annotations
 import csv
 import json
 
+import pytest
+
 from odbench.cli import main as cli_main
 from odbench.models.base import split_record
 from odbench.models.user_data import load_eval
 from tests.models.user_fixtures import retrieval_set
 
 
+@pytest.mark.slow  # a subprocess matrix: make test runs it, the quick loop does not
 def test_run_with_an_evaluation_set_scores_each_row_on_its_own_runtime(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("ODBENCH_CACHE", str(tmp_path / "cache"))
     model, _, ev = retrieval_set(tmp_path / "d")

@@ -17,7 +17,8 @@ extensions or reruns keeps the stated rate overall. Size, memory and accuracy bu
 on timing noise and are never blocked by it.
 
 Exit codes of ``odbench gate``: 0 every gated cell PASSES; 1 any FAIL, ERROR or regression;
-3 nothing failed but something is INCONCLUSIVE; 2 usage errors and refusals.
+3 nothing failed but something is INCONCLUSIVE (a budget, or a paired regression check that could not decide);
+2 usage errors and refusals.
 """
 from __future__ import annotations
 
@@ -295,7 +296,7 @@ def exit_code(verdicts: list[CellVerdict], regressions: list[Regression]) -> int
     if (any(v.verdict in (GateVerdict.FAIL, GateVerdict.ERROR) for v in verdicts)
             or any(g.verdict == Change.REGRESSION for g in regressions)):
         return EXIT_FAIL
-    if any(v.verdict == "INCONCLUSIVE" for v in verdicts):
+    if any(v.verdict == "INCONCLUSIVE" for v in verdicts) or any(g.verdict == Change.INCONCLUSIVE for g in regressions):
         return EXIT_INCONCLUSIVE
     return EXIT_PASS
 
@@ -314,11 +315,11 @@ def to_markdown(verdicts: list[CellVerdict], regressions: list[Regression], code
         lines.append(f"| {icon.get(v.verdict, '')} | {v.budget} | `{v.cell_id}` | {v.measured_on} | **{v.verdict}** | "
                      f"{v.reason.replace('|', '/')[:400]} |")
     if regressions:
-        tested = sum(g.verdict in (Change.REGRESSION, Change.IMPROVEMENT, Change.SAME) for g in regressions)
+        tested = sum(g.verdict in (Change.REGRESSION, Change.IMPROVEMENT, Change.SAME, Change.INCONCLUSIVE) for g in regressions)
         rule = f"{regressions[0].correction} over {tested} cells (family-wise error)"
-        lines += ["", f"| regression check ({rule}) | cell | result |", "|---|---|---|"]
+        lines += ["", f"| regression check ({rule}) | design | cell | result |", "|---|---|---|---|"]
         for g in sorted(regressions, key=lambda g: (g.verdict != "REGRESSION", g.cell_id)):
-            lines.append(f"| {g.verdict} | `{g.cell_id}` | {g.reason} |")
+            lines.append(f"| {g.verdict} | {g.design} | `{g.cell_id}` | {g.reason.replace('|', '/')} |")  # the reason says why
     if notes:
         lines += ["", *notes]
     return "\n".join(lines) + "\n"
@@ -337,11 +338,12 @@ def to_junit(verdicts: list[CellVerdict], regressions: list[Regression]) -> str:
         cls = v.variant_id.replace("/", ".") or "odbench"
         cases.append(f"  <testcase classname={quoteattr(cls)} name={quoteattr(f'{v.budget} :: {v.cell_id}')}>{body}</testcase>")
     for g in regressions:
-        body = f"<failure type=\"REGRESSION\" message={quoteattr(g.reason)}/>" if g.verdict == "REGRESSION" else ""
+        body = (f"<failure type=\"REGRESSION\" message={quoteattr(g.reason)}/>" if g.verdict == "REGRESSION" else
+                f"<skipped message={quoteattr('INCONCLUSIVE: ' + g.reason)}/>" if g.verdict == "INCONCLUSIVE" else "")
         cases.append(f"  <testcase classname=\"regression\" name={quoteattr(g.cell_id)}>{body}</testcase>")
     n_fail = sum(v.verdict == GateVerdict.FAIL for v in verdicts) + sum(g.verdict == "REGRESSION" for g in regressions)
     n_err = sum(v.verdict == "ERROR" for v in verdicts)
-    n_skip = sum(v.verdict == "INCONCLUSIVE" for v in verdicts)
+    n_skip = sum(v.verdict == "INCONCLUSIVE" for v in verdicts) + sum(g.verdict == "INCONCLUSIVE" for g in regressions)
     head = (f'<?xml version="1.0" encoding="utf-8"?>\n<testsuites><testsuite name="odbench-gate" tests="{len(cases)}" '
             f'failures="{n_fail}" errors="{n_err}" skipped="{n_skip}">')
     return "\n".join([head, *cases, "</testsuite></testsuites>"]) + "\n"

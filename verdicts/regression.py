@@ -9,6 +9,7 @@ not to the point estimate, and the chance of any false REGRESSION in the run is 
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
@@ -31,6 +32,11 @@ class Change(StrEnum):
     SAME = "SAME"
     MODEL_CHANGED = "MODEL CHANGED"  # a different model file under the same cell id: not comparable
     UNKNOWN = "UNKNOWN"  # too few processes on a side to test
+    INCONCLUSIVE = "INCONCLUSIVE"  # paired design: neither a change beyond the rule nor SAME within it was shown
+
+
+RUN_AGAINST_RUN = "run-against-run"  # the designs a row's figure can come from
+PAIRED = "paired"
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,10 @@ class Regression:
     p_faster: float = math.nan  # permutation p of "at most min_effect faster"
     level: float = math.nan  # the level Holm held p_value to
     correction: str = CORRECTION
+    design: str = RUN_AGAINST_RUN  # which design gave the figure (verdicts/regression_paired.py chooses)
+    design_note: str = ""  # why that design: e.g. why the paired design could not be used
+    equivalent: bool = False  # paired: the interval lies within ±min_effect (SAME when no change is flagged)
+    paired_group: str = ""  # paired: the saved group (samples of every process), relative to the gate's output
 
 
 # What makes two machines the same for a comparison of timings.
@@ -112,14 +122,22 @@ def compare_cell(r: Result, b: Result, rule: RegressionRule) -> Regression | Non
 
 def _finish(g: Regression, verdict: Change, level: float, rule: RegressionRule, cells: int) -> Regression:
     p = g.p_faster if verdict == Change.IMPROVEMENT else g.p_value if verdict == Change.REGRESSION else min(g.p_value, g.p_faster)
-    floor = rs.smallest_p(g.n_current, g.n_baseline)
-    note = f"; {g.n_current} vs {g.n_baseline} processes cannot reach p <= {level:.2g}" if floor > level else ""
     word = {Change.REGRESSION: "slower", Change.IMPROVEMENT: "faster"}.get(verdict, "slower or faster")
-    reason = (f"median {g.effect:+.1%} [95%: {g.effect_lo:+.1%}, {g.effect_hi:+.1%}]; permutation p={p:.2g} that it is at most "
-              f"{rule.min_effect:.0%} {word} ({g.n_current} vs {g.n_baseline} processes); {CORRECTION}'s level for it {level:.2g} "
-              f"over {cells} cells{note}")
-    return Regression(g.cell_id, verdict, g.effect, g.effect_lo, g.effect_hi, p, g.n_current, g.n_baseline, reason, g.p_faster,
-                      level, CORRECTION)
+    if g.design == PAIRED:
+        if verdict == Change.SAME and not g.equivalent:
+            verdict = Change.INCONCLUSIVE
+        tail = {Change.SAME: f"; SAME: the interval lies within ±{rule.min_effect:.0%}",
+                Change.INCONCLUSIVE: f"; INCONCLUSIVE: neither beyond nor within ±{rule.min_effect:.0%}"}.get(verdict, "")
+        reason = (f"{g.design_note}; signed-rank p={p:.2g} that it is at most {rule.min_effect:.0%} {word}; "
+                  f"{CORRECTION}'s level for it {level:.2g} over {cells} cells{tail}")
+    else:
+        floor = rs.smallest_p(g.n_current, g.n_baseline)
+        note = f"; {g.n_current} vs {g.n_baseline} processes cannot reach p <= {level:.2g}" if floor > level else ""
+        design = f"{RUN_AGAINST_RUN}{f' ({g.design_note})' if g.design_note else ''}: "
+        reason = (f"{design}median {g.effect:+.1%} [95%: {g.effect_lo:+.1%}, {g.effect_hi:+.1%}]; permutation p={p:.2g} that it is "
+                  f"at most {rule.min_effect:.0%} {word} ({g.n_current} vs {g.n_baseline} processes); {CORRECTION}'s level for "
+                  f"it {level:.2g} over {cells} cells{note}")
+    return dataclasses.replace(g, verdict=verdict, p_value=p, reason=reason, level=level, correction=CORRECTION)
 
 
 def _levels(p: list[float], alpha: float) -> list[float]:
@@ -132,7 +150,9 @@ def _levels(p: list[float], alpha: float) -> list[float]:
 
 
 def decide(tested: list[Regression], rule: RegressionRule) -> list[Regression]:
-    """Holm over the tested cells, separately for slower and faster; other verdicts pass through."""
+    """Holm over the tested cells (either design: Holm holds for any valid p-values), separately for slower and
+    faster; other verdicts pass through. A paired row not flagged is SAME only when its interval lies within
+    ±min_effect, else INCONCLUSIVE."""
     idx = [i for i, g in enumerate(tested) if g.verdict == Change.SAME]
     m = len(idx)
     p_slow, p_fast = [tested[i].p_value for i in idx], [tested[i].p_faster for i in idx]

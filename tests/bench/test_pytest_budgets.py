@@ -1,5 +1,6 @@
 """Latency budgets inside pytest (the pytest11 plugin), exercised in a real pytest run."""
 import numpy as np
+import pytest
 
 from odbench.bench.pytest_budgets import judge_budget
 
@@ -26,6 +27,7 @@ def test_too_few_samples(benchmark):
 '''
 
 
+@pytest.mark.slow  # a subprocess matrix: make test runs it, the quick loop does not
 def test_budget_verdicts_in_a_pytest_run(pytester):
     pytester.makepyfile(test_budgets=TEST_FILE)
     res = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rs", "--benchmark-disable-gc")

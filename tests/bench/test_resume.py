@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 
+import pytest
+
 from odbench.bench.run_folder import RunFolder
 from odbench.cli import main
 from tests.conftest import make_tiny_onnx
@@ -17,6 +19,7 @@ def _truncate(path, n=200):
     path.write_bytes(path.read_bytes()[:n])
 
 
+@pytest.mark.slow  # a subprocess matrix: make test runs it, the quick loop does not
 def test_unreadable_cells_are_error_rows_and_resume_rebuilds_or_reruns_them(tmp_path, monkeypatch, capsys):
     model = make_tiny_onnx(tmp_path / "tiny.onnx")
     out = tmp_path / "run"

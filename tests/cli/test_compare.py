@@ -70,6 +70,7 @@ def test_bad_input_is_a_one_line_usage_error(tmp_path, capsys):
     assert len(err) == 3 and all(line.startswith("odbench: error:") for line in err)
 
 
+@pytest.mark.slow  # a subprocess matrix: make test runs it, the quick loop does not
 def test_two_runtimes_use_the_isolated_design_and_say_so(tmp_path, capsys):
     pytest.importorskip("openvino")
     base = make_stack_onnx(tmp_path / "base.onnx", layers=2, width=32)

@@ -190,3 +190,45 @@ def test_ranking_and_goal_check_read_disjoint_tuning_samples(tiny_transformer, m
 
 def test_the_default_bound_lets_the_search_reach_every_matmul():
     assert MixedInt8Config().max_fp32 is None
+
+
+class BoundedTask:
+    """The tiny transformer's task with a fidelity record that has lower bounds (like the encoder's):
+    per-feed output cosine to fp32 on 16 tuning feeds, its mean and its one-sided 95% lower bound."""
+
+    def __init__(self, task, fp32_path):
+        self.task, self.feeds = task, task.calibration_feeds(64)[48:]
+        ref = ort_run_fn(fp32_path)
+        self.reference = [ref(f) for f in self.feeds]
+        self.seen = []
+
+    def __getattr__(self, name):
+        return getattr(self.task, name)
+
+    def tuning_accuracy(self, run):
+        from odbench.models.metrics import lower_bound_mean
+
+        per = np.array([output_cosine(run, [f], [r]) for f, r in zip(self.feeds, self.reference)])
+        rec = {"cosine": float(per.mean()), "cosine_lcb95": lower_bound_mean(per)}
+        self.seen.append(rec)
+        return rec
+
+
+def test_the_search_judges_the_lower_bound_when_the_task_has_one(tiny_transformer):
+    """k=1 (the corrupted MatMul fp32) is the least the old rule keeps. With the line set between its mean
+    and its lower bound, the margin refuses it (a point at the line is not selected); under the bound, it is kept."""
+    base, task, out = tiny_transformer
+    bounded = BoundedTask(task, base.path)
+    model = onnx.load(base.path)
+    clean = [t for t in quantizable_matmuls(model) if t.node != CORRUPT_NODE]
+    k1 = bounded.tuning_accuracy(_session(quantize_nodes(model, clean, WeightFormat(7, True, True))))
+    assert k1["cosine_lcb95"] < k1["cosine"] < 1.0
+    fast = {**FAST, "max_fp32": 3, "goal_cosine": 0.0}
+    line = (k1["cosine"] + k1["cosine_lcb95"]) / 2
+    v = MixedInt8().compress(base, bounded, MixedInt8Config(target_isa="x86-avx2", goals=(("cosine", line),), **fast), out)
+    assert len(v.config["fp32_nodes"]) > 1 and v.config["goal_met_on_tuning"] is True
+    refused = next(t for t in v.config["search"] if t.get("fp32_matmuls") == 1)
+    assert refused["ok"] is False and refused["cosine"] >= line > refused["cosine_lcb95"]
+    kept = MixedInt8().compress(base, bounded, MixedInt8Config(target_isa="x86-avx2", goals=(("cosine", k1["cosine_lcb95"] - 1e-6),),
+                                                               **fast), out)
+    assert kept.config["fp32_nodes"] == [CORRUPT_NODE]

@@ -166,3 +166,45 @@ def test_accuracy_line_is_the_task_metric_with_intervals_and_fidelity():
     line = accuracy_line(acc, "recall@10", "top10_overlap")
     assert line == "recall@10 0.18 [0.16, 0.2] (Δ vs fp32 -0.0040 [-0.0100, +0.0020]), top10_overlap 0.9"
     assert accuracy_line({}) == "no accuracy recorded"
+
+
+GOAL = {"top10_overlap": 0.95, "cosine": 0.995}
+
+
+def _record(top: np.ndarray, cos: np.ndarray) -> dict:
+    return {"top10_overlap": float(top.mean()), "top10_overlap_lcb95": M.lower_bound_mean(top),
+            "cosine": float(cos.mean()), "cosine_lcb95": M.lower_bound_mean(cos)}
+
+
+def test_a_tuning_point_exactly_at_the_line_is_refused_and_one_clear_of_it_is_kept():
+    rng = np.random.default_rng(0)
+    cos = 0.999 + rng.uniform(-0.001, 0.001, 1500)  # cosine well clear of 0.995
+    at_line = rng.permutation(np.repeat([0.9, 1.0], 250))  # 500 titles, mean exactly 0.95
+    rec = _record(at_line, cos)
+    assert rec["top10_overlap"] == pytest.approx(0.95) and rec["top10_overlap"] >= 0.95 - 1e-12
+    assert rec["top10_overlap_lcb95"] < 0.95 and not M.goal_holds(rec, GOAL)
+    clear = rng.permutation(np.repeat([0.9, 1.0], [100, 400]))  # mean 0.98
+    rec = _record(clear, cos)
+    assert rec["top10_overlap_lcb95"] >= 0.95 and M.goal_holds(rec, GOAL)
+    assert not M.goal_holds(_record(clear, cos - 0.0045), GOAL)  # cosine's bound under 0.995 fails it alone
+    assert not M.goal_holds({"top10_overlap": 1.0, "cosine": 1.0}, GOAL)  # no bound: the margin is not shown
+
+
+def test_the_lower_bound_wrongly_clears_a_line_the_truth_sits_on_about_5_percent_of_the_time():
+    """Seeded simulation: per-title overlaps drawn with true mean exactly 0.95; the goal must be
+    (wrongly) met in about 5% of tuning sets, not the ~50% a rule on the mean gives."""
+    values, probs = np.array([0.7, 0.8, 0.9, 1.0]), np.array([0.05, 0.10, 0.15, 0.70])
+    assert float(values @ probs) == pytest.approx(0.95)
+    rng = np.random.default_rng(1)
+    passes = means = 0
+    for rep in range(300):
+        x = rng.choice(values, size=500, p=probs)
+        passes += M.lower_bound_mean(x, n_boot=400, seed=rep) >= 0.95
+        means += x.mean() >= 0.95
+    assert passes / 300 <= 0.09 and means / 300 >= 0.35
+
+
+def test_the_lower_bound_of_constant_values_is_the_value():
+    assert M.lower_bound_mean(np.ones(10)) == 1.0
+    with pytest.raises(M.NonFiniteOutputError):
+        M.lower_bound_mean(np.array([1.0, np.nan]))

@@ -12,22 +12,28 @@ from odbench.report import pareto as PT
 from odbench.verdicts.accuracy import ACCURACY_FILE, ACCURACY_FILE_VERSION, RuntimeAccuracy
 
 MODEL = "minilm-l6-query"
-# name: (parent, p50 ms at 1 thread, cosine, top-10 overlap (evaluation), tuning cosine, tuning top-10 overlap)
+# name: (parent, p50 ms at 1 thread, cosine, top-10 overlap (evaluation), tuning cosine, tuning top-10 overlap,
+#        and their one-sided 95% lower bounds on tuning (None: a record without bounds))
 VARIANTS = {
-    "fp32": (None, 4.0, 1.0, 1.0, None, None),  # the reference: no tuning record needed
-    "int8-mixed": ("fp32", 2.8, 0.9994, 0.958, 0.9993, 0.956),  # meets the goal on tuning, fastest such: chosen
+    "fp32": (None, 4.0, 1.0, 1.0, None, None, None, None),  # the reference: no tuning record needed
+    "int8-mixed": ("fp32", 2.8, 0.9994, 0.958, 0.9993, 0.956, 0.9990, 0.951),  # lower bounds clear the goal, fastest such: chosen
+    # tuning mean above the line, lower bound under it: faster than int8-mixed, refused by the margin
+    "int8-edge": ("fp32", 2.6, 0.9990, 0.949, 0.9991, 0.952, 0.9988, 0.943),
+    # a tuning record without bounds (an older build): its means clear the goal, but it cannot show the margin
+    "int8-nobound": ("fp32", 2.7, 0.9990, 0.951, 0.9991, 0.953, None, None),
     # meets the goal on evaluation only: faster than int8-mixed, but selection never reads evaluation
-    "int8-lucky": ("fp32", 2.5, 0.9992, 0.962, 0.9940, 0.940),
-    "int8-dyn": ("fp32", 1.9, 0.987, 0.81, 0.986, 0.80),  # faster, unfaithful: on the front, not chosen
-    "int8-slow": ("fp32", 3.5, 0.990, 0.80, 0.990, 0.79),  # slower and less faithful than int8-mixed: dominated
-    "distill": ("fp32", 2.0, 0.97, 0.60, 0.97, 0.61),  # parity FAIL on openvino
+    "int8-lucky": ("fp32", 2.5, 0.9992, 0.962, 0.9940, 0.940, 0.9930, 0.93),
+    "int8-dyn": ("fp32", 1.9, 0.987, 0.81, 0.986, 0.80, 0.985, 0.79),  # faster, unfaithful: on the front, not chosen
+    "int8-slow": ("fp32", 3.5, 0.990, 0.80, 0.990, 0.79, 0.989, 0.78),  # slower and less faithful than int8-mixed: dominated
+    "distill": ("fp32", 2.0, 0.97, 0.60, 0.97, 0.61, 0.96, 0.59),  # parity FAIL on openvino
 }
 
 
 def variant(name: str) -> Variant:
-    parent, _, cos, top, tcos, ttop = VARIANTS[name]
+    parent, _, cos, top, tcos, ttop, tcos_lcb, ttop_lcb = VARIANTS[name]
     acc = {"cosine": cos, "top10_overlap": top, "recall@10": 0.5, "recall@10_lo": 0.47, "recall@10_hi": 0.53}
-    config = {} if tcos is None else {"tuning_accuracy": {"cosine": tcos, "top10_overlap": ttop}}
+    bounds = {} if tcos_lcb is None else {"cosine_lcb95": tcos_lcb, "top10_overlap_lcb95": ttop_lcb}
+    config = {} if tcos is None else {"tuning_accuracy": {"cosine": tcos, "top10_overlap": ttop, **bounds}}
     return Variant(id=f"{MODEL}/{name}", model=MODEL, path=f"/nowhere/{name}.onnx", sha256="0" * 64, size_bytes=1,
                    parent=f"{MODEL}/{parent}" if parent else None, compressor=None if parent is None else "x", accuracy=acc,
                    config=config)
@@ -70,8 +76,11 @@ def test_front_and_chosen_point_per_runtime(tmp_path):
     pts = PT.points(run, MODEL, "query", "host-1t", "host")
     ort = [p for p in pts if p.runtime == "onnxruntime"]
     on = PT.front(ort)
-    assert on == {f"{MODEL}/{n}" for n in ("fp32", "int8-mixed", "int8-lucky", "int8-dyn")}
+    assert on == {f"{MODEL}/{n}" for n in ("fp32", "int8-mixed", "int8-edge", "int8-nobound", "int8-lucky", "int8-dyn")}
     assert PT.chosen(ort, on) == f"{MODEL}/int8-mixed"  # not int8-lucky, which meets the goal on evaluation only
+    edge = next(p for p in ort if p.variant.id.endswith("int8-edge"))
+    assert edge.tuning["top10_overlap"] >= PT.GOAL_TOP10 and not edge.meets_goal  # at/over the line in mean, under it in bound
+    assert not next(p for p in ort if p.variant.id.endswith("int8-nobound")).meets_goal  # no bound: no margin shown
     ov = [p for p in pts if p.runtime == "openvino"]
     assert f"{MODEL}/distill" not in PT.front(ov)  # failed parity: no speed, no place on the front
 
@@ -84,7 +93,9 @@ def test_the_table_has_speedups_with_intervals_and_marks(tmp_path):
     mixed = r[("int8-mixed", "onnxruntime")]
     assert mixed[2].startswith("2.80 [") and mixed[3].startswith("1.43 [") and mixed[3].endswith("]x")
     assert mixed[-2] == "★" and mixed[-1] == "**chosen**" and mixed[-4] == "yes" and mixed[-3] == "yes"
-    assert mixed[-5] == "0.9993 / 0.956"
+    assert mixed[-5] == "0.9993 (≥0.9990) / 0.956 (≥0.951)"
+    assert r[("int8-nobound", "onnxruntime")][-5] == "0.9991 (no bound) / 0.953 (no bound)"
+    assert r[("int8-edge", "onnxruntime")][-4] == "no" and r[("int8-edge", "onnxruntime")][-1] == ""
     lucky = r[("int8-lucky", "onnxruntime")]
     assert lucky[-1] == "" and lucky[-4] == "no" and lucky[-3] == "yes"  # meets on evaluation, not chosen
     assert r[("int8-slow", "onnxruntime")][-2] == ""

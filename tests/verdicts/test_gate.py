@@ -202,6 +202,7 @@ def _write_run(root: Path, results, machine=MACHINE):
     store.write_json("variants.json", [json.loads(to_json(v)) for v in VARIANTS.values()])
 
 
+@pytest.mark.slow  # a subprocess matrix: make test runs it, the quick loop does not
 def test_gate_cli_exit_codes(tmp_path):
     _write_run(tmp_path / "run", [result("rank-50", FAST), result("rank-500", FAST[:100])])
     _write_run(tmp_path / "other", [result("rank-50", FAST)], machine={**MACHINE, "physical_cores": 64})
