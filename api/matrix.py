@@ -197,13 +197,14 @@ def _zoo_workloads(model, cache: Path, req: RunPlan, log: Log) -> tuple[list[Wor
     t0 = time.perf_counter()
     # The mobile runtimes' own formats and int8 flows (compressors/mobile.py): asked for by --runtime, whatever --recipe.
     mobile = [name for name, _ in req.runtimes if name in MOBILE_RUNTIMES]
+    refused: list[NotBuilt] = []  # a mobile export that cannot be built: a NotBuilt record with its reason
     workloads += [Workload(v, scen, model.output_kind) for v in mobile_variants(
-        ZooTask(model, cache), variant, cache / "variants" / model.name, mobile, log=log)]
+        ZooTask(model, cache), variant, cache / "variants" / model.name, mobile, log=log, refused=refused)]
     if req.recipe == "none":
-        return workloads, time.perf_counter() - t0, []
+        return workloads, time.perf_counter() - t0, refused
     built = compress_zoo(model, variant, cache, req.recipe, log)
     workloads += [Workload(b.variant, scen, model.output_kind) for b in built if b.variant is not None]
-    return workloads, time.perf_counter() - t0, [nb for b in built if (nb := b.not_built(variant))]
+    return workloads, time.perf_counter() - t0, refused + [nb for b in built if (nb := b.not_built(variant))]
 
 
 def _onnx_workloads(path: str, req: RunPlan, cache: Path, log: Log) -> tuple[list[Workload], list[NotBuilt]]:

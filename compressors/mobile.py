@@ -11,9 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Sequence
 
-from odbench.compressors.base import CompressionError
+from odbench.compressors.base import CompressionError, config_dict
+from odbench.compressors.build import one_line
 from odbench.compressors.executorch_export import ExecuTorchExport, ExecuTorchExportConfig
 from odbench.compressors.litert_export import LiteRTExport, LiteRTExportConfig
+from odbench.core.not_built import NotBuilt, NotBuiltKind
 from odbench.core.records import Variant
 
 FORMATS = ("pte", "tflite")  # Variant.config["format"] of a mobile export; config["runtime"] names the one runtime that runs it
@@ -33,9 +35,10 @@ def export_runtime(variant: Variant | None) -> str | None:
 
 
 def mobile_variants(task, root: Variant, out_dir: Path, runtimes: Sequence[str],
-                    log: Callable[[str], None] = print) -> list[Variant]:
+                    log: Callable[[str], None] = print, refused: list[NotBuilt] | None = None) -> list[Variant]:
     """The exports of ``root`` for every asked mobile runtime (cached by content hash); one that cannot be
-    built is logged with its reason and left out (its runtime's cells on the zoo model are then absent)."""
+    built is logged with its reason, left out (its runtime's cells on the zoo model are then absent) and,
+    with ``refused``, appended there as a NotBuilt record (REFUSED for a CompressionError, else FAILED)."""
     built = []
     for runtime in runtimes:
         if runtime not in EXPORTS:
@@ -48,4 +51,9 @@ def mobile_variants(task, root: Variant, out_dir: Path, runtimes: Sequence[str],
                 log(f"[mobile] {v.id}: {v.size_bytes / 2**20:.1f} MB, delegation {v.config.get('delegation', {}).get('delegates')}")
             except (CompressionError, OSError, RuntimeError, ValueError) as exc:
                 log(f"[mobile] {root.model} {runtime} {getattr(config, 'quant', '')}: not built: {exc}"[:600])
+                if refused is not None:
+                    step = f"{cls.suffix}-{config.quant}"
+                    refused.append(NotBuilt(id=f"{root.model}/{step}", model=root.model, step=step, compressor=cls.name,
+                                            kind=NotBuiltKind.REFUSED if isinstance(exc, CompressionError) else NotBuiltKind.FAILED,
+                                            reason=one_line(exc), parent=root.id, config=config_dict(config)))
     return built
