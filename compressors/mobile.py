@@ -2,9 +2,10 @@
 
 Each mobile runtime runs its own file format, exported from the zoo's torch module: ExecuTorch ``.pte``
 (compressors/executorch_export.py) and LiteRT ``.tflite``
-(compressors/litert_export.py). fp32 plus the runtime's own int8 flows (PT2E with the XNNPACK
-quantizer: dynamic, and static calibrated on the tuning split). A user's ONNX file has no torch module,
-so no route to these formats: its mobile cells are SKIPPED with that reason (runtimes/executorch.py).
+(compressors/litert_export.py, at the headline scenario's fixed shapes). fp32 plus the runtime's own int8
+flows (ExecuTorch: PT2E with the XNNPACK quantizer, dynamic and static; LiteRT: AI Edge Quantizer, dynamic-range
+and full; the calibrated ones on the tuning split). A user's ONNX file has no torch module, so no route to
+these formats: its mobile cells are SKIPPED with that reason (runtimes/executorch.py).
 """
 from __future__ import annotations
 

@@ -3,9 +3,10 @@
 The converter (litert-torch 0.10) and the interpreter (ai-edge-litert 2.3) live in an environment of
 their own (core/envs.py, lock envs/litert.txt); its cells run with that environment's Python. The
 interpreter applies XNNPACK by default on CPU (LiteRT docs, "XNNPACK delegate"), with ``num_threads``
-from the device profile. After the delegate is applied, the interpreter's op list holds one DELEGATE
-node per delegated partition: any other op left there ran on LiteRT's builtin kernels, and the session
-reports them (``non_delegated_ops``, ``fallback``), as ONNX Runtime's adapter reports a dropped provider.
+from the device profile. After the delegate is applied, the interpreter runs one DELEGATE node per
+delegated partition and LiteRT's builtin kernels for the rest: the session reports those
+(``non_delegated_ops``, ``fallback``; ``executed_ops``), as ONNX Runtime's adapter reports a dropped provider.
+A ``.tflite`` converted at fixed shapes (compressors/litert_export.py) runs any batch in slates of its own.
 """
 from __future__ import annotations
 
