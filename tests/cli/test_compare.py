@@ -52,7 +52,9 @@ def test_added_work_is_slower_and_agrees_with_the_isolated_design(tmp_path):
     spec = PairedSpec("t", "synthetic", get_profile("host").model_dump(mode="json"),
                       (_member("base", base), _member("cand", cand)), Feeds(dims=(("batch", 8),)),
                       warmup_s=0.2, min_rounds=100, min_time_s=0.3, max_time_s=0.6)
-    c = cmp.compare(spec, Sequential((6, 12)), isolated=6, log=lambda _: None)
+    # the validation: 8 paired processes interleaved with 8 isolated a side (the signed-rank test needs 7 or more to
+    # reach 1% one-sided, 6 for a 95% interval)
+    c = cmp.compare(spec, Sequential((6, 12)), isolated=8, log=lambda _: None)
     assert c.effect is not None and c.isolated is not None, c.error
     assert c.effect.verdict == PairedVerdict.SLOWER and c.effect.lo > 1.1
     # the two designs estimate the same ratio: their 95% intervals meet
