@@ -35,7 +35,6 @@ def test_a_dynamic_axis_with_nothing_to_pad_it_to_is_refused():
 
 
 def test_ranker_rows_are_restacked_into_slates_of_the_fixed_batch():
-    spec = [TensorSpec("user_id", "int64", ("batch",)), TensorSpec("dense", "float32", ("batch", 4))]
     rng = np.random.default_rng(0)
     feeds = [{"user_id": rng.integers(0, 9, b), "dense": rng.standard_normal((b, 4)).astype(np.float32)} for b in (128, 128, 128)]
     slates = restack(feeds, {"user_id": [200], "dense": [200, 4]})

@@ -207,9 +207,10 @@ def test_a_ranker_converts_at_its_slate_and_int8_leaves_the_embedding_float(tmp_
     onnx_path = tiny_ranker_onnx(tmp_path / "fp32" / "model.onnx")
     root = Variant(id="ranker/fp32", model="ranker", path=str(onnx_path), sha256=sha256_file(onnx_path),
                    size_bytes=onnx_path.stat().st_size, scenarios=("rank-5",))
-    model = SimpleNamespace(headline="rank-5", feeds=lambda scenario, cache: FeedSet(slate, 5), load_torch=lambda cache: tiny_ranker_torch())
-    task = SimpleNamespace(name="ranker", model=model, cache=tmp_path, calibration_feeds=lambda n: feeds[:n], evaluate=lambda run: {},
-                           tuned_on=lambda: {"split": "tuning", "n": 23, "sha256": "test"})
+    model = SimpleNamespace(headline="rank-5", feeds=lambda scenario, cache: FeedSet(slate, 5),
+                            load_torch=lambda cache: tiny_ranker_torch())
+    task = SimpleNamespace(name="ranker", model=model, cache=tmp_path, calibration_feeds=lambda n: feeds[:n],
+                           evaluate=lambda run: {}, tuned_on=lambda: {"split": "tuning", "n": 23, "sha256": "test"})
     results = {}
     for q in ("fp32", "int8-dynamic-range"):
         v = LiteRTExport().compress(root, task, LiteRTExportConfig(quant=q), tmp_path / "variants")
