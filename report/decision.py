@@ -136,7 +136,8 @@ class Decision:
 
 
 def why_lines(p: Point, metric: str | None, basis: str) -> list[str]:
-    design = f" ({p.design} processes)" if p.design else ""
+    design = f" ({p.design.replace(' (', ' processes; ').rstrip(')')})" if "(" in p.design else (
+        f" ({p.design} processes)" if p.design else "")
     sp = f"speedup vs fp32 on {p.runtime}: x{p.speedup.text('.2f')}{design}" if p.speedup else "speedup vs fp32: not measured"
     acc = (f"{metric} Δ vs fp32: {p.delta.text('.4f', signed=True)}" if p.delta is not None
            else f"{metric or 'task metric'} Δ vs fp32: not measured on {p.runtime}")

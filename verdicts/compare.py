@@ -56,9 +56,9 @@ class Comparison:
             out.append(f"INCONCLUSIVE: about {e.processes_to_decide} paired processes would decide it at this spread")
         if self.isolated is not None:
             out.append(f"isolated design: {self.isolated.text()}")
-            agree = self.isolated.lo <= e.ratio <= self.isolated.hi and e.lo <= self.isolated.ratio <= e.hi
-            out.append(f"paired vs isolated: {'agree' if agree else 'DISAGREE'} (each estimate inside the other's 95% CI: "
-                       f"{e.lo <= self.isolated.ratio <= e.hi} / {self.isolated.lo <= e.ratio <= self.isolated.hi})")
+            d, dlo, dhi = design_difference(e, self.isolated)
+            out.append(f"paired vs isolated: {'agree' if dlo <= 1 <= dhi else 'DISAGREE'}: paired / isolated ratio {d:.4f} "
+                       f"[{dlo:.4f}, {dhi:.4f}] (95%, both intervals' standard errors)")
         for key, (pm, im) in self.pairing_cost.items():
             out.append(f"pairing cost {key}: paired median {pm:.4f} ms vs isolated {im:.4f} ms ({(pm / im - 1) * 100:+.1f}%)")
         out.extend(self.neighbour_lines())
@@ -78,6 +78,12 @@ class Comparison:
         worst = max(s.get("others", 0.0) for s in beside)
         return [f"WARNING: {len(beside)} of {len(procs)} paired processes were timed beside other work (up to {worst:.0%} of "
                 "the CPUs): neighbours can move a ratio when they hit its members unequally (docs/measurement.md)"]
+
+
+def design_difference(paired_effect: Effect, isolated: Effect) -> tuple[float, float, float]:
+    """The paired ratio over the isolated one with its 95% interval (stats/paired.design_difference)."""
+    return paired.design_difference((paired_effect.ratio, paired_effect.lo, paired_effect.hi),
+                                    (isolated.ratio, isolated.lo, isolated.hi))
 
 
 def spec_for(base: PairedMember, cand: PairedMember, model: str, scenario: str, profile: dict, feeds: Feeds,

@@ -19,3 +19,8 @@ def test_pyperf_checks_flag_a_wide_process_and_a_sub_millisecond_mean():
     wide = stability.stability_warnings([1.0, 1.0, 1.0, 3.5])
     assert wide == ["stdev is 77% of the mean (>= 10%)", "max is 115% above the mean (>= 50%)"]
     assert any("under 1 ms" in w for w in stability.stability_warnings([0.5, 0.5, 0.5]))
+
+
+def test_a_window_too_short_for_the_tick_counters_is_recorded_but_never_warned_on():
+    assert stability.neighbour_warnings({"others": 0.2, "steal": 0.0, "window_s": 0.1}) == []
+    assert stability.neighbour_warnings({"others": 0.2, "steal": 0.0, "window_s": 0.3})

@@ -9,7 +9,9 @@ import pytest
 
 from odbench.bench.run_folder import RunFolder
 from odbench.core.records import ProcessSamples, Result, Variant, to_json
+from odbench.report import tables
 from odbench.report.tables import write_tables
+from odbench.stats import intervals
 from odbench.verdicts import accuracy as A
 
 ORT_INT8 = {"auc": 0.79, "auc_lo": 0.78, "auc_hi": 0.80, "delta_auc": -0.01, "delta_auc_lo": -0.012, "delta_auc_hi": -0.008}
@@ -126,3 +128,11 @@ def test_speedups_come_through_one_accessor_paired_where_the_run_has_them(tmp_pa
     assert (paired.ratio, paired.lo, paired.hi, paired.design) == (1.9, 1.88, 1.92, "paired") and asked == [("ctr/fp32", "ctr/int8")]
     assert speedup_of(fast, by_key, variants, paired=lambda base, r: None).design == "isolated"  # the pair did not share processes
     assert speedup_of(slow, by_key, variants) is None  # fp32 against itself
+
+
+def test_a_paired_speedup_that_disagrees_with_the_isolated_one_gives_way_to_it():
+    # run 1 of this session (Intel Xeon): MiniLM int8-dyn paired 1.69 [1.67, 1.74] against isolated 1.58 [1.53, 1.63]
+    iso = intervals.Ratio(1.58, 1.53, 1.63, 0.0, 1.0, 7.0)
+    assert not tables.paired_agrees((1.69, 1.67, 1.74), iso)
+    assert tables.paired_agrees((1.60, 1.58, 1.62), iso)
+    assert tables.paired_agrees((1.60, float("nan"), float("nan")), iso)  # no interval: nothing to check, kept
