@@ -10,7 +10,9 @@ from odbench.core.records import NOT_MEASURED, Result
 
 TABLE_NOTE = (
     "Latency in ms per inference; every interval is 95% with the fresh process as the unit of replication "
-    "(stats/intervals.py); speedup = fp32's p50 / the row's, on the same runtime, profile and scenario. "
+    "(stats/intervals.py); speedup = fp32's p50 / the row's, on the same runtime, profile and scenario; \"paired\": "
+    "measured with fp32 in the same processes, taking turns (docs/paired.md); \"isolated (paired disagreed)\": "
+    "the paired figure and the one from separate processes disagreed beyond both intervals, so the latter stands. "
     "`task Δ`: the row's task metric minus fp32's on ONNX Runtime, from the row's own runtime's outputs, paired over "
     "the same test examples. Verdicts: FAIL = timed, but outputs do not match the fp32 reference (parity); "
     "SKIPPED = could not run here.")
