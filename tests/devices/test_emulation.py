@@ -20,6 +20,7 @@ def _one_cpu_profile(**extra):
                           "memory_mb": 2048, "memory_cap_mb": 4096, "runtimes": ["onnxruntime", "openvino", "torch"], **extra}), cpu
 
 
+@pytest.mark.slow  # a cell in fresh processes per runtime: make test runs it, the quick loop does not
 @pytest.mark.parametrize("runtime", ["onnxruntime", "openvino", "torch"])
 def test_threads_and_affinity_seen_in_the_cell(runtime, tmp_path):
     ok, why = get_runtime(runtime).available()

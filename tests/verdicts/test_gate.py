@@ -230,6 +230,7 @@ def test_gate_cli_exit_codes(tmp_path):
     assert p.returncode == 2 and "avx512_vnni" in p.stderr
 
 
+@pytest.mark.slow  # cells in fresh processes, looked at twice: make test runs it, the quick loop does not
 def test_decide_adds_processes_to_an_inconclusive_cell_and_counts_the_look(tmp_path):
     """Too few processes for a tight budget -> INCONCLUSIVE with how many would decide -> a batch added -> look 2."""
     import dataclasses
