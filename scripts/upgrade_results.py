@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -48,10 +49,15 @@ def upgrade_cell(path: Path, store: RunFolder) -> Result:
 
 
 def upgrade_spec(path: Path, run: Path) -> None:
+    """Legacy specs get checkout-relative paths; every spec's parity reference moves to the shared folder. A
+    current spec (``_paths``, bench/run_folder.py) keeps its run-relative paths, and its reference is written
+    relative to the run folder too."""
     d = json.loads(path.read_text())
-    d["variant_path"] = repo_relative(d["variant_path"])
-    if d["feeds"].get("path"):
-        d["feeds"]["path"] = repo_relative(d["feeds"]["path"])
+    paths = d.pop("_paths", None)
+    if paths is None:
+        d["variant_path"] = repo_relative(d["variant_path"])
+        if d["feeds"].get("path"):
+            d["feeds"]["path"] = repo_relative(d["feeds"]["path"])
     parity = d.get("parity")
     if parity and parity.get("reference"):
         name = Path(parity["reference"]).name
@@ -60,9 +66,15 @@ def upgrade_spec(path: Path, run: Path) -> None:
         if local.exists() and not shared.exists():
             shared.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(local, shared)
-        parity["reference"] = str(shared.relative_to(REPO_ROOT))
-    spec = CellSpec.from_dict(d)
-    path.write_text(json.dumps(json.loads(json.dumps(dataclasses.asdict(spec))), indent=1))
+        if paths is None:
+            parity["reference"] = str(shared.relative_to(REPO_ROOT))
+        else:
+            parity["reference"] = os.path.relpath(shared, run)
+            paths["parity_reference"] = str(shared)
+    out = json.loads(json.dumps(dataclasses.asdict(CellSpec.from_dict(d))))  # validated by the record itself
+    if paths is not None:
+        out["_paths"] = paths
+    path.write_text(json.dumps(out, indent=1))
 
 
 def upgrade_run(run: Path) -> None:
