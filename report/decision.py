@@ -29,7 +29,7 @@ from odbench.report.figures import (
     task_metric,
 )
 from odbench.report.runs import MachineRuns
-from odbench.report.tables import PairedLookup, cell_key, runtime_label, speedup_of, task_delta
+from odbench.report.tables import ISOLATED_OVER_PAIRED, PairedLookup, cell_key, runtime_label, speedup_of, task_delta
 from odbench.verdicts.accuracy import merge_run_accuracy, row_accuracy
 
 TIMED = ("device", "emulated")  # measured_on values whose latency is a measurement
@@ -136,8 +136,7 @@ class Decision:
 
 
 def why_lines(p: Point, metric: str | None, basis: str) -> list[str]:
-    design = f" ({p.design.replace(' (', ' processes; ').rstrip(')')})" if "(" in p.design else (
-        f" ({p.design} processes)" if p.design else "")
+    design = {"": "", ISOLATED_OVER_PAIRED: " (isolated processes; paired disagreed)"}.get(p.design, f" ({p.design} processes)")
     sp = f"speedup vs fp32 on {p.runtime}: x{p.speedup.text('.2f')}{design}" if p.speedup else "speedup vs fp32: not measured"
     acc = (f"{metric} Δ vs fp32: {p.delta.text('.4f', signed=True)}" if p.delta is not None
            else f"{metric or 'task metric'} Δ vs fp32: not measured on {p.runtime}")
