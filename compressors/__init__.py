@@ -3,7 +3,8 @@
 Graph-level compressors (work on any ONNX file, zoo or yours):
   prune-magnitude, lowrank-svd, embedding-quant, inc-int8, int8-mixed
 Training compressors (need a TorchTask: the zoo's torch models, or yours via compressors/torch_hook.py):
-  prune-structured, distill, fuse-bert (re-exports a BERT-family encoder with eager attention and fuses it)
+  prune-structured, distill, fuse-bert (re-exports a BERT-family encoder with eager attention and fuses it),
+  qat-int8 (quantization-aware distillation, then the fused dynamic-int8 export)
 """
 from __future__ import annotations
 
@@ -21,9 +22,10 @@ COMPRESSORS: dict[str, str] = {
     "executorch-export": "odbench.compressors.executorch_export:ExecuTorchExport",
     "litert-export": "odbench.compressors.litert_export:LiteRTExport",  # torch module -> .tflite in the litert environment
     "fuse-bert": "odbench.compressors.fused:FusedEncoder",
+    "qat-int8": "odbench.compressors.qat:QatEncoder",  # quantization-aware distillation into the fused dynamic-int8 graph
 }
 
-NEEDS_TORCH = ("prune-structured", "distill", "fuse-bert")
+NEEDS_TORCH = ("prune-structured", "distill", "fuse-bert", "qat-int8")
 
 
 def get_compressor(name: str):

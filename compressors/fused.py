@@ -101,6 +101,52 @@ def smooth_fused(fused: Path, task: Task, config: FusedConfig) -> dict:
             "mul_ops": sum(n.op_type == "Mul" for n in model.graph.node), "smooth_max_abs_diff": diff}
 
 
+def export_fused(module, torch_task: TorchTask, task: Task, config: FusedConfig, out_dir: Path,
+                 reference: Path | None = None) -> tuple[Path, list[str], dict]:
+    """``module`` (a torch encoder, changed in place: eager attention) exported with eager attention, fused, optionally
+    smoothed and quantized per ``config`` (its ``weight_bits`` and ``target_isa`` resolved) into ``out_dir``:
+    (model path, notes, record fields). The fused fp32 graph must give ``reference``'s outputs (the parent file), or,
+    without one, the module's own eager export's, within ``config.tolerance`` on tuning feeds."""
+    shape = set_eager_attention(module)
+    if shape is None:
+        raise CompressionError("no transformers model inside the torch module: nothing to export with eager attention")
+    eager = out_dir / "eager.onnx"
+    torch_task.export(module, eager)
+    opt, stats = fuse(eager, config.model_type, *shape)
+    if not stats.get("Attention"):
+        raise CompressionError(f"the {config.model_type} optimizer fused no Attention (fused: {stats or 'nothing'})")
+    fused = out_dir / ("model.onnx" if not config.quantize else "fused.onnx")
+    opt.save_model_to_file(str(fused))
+    diff = max_abs_diff(reference or eager, fused, task.calibration_feeds(config.check_samples))
+    eager.unlink()
+    if diff > config.tolerance:
+        raise CompressionError(f"the fused graph is off its {'parent' if reference else 'eager export'} by {diff:.2e} (max abs) "
+                               f"> {config.tolerance:.0e}")
+    notes = [f"eager-attention export fused by onnxruntime.transformers ({', '.join(f'{k} x{v}' for k, v in stats.items())}); "
+             f"max abs diff to the {'parent' if reference else 'eager export'} {diff:.1e} on {config.check_samples} tuning feeds"]
+    extra: dict = {"fused_ops": stats, "fused_max_abs_diff": diff}
+    if config.smooth_alpha is not None:
+        smoothed = smooth_fused(fused, task, config)
+        extra.update(smoothed)
+        notes.append(f"SmoothQuant a={config.smooth_alpha:g} folded into {len(smoothed['smoothed'])} LayerNorms "
+                     f"({smoothed['second_layer_norms']} written twice: their output is also the residual); Mul ops: "
+                     f"{smoothed['mul_ops']}; max abs diff to the fused graph {smoothed['smooth_max_abs_diff']:.1e}")
+    if not config.quantize:
+        return fused, notes, extra
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    path = out_dir / "model.onnx"
+    op_types = [t for t in ("Attention", "MatMul") if t not in config.fp32_op_types]
+    quantize_dynamic(str(fused), str(path), weight_type=QuantType.QInt8, per_channel=config.per_channel,
+                     reduce_range=config.weight_bits == 7, op_types_to_quantize=op_types, nodes_to_exclude=list(config.fp32_ops),
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})  # contrib ops: no inferred types
+    fused.unlink()
+    notes.append(f"dynamic int8 on the fused graph ({'/'.join(op_types)}; {config.weight_bits}-bit weights for {config.target_isa}"
+                 f"{'; fp32: ' + ', '.join(config.fp32_ops) if config.fp32_ops else ''})")
+    return path, notes, extra
+
+
 class FusedEncoder:
     name = "fuse-bert"
     Config = FusedConfig
@@ -121,42 +167,6 @@ class FusedEncoder:
         name, out_dir, hit = output(variant, suffix, self.name, config, CODE_VERSION, out_dir)
         if hit is not None:
             return hit
-        out_dir = fresh_dir(out_dir)
-        module = copy.deepcopy(torch_task.module).eval()
-        shape = set_eager_attention(module)
-        if shape is None:
-            raise CompressionError("no transformers model inside the torch module: nothing to export with eager attention")
-        eager = out_dir / "eager.onnx"
-        torch_task.export(module, eager)
-        opt, stats = fuse(eager, config.model_type, *shape)
-        if not stats.get("Attention"):
-            raise CompressionError(f"the {config.model_type} optimizer fused no Attention (fused: {stats or 'nothing'})")
-        fused = out_dir / ("model.onnx" if not config.quantize else "fused.onnx")
-        opt.save_model_to_file(str(fused))
-        eager.unlink()
-        diff = max_abs_diff(Path(variant.path), fused, task.calibration_feeds(config.check_samples))
-        if diff > config.tolerance:
-            raise CompressionError(f"the fused graph is off its parent by {diff:.2e} (max abs) > {config.tolerance:.0e}")
-        notes = [f"eager-attention export fused by onnxruntime.transformers ({', '.join(f'{k} x{v}' for k, v in stats.items())}); "
-                 f"max abs diff to the parent {diff:.1e} on {config.check_samples} tuning feeds"]
-        extra: dict = {}
-        if config.smooth_alpha is not None:
-            extra = smooth_fused(fused, task, config)
-            notes.append(f"SmoothQuant a={config.smooth_alpha:g} folded into {len(extra['smoothed'])} LayerNorms "
-                         f"({extra['second_layer_norms']} written twice: their output is also the residual); Mul ops: "
-                         f"{extra['mul_ops']}; max abs diff to the fused graph {extra['smooth_max_abs_diff']:.1e}")
-        path = fused
-        if config.quantize:
-            import onnx
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-
-            path = out_dir / "model.onnx"
-            op_types = [t for t in ("Attention", "MatMul") if t not in config.fp32_op_types]
-            quantize_dynamic(str(fused), str(path), weight_type=QuantType.QInt8, per_channel=config.per_channel,
-                             reduce_range=config.weight_bits == 7, op_types_to_quantize=op_types, nodes_to_exclude=list(config.fp32_ops),
-                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})  # contrib ops: no inferred types
-            fused.unlink()
-            notes.append(f"dynamic int8 on the fused graph ({'/'.join(op_types)}; {config.weight_bits}-bit weights for {config.target_isa}"
-                         f"{'; fp32: ' + ', '.join(config.fp32_ops) if config.fp32_ops else ''})")
-        return finalize(variant, path, name, self.name, config, task, notes=tuple(notes),
-                        extra={"fused_ops": stats, "fused_max_abs_diff": diff, **extra})
+        path, notes, extra = export_fused(copy.deepcopy(torch_task.module).eval(), torch_task, task, config, fresh_dir(out_dir),
+                                          reference=Path(variant.path))
+        return finalize(variant, path, name, self.name, config, task, notes=tuple(notes), extra=extra)

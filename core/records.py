@@ -430,6 +430,22 @@ class TensorSpec:
 
 
 @dataclass(frozen=True)
+class LayerDistillData:
+    """Layer-wise distillation data of a TorchTask (quantization-aware distillation, compressors/qat.py): rows no
+    selection reads (for the encoder: not evaluation, not the tuning metric's), teacher targets of every layer.
+
+    ``batches(steps, batch, seed)`` yields (inputs tuple, teacher targets); ``holdout()`` a fixed held-out slice of the
+    same pool as a list of (inputs, targets), never trained on; ``loss(student, inputs, targets, parts)`` the objective
+    (a scalar tensor; ``parts``, a dict or None, receives its terms as floats); ``rows`` what the pool is (split records).
+    """
+
+    batches: Callable[[int, int, int], Iterator[tuple[tuple, Any]]]
+    holdout: Callable[[], list]
+    loss: Callable[..., Any]
+    rows: dict
+
+
+@dataclass(frozen=True)
 class TorchTask:
     module: Any
     batches: Callable[[int, int, int], Iterator[tuple[tuple, Any]]]
@@ -444,3 +460,4 @@ class TorchTask:
     dropout: bool = True  # False: train in eval mode (no dropout), as when matching a teacher's outputs
     warmup_frac: float = 0.0  # > 0: AdamW, linear warmup over this fraction of the steps, then linear decay to 0
     weight_decay: float = 0.0
+    layer_distill: LayerDistillData | None = None  # quantization-aware distillation's data and objective (None: not offered)

@@ -38,11 +38,11 @@ import numpy as np
 
 from odbench.core.feeds import save_feeds
 from odbench.core.onnx_tools import ort_run_fn
-from odbench.core.records import TorchTask, Variant
+from odbench.core.records import LayerDistillData, TorchTask, Variant
 from odbench.models import metrics as M
 from odbench.models.base import FeedSet, config_hash, make_variant, split_record, write_torch_sidecar
 from odbench.models.data import clothing_reviews
-from odbench.models.encoder_train import EncoderObjective, make_batches, make_loss
+from odbench.models.encoder_train import EncoderObjective, LayerObjective, make_batches, make_layer_loss, make_loss, make_pool_batches
 
 # 4: corpus embedded at batch 1; calibration titles apart from the tuning metric's; 5: 500 tuning titles over 1,000 texts,
 # with lower bounds
@@ -56,6 +56,8 @@ TUNE_Q, TUNE_DOCS = 500, 1000
 
 TRAIN_OBJECTIVE = EncoderObjective(token_weight=1.0, pooled_weight=10.0)  # pruning fine-tunes and distillation
 TRAIN_LR = 1e-4
+LAYER_OBJECTIVE = LayerObjective(token_weight=1.0, layer_weight=1.0, pooled_weight=10.0)  # quantization-aware distillation
+POOL_HOLDOUT = 128  # pool rows held out of training (their titles and texts): the plateau is judged on them
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,9 @@ class EncoderData:
         rows = rows[rng.permutation(len(rows))]
         if len(rows) < cfg.n_pairs + cfg.n_tune:
             raise ValueError(f"only {len(rows)} usable reviews for {cfg.n_pairs} + {cfg.n_tune} pairs")
-        self.ids = {"evaluation": rows[: cfg.n_pairs], "tuning": rows[cfg.n_pairs : cfg.n_pairs + cfg.n_tune]}
+        self.ids = {"evaluation": rows[: cfg.n_pairs], "tuning": rows[cfg.n_pairs : cfg.n_pairs + cfg.n_tune],
+                    "rest": rows[cfg.n_pairs + cfg.n_tune :]}  # usable reviews in neither split (quantization-aware distillation)
+        self.title, self.text = title, text
         # Query i's one relevant document is corpus[i]: its own review.
         self.queries = title[self.ids["evaluation"]].tolist()
         self.corpus = text[self.ids["evaluation"]].tolist()
@@ -273,7 +277,19 @@ class EncoderModel:
 
         return TorchTask(module=teacher, batches=batches, loss=make_loss(TRAIN_OBJECTIVE), export=lambda m, p: self.export(m, Path(p)),
                          prunable=prunable, make_student=make_student, lr=TRAIN_LR, freeze_embeddings=True, dropout=False,
-                         warmup_frac=0.1, weight_decay=0.01)
+                         warmup_frac=0.1, weight_decay=0.01, layer_distill=self._layer_distill(teacher))
+
+    def _layer_distill(self, teacher) -> LayerDistillData:
+        """Quantization-aware distillation's data: every usable review outside evaluation and outside the tuning metric's
+        pairs (the tuning split after its first ``tune_sizes[1]`` pairs, then every review in neither split); the
+        last ``POOL_HOLDOUT`` of them are held out to judge the plateau."""
+        ids = self.split_ids("training")
+        titles, texts = self.data.title[ids].tolist(), self.data.text[ids].tolist()
+        holdout = min(POOL_HOLDOUT, len(ids) // 4)
+        batches, held_out = make_pool_batches(titles, texts, lambda t: encode_batch(self.tok, t), teacher, holdout)
+        return LayerDistillData(batches=batches, holdout=held_out, loss=make_layer_loss(LAYER_OBJECTIVE),
+                                rows={"trained": split_record("training", ids[: len(ids) - holdout]),
+                                      "held_out": split_record("training-holdout", ids[len(ids) - holdout :])})
 
     def evaluate(self, run, cache: Path) -> dict[str, float]:
         return self._score(self._embed(run, self.data.queries, 1), self._embed(run, self.data.corpus, 1), cache)
@@ -295,7 +311,10 @@ class EncoderModel:
         return out
 
     def split_ids(self, name: str) -> np.ndarray:
-        """Row numbers in the reviews file of the "evaluation" or "tuning" pairs."""
+        """Row numbers in the reviews file of the "evaluation" or "tuning" pairs, or of the "training" pool of
+        quantization-aware distillation: the tuning pairs after the tuning metric's, then the reviews in neither split."""
+        if name == "training":
+            return np.concatenate([self.data.ids["tuning"][self.tune_sizes[1] :], self.data.ids["rest"]])
         return self.data.ids[name]
 
     def tuned_on(self, cache: Path | None = None) -> dict:

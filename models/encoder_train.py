@@ -117,3 +117,84 @@ def make_loss(objective: EncoderObjective):
         return objective.token_weight * token + objective.pooled_weight * pooled
 
     return loss
+
+
+# ------------------------------------------------------------------ layer-wise distillation (quantization-aware, compressors/qat.py)
+
+
+@dataclass(frozen=True)
+class LayerObjective:
+    """TinyBERT-style (Jiao et al. 2020, eq. 7-8: hidden-state MSE at every layer) plus the pooled embedding."""
+
+    token_weight: float = 1.0  # last hidden states: MSE / teacher mean square
+    layer_weight: float = 1.0  # intermediate layers 1..L-1 (the embedding output, frozen and never quantized, is left out): mean of their MSEs
+    pooled_weight: float = 10.0  # 1 - cosine of the pooled embeddings
+
+
+def layers_and_pooled(module, ids, mask):
+    """(hidden states of every layer, embeddings first; mean-pooled L2-normalised embedding)."""
+    import torch
+
+    hs = module.bert(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+    m = mask.unsqueeze(-1).to(hs[-1].dtype)
+    pooled = (hs[-1] * m).sum(1) / m.sum(1).clamp(min=1e-9)
+    return tuple(hs), torch.nn.functional.normalize(pooled, p=2, dim=-1)
+
+
+def _relative_mse(h, h_t, m):
+    denom = m.sum() * h.shape[-1]
+    return (((h - h_t) ** 2) * m).sum() / denom / (((h_t**2) * m).sum() / denom).clamp(min=1e-12)
+
+
+def make_layer_loss(objective: LayerObjective):
+    import torch
+
+    def loss(student, inputs, targets, parts: dict | None = None):
+        ids, mask = inputs
+        hs_t, p_t = targets
+        hs, p = layers_and_pooled(student, ids, mask)
+        m = mask.unsqueeze(-1).to(hs[-1].dtype)
+        last = _relative_mse(hs[-1], hs_t[-1], m)
+        mid = torch.stack([_relative_mse(hs[i], hs_t[i], m) for i in range(1, len(hs) - 1)]).mean() if len(hs) > 2 else last * 0
+        pooled = (1 - torch.nn.functional.cosine_similarity(p, p_t, dim=-1)).mean()
+        total = objective.token_weight * last + objective.layer_weight * mid + objective.pooled_weight * pooled
+        if parts is not None:
+            parts.update(last=float(last.detach()), layers=float(mid.detach()), pooled=float(pooled.detach()), total=float(total.detach()))
+        return total
+
+    return loss
+
+
+def make_pool_batches(titles: list[str], texts: list[str], tokenise: Tokenise, teacher, holdout: int):
+    """(``batches(steps, batch, seed)``, ``holdout()``) over a pool of (title, text) rows: the last ``holdout``
+    rows' titles and texts are the held-out slice (never in a training batch), the rest are trained on, title and
+    text batches alternating (``batch_plan``), cycling. Teacher targets of every layer are computed per batch with
+    no gradient (caching 7 layers of hidden states for ~17,000 texts would take gigabytes); the held-out slice's
+    are computed once and kept."""
+    import torch
+
+    n = len(titles) - holdout
+
+    def targets(feed):
+        ids, mask = torch.from_numpy(feed["input_ids"]), torch.from_numpy(feed["attention_mask"])
+        with torch.no_grad():
+            hs, p = layers_and_pooled(teacher.eval(), ids, mask)
+        return (ids, mask), (hs, p)
+
+    def batches(steps: int, batch: int, seed: int) -> Iterator[tuple[tuple, tuple]]:
+        plan = batch_plan(n, n, batch, seed)
+        for step in range(steps):
+            kind, rows = plan[step % len(plan)]
+            source = titles if kind == "title" else texts
+            yield targets(tokenise([source[r] for r in rows]))
+
+    kept: list = []
+
+    def held_out(batch: int = 32) -> list:
+        if not kept:
+            for source in (titles, texts):
+                rest = source[n:]
+                kept.extend(targets(tokenise(rest[s : s + batch])) for s in range(0, len(rest), batch))
+        return kept
+
+    return batches, held_out
