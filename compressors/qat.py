@@ -21,7 +21,8 @@ with ``layer_distill``).
   embeddings frozen, AdamW with linear warmup, then constant. The data is the task's pool: rows that no selection
   reads (for the encoder: neither evaluation nor the tuning metric's pairs).
 * "Until the loss flattens": the loss on the pool's held-out slice (fake quantization on) every ``eval_every`` steps;
-  stop when it has not improved by ``min_delta`` (relative) for ``patience`` checks, or at ``max_steps``. The best
+  stop when it has not improved by ``min_delta`` (relative) for ``patience`` checks, at ``max_steps``, or past
+  ``time_budget_s`` (``training.stopped_by`` says which). The best
   checkpoint is kept; the curve is in the record (``training.curve``).
 * Export: the fake quantization removed, the SAME fused path as ``fuse-bert`` (``export_fused``: eager export, BERT
   fusion, SmoothQuant fold, ``quantize_dynamic``, all int8). Fidelity, as for every variant, is measured against the
@@ -57,6 +58,7 @@ class QatConfig:
     eval_every: int = 100
     patience: int = 3  # held-out checks without a relative improvement of min_delta
     min_delta: float = 0.01
+    time_budget_s: float | None = None  # wall-clock bound on the training loop (stops at the next held-out check past it)
     seed: int = 0
     calib_samples: int = 32  # tuning feeds for the SmoothQuant statistics (the fold's, in the export)
     check_samples: int = 16
@@ -226,6 +228,7 @@ def distil(student, torch_task: TorchTask, task: Task, config: QatConfig, state:
         step += 1
         if step % config.eval_every and step != config.max_steps:
             continue
+        over_budget = config.time_budget_s is not None and time.perf_counter() - t0 > config.time_budget_s
         set_smooth_scales(student, sites, state, feeds, config.smooth_alpha)
         point = {"step": step, "train": round(float(np.mean(window)), 6), **held_out_loss(student, data, state),
                  "s": round(time.perf_counter() - t0, 1)}
@@ -239,6 +242,9 @@ def distil(student, torch_task: TorchTask, task: Task, config: QatConfig, state:
             if stale >= config.patience:
                 stop = "plateau"
                 break
+        if over_budget:
+            stop = "time_budget"
+            break
     student.load_state_dict(best_state)
     best_step = min(curve, key=lambda c: c["total"])["step"]
     return {"steps": step, "stopped_by": stop, "best_step": best_step, "best_held_out": best, "curve": curve,
