@@ -122,10 +122,12 @@ def violations(metrics: Mapping[str, float], floors: Floors) -> list[str]:
 
 
 def judge(kind: str, parity: Mapping[str, Mapping[str, float]]) -> list[str]:
-    """Reasons to FAIL, one per reference: 'vs fp32 on onnxruntime: top10_overlap 0.33 < 0.5, ...'."""
+    """Reasons to FAIL, one per reference: 'vs fp32 on onnxruntime: top10_overlap 0.33 < 0.5, ...'. ``x86``:
+    the same file on the same runtime's x86 build (the ARM functional check of a file ONNX Runtime cannot run)."""
     reasons = []
     for key, floors, label in (("fp32", FP32_FLOORS, "vs fp32 on onnxruntime"),
-                               ("runtime", RUNTIME_FLOORS, "vs the same variant on onnxruntime")):
+                               ("runtime", RUNTIME_FLOORS, "vs the same variant on onnxruntime"),
+                               ("x86", RUNTIME_FLOORS, "vs the same file on the runtime's x86 build")):
         bad = violations(parity[key], floors[kind]) if key in parity else []
         if bad:
             reasons.append(f"{label}: {', '.join(bad)}")

@@ -1,8 +1,10 @@
 """The guest side of the ARM functional check: ``python3.11 _worker.py RUNTIME MODEL THREADS OPTIONS_JSON``.
 
 Runs under qemu-user on the aarch64 Python of bench/arm/env.py, where only numpy and the one
-runtime are importable: so this file imports nothing from the project. It opens one session and
-answers requests on stdin/stdout until stdin closes.
+runtime are importable: so this file imports nothing from the project, except runtimes/litert_io.py
+(numpy alone), loaded by path, for how a ``.tflite`` is fed and read. It opens one session and
+answers requests on stdin/stdout until stdin closes. An empty MODEL only imports the runtime (the probe
+of a runtime whose files this host cannot make, e.g. a ``.tflite``).
 
 Frames: the host sends ``<u64 length><npz of one feed>`` (length 0 = quit); the worker answers
 ``<1 byte kind><u64 length><payload>``: ``J`` JSON (the first frame: what runs), ``O`` an npz of
@@ -57,7 +59,41 @@ def openvino_session(model: str, threads: int, options: dict):
     return run, info
 
 
-SESSIONS = {"onnxruntime": ort_session, "openvino": openvino_session}
+def _litert_io():
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "runtimes", "litert_io.py")
+    spec = importlib.util.spec_from_file_location("litert_io", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def litert_session(model: str, threads: int, options: dict):
+    import ai_edge_litert
+    from ai_edge_litert.interpreter import Interpreter
+
+    info = {"runtime": "litert", "version": getattr(ai_edge_litert, "__version__", "")}
+    if not model:
+        return None, info
+    lio = _litert_io()
+    with open(os.path.join(os.path.dirname(model), lio.SIGNATURE)) as f:
+        signature = json.load(f)
+    interpreter = Interpreter(model_path=model, num_threads=threads)
+    interpreter.allocate_tensors()
+    runner = interpreter.get_signature_runner(options.get("signature") or None)
+    io_ = lio.SignatureIO(signature, runner.get_input_details(), runner.get_output_details())
+    ops = lio.executed_ops(interpreter._get_ops_details(), [d["index"] for d in interpreter.get_output_details()])
+    info.update(lio.delegation_info(ops, threads), quant=signature.get("quant"))
+
+    def run(feed):
+        slates, n = io_.bind(feed)
+        return io_.outputs([runner(**slate) for slate in slates], n)
+
+    return run, info
+
+
+SESSIONS = {"onnxruntime": ort_session, "openvino": openvino_session, "litert": litert_session}
 
 
 def _read_exact(stream, n: int) -> bytes:

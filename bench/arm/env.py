@@ -44,8 +44,12 @@ WHEELS: dict[str, tuple[str, ...]] = {
     "numpy": ("numpy==1.26.4",),
     "onnxruntime": ("onnxruntime==1.32.0",),
     "openvino": ("openvino==2026.4.0",),
+    # LiteRT's interpreter: no aarch64 wheel of the x86 lock's ai-edge-litert 2.3.0 on PyPI; 1.4.0 is its newest
+    # manylinux aarch64 build (it reads the .tflite files litert-torch 0.10 writes: checked under qemu, 2026-12-03).
+    "litert": ("ai-edge-litert==1.4.0", "flatbuffers==25.12.19", "tqdm==4.70.1", "typing_extensions==4.15.0",
+               "backports.strenum==1.2.8"),
 }
-# PyPI's aarch64 tags in use: numpy 1.26 ships manylinux_2_17, onnxruntime 1.32 manylinux_2_28,
+# PyPI's aarch64 tags in use: numpy 1.26 and ai-edge-litert 1.4 ship manylinux_2_17, onnxruntime 1.32 manylinux_2_28,
 # openvino 2026 manylinux_2_35 (bookworm's glibc is 2.36, so all of them load).
 PLATFORMS = ("manylinux_2_35_aarch64", "manylinux_2_34_aarch64", "manylinux_2_31_aarch64",
              "manylinux_2_28_aarch64", "manylinux_2_17_aarch64", "manylinux2014_aarch64")

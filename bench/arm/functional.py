@@ -40,10 +40,21 @@ from odbench.devices.host import detect_host
 from odbench.devices.profile import DeviceProfile
 from odbench.models import ZOO, get_model
 from odbench.models.base import cache_dir
+from odbench.runtimes import get_runtime, parse_options
 
 MEASURED_ON = "functional-emulation"
 WORKER = Path(__file__).with_name("_worker.py")
-ARM_RUNTIMES = ("onnxruntime", "openvino")  # the runtimes with an aarch64 wheel that the worker drives
+ARM_RUNTIMES = ("onnxruntime", "openvino", "litert")  # the runtimes with an aarch64 wheel that the worker drives
+# Runtimes whose files this host cannot make without their own environment: probed by importing them.
+IMPORT_PROBE = ("litert",)
+# Measured on this project's hosts (2026-12-03): why a runtime has no aarch64 build that runs under qemu here.
+NO_ARM_BUILD = {
+    "executorch": ("ExecuTorch 1.5.1's aarch64 wheel links its Python runtime against libtorch (libtorch_python, "
+                   "libtorch_cpu), and PyPI's aarch64 torch 2.13.0 is the CUDA build: importing it needs "
+                   "libcudart.so.13, libcupti.so.13, libcudnn.so.9, libnccl.so.2 and more from NVIDIA's wheels, which "
+                   "the package registries here do not all carry (no nvidia-cuda-cupti for aarch64), and the CPU "
+                   "aarch64 wheel (download.pytorch.org/whl/cpu) is unreachable: run it on the device"),
+}
 # The profile's core -> qemu's model of it (`qemu-aarch64 -cpu help`, QEMU 7.2); its ISA reaches the guest
 # through AT_HWCAP. A core qemu does not model runs on "max" (every feature qemu emulates), with a warning.
 QEMU_CPUS = {"cortex-a35": "cortex-a35", "cortex-a53": "cortex-a53", "cortex-a57": "cortex-a57",
@@ -165,6 +176,8 @@ def why_not(spec: CellSpec, profile: DeviceProfile, env: ArmEnv | None) -> str |
         return f"profile {profile.name!r} is {profile.arch}: the ARM functional check covers aarch64 profiles"
     if spec.runtime not in profile.runtimes:
         return f"profile {profile.name!r} does not support runtime {spec.runtime!r} (it lists {list(profile.runtimes)})"
+    if spec.runtime in NO_ARM_BUILD:
+        return NO_ARM_BUILD[spec.runtime]
     if spec.runtime not in ARM_RUNTIMES:
         return f"no aarch64 build of {spec.runtime!r} in the ARM functional check (it runs {', '.join(ARM_RUNTIMES)}): run it on the device"
     if env is not None and spec.runtime not in env.site:
@@ -225,6 +238,11 @@ def functional_cell(spec: CellSpec, env: ArmEnv | None = None, accuracy: bool = 
                              options=spec.runtime_options, cpu=cpu) as session:
             got = [session.run(f) for f in feeds]
             metrics = {key: parity.compare(p.kind, got, refs[key][: len(got)]) for key in ("fp32", "runtime") if key in refs}
+            if "runtime" not in refs:  # no ONNX Runtime run of this file (a .tflite): its own runtime's x86 build
+                try:
+                    metrics["x86"] = parity.compare(p.kind, got, x86_outputs(spec, feeds, _threads(profile)))
+                except (RuntimeError, OSError, ValueError) as exc:
+                    warnings += (f"not compared with {spec.runtime}'s x86 build: {type(exc).__name__}: {exc}"[:300],)
             if accuracy:
                 metrics["accuracy"] = task_accuracy(spec.model, session.run)
             info = dict(session.info)
@@ -233,6 +251,16 @@ def functional_cell(spec: CellSpec, env: ArmEnv | None = None, accuracy: bool = 
     reasons = parity.judge(p.kind, metrics)
     return result("FAIL" if reasons else "OK", "; ".join(f"on aarch64 {spec.runtime}: {r}" for r in reasons),
                   warnings=warnings, parity=metrics, runtime_info={**info, "qemu_cpu": cpu}, provenance=provenance)
+
+
+def x86_outputs(spec: CellSpec, feeds: Sequence[Mapping[str, np.ndarray]], threads: int) -> list:
+    """The same file's outputs on this host's build of the cell's runtime (its environment's, for a mobile runtime)."""
+    runtime = get_runtime(spec.runtime)
+    session = runtime.open(spec.variant_path, threads, parse_options(runtime, spec.runtime_options))
+    try:
+        return [session.run(f) for f in feeds]
+    finally:
+        session.close()
 
 
 def task_accuracy(model: str, run: Callable) -> dict[str, float]:
@@ -271,8 +299,9 @@ def probe(env: ArmEnv, log: Callable[[str], None] = print) -> ArmEnv:
     for runtime in (r for r in ARM_RUNTIMES if r in env.site):
         t0 = time.perf_counter()
         try:
-            with ArmSession(env, runtime, str(model), cpu="cortex-a76") as s:
-                s.run({"x": np.ones((2, 16), np.float32)})
+            with ArmSession(env, runtime, "" if runtime in IMPORT_PROBE else str(model), cpu="cortex-a76") as s:
+                if runtime not in IMPORT_PROBE:
+                    s.run({"x": np.ones((2, 16), np.float32)})
                 ok[runtime] = s.info
             log(f"[arm] {runtime} runs under qemu ({time.perf_counter() - t0:.1f}s): {s.info}")
         except ArmWorkerError as exc:
@@ -344,8 +373,9 @@ def arm_table(results: Sequence[Result], variants: Mapping | None = None) -> str
         acc = " ".join(f"{k}={v:.4f}" for k, v in (r.parity.get("accuracy") or {}).items())
         v = (variants or {}).get(r.variant_id)
         x86 = " ".join(f"{k}={val:.4f}" for k, val in v.accuracy.items()) if v is not None and acc else ""
+        same = r.parity.get("runtime") or r.parity.get("x86")  # on x86 ONNX Runtime, or (a .tflite) its own runtime
         rows.append(f"| {r.variant_id} | {r.runtime} | {r.profile} | {r.scenario} | {r.measured_on} | {r.verdict} | "
-                    f"{_metric_text(r.parity.get('fp32'))} | {_metric_text(r.parity.get('runtime'))} | {acc} | {x86} | "
+                    f"{_metric_text(r.parity.get('fp32'))} | {_metric_text(same)} | {acc} | {x86} | "
                     f"{r.measure_s:.1f} | {r.reason[:200]} |")
     return "\n".join(rows)
 

@@ -15,12 +15,15 @@ import pytest
 from odbench.bench.arm import functional as arm
 from odbench.bench.arm.env import ArmEnv, ArmEnvError, env_key, find_env
 from odbench.bench.parity import write_reference
+from odbench.compressors.litert_export import LiteRTExport, LiteRTExportConfig
 from odbench.core.feeds import save_feeds
 from odbench.core.onnx_tools import ort_run_fn
-from odbench.core.records import Feeds, ParitySpec, sha256_file
+from odbench.core.records import Feeds, ParitySpec, Variant, sha256_file
 from odbench.devices.catalog import get_profile
+from odbench.runtimes.litert import ENVIRONMENT
 from tests.conftest import make_tiny_onnx
 from tests.helpers import cell
+from tests.runtimes.test_executorch import small_onnx, small_task
 
 pytestmark = pytest.mark.slow  # real models, subprocess matrices or long simulations: `pytest -m 'not slow'` skips them
 
@@ -268,3 +271,74 @@ def test_a_silent_guest_times_out_and_is_killed(tmp_path, monkeypatch):
     env = dataclasses.replace(_host_python_env(tmp_path), qemu=str(fake))
     with pytest.raises(arm.ArmWorkerError, match="no answer within 0.5s"):
         arm.ArmSession(env, "onnxruntime", "model.onnx")
+
+
+# ---------------------------------------------------------------- mobile runtimes (LiteRT under qemu; ExecuTorch refused)
+def _fp32_only(spec, feeds, x86, tmp_path):
+    """The cell as a .tflite's: references hold the fp32 root only (ONNX Runtime cannot run the file)."""
+    ref = write_reference(tmp_path / "ref-fp32.npz", [x86(f) for f in feeds], [])
+    par = ParitySpec(kind="values", reference=str(ref), reference_sha256=sha256_file(ref), n_feeds=len(feeds))
+    return dataclasses.replace(spec, runtime="litert", parity=par, profile=get_profile("phone-big-little").model_dump(mode="json"))
+
+
+def _litert_env(tmp_path) -> ArmEnv:
+    return dataclasses.replace(_fake_env(tmp_path), site={"numpy": tmp_path, "litert": tmp_path})
+
+
+@pytest.mark.parametrize("change, verdict", [(lambda o: o, "OK"), (lambda o: -o, "FAIL")])
+def test_a_file_onnx_runtime_cannot_run_is_compared_with_its_runtimes_x86_build(arm_cell, tmp_path, monkeypatch, change, verdict):
+    spec, feeds, x86 = arm_cell
+    spec = _fp32_only(spec, feeds, x86, tmp_path)
+    seen = []
+    monkeypatch.setattr(arm, "x86_outputs", lambda s, f, threads: seen.append(s.runtime) or [x86(g) for g in f])
+    r = arm.functional_cell(spec, env=_litert_env(tmp_path), session_factory=lambda *a, **k: Altered(x86, change))
+    assert seen == ["litert"] and "runtime" not in r.parity and r.verdict == verdict, r.reason
+    assert r.parity["x86"]["max_abs_diff"] == (0.0 if verdict == "OK" else r.parity["x86"]["max_abs_diff"])
+    if verdict == "FAIL":
+        assert "vs the same file on the runtime's x86 build" in r.reason
+
+
+def test_without_the_x86_build_the_arm_row_says_so_and_is_judged_against_fp32(arm_cell, tmp_path, monkeypatch):
+    spec, feeds, x86 = arm_cell
+    spec = _fp32_only(spec, feeds, x86, tmp_path)
+
+    def missing(*a):
+        raise RuntimeError("the litert environment is not built: run odbench env setup litert")
+
+    monkeypatch.setattr(arm, "x86_outputs", missing)
+    r = arm.functional_cell(spec, env=_litert_env(tmp_path), session_factory=lambda *a, **k: Altered(x86, lambda o: o))
+    assert r.verdict == "OK" and "x86" not in r.parity and r.parity["fp32"]["max_abs_diff"] == 0.0
+    assert any("odbench env setup litert" in w for w in r.warnings)
+
+
+def test_executorch_has_no_arm_build_here_and_the_row_says_why(arm_cell, tmp_path):
+    spec, feeds, x86 = arm_cell
+    spec = dataclasses.replace(_fp32_only(spec, feeds, x86, tmp_path), runtime="executorch")
+    r = arm.functional_cell(spec, env=_litert_env(tmp_path))
+    assert r.verdict == "SKIPPED" and "CUDA build" in r.reason and "run it on the device" in r.reason
+
+
+def test_litert_under_qemu_matches_its_x86_build(tmp_path):
+    """A .tflite converted in the litert environment, run by the aarch64 interpreter under qemu: the same outputs
+    as the x86 interpreter's (fp32: to float rounding) and the fp32 ONNX's."""
+    env = _env_or_skip()
+    if "litert" not in env.site or "litert" in env.manifest.get("probe_failed", {}):
+        pytest.skip(f"LiteRT's aarch64 build is not runnable here: {env.missing.get('litert') or env.manifest.get('probe_failed')}")
+    ready, why = ENVIRONMENT.status()
+    if not ready:
+        pytest.skip(why)
+    rng = np.random.default_rng(1)
+    feeds = [{"x": rng.standard_normal((4, 16)).astype(np.float32)} for _ in range(4)]
+    onnx_path = small_onnx(tmp_path / "fp32" / "model.onnx")
+    root = Variant(id="small/fp32", model="small", path=str(onnx_path), sha256=sha256_file(onnx_path),
+                   size_bytes=onnx_path.stat().st_size, scenarios=("synthetic",))
+    v = LiteRTExport().compress(root, small_task(feeds), LiteRTExportConfig(quant="fp32", calibration_samples=4), tmp_path / "variants")
+    x86 = ort_run_fn(onnx_path)
+    ref = write_reference(tmp_path / "ref.npz", [x86(f) for f in feeds], [])
+    spec = cell(onnx_path, feeds=Feeds(path=str(save_feeds(feeds, tmp_path / "feeds.npz"))), profile=get_profile("phone-big-little"))
+    spec = dataclasses.replace(spec, runtime="litert", variant_path=v.path,
+                               parity=ParitySpec(kind="values", reference=str(ref), reference_sha256=sha256_file(ref), n_feeds=4))
+    r = arm.functional_cell(spec, env=env)
+    assert r.verdict == "OK", r.reason
+    assert r.runtime_info["machine"] == "aarch64" and "XNNPACK" in r.runtime_info["providers"]
+    assert r.parity["x86"]["max_abs_diff"] < 1e-5 and r.parity["fp32"]["max_abs_diff"] < 1e-4
