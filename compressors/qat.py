@@ -23,7 +23,7 @@ with ``layer_distill``).
 * "Until the loss flattens": the loss on the pool's held-out slice (fake quantization on) every ``eval_every`` steps;
   stop when it has not improved by ``min_delta`` (relative) for ``patience`` checks, at ``max_steps``, or past
   ``time_budget_s`` (``training.stopped_by`` says which). The best
-  checkpoint is kept; the curve is in the record (``training.curve``).
+  checkpoint (the last check that improved by ``min_delta``) is exported; the curve is in the record (``training.curve``).
 * Export: the fake quantization removed, the SAME fused path as ``fuse-bert`` (``export_fused``: eager export, BERT
   fusion, SmoothQuant fold, ``quantize_dynamic``, all int8). Fidelity, as for every variant, is measured against the
   original fp32 root's outputs (the task's reference), not the student's fp32.
@@ -214,7 +214,7 @@ def distil(student, torch_task: TorchTask, task: Task, config: QatConfig, state:
     set_smooth_scales(student, sites, state, feeds, config.smooth_alpha)
     student.eval()  # dropout off: matching a teacher
     curve = [{"step": 0, **held_out_loss(student, data, state)}]
-    best, best_state, stale, window, t0 = curve[0]["total"], copy.deepcopy(student.state_dict()), 0, [], time.perf_counter()
+    best, best_step, best_state, stale, window, t0 = curve[0]["total"], 0, copy.deepcopy(student.state_dict()), 0, [], time.perf_counter()
     log(f"  [qat] step 0: held-out {curve[0]}")
     step, stop = 0, "max_steps"
     for inputs, targets in data.batches(config.max_steps, config.batch_size, config.seed):
@@ -236,7 +236,7 @@ def distil(student, torch_task: TorchTask, task: Task, config: QatConfig, state:
         window = []
         log(f"  [qat] step {step}: {point}")
         if point["total"] < best * (1 - config.min_delta):
-            best, best_state, stale = point["total"], copy.deepcopy(student.state_dict()), 0
+            best, best_step, best_state, stale = point["total"], step, copy.deepcopy(student.state_dict()), 0
         else:
             stale += 1
             if stale >= config.patience:
@@ -245,8 +245,7 @@ def distil(student, torch_task: TorchTask, task: Task, config: QatConfig, state:
         if over_budget:
             stop = "time_budget"
             break
-    student.load_state_dict(best_state)
-    best_step = min(curve, key=lambda c: c["total"])["step"]
+    student.load_state_dict(best_state)  # the last check that improved on the kept one by min_delta
     return {"steps": step, "stopped_by": stop, "best_step": best_step, "best_held_out": best, "curve": curve,
             "train_s": round(time.perf_counter() - t0, 1), "lr": config.lr, "batch": config.batch_size, "optimizer": "AdamW",
             "warmup_steps": config.warmup_steps, "freeze_embeddings": True, "dropout": False, "data": data.rows}
