@@ -26,7 +26,7 @@ run: setup
 
 # The emulated aarch64 environment of the ARM functional check (bench/arm/env.py, bench/arm/functional.py): Debian's
 # arm64 Python + PyPI's aarch64 wheels (+ qemu-user if the host has none) under ~/.cache/odbench/arm-<hash>,
-# about 300 MB and 2 minutes once, then reused offline in about 2 s. --best-effort: where it cannot be
+# about 330 MB and 2 minutes once, then reused offline in about 2 s. --best-effort: where it cannot be
 # prepared (no apt-get, no network) this prints why and the ARM tests skip with that reason.
 arm-setup: setup
 	$(VENV)/bin/odbench arm setup --best-effort
