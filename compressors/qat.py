@@ -261,7 +261,8 @@ class QatEncoder:
             raise CompressionError("quantization-aware distillation needs a TorchTask with layer_distill (its data and objective)")
         target = resolve_target(config.target_isa)
         config = replace(config, target_isa=target, weight_bits=config.weight_bits or weight_bits_for(target))
-        suffix = "fused-qat" + (f"-sq{config.smooth_alpha:g}" if config.smooth_alpha is not None else "") + f"-int8dyn-s{config.weight_bits}"
+        smooth = f"-sq{config.smooth_alpha:g}" if config.smooth_alpha is not None else ""
+        suffix = f"fused-qat{smooth}-int8dyn-s{config.weight_bits}"
         name, out_dir, hit = output(variant, suffix, self.name, config, CODE_VERSION, out_dir)
         if hit is not None:
             return hit
@@ -272,5 +273,6 @@ class QatEncoder:
         unwrap(student)
         path, notes, extra = export_fused(student, torch_task, task, config.fused(), fresh_dir(out_dir))
         notes.insert(0, f"quantization-aware distillation: {record['steps']} steps of {config.batch_size} ({record['stopped_by']}), "
-                        f"best held-out loss {record['curve'][0]['total']:.4f} -> {record['best_held_out']:.4f} at step {record['best_step']}")
+                        f"best held-out loss {record['curve'][0]['total']:.4f} -> {record['best_held_out']:.4f} "
+                        f"at step {record['best_step']}")
         return finalize(variant, path, name, self.name, config, task, notes=tuple(notes), extra={**extra, "training": record})

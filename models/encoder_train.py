@@ -127,7 +127,8 @@ class LayerObjective:
     """TinyBERT-style (Jiao et al. 2020, eq. 7-8: hidden-state MSE at every layer) plus the pooled embedding."""
 
     token_weight: float = 1.0  # last hidden states: MSE / teacher mean square
-    layer_weight: float = 1.0  # intermediate layers 1..L-1 (the embedding output, frozen and never quantized, is left out): mean of their MSEs
+    # intermediate layers 1..L-1 (the embedding output, frozen and never quantized, is left out): mean of their MSEs
+    layer_weight: float = 1.0
     pooled_weight: float = 10.0  # 1 - cosine of the pooled embeddings
 
 

@@ -20,7 +20,8 @@ def row(v: Variant) -> str:
     yes = lambda ok: "**yes**" if ok else "no"  # noqa: E731
     holds = a.get("cosine", 0) >= GOALS["cosine"] and a.get("top10_overlap", 0) >= GOALS["top10_overlap"]
     return (f"| `{v.id.split('/', 1)[1]}` | {t.get('cosine', float('nan')):.4f} ({t.get('cosine_lcb95', float('nan')):.4f}) / "
-            f"{t.get('top10_overlap', float('nan')):.3f} ({t.get('top10_overlap_lcb95', float('nan')):.3f}) | {yes(goal_holds(t, GOALS))} | "
+            f"{t.get('top10_overlap', float('nan')):.3f} ({t.get('top10_overlap_lcb95', float('nan')):.3f}) | "
+            f"{yes(goal_holds(t, GOALS))} | "
             f"{a['cosine']:.4f} | {a['top10_overlap']:.3f} [{a['top10_overlap_lo']:.3f}, {a['top10_overlap_hi']:.3f}] | {yes(holds)} | "
             f"{a['delta_recall@10']:+.3f} [{a['delta_recall@10_lo']:+.3f}, {a['delta_recall@10_hi']:+.3f}] |")
 

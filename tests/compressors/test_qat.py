@@ -125,7 +125,8 @@ def test_the_trainer_never_receives_an_evaluation_or_tuning_metric_row(monkeypat
     for who, rows in seen.items():
         assert rows <= pool and not rows & evaluation and not rows & metric, who
     assert not seen["train"] & seen["held_out"]
-    assert next(c["total"] for c in record["curve"] if c["step"] == record["best_step"]) == record["best_held_out"]  # the exported checkpoint
+    # the exported checkpoint
+    assert next(c["total"] for c in record["curve"] if c["step"] == record["best_step"]) == record["best_held_out"]
     assert pool - tuning and not (pool & tuning) - (tuning - metric)  # reviews in neither split are in the pool
 
 
