@@ -63,10 +63,19 @@ class QatConfig:
     calib_samples: int = 32  # tuning feeds for the SmoothQuant statistics (the fold's, in the export)
     check_samples: int = 16
     tolerance: float = 1e-4  # fused graph vs the student's own eager export (max abs)
+    # Fused-graph MatMuls left fp32 (as fuse-bert's fp32_ops): their torch Linears are trained without fake quantization.
+    fp32_ops: tuple[str, ...] = ()
 
     def fused(self) -> FusedConfig:
         return FusedConfig(quantize="dynamic", target_isa=self.target_isa, weight_bits=self.weight_bits, smooth_alpha=self.smooth_alpha,
-                           calib_samples=self.calib_samples, check_samples=self.check_samples, tolerance=self.tolerance)
+                           calib_samples=self.calib_samples, check_samples=self.check_samples, tolerance=self.tolerance,
+                           fp32_ops=self.fp32_ops)
+
+
+def module_path(node: str) -> str:
+    """The torch module a fused-graph MatMul comes from: the exporter scopes node names by module path,
+    '/bert/encoder/layer.0/output/dense/MatMul' <- 'bert.encoder.layer.0.output.dense'."""
+    return node.strip("/").rpartition("/")[0].replace("/", ".")
 
 
 class QuantState:
@@ -135,15 +144,17 @@ def encoder_layers(module):
     return layers
 
 
-def wrap(module, state: QuantState) -> list[tuple[list, object]]:
-    """Every Linear of every encoder layer fake-quantized in place; the SmoothQuant sites as
-    (the wrappers sharing one input, the wrapper whose input to hook)."""
+def wrap(module, state: QuantState, fp32: tuple[str, ...] = ()) -> list[tuple[list, object]]:
+    """Every Linear of every encoder layer fake-quantized in place, but those whose module path is in ``fp32``
+    (deployed fp32); the SmoothQuant sites as (the wrappers sharing one input, the wrapper whose input to hook)."""
+    names = {id(m): n for n, m in module.named_modules()}
     sites = []
     for layer in encoder_layers(module):
         att = layer.attention.self
         for obj, attr in ((att, "query"), (att, "key"), (att, "value"), (layer.attention.output, "dense"),
                           (layer.intermediate, "dense"), (layer.output, "dense")):
-            setattr(obj, attr, make_fake_quant_linear(getattr(obj, attr), state))
+            if names.get(id(getattr(obj, attr))) not in fp32:
+                setattr(obj, attr, make_fake_quant_linear(getattr(obj, attr), state))
         sites += [([att.query, att.key, att.value], att.query), ([layer.intermediate.dense], layer.intermediate.dense)]
     return sites
 
@@ -153,7 +164,7 @@ def unwrap(module) -> None:
         att = layer.attention.self
         for obj, attr in ((att, "query"), (att, "key"), (att, "value"), (layer.attention.output, "dense"),
                           (layer.intermediate, "dense"), (layer.output, "dense")):
-            setattr(obj, attr, getattr(obj, attr).linear)
+            setattr(obj, attr, getattr(getattr(obj, attr), "linear", getattr(obj, attr)))
 
 
 def set_smooth_scales(module, sites, state: QuantState, feeds, alpha: float | None) -> None:
@@ -262,13 +273,13 @@ class QatEncoder:
         target = resolve_target(config.target_isa)
         config = replace(config, target_isa=target, weight_bits=config.weight_bits or weight_bits_for(target))
         smooth = f"-sq{config.smooth_alpha:g}" if config.smooth_alpha is not None else ""
-        suffix = f"fused-qat{smooth}-int8dyn-s{config.weight_bits}"
+        suffix = f"fused-qat{smooth}-int8dyn-s{config.weight_bits}" + (f"-fp32x{len(config.fp32_ops)}" if config.fp32_ops else "")
         name, out_dir, hit = output(variant, suffix, self.name, config, CODE_VERSION, out_dir)
         if hit is not None:
             return hit
         student = copy.deepcopy(torch_task.module).eval()
         state = QuantState(config.weight_bits)
-        sites = wrap(student, state)
+        sites = wrap(student, state, tuple(module_path(n) for n in config.fp32_ops))
         record = distil(student, torch_task, task, config, state, sites, log=log)
         unwrap(student)
         path, notes, extra = export_fused(student, torch_task, task, config.fused(), fresh_dir(out_dir))

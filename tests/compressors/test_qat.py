@@ -163,3 +163,18 @@ def test_the_fake_quantized_student_computes_the_deployed_fused_int8_graph(alpha
         deployed = run(f)[0]
         err_sim, err_fp32 = np.abs(sim - deployed).max(), np.abs(fp32 - deployed).max()
         assert err_sim < 0.01 * err_fp32, (err_sim, err_fp32)  # measured: ~5e-8 against ~8e-5
+
+
+def test_the_linears_deployed_fp32_are_trained_without_fake_quantization():
+    from odbench.compressors.qat import QuantState, module_path, unwrap, wrap
+
+    student = _tiny_pool_encoder(vocab=120)
+    kept = module_path("/bert/encoder/layer.0/output/dense/MatMul")
+    assert kept == "bert.encoder.layer.0.output.dense"
+    wrap(student, QuantState(8), (kept,))
+    mods = dict(student.named_modules())
+    assert type(mods[kept]) is torch.nn.Linear
+    assert hasattr(mods["bert.encoder.layer.1.output.dense"], "linear")
+    assert hasattr(mods["bert.encoder.layer.0.intermediate.dense"], "linear")
+    unwrap(student)
+    assert all(type(m) is torch.nn.Linear for n, m in student.named_modules() if n.endswith(("dense", "query", "key", "value")))
