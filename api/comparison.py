@@ -30,14 +30,14 @@ def zoo_variant(vid: str, cache: Path, log: Callable[[str], None]) -> tuple[Vari
         raise UsageError(f"{vid!r} is neither an existing .onnx file nor a zoo variant id (MODEL/VARIANT)") from None
     if vid == f"{name}/fp32":
         return model.build(cache, log=log), model
-    builds = [path for path in (cache / "variants" / name).rglob("variant.json") if Variant.load(path).id == vid]
+    builds = {path: v for path in (cache / "variants" / name).rglob("variant.json") if (v := Variant.load(path)).id == vid}
     if builds:
         # Earlier builds of the same id (other code or config versions) stay in the cache: the newest is taken, and said.
         newest = max(builds, key=lambda path: path.stat().st_mtime)
         if len(builds) > 1:
             log(f"[compare] {len(builds)} builds of {vid} in {cache}: using the newest, {newest.parent.name} "
                 f"(others: {', '.join(sorted(b.parent.name for b in builds if b != newest))}); pass a .onnx path to choose")
-        return Variant.load(newest), model
+        return builds[newest], model
     raise UsageError(f"zoo variant {vid!r} is not built in {cache}: run `odbench compress --model {name}` first")
 
 

@@ -120,11 +120,9 @@ class EncoderData:
         self.train_texts = text[self.ids["tuning"]].tolist()
 
 
-def build_module():
+def mean_pool_encoder(bert, normalize: bool = True):
+    """``bert`` (kept as ``.bert``) with its last hidden states averaged over real tokens, L2-normalised unless told not."""
     import torch
-    from transformers import AutoModel
-
-    bert = AutoModel.from_pretrained(str(model_dir())).eval()
 
     class MeanPoolEncoder(torch.nn.Module):
         def __init__(self, bert):
@@ -135,9 +133,15 @@ def build_module():
             h = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
             m = attention_mask.unsqueeze(-1).to(h.dtype)
             pooled = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(pooled, p=2, dim=-1)
+            return torch.nn.functional.normalize(pooled, p=2, dim=-1) if normalize else pooled
 
     return MeanPoolEncoder(bert).eval()
+
+
+def build_module():
+    from transformers import AutoModel
+
+    return mean_pool_encoder(AutoModel.from_pretrained(str(model_dir())).eval())
 
 
 class EncoderModel:

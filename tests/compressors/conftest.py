@@ -1,4 +1,4 @@
-"""A tiny ranker-shaped ONNX model (embedding table + MLP) and its fidelity task."""
+"""A tiny ranker-shaped ONNX model (embedding table + MLP) and its fidelity task; a tiny mean-pooled BERT."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,6 +7,18 @@ import numpy as np
 import pytest
 
 from odbench.core.records import Feeds, Variant, sha256_file
+from odbench.models.encoder import mean_pool_encoder
+
+
+def tiny_pool_bert(vocab: int = 120, layers: int = 2, max_positions: int = 64, attention: str = "sdpa", normalize: bool = False):
+    """A random 2-head, 32-wide BERT in the zoo encoder's own mean-pooling wrapper (L2-normalised with ``normalize``)."""
+    import torch
+    import transformers
+
+    cfg = transformers.BertConfig(vocab_size=vocab, hidden_size=32, num_hidden_layers=layers, num_attention_heads=2,
+                                  intermediate_size=64, max_position_embeddings=max_positions, attn_implementation=attention)
+    torch.manual_seed(0)
+    return mean_pool_encoder(transformers.BertModel(cfg, add_pooling_layer=False).eval(), normalize=normalize)
 
 
 def make_tiny_ranker(path: Path, rows: int = 2000, dim: int = 32, seed: int = 0, low_rank_w1: bool = False) -> Path:

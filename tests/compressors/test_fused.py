@@ -10,7 +10,7 @@ import pytest
 
 from odbench.compressors.fused import FusedConfig, FusedEncoder
 from odbench.core.records import TorchTask
-from tests.compressors.conftest import baseline_variant
+from tests.compressors.conftest import baseline_variant, tiny_pool_bert
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -19,22 +19,7 @@ pytestmark = pytest.mark.slow  # torch exports of a (tiny) transformer: ~15 s on
 
 
 def tiny_bert():
-    cfg = transformers.BertConfig(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                                  max_position_embeddings=64, attn_implementation="sdpa")
-    torch.manual_seed(0)
-    bert = transformers.BertModel(cfg, add_pooling_layer=False).eval()
-
-    class Pool(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.bert = bert
-
-        def forward(self, input_ids, attention_mask):
-            h = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            m = attention_mask.unsqueeze(-1).to(h.dtype)
-            return (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
-
-    return Pool().eval()
+    return tiny_pool_bert()
 
 
 def export(module, path):

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.compressors.conftest import tiny_pool_bert
+
 torch = pytest.importorskip("torch")
 
 
@@ -71,24 +73,7 @@ def test_activation_scales_are_per_text_over_real_tokens():
 
 
 def _tiny_pool_encoder(vocab: int = 30522, layers: int = 2):
-    import transformers
-
-    cfg = transformers.BertConfig(vocab_size=vocab, hidden_size=32, num_hidden_layers=layers, num_attention_heads=2,
-                                  intermediate_size=64, max_position_embeddings=160, attn_implementation="eager")
-    torch.manual_seed(0)
-    bert = transformers.BertModel(cfg, add_pooling_layer=False).eval()
-
-    class Pool(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.bert = bert
-
-        def forward(self, input_ids, attention_mask):
-            h = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            m = attention_mask.unsqueeze(-1).to(h.dtype)
-            return torch.nn.functional.normalize((h * m).sum(1) / m.sum(1).clamp(min=1e-9), dim=-1)
-
-    return Pool().eval()
+    return tiny_pool_bert(vocab, layers, max_positions=160, attention="eager", normalize=True)
 
 
 def test_the_trainer_never_receives_an_evaluation_or_tuning_metric_row(monkeypatch, tmp_path):
